@@ -1,0 +1,48 @@
+//! JSON in, JSON out: the one entry point the CLI and the playground share, so that no host
+//! holds decision logic of its own (cedar's pattern).
+
+use crate::config::{ConfigError, FileReader, Policy};
+use crate::engine::{decide, Context};
+use crate::jwk::KeySet;
+use crate::request::{Request, RequestError};
+use crate::time::UnixTime;
+use std::collections::HashMap;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    Config(ConfigError),
+    Request(RequestError),
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Config(e) => write!(f, "configuration: {e}"),
+            ApiError::Request(e) => write!(f, "request: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Decides `request` (SPEC §7 `REQUEST.json`) under `config` (SPEC §2) at `now`, with
+/// `remote_keys` standing in for fetched JWKS. Returns the decision and its JSON report.
+pub fn check_json(
+    config: &str,
+    request: &str,
+    now: UnixTime,
+    remote_keys: &HashMap<String, KeySet>,
+    read_file: FileReader<'_>,
+) -> Result<(crate::Decision, serde_json::Value), ApiError> {
+    let policy = Policy::from_json_with_files(config, read_file).map_err(ApiError::Config)?;
+    let request = Request::from_json(request).map_err(ApiError::Request)?;
+    let ctx = Context {
+        policy: &policy,
+        remote_keys,
+        crypto: &crate::crypto::RING,
+    };
+    let decision = decide(ctx, &request, now);
+    let report = crate::report::decision_json(&decision);
+    Ok((decision, report))
+}

@@ -1,0 +1,261 @@
+//! `agentgate`: the core on the command line (SPEC §7). Exit 0 allow, 1 deny, 2 usage or
+//! configuration error. All decisions are made by the library; this file only does I/O.
+
+use agentgate::alg::{Alg, AlgName};
+use agentgate::api::{check_json, ApiError};
+use agentgate::jwk::{self, KeySet, KeySource};
+use agentgate::mint::{self, SigningKey};
+use agentgate::{Policy, UnixTime};
+use clap::{Parser, Subcommand};
+use ring::rand::SystemRandom;
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Parser)]
+#[command(
+    name = "agentgate",
+    version,
+    about = "Decide whether an AI agent acting through a delegation chain may make a request."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide one request; print the audit record with `headers` and `response`.
+    Check {
+        #[arg(long)]
+        config: String,
+        #[arg(long)]
+        request: String,
+        /// Unix seconds (fractions allowed); defaults to the system clock.
+        #[arg(long)]
+        now: Option<f64>,
+        /// Keys for a `remote_jwks` provider, as NAME=FILE (the CLI never fetches).
+        #[arg(long = "jwks", value_name = "NAME=FILE")]
+        jwks: Vec<String>,
+    },
+    /// Validate a configuration (exit 0 or 2).
+    Lint {
+        #[arg(long)]
+        config: String,
+    },
+    /// Generate a private JWK (ES256, ES384, EdDSA, HS256, HS384, HS512).
+    Keygen {
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        #[arg(long, default_value = "key-1")]
+        kid: String,
+    },
+    /// Print the public JWKS of private JWK files.
+    Jwks {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Sign claims into a token.
+    Mint {
+        /// Private JWK file.
+        #[arg(long)]
+        key: String,
+        /// Claims JSON file (`-` for stdin).
+        #[arg(long)]
+        claims: String,
+        /// Defaults to the key's `alg`.
+        #[arg(long)]
+        alg: Option<String>,
+        /// Sets `iat` to now and `exp` to now + TTL seconds when the claims have no `exp`.
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[arg(long)]
+        now: Option<f64>,
+        /// Extra or overriding header members, as a JSON object file.
+        #[arg(long)]
+        header: Option<String>,
+    },
+    /// Show a token's header, claims and actor chain WITHOUT verifying anything.
+    Decode { token: String },
+}
+
+fn read(path: &str) -> Result<String, String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("stdin: {e}"))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("`{path}`: {e}"))
+}
+
+fn now_or_clock(now: Option<f64>) -> Result<UnixTime, String> {
+    match now {
+        Some(secs) if secs.is_finite() && secs >= 0.0 => {
+            Ok(UnixTime::from_millis((secs * 1000.0) as u64))
+        }
+        Some(_) => Err("`--now` must be a non-negative number of seconds".into()),
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| UnixTime::from_millis(d.as_millis() as u64))
+            .map_err(|_| "the system clock is before 1970".into()),
+    }
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("agentgate: {msg}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("agentgate: internal error (a bug; please report it): {info}");
+    }));
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(msg) => usage_error(msg),
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, String> {
+    let rng = SystemRandom::new();
+    match command {
+        Command::Check {
+            config,
+            request,
+            now,
+            jwks,
+        } => {
+            let config_text = read(&config)?;
+            let request_text = read(&request)?;
+            let now = now_or_clock(now)?;
+            let mut remote: HashMap<String, KeySet> = HashMap::new();
+            for spec in jwks {
+                let (name, file) = spec
+                    .split_once('=')
+                    .ok_or_else(|| format!("`--jwks {spec}`: expected NAME=FILE"))?;
+                let set = jwk::parse_jwks(&read(file)?, KeySource::Fetched)
+                    .map_err(|e| format!("`--jwks {name}`: {}{e}", path_prefix(&e.path())))?;
+                remote.insert(name.to_owned(), set);
+            }
+            let started = Instant::now();
+            let result = check_json(
+                &config_text,
+                &request_text,
+                now,
+                &remote,
+                &read_relative(&config),
+            );
+            let elapsed = started.elapsed().as_micros() as u64;
+            match result {
+                Err(e @ ApiError::Config(_)) | Err(e @ ApiError::Request(_)) => Err(e.to_string()),
+                Ok((decision, mut report)) => {
+                    if let Some(obj) = report.as_object_mut() {
+                        obj.insert("eval_us".into(), elapsed.into());
+                    }
+                    println!("{report}");
+                    Ok(if decision.allowed {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+            }
+        }
+        Command::Lint { config } => {
+            let text = read(&config)?;
+            Policy::from_json_with_files(&text, &read_relative(&config))
+                .map_err(|e| format!("configuration: {e}"))?;
+            println!("ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { alg, kid } => {
+            let alg = parse_alg(&alg)?;
+            let key = SigningKey::generate(alg, &kid, &rng).map_err(|e| e.to_string())?;
+            println!("{}", key.private_jwk());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jwks { keys } => {
+            let loaded = keys
+                .iter()
+                .map(|k| {
+                    SigningKey::from_jwk_json(&read(k)?, &rng).map_err(|e| format!("`{k}`: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            println!("{}", mint::public_jwks(&loaded.iter().collect::<Vec<_>>()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mint {
+            key,
+            claims,
+            alg,
+            ttl,
+            now,
+            header,
+        } => {
+            let key = SigningKey::from_jwk_json(&read(&key)?, &rng)
+                .map_err(|e| format!("`--key`: {e}"))?;
+            let mut claims: serde_json::Value =
+                serde_json::from_str(&read(&claims)?).map_err(|e| format!("`--claims`: {e}"))?;
+            if let (Some(ttl), Some(obj)) = (ttl, claims.as_object_mut()) {
+                if !obj.contains_key("exp") {
+                    let now = now_or_clock(now)?.secs();
+                    obj.insert("iat".into(), now.into());
+                    obj.insert("exp".into(), (now + ttl).into());
+                }
+            }
+            let header = match header {
+                None => None,
+                Some(h) => match serde_json::from_str(&read(&h)?) {
+                    Ok(serde_json::Value::Object(m)) => Some(m),
+                    _ => return Err("`--header` must be a JSON object".into()),
+                },
+            };
+            let alg = match alg {
+                Some(a) => parse_alg(&a)?,
+                None => key.default_alg(),
+            };
+            let token = key
+                .mint(alg, &claims, header.as_ref(), &rng)
+                .map_err(|e| e.to_string())?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Decode { token } => {
+            let report = agentgate::inspect::decode_unverified(&token);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn path_prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
+}
+
+fn parse_alg(name: &str) -> Result<Alg, String> {
+    match Alg::classify(name) {
+        AlgName::Supported(a) => Ok(a),
+        _ => Err(format!("`{name}` is not an algorithm agentgate can use")),
+    }
+}
+
+/// `local_jwks.filename` is resolved relative to the configuration file's directory.
+fn read_relative(config_path: &str) -> impl Fn(&str) -> Result<String, String> {
+    let base = std::path::Path::new(config_path)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    move |name: &str| {
+        let path = base.join(name);
+        std::fs::read_to_string(&path).map_err(|e| format!("`{}`: {e}", path.display()))
+    }
+}

@@ -1,0 +1,191 @@
+//! What a decision produces: the verdict, the deny response (SPEC §4), the identity
+//! headers (SPEC §5) and the audit record (SPEC §6). Hosts only copy these out.
+
+use crate::reason::{Denial, Reason};
+use serde::Serialize;
+
+/// Header names agentgate sets on allow. Inbound headers with this prefix are removed.
+pub const IDENTITY_HEADER_PREFIX: &str = "x-agent-";
+
+/// Whether a binding was checked, and how it went (audit `binding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingOutcome {
+    Ok,
+    Absent,
+    Mismatch,
+    NotChecked,
+}
+
+/// One audit record (SPEC §6). Unknown fields are `null`. Identity fields are filled only
+/// from a verified token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub ts: String,
+    pub decision: &'static str,
+    pub reason: Reason,
+    pub status: Option<u16>,
+    pub rule: Option<String>,
+    pub provider: Option<String>,
+    pub iss: Option<String>,
+    pub sub: Option<String>,
+    pub sub_profile: Option<String>,
+    pub actor: Option<String>,
+    pub chain: Option<Vec<String>>,
+    pub depth: Option<usize>,
+    pub scopes: Option<Vec<String>>,
+    pub kid: Option<String>,
+    pub alg: Option<String>,
+    pub jti: Option<String>,
+    pub token_id: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub authority: Option<String>,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub peer: Option<String>,
+    pub binding: BindingOutcome,
+    /// Measured by the host around the call (the core has no clock); `null` until then.
+    pub eval_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl AuditRecord {
+    /// One line of JSON, as Envoy logs it after `agentgate.audit `.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// The local reply for a denied request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyResponse {
+    /// HTTP status to send: the reason's status, or 200 for gRPC (status in `grpc-status`).
+    pub http_status: u16,
+    pub headers: Vec<(String, String)>,
+    /// JSON `{"error", "detail"}`; empty for gRPC.
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    pub denial: Option<Denial>,
+    /// Inbound header names (as received) starting with `x-agent-`: always removed.
+    pub strip_headers: Vec<String>,
+    /// Identity headers to set on the forwarded request (empty on deny).
+    pub identity_headers: Vec<(String, String)>,
+    pub response: Option<DenyResponse>,
+    pub audit: AuditRecord,
+}
+
+impl Decision {
+    pub fn status(&self) -> Option<u16> {
+        self.reason.status()
+    }
+}
+
+/// gRPC status for an HTTP denial status (SPEC §4).
+pub fn grpc_status(http: u16) -> u16 {
+    match http {
+        401 => 16, // UNAUTHENTICATED
+        403 => 7,  // PERMISSION_DENIED
+        503 => 14, // UNAVAILABLE
+        _ => 2,    // UNKNOWN
+    }
+}
+
+/// Escapes a value for a quoted-string auth-param (RFC 9110 §5.6.4).
+fn quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The `WWW-Authenticate` challenge for a denial, if it has one (RFC 6750 §3, RFC 9470).
+pub fn www_authenticate(
+    denial: &Denial,
+    required_scopes: &[String],
+    acr_values: Option<&[String]>,
+) -> Option<String> {
+    let reason = denial.reason();
+    match (reason, reason.status()) {
+        (Reason::TokenMissing, _) => Some("Bearer".to_owned()),
+        (Reason::StepupRequired, _) => {
+            let mut v = format!(
+                "Bearer error=\"insufficient_user_authentication\", error_description={}",
+                quoted(reason.code())
+            );
+            if let Denial::StepUpRequired { max, .. } = denial {
+                v.push_str(&format!(", max_age={}", quoted(&max.to_string())));
+            }
+            if let Some(acr) = acr_values.filter(|a| !a.is_empty()) {
+                v.push_str(&format!(", acr_values={}", quoted(&acr.join(" "))));
+            }
+            Some(v)
+        }
+        (_, Some(401)) => Some(format!(
+            "Bearer error=\"invalid_token\", error_description={}",
+            quoted(reason.code())
+        )),
+        (_, Some(403)) => {
+            let mut v = format!(
+                "Bearer error=\"insufficient_scope\", error_description={}",
+                quoted(reason.code())
+            );
+            if matches!(
+                reason,
+                Reason::ScopeInsufficient | Reason::ActorScopeExceeded
+            ) && !required_scopes.is_empty()
+            {
+                v.push_str(&format!(", scope={}", quoted(&required_scopes.join(" "))));
+            }
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+pub fn deny_response(
+    denial: &Denial,
+    detail: &str,
+    grpc: bool,
+    required_scopes: &[String],
+    acr_values: Option<&[String]>,
+) -> DenyResponse {
+    let reason = denial.reason();
+    let status = reason.status().unwrap_or(403);
+    let mut headers = Vec::new();
+    if let Some(challenge) = www_authenticate(denial, required_scopes, acr_values) {
+        headers.push(("www-authenticate".to_owned(), challenge));
+    }
+    if grpc {
+        headers.push(("content-type".to_owned(), "application/grpc".to_owned()));
+        headers.push(("grpc-status".to_owned(), grpc_status(status).to_string()));
+        headers.push(("grpc-message".to_owned(), reason.code().to_owned()));
+        DenyResponse {
+            http_status: 200,
+            headers,
+            body: String::new(),
+        }
+    } else {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        let body = serde_json::json!({ "error": reason.code(), "detail": detail }).to_string();
+        DenyResponse {
+            http_status: status,
+            headers,
+            body,
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Every budget the core enforces on untrusted input, in one place, each with where its
+//! number comes from. Exceeding a budget is a decision (a reason code) or a load-time
+//! error, never a panic.
+
+/// Largest token accepted, in bytes (SPEC §4 `token_too_large`). Envoy's default
+/// request-header limit is 60 KiB; real access tokens with a delegation chain stay well
+/// under 4 KiB, so 16 KiB leaves room for long chains without inviting abuse.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Largest JOSE header after base64url decoding. A header holds `alg`, `typ`, `kid` and
+/// perhaps `x5t`; 2 KiB is ten times what any issuer we know of emits.
+pub const MAX_HEADER_BYTES: usize = 2 * 1024;
+
+/// Largest claims set after base64url decoding: the token budget, since the payload is
+/// most of the token and base64url only shrinks it.
+pub const MAX_CLAIMS_BYTES: usize = MAX_TOKEN_BYTES;
+
+/// JSON nesting allowed in a token's header or claims. serde_json refuses deeper input
+/// with an error (its recursion limit is 128), so this is the depth at which a nesting
+/// bomb becomes `token_malformed` instead of a stack overflow; a chain within it that is
+/// still too deep for the policy is `chain_too_deep`.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Longest identity (`sub`, `act.sub`) copied into headers and the audit record. SPIFFE
+/// IDs are limited to 2048 bytes by the SPIFFE ID specification (§2.3).
+pub const MAX_IDENTITY_BYTES: usize = 2048;
+
+/// Most scopes taken from one token. OAuth servers we know of cap scope strings far
+/// lower; the bound keeps effective-scope computation linear and headers small.
+pub const MAX_SCOPES: usize = 256;
+
+/// Largest `kid` or `alg` value written to the audit record (both come from an unverified
+/// header and must not let a caller write large blobs into logs).
+pub const MAX_AUDIT_HEADER_VALUE: usize = 128;
+
+/// Most keys in one JWKS. Identity providers publish a handful (current, next, previous);
+/// 64 leaves room for multi-tenant issuers while bounding the per-token key search.
+pub const MAX_JWKS_KEYS: usize = 64;
+
+/// Largest JWKS document, in bytes: 64 RSA-8192 keys fit comfortably.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Deepest `max_chain_depth` a configuration may ask for. RFC 8693 sets no bound; a chain
+/// deeper than 32 hops is not a delegation anyone can audit.
+pub const MAX_CONFIGURABLE_CHAIN_DEPTH: u32 = 32;
