@@ -185,12 +185,7 @@ fn path_is_normalized(path: &str) -> bool {
     if !path.starts_with('/') {
         return false;
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || path.contains('\\')
-    {
+    if path.contains('\\') || !percent_encoding_is_canonical(path) {
         return false;
     }
     path.get(1..)
@@ -201,6 +196,31 @@ fn path_is_normalized(path: &str) -> bool {
             seg != "." && seg != ".." && (!seg.is_empty() || i == 0 || path.ends_with('/'))
         })
         && !path.contains("//")
+}
+
+/// RFC 3986 §6.2.2: a percent-encoded unreserved character (`%61` for `a`, `%2E` for `.`)
+/// has a canonical unencoded form, and an upstream that decodes it would see another path
+/// than the rules matched; `/` and `\\` encoded would change segments. Both are refused, as
+/// are broken escapes.
+fn percent_encoding_is_canonical(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let decoded = match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(h), Some(l)) => b64::unhex(&format!("{}{}", char::from(*h), char::from(*l))),
+                _ => None,
+            };
+            match decoded.as_deref() {
+                Some([c]) if c.is_ascii_alphanumeric() || b"-._~/\\".contains(c) => return false,
+                Some([_]) => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
 }
 
 fn rule_matches(rule: &Rule, method: &str, path: &str) -> bool {
@@ -346,7 +366,7 @@ fn evaluate<'p>(
     }
 
     // 7. binding
-    audit.binding = check_binding(policy, &claims, request)?;
+    check_binding(policy, &claims, request, &mut audit.binding)?;
 
     // 8. rule requirements
     check_requirements(policy, rule, &claims, &effective, now)?;
@@ -638,32 +658,39 @@ fn check_binding(
     policy: &Policy,
     claims: &Claims,
     request: &Request,
-) -> Result<BindingOutcome, Denial> {
+    outcome: &mut BindingOutcome,
+) -> Result<(), Denial> {
     let peer_digest = request.peer.as_ref().and_then(|p| p.certificate_sha256);
-    let outcome = match &claims.cnf {
-        None if policy.binding.cnf == CnfMode::Required => return Err(Denial::BindingRequired),
-        None => BindingOutcome::Absent,
-        Some(Confirmation::Unsupported) => {
-            return Err(Denial::BindingMismatch(BindingProblem::UnsupportedMethod))
+    match &claims.cnf {
+        None => {
+            *outcome = BindingOutcome::Absent;
+            if policy.binding.cnf == CnfMode::Required {
+                return Err(Denial::BindingRequired);
+            }
         }
-        Some(Confirmation::CertificateThumbprint(expected)) => match peer_digest {
-            None => return Err(Denial::BindingMismatch(BindingProblem::NoPeerCertificate)),
-            // Not a secret (a certificate hash), so a plain comparison is fine.
-            Some(actual) if actual == *expected => BindingOutcome::Ok,
-            Some(_) => return Err(Denial::BindingMismatch(BindingProblem::ThumbprintMismatch)),
-        },
-    };
+        Some(cnf) => {
+            *outcome = BindingOutcome::Mismatch;
+            let problem = match (cnf, peer_digest) {
+                (Confirmation::Unsupported, _) => Some(BindingProblem::UnsupportedMethod),
+                (Confirmation::CertificateThumbprint(_), None) => Some(BindingProblem::NoPeerCertificate),
+                // Not a secret (a certificate hash), so a plain comparison is fine.
+                (Confirmation::CertificateThumbprint(expected), Some(actual)) if actual == *expected => None,
+                (Confirmation::CertificateThumbprint(_), Some(_)) => Some(BindingProblem::ThumbprintMismatch),
+            };
+            if let Some(problem) = problem {
+                return Err(Denial::BindingMismatch(problem));
+            }
+            *outcome = BindingOutcome::Ok;
+        }
+    }
     if policy.binding.actor_must_match_peer {
         let expected = claims.chain.first().map_or(&claims.sub, |a| &a.sub);
         let peer = request.peer.as_ref().and_then(|p| p.uri_san.clone());
         if peer.as_deref() != Some(expected.as_str()) {
-            return Err(Denial::PeerMismatch {
-                expected: expected.clone(),
-                peer,
-            });
+            return Err(Denial::PeerMismatch { expected: expected.clone(), peer });
         }
     }
-    Ok(outcome)
+    Ok(())
 }
 
 fn check_requirements(
@@ -769,6 +796,7 @@ mod tests {
         for ok in ["/", "/v1/payments", "/v1/payments/", "/a.b/c-d"] {
             assert!(path_is_normalized(ok), "{ok}");
         }
+        assert!(path_is_normalized("/a%20b"));
         for bad in [
             "",
             "v1",
@@ -779,6 +807,10 @@ mod tests {
             "/a%2Fb",
             "/a\\b",
             "/..",
+            "/v1/p%61yments",
+            "/a%5cb",
+            "/a%zz",
+            "/a%2",
         ] {
             assert!(!path_is_normalized(bad), "{bad}");
         }

@@ -13,6 +13,7 @@ pub mod api;
 pub mod b64;
 pub mod claims;
 pub mod config;
+pub mod corpus;
 pub mod crypto;
 pub mod decision;
 pub mod engine;

@@ -43,6 +43,7 @@ pub enum ConfigProblem {
         other: String,
     },
     DuplicateRuleId(String),
+    BadRuleId(String),
     UnknownProvider(String),
     PathMatchCount,
     PathNotAbsolute(String),
@@ -109,6 +110,10 @@ impl fmt::Display for ConfigError {
                 write!(f, "this issuer is already used by provider `{other}`")
             }
             DuplicateRuleId(id) => write!(f, "rule id `{id}` is used twice"),
+            BadRuleId(id) => write!(
+                f,
+                "rule id `{id}` must be 1 to 128 of letters, digits, `.`, `_`, `:`, `-`"
+            ),
             UnknownProvider(p) => write!(f, "no provider named `{p}`"),
             PathMatchCount => f.write_str("needs exactly one of `path_prefix` and `path_exact`"),
             PathNotAbsolute(p) => write!(f, "`{p}` must start with `/`"),
@@ -681,8 +686,11 @@ fn build_identity(raw: Option<RawIdentity>) -> Result<Identity, ConfigError> {
 
 fn build_rule(i: usize, r: RawRule, providers: &[Provider]) -> Result<Rule, ConfigError> {
     let at = |field: &str| format!("rules[{i}].{field}");
-    if r.id.is_empty() {
-        return Err(err(at("id"), ConfigProblem::Empty));
+    // Rule ids go into the `x-agent-rule` header, audit records and metric names.
+    let id_ok = (1..=128).contains(&r.id.len())
+        && r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if !id_ok {
+        return Err(err(at("id"), ConfigProblem::BadRuleId(r.id)));
     }
     let path = match (r.matcher.path_prefix, r.matcher.path_exact) {
         (Some(p), None) => PathMatch::Prefix(p),
