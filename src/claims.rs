@@ -173,7 +173,9 @@ pub fn read(raw: Map<String, Value>) -> Result<Claims, Denial> {
         (Some(a), None) | (None, Some(a)) => a,
         (None, None) => Vec::new(),
     };
-    let sub_profile = string(&raw, "sub_profile", "sub_profile")?.map(str::to_owned);
+    let sub_profile = string(&raw, "sub_profile", "sub_profile")?
+        .map(|p| identity(p, "sub_profile"))
+        .transpose()?;
     let chain = read_chain(&raw)?;
     let may_act = match raw.get("may_act") {
         None => None,
@@ -247,8 +249,9 @@ fn read_chain(raw: &Map<String, Value>) -> Result<Vec<Actor>, Denial> {
             });
         }
         let iss = string(act, "iss", &format!("{at}.iss"))?.map(str::to_owned);
-        let sub_profile =
-            string(act, "sub_profile", &format!("{at}.sub_profile"))?.map(str::to_owned);
+        let sub_profile = string(act, "sub_profile", &format!("{at}.sub_profile"))?
+            .map(|p| identity(p, &format!("{at}.sub_profile")))
+            .transpose()?;
         chain.push(Actor {
             sub,
             iss,

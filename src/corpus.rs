@@ -120,7 +120,9 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 /// The twin of a case (given as the case's JSON), as a full case: the case with the
 /// twin's merge patch applied, the twin's expectation, and `(twin)` appended to the name.
 pub fn twin_case(case: &Value) -> Result<Option<Case>, String> {
-    let Some(twin) = case.get("twin") else { return Ok(None) };
+    let Some(twin) = case.get("twin") else {
+        return Ok(None);
+    };
     let mut value = case.clone();
     if let Value::Object(m) = &mut value {
         m.remove("twin");
@@ -131,9 +133,14 @@ pub fn twin_case(case: &Value) -> Result<Option<Case>, String> {
     if let Value::Object(m) = &mut value {
         let name = case.get("name").and_then(Value::as_str).unwrap_or_default();
         m.insert("name".into(), json!(format!("{name} (twin)")));
-        m.insert("expect".into(), twin.get("expect").cloned().unwrap_or(Value::Null));
+        m.insert(
+            "expect".into(),
+            twin.get("expect").cloned().unwrap_or(Value::Null),
+        );
     }
-    serde_json::from_value(value).map(Some).map_err(|e| format!("twin: {e}"))
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| format!("twin: {e}"))
 }
 
 fn parse_alg(name: &str) -> Result<Alg, MintError> {
@@ -147,7 +154,10 @@ fn nested_act(depth: usize) -> Value {
     let mut act = Value::Null;
     for hop in (1..=depth).rev() {
         let mut m = Map::new();
-        m.insert("sub".into(), json!(format!("spiffe://prod.example.com/agent/hop-{hop}")));
+        m.insert(
+            "sub".into(),
+            json!(format!("spiffe://prod.example.com/agent/hop-{hop}")),
+        );
         if !act.is_null() {
             m.insert("act".into(), act);
         }
@@ -165,7 +175,10 @@ pub fn materialize(
     if let Some(raw) = &spec.raw {
         return Ok(raw.clone());
     }
-    let key_of = |name: &str| keys.get(name).ok_or(MintError::NotAPrivateKey("no such key in keys.json"));
+    let key_of = |name: &str| {
+        keys.get(name)
+            .ok_or(MintError::NotAPrivateKey("no such key in keys.json"))
+    };
     let header_key = spec.key.as_deref().map(key_of).transpose()?;
     let signer = match (&spec.signer, header_key) {
         (Some(name), _) => Some(key_of(name)?),
@@ -221,12 +234,19 @@ pub fn materialize(
                     Alg::HS512 => ring::hmac::HMAC_SHA512,
                     _ => ring::hmac::HMAC_SHA256,
                 };
-                ring::hmac::sign(&ring::hmac::Key::new(hmac, secret.as_bytes()), input.as_bytes())
-                    .as_ref()
-                    .to_vec()
+                ring::hmac::sign(
+                    &ring::hmac::Key::new(hmac, secret.as_bytes()),
+                    input.as_bytes(),
+                )
+                .as_ref()
+                .to_vec()
             }
             (None, Some(k)) => k.sign(sign_alg?, input.as_bytes(), rng)?,
-            (None, None) => return Err(MintError::NotAPrivateKey("a token recipe needs `key`, `signer`, `hmac_secret` or `raw`")),
+            (None, None) => {
+                return Err(MintError::NotAPrivateKey(
+                    "a token recipe needs `key`, `signer`, `hmac_secret` or `raw`",
+                ))
+            }
         },
     };
     if spec.signature.as_deref() == Some("flipped") {
@@ -238,11 +258,17 @@ pub fn materialize(
 }
 
 /// Loads `keys.json` (`{"name": private JWK, …}`).
-pub fn load_keys(text: &str, rng: &dyn SecureRandom) -> Result<HashMap<String, SigningKey>, String> {
-    let map: Map<String, Value> = serde_json::from_str(text).map_err(|e| format!("keys.json: {e}"))?;
+pub fn load_keys(
+    text: &str,
+    rng: &dyn SecureRandom,
+) -> Result<HashMap<String, SigningKey>, String> {
+    let map: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| format!("keys.json: {e}"))?;
     map.into_iter()
         .map(|(name, jwk)| match jwk {
-            Value::Object(j) => SigningKey::from_jwk(j, rng).map(|k| (name.clone(), k)).map_err(|e| format!("keys.json `{name}`: {e}")),
+            Value::Object(j) => SigningKey::from_jwk(j, rng)
+                .map(|k| (name.clone(), k))
+                .map_err(|e| format!("keys.json `{name}`: {e}")),
             _ => Err(format!("keys.json `{name}`: not an object")),
         })
         .collect()
@@ -276,7 +302,9 @@ fn replace_placeholder(value: &mut Value, token: &str) -> bool {
             *s = s.replace("{token}", token);
             true
         }
-        Value::Array(items) => items.iter_mut().fold(false, |acc, v| replace_placeholder(v, token) | acc),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, v| replace_placeholder(v, token) | acc),
         _ => false,
     }
 }
@@ -286,34 +314,62 @@ pub fn check_expect(report: &Value, expect: &Expect) -> Result<(), String> {
     let mut problems = Vec::new();
     let field = |name: &str| report.get(name).cloned().unwrap_or(Value::Null);
     if field("decision") != json!(expect.decision) {
-        problems.push(format!("decision: expected {}, got {}", expect.decision, field("decision")));
+        problems.push(format!(
+            "decision: expected {}, got {}",
+            expect.decision,
+            field("decision")
+        ));
     }
     if field("reason") != json!(expect.reason) {
-        problems.push(format!("reason: expected {}, got {} ({})", expect.reason, field("reason"), field("detail")));
+        problems.push(format!(
+            "reason: expected {}, got {} ({})",
+            expect.reason,
+            field("reason"),
+            field("detail")
+        ));
     }
     if field("status") != json!(expect.status) {
-        problems.push(format!("status: expected {:?}, got {}", expect.status, field("status")));
+        problems.push(format!(
+            "status: expected {:?}, got {}",
+            expect.status,
+            field("status")
+        ));
     }
     if let Some(headers) = &expect.headers {
         if field("headers") != Value::Object(headers.clone()) {
-            problems.push(format!("headers: expected {}, got {}", Value::Object(headers.clone()), field("headers")));
+            problems.push(format!(
+                "headers: expected {}, got {}",
+                Value::Object(headers.clone()),
+                field("headers")
+            ));
         }
     }
     let response = field("response");
     if let Some(status) = expect.response_status {
         if response.get("status") != Some(&json!(status)) {
-            problems.push(format!("response status: expected {status}, got {}", response.get("status").unwrap_or(&Value::Null)));
+            problems.push(format!(
+                "response status: expected {status}, got {}",
+                response.get("status").unwrap_or(&Value::Null)
+            ));
         }
     }
     for (name, value) in expect.response_headers.iter().flatten() {
-        let got = response.get("headers").and_then(|h| h.get(name)).unwrap_or(&Value::Null);
+        let got = response
+            .get("headers")
+            .and_then(|h| h.get(name))
+            .unwrap_or(&Value::Null);
         if got != value {
-            problems.push(format!("response header {name}: expected {value}, got {got}"));
+            problems.push(format!(
+                "response header {name}: expected {value}, got {got}"
+            ));
         }
     }
     for (name, value) in expect.audit.iter().flatten() {
         if &field(name) != value {
-            problems.push(format!("audit {name}: expected {value}, got {}", field(name)));
+            problems.push(format!(
+                "audit {name}: expected {value}, got {}",
+                field(name)
+            ));
         }
     }
     if problems.is_empty() {

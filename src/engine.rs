@@ -326,16 +326,6 @@ fn evaluate<'p>(
 
     // 4. claim types, audience, time
     let claims = claims::read(verified.claims)?;
-    if claims
-        .sub_profile
-        .as_deref()
-        .is_some_and(|p| p.chars().any(char::is_control))
-    {
-        return Err(Denial::ClaimInvalid {
-            claim: "sub_profile".into(),
-            expected: "a string without control characters",
-        });
-    }
     let effective = effective_scopes(policy, &claims);
     record_identity(audit, &claims, &effective);
     if !claims.aud.iter().any(|a| provider.audiences.contains(a)) {
@@ -468,6 +458,7 @@ fn verify<'p>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureFailure {
     AlgNone,
+    AlgUnsupported,
     AlgNotAllowed,
     NoKeys,
     KidUnknown,
@@ -480,6 +471,7 @@ impl SignatureFailure {
         let provider = provider.to_owned();
         match self {
             SignatureFailure::AlgNone => Denial::AlgNone,
+            SignatureFailure::AlgUnsupported => Denial::AlgUnsupported,
             SignatureFailure::AlgNotAllowed => Denial::AlgNotAllowed { provider },
             SignatureFailure::NoKeys => Denial::JwksUnavailable { provider },
             SignatureFailure::KidUnknown => Denial::KidUnknown { provider },
@@ -499,6 +491,7 @@ pub fn verify_signature(
 ) -> Result<Alg, SignatureFailure> {
     let alg = match Alg::classify(&jws.header.alg) {
         AlgName::None => return Err(SignatureFailure::AlgNone),
+        AlgName::Unsupported => return Err(SignatureFailure::AlgUnsupported),
         AlgName::Supported(a) if algorithms.contains(&a) => a,
         _ => return Err(SignatureFailure::AlgNotAllowed),
     };
@@ -672,10 +665,18 @@ fn check_binding(
             *outcome = BindingOutcome::Mismatch;
             let problem = match (cnf, peer_digest) {
                 (Confirmation::Unsupported, _) => Some(BindingProblem::UnsupportedMethod),
-                (Confirmation::CertificateThumbprint(_), None) => Some(BindingProblem::NoPeerCertificate),
+                (Confirmation::CertificateThumbprint(_), None) => {
+                    Some(BindingProblem::NoPeerCertificate)
+                }
                 // Not a secret (a certificate hash), so a plain comparison is fine.
-                (Confirmation::CertificateThumbprint(expected), Some(actual)) if actual == *expected => None,
-                (Confirmation::CertificateThumbprint(_), Some(_)) => Some(BindingProblem::ThumbprintMismatch),
+                (Confirmation::CertificateThumbprint(expected), Some(actual))
+                    if actual == *expected =>
+                {
+                    None
+                }
+                (Confirmation::CertificateThumbprint(_), Some(_)) => {
+                    Some(BindingProblem::ThumbprintMismatch)
+                }
             };
             if let Some(problem) = problem {
                 return Err(Denial::BindingMismatch(problem));
@@ -687,7 +688,10 @@ fn check_binding(
         let expected = claims.chain.first().map_or(&claims.sub, |a| &a.sub);
         let peer = request.peer.as_ref().and_then(|p| p.uri_san.clone());
         if peer.as_deref() != Some(expected.as_str()) {
-            return Err(Denial::PeerMismatch { expected: expected.clone(), peer });
+            return Err(Denial::PeerMismatch {
+                expected: expected.clone(),
+                peer,
+            });
         }
     }
     Ok(())

@@ -196,6 +196,8 @@ pub enum Denial {
         provider: String,
     },
     AlgNone,
+    /// A registered JWS algorithm agentgate cannot verify (ES512: ring has no P-521).
+    AlgUnsupported,
     AlgNotAllowed {
         provider: String,
     },
@@ -300,7 +302,9 @@ impl Denial {
             | ProviderNotForRule { .. }
             | TokenFromOtherHeader { .. } => Reason::IssuerUnknown,
             TypeMissing { .. } | TypeNotAllowed { .. } => Reason::TypeNotAllowed,
-            AlgNone | AlgNotAllowed { .. } | KeyDoesNotFitAlg { .. } => Reason::AlgNotAllowed,
+            AlgNone | AlgUnsupported | AlgNotAllowed { .. } | KeyDoesNotFitAlg { .. } => {
+                Reason::AlgNotAllowed
+            }
             JwksUnavailable { .. } => Reason::JwksUnavailable,
             KidUnknown { .. } => Reason::KidUnknown,
             SignatureInvalid => Reason::SignatureInvalid,
@@ -356,6 +360,7 @@ impl Denial {
                 format!("the token `typ` is not one provider `{provider}` accepts")
             }
             AlgNone => "unsigned tokens (`alg: none`) are never accepted".into(),
+            AlgUnsupported => "the token `alg` is not supported by agentgate (ES512 and ES256K: ring has no P-521 or secp256k1)".into(),
             AlgNotAllowed { provider } => {
                 format!("the token `alg` is not one provider `{provider}` accepts")
             }

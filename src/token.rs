@@ -168,7 +168,9 @@ pub fn split(token: &str) -> Result<Jws<'_>, TokenProblem> {
 }
 
 fn decode_part(text: &str, part: Part, max: usize) -> Result<Vec<u8>, TokenProblem> {
-    if text.is_empty() {
+    // RFC 7515 allows an empty payload; only the header must be present. (A JWT then fails
+    // in `parse`, since its claims must be a JSON object.)
+    if text.is_empty() && part == Part::Header {
         return Err(TokenProblem::EmptyPart(part));
     }
     // base64url expands by 4/3: refuse before decoding when the result must be too large.

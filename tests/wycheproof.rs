@@ -167,6 +167,16 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// `Stage: detail` of a rejection, as written in DIVERGENCES.md.
+    fn detail(&self) -> Option<String> {
+        match self {
+            Outcome::Accepted => None,
+            Outcome::Rejected { stage, detail } => Some(format!("{stage:?}: {detail}")),
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -240,8 +250,7 @@ fn tally(file: &'static str, results: &[CaseResult]) -> Tally {
                 t.unsupported.push((r.tc_id, why));
             }
             (expected, _) => {
-                t.divergences
-                    .insert(r.tc_id, (expected, r.outcome.clone()));
+                t.divergences.insert(r.tc_id, (expected, r.outcome.clone()));
             }
         }
     }
@@ -266,6 +275,21 @@ struct Listed {
     why: String,
 }
 
+impl Listed {
+    /// `accepted` or `rejected`.
+    fn actual_word(&self) -> &str {
+        self.actual.split_whitespace().next().unwrap_or("")
+    }
+
+    /// For `rejected (Stage: detail)`, the part in parentheses: the rejection must be exactly
+    /// that one, so that the stated reason stays true.
+    fn actual_detail(&self) -> Option<&str> {
+        let open = self.actual.find('(')?;
+        let close = self.actual.rfind(')')?;
+        self.actual.get(open + 1..close).map(str::trim)
+    }
+}
+
 /// Rows of the markdown table `| file | tcId | expected | actual | why |`.
 fn listed_divergences() -> BTreeMap<(String, u64), Listed> {
     let text = read(DIVERGENCES);
@@ -276,7 +300,10 @@ fn listed_divergences() -> BTreeMap<(String, u64), Listed> {
             continue;
         }
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-        if cells.first().is_some_and(|c| *c == "file" || c.starts_with('-')) {
+        if cells
+            .first()
+            .is_some_and(|c| *c == "file" || c.starts_with('-'))
+        {
             continue;
         }
         assert_eq!(
@@ -320,7 +347,12 @@ fn identical_to(why: &str) -> Option<u64> {
 /// no longer occurs, and any listed `invalid`-accepted case that is not provably a defect
 /// of the vector file (byte-identical to a `valid` case of the same file).
 fn check(t: &Tally, results: &[CaseResult], expected_total: u64) {
-    log(&format!(
+    log(&summary(t));
+    compare(t, results, expected_total);
+}
+
+fn summary(t: &Tally) -> String {
+    format!(
         "wycheproof {}: {} cases: {} passed ({} valid accepted, {} invalid rejected); \
          {} rejected as unsupported algorithm {:?}; {} acceptable ({} accepted {:?}, {} rejected {:?}); \
          {} listed divergences {:?}",
@@ -338,8 +370,10 @@ fn check(t: &Tally, results: &[CaseResult], expected_total: u64) {
         t.acceptable_rejected,
         t.divergences.len(),
         t.divergences.keys().collect::<Vec<_>>(),
-    ));
+    )
+}
 
+fn compare(t: &Tally, results: &[CaseResult], expected_total: u64) {
     let mut problems = Vec::new();
     if t.total as u64 != expected_total {
         problems.push(format!(
@@ -366,19 +400,28 @@ fn check(t: &Tally, results: &[CaseResult], expected_total: u64) {
                 },
                 expected.name(),
             )),
-            Some(l) if l.expected != expected.name() || l.actual != outcome.actual() => {
+            Some(l)
+                if l.expected != expected.name()
+                    || l.actual_word() != outcome.actual()
+                    || l.actual_detail()
+                        .is_some_and(|d| Some(d) != outcome.detail().as_deref()) =>
+            {
                 problems.push(format!(
                     "tcId {id}: listed as expected {} / actual {}, but it is expected {} / {}",
                     l.expected,
                     l.actual,
                     expected.name(),
-                    outcome.actual()
+                    match outcome.detail() {
+                        Some(d) => format!("rejected ({d})"),
+                        None => "accepted".into(),
+                    }
                 ))
             }
             Some(l) if security => {
                 // Only a vector-file defect may be listed: the token must be byte-identical to
                 // a `valid` case of this file that agentgate also accepts.
-                let twin = identical_to(&l.why).and_then(|twin| by_id.get(&twin).map(|r| (twin, r)));
+                let twin =
+                    identical_to(&l.why).and_then(|twin| by_id.get(&twin).map(|r| (twin, r)));
                 let same_input = |a: u64, b: u64| -> bool {
                     let (Some(x), Some(y)) = (jws_text(t.file, a), jws_text(t.file, b)) else {
                         return false;
@@ -482,7 +525,10 @@ fn run_jws_case(keys: &Result<KeySet, JwksError>, key_set: &Value, case: &Value)
     let outcome = match (keys, &split) {
         (Err(e), _) => Outcome::Rejected {
             stage: Stage::Load,
-            detail: format!("{e:?} ({e}) {}", skip_reasons(key_set)),
+            detail: match e {
+                JwksError::NoKeys => format!("{e:?} ({e}): {}", skip_reasons(key_set)),
+                _ => format!("{e:?} ({e})"),
+            },
         },
         (Ok(_), Err(problem)) => Outcome::Rejected {
             stage: Stage::Split,
@@ -506,17 +552,15 @@ fn run_jws_case(keys: &Result<KeySet, JwksError>, key_set: &Value, case: &Value)
             }
         }
     };
-    let unsupported = header_alg.as_deref().and_then(|alg| match Alg::classify(alg) {
-        AlgName::Unsupported => Some(format!(
-            "header alg {alg} is a registered JWS algorithm agentgate does not verify \
-             (Alg::classify = Unsupported; ring has no P-521){}",
-            match keys {
-                Err(_) => format!("; {}", skip_reasons(key_set)),
-                Ok(_) => String::new(),
-            }
-        )),
-        _ => None,
-    });
+    let unsupported = header_alg
+        .as_deref()
+        .and_then(|alg| match Alg::classify(alg) {
+            AlgName::Unsupported => Some(format!(
+                "header alg {alg} is a registered JWS algorithm agentgate does not verify \
+             (Alg::classify = Unsupported; ring has no P-521)"
+            )),
+            _ => None,
+        });
     CaseResult {
         tc_id: tc_id(case),
         comment: comment(case).to_owned(),
@@ -574,11 +618,7 @@ fn json_web_signature_vectors() {
     for case in groups(&doc).iter().flat_map(tests) {
         if flags(case).contains(&"AlgIsNone") {
             let r = results.iter().find(|r| r.tc_id == tc_id(case)).unwrap();
-            assert!(
-                !r.outcome.accepted(),
-                "tcId {}: alg none accepted",
-                r.tc_id
-            );
+            assert!(!r.outcome.accepted(), "tcId {}: alg none accepted", r.tc_id);
         }
     }
     check(&t, &results, doc["numberOfTests"].as_u64().unwrap());
@@ -611,7 +651,11 @@ fn json_web_key_vectors() {
 
 /// The JWK for an EC group, from the uncompressed point `04 || X || Y`.
 fn ec_jwk(group: &Value, crv: &str, size: usize, alg: Alg) -> Value {
-    let point = unhex(group["publicKey"]["uncompressed"].as_str().expect("uncompressed"));
+    let point = unhex(
+        group["publicKey"]["uncompressed"]
+            .as_str()
+            .expect("uncompressed"),
+    );
     assert_eq!(point.len(), 1 + 2 * size, "uncompressed point length");
     assert_eq!(point[0], 0x04, "uncompressed point tag");
     json!({
@@ -628,7 +672,11 @@ fn ed25519_jwk(group: &Value) -> Value {
 
 fn rsa_jwk(group: &Value, alg: Alg) -> Value {
     let n = unhex(group["publicKey"]["modulus"].as_str().expect("modulus"));
-    let e = unhex(group["publicKey"]["publicExponent"].as_str().expect("publicExponent"));
+    let e = unhex(
+        group["publicKey"]["publicExponent"]
+            .as_str()
+            .expect("publicExponent"),
+    );
     json!({
         "kty": "RSA", "alg": alg.name(), "use": "sig",
         "n": b64(strip_leading_zeros(&n)), "e": b64(strip_leading_zeros(&e)),
@@ -642,7 +690,10 @@ fn assert_same_key(file: &str, built: &Value, group: &Value) {
     };
     for member in ["kty", "crv", "x", "y", "n", "e"] {
         if let (Some(a), Some(b)) = (built.get(member), given.get(member)) {
-            assert_eq!(a, b, "{file}: built JWK `{member}` differs from the file's JWK");
+            assert_eq!(
+                a, b,
+                "{file}: built JWK `{member}` differs from the file's JWK"
+            );
         }
     }
 }
@@ -657,7 +708,10 @@ fn run_primitive_file(file: &'static str, alg: Alg, jwk_of: impl Fn(&Value) -> V
         let keys = load_keys(&set);
         if let Ok(set) = &keys {
             assert_eq!(set.keys.len(), 1);
-            assert!(set.keys[0].fits(alg), "{file}: loaded key does not fit {alg}");
+            assert!(
+                set.keys[0].fits(alg),
+                "{file}: loaded key does not fit {alg}"
+            );
         }
         for case in tests(group) {
             let msg = unhex(case["msg"].as_str().expect("msg"));
@@ -702,12 +756,16 @@ fn run_primitive_file(file: &'static str, alg: Alg, jwk_of: impl Fn(&Value) -> V
 
 #[test]
 fn ecdsa_p256_p1363_vectors_as_es256() {
-    run_primitive_file(P256_FILE, Alg::ES256, |g| ec_jwk(g, "P-256", 32, Alg::ES256));
+    run_primitive_file(P256_FILE, Alg::ES256, |g| {
+        ec_jwk(g, "P-256", 32, Alg::ES256)
+    });
 }
 
 #[test]
 fn ecdsa_p384_p1363_vectors_as_es384() {
-    run_primitive_file(P384_FILE, Alg::ES384, |g| ec_jwk(g, "P-384", 48, Alg::ES384));
+    run_primitive_file(P384_FILE, Alg::ES384, |g| {
+        ec_jwk(g, "P-384", 48, Alg::ES384)
+    });
 }
 
 #[test]
@@ -742,9 +800,15 @@ fn divergences_list_names_only_known_files_and_outcomes() {
             "{DIVERGENCES}: {file} tcId {id}: expected must be valid/invalid/acceptable"
         );
         assert!(
-            ["accepted", "rejected"].contains(&l.actual.as_str()),
-            "{DIVERGENCES}: {file} tcId {id}: actual must be accepted/rejected"
+            ["accepted", "rejected"].contains(&l.actual_word()),
+            "{DIVERGENCES}: {file} tcId {id}: actual must be `accepted` or `rejected (Stage: detail)`"
         );
+        if l.actual_word() == "rejected" {
+            assert!(
+                l.actual_detail().is_some(),
+                "{DIVERGENCES}: {file} tcId {id}: say where and why: `rejected (Stage: detail)`"
+            );
+        }
         assert!(
             l.expected != "acceptable",
             "{DIVERGENCES}: {file} tcId {id}: an acceptable case cannot diverge"
@@ -779,11 +843,42 @@ fn divergence_checker_catches_unlisted_and_security_cases() {
     }];
     let t = tally("synthetic_test.json", &results);
     assert_eq!(t.divergences.len(), 1);
-    let err = std::panic::catch_unwind(|| check(&t, &results, 1)).unwrap_err();
-    let message = err
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    assert!(summary(&t).contains("1 listed divergences [999999]"));
+    let err = std::panic::catch_unwind(|| compare(&t, &results, 1)).unwrap_err();
+    let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("SECURITY"), "{message}");
     assert!(message.contains("999999"), "{message}");
+}
+
+#[test]
+fn vector_files_match_source_md() {
+    // The copies stay byte-identical to upstream: a wrong expectation is listed in
+    // DIVERGENCES.md, never edited out of a vector file.
+    let source = read("SOURCE.md");
+    let mut checked = Vec::new();
+    for line in source.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(digest), Some(file), None) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let bytes = std::fs::read(format!("{DIR}/{file}")).unwrap();
+        let actual: String = crypto::sha256(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            actual, digest,
+            "{file} differs from the digest in SOURCE.md"
+        );
+        checked.push(file.to_owned());
+    }
+    for file in FILES.iter().chain(&["LICENSE"]) {
+        assert!(
+            checked.iter().any(|c| c == file),
+            "SOURCE.md has no SHA-256 for {file}"
+        );
+    }
 }

@@ -688,7 +688,9 @@ fn build_rule(i: usize, r: RawRule, providers: &[Provider]) -> Result<Rule, Conf
     let at = |field: &str| format!("rules[{i}].{field}");
     // Rule ids go into the `x-agent-rule` header, audit records and metric names.
     let id_ok = (1..=128).contains(&r.id.len())
-        && r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+        && r.id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
     if !id_ok {
         return Err(err(at("id"), ConfigProblem::BadRuleId(r.id)));
     }
