@@ -6,7 +6,8 @@
 #   - the Rust targets wasm32-wasip1 (Envoy) and wasm32-unknown-unknown (browser),
 #   - the rustfmt and clippy components, if the toolchain was installed without them,
 #   - clang and llvm-ar (apt packages `clang` and `llvm`): ring compiles C and assembly
-#     for the wasm targets with clang and archives it with llvm-ar.
+#     for the wasm targets with clang and archives it with llvm-ar;
+#   - make, when the machine has none (.ci/run calls this script before `make test`).
 # apt-get runs as root, or through sudo when that is available.
 set -euo pipefail
 
@@ -42,8 +43,9 @@ else
     done
 fi
 
-# --- clang and llvm-ar (C code of ring for the wasm targets) --------------------------
+# --- clang and llvm-ar (C code of ring for the wasm targets), make ---------------------
 packages=()
+command -v make >/dev/null 2>&1 || packages+=(make)
 command -v clang >/dev/null 2>&1 || packages+=(clang)
 command -v llvm-ar >/dev/null 2>&1 || packages+=(llvm)
 if [ ${#packages[@]} -gt 0 ]; then
@@ -55,13 +57,14 @@ if [ ${#packages[@]} -gt 0 ]; then
         die "missing ${packages[*]}; install them (apt-get install ${packages[*]}) or run as root"
     fi
     command -v apt-get >/dev/null 2>&1 ||
-        die "missing ${packages[*]} and no apt-get; install clang and llvm (llvm-ar) yourself"
+        die "missing ${packages[*]} and no apt-get; install them yourself (llvm provides llvm-ar)"
     say "apt-get update && apt-get install -y ${packages[*]}"
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
 fi
 command -v clang >/dev/null 2>&1 || die "clang is still not on PATH"
 command -v llvm-ar >/dev/null 2>&1 || die "llvm-ar is still not on PATH"
+command -v make >/dev/null 2>&1 || die "make is still not on PATH"
 
 # --- Python (demo formatting, standard library only) ----------------------------------
 command -v python3 >/dev/null 2>&1 || say "warning: python3 not found; \`make demo\` needs it"

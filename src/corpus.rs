@@ -150,20 +150,21 @@ fn parse_alg(name: &str) -> Result<Alg, MintError> {
     }
 }
 
-fn nested_act(depth: usize) -> Value {
-    let mut act = Value::Null;
-    for hop in (1..=depth).rev() {
-        let mut m = Map::new();
-        m.insert(
-            "sub".into(),
-            json!(format!("spiffe://prod.example.com/agent/hop-{hop}")),
-        );
-        if !act.is_null() {
-            m.insert("act".into(), act);
+/// `{"sub":"spiffe://prod.example.com/agent/hop-1","act":{…hop-2…}}` as JSON text. Built
+/// as text, not as a `serde_json::Value`: a 5000-deep `Value` overflows small stacks when it
+/// is serialised or dropped (browsers, test threads).
+fn nested_act_json(depth: usize) -> String {
+    let mut out = String::new();
+    for hop in 1..=depth {
+        out.push_str(&format!(
+            "{{\"sub\":\"spiffe://prod.example.com/agent/hop-{hop}\""
+        ));
+        if hop < depth {
+            out.push_str(",\"act\":");
         }
-        act = Value::Object(m);
     }
-    act
+    out.push_str(&"}".repeat(depth));
+    out
 }
 
 /// Makes the token a recipe describes.
@@ -213,14 +214,21 @@ pub fn materialize(
         (None, Some(text)) => b64::encode(text.as_bytes()),
         (None, None) => {
             let mut claims = spec.claims.clone().unwrap_or_else(|| json!({}));
-            if let (Some(depth), Value::Object(m)) = (spec.act_depth, &mut claims) {
-                m.insert("act".into(), nested_act(depth));
-            }
             if let (Some(target), Value::Object(m)) = (spec.pad_claims_to, &mut claims) {
                 let len = Value::Object(m.clone()).to_string().len();
                 m.insert("pad".into(), json!("x".repeat(target.saturating_sub(len))));
             }
-            b64::encode(claims.to_string().as_bytes())
+            let mut text = claims.to_string();
+            if let (Some(depth @ 1..), Value::Object(m)) = (spec.act_depth, &claims) {
+                // Splice the chain in as text, replacing any `act` of the recipe.
+                let mut without_act = m.clone();
+                without_act.remove("act");
+                let rest = Value::Object(without_act).to_string();
+                let inner = rest.strip_prefix('{').unwrap_or("}");
+                let sep = if inner == "}" { "" } else { "," };
+                text = format!("{{\"act\":{}{sep}{inner}", nested_act_json(depth));
+            }
+            b64::encode(text.as_bytes())
         }
     };
     let input = format!("{}.{}", b64::encode(header_json.as_bytes()), payload);

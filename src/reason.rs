@@ -375,16 +375,16 @@ impl Denial {
             ClaimInvalid { claim, expected } => format!("claim `{claim}` must be {expected}"),
             AudienceMismatch => "the token is not for this audience".into(),
             Expired { now, exp, skew } => {
-                format!("the token expired at {exp} (now {now}, skew {skew}s)")
+                format!("the token expired at {} (now {now}, skew {skew}s)", secs(*exp))
             }
             NotYetValid { now, nbf, skew } => {
-                format!("the token is not valid before {nbf} (now {now}, skew {skew}s)")
+                format!("the token is not valid before {} (now {now}, skew {skew}s)", secs(*nbf))
             }
             IssuedInFuture { now, iat, skew } => {
-                format!("the token is issued in the future at {iat} (now {now}, skew {skew}s)")
+                format!("the token is issued in the future at {} (now {now}, skew {skew}s)", secs(*iat))
             }
             LifetimeTooLong { lifetime, max } => {
-                format!("the token lives {lifetime}s; the provider allows {max}s")
+                format!("the token lives {}s; the provider allows {max}s", secs(*lifetime))
             }
             ChainTooDeep { depth, max } | RuleChainTooDeep { depth, max } => {
                 format!("the delegation chain has {depth} actors; at most {max} are allowed")
@@ -440,11 +440,22 @@ impl Denial {
             ),
             ClaimMismatch { claim } => format!("claim `{claim}` does not have a required value"),
             StepUpRequired { age: Some(age), max } => format!(
-                "the user authenticated {age}s ago; this route needs authentication within {max}s"
+                "the user authenticated {}s ago; this route needs authentication within {max}s",
+                secs(*age)
             ),
             StepUpRequired { age: None, max } => format!(
                 "the token has no `auth_time` or `iat`; this route needs authentication within {max}s"
             ),
         }
+    }
+}
+
+/// A NumericDate or duration for a sentence: whole seconds as integers, anything huge or
+/// fractional in short scientific form (a signed `exp: 1e300` must not print 300 digits).
+fn secs(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.3e}")
     }
 }

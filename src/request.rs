@@ -57,7 +57,7 @@ impl Request {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or an array of strings")]
 enum HeaderValueJson {
     One(String),
     Many(Vec<String>),

@@ -553,6 +553,43 @@ fn insufficient_scope_is_403_with_scope_parameter() {
 }
 
 #[test]
+fn step_up_is_401_insufficient_user_authentication_with_max_age() {
+    let env = Env::new("stepup");
+    let mut claims = json!({ "iss": ISS, "aud": AUD, "sub": "alice@example.com",
+                             "acr": "urn:example:acr:approved", "auth_time": NOW - 301 });
+    let token = env.mint(&claims);
+    let v = assert_deny(
+        &env.check(&request("POST", "/v1/approvals", Some(&token))),
+        "stepup_required",
+        401,
+    );
+    let c = challenge(&v);
+    assert!(
+        c.starts_with(
+            r#"Bearer error="insufficient_user_authentication", error_description="stepup_required""#
+        ),
+        "{c}"
+    );
+    assert!(c.contains(r#"max_age="300""#), "{c}");
+
+    claims["auth_time"] = json!(NOW - 10);
+    let token = env.mint(&claims);
+    let out = env.check(&request("POST", "/v1/approvals", Some(&token)));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+
+    // `claims` is checked before `fresh_auth_s`.
+    claims["acr"] = json!("urn:example:acr:weak");
+    claims["auth_time"] = json!(NOW - 1000);
+    let token = env.mint(&claims);
+    let v = assert_deny(
+        &env.check(&request("POST", "/v1/approvals", Some(&token))),
+        "claim_mismatch",
+        403,
+    );
+    assert!(challenge(&v).contains(r#"error="insufficient_scope""#));
+}
+
+#[test]
 fn other_denials_follow_the_spec_order() {
     let env = Env::new("order");
     // No rule matches.
@@ -664,6 +701,81 @@ fn grpc_denials_are_http_200_with_grpc_status() {
     assert_eq!(v["response"], Value::Null);
 }
 
+#[test]
+fn hostile_tokens_are_decisions_not_crashes() {
+    let env = Env::new("hostile");
+    let rng = ring::rand::SystemRandom::new();
+    let key = agentgate::mint::SigningKey::from_jwk_json(
+        &std::fs::read_to_string(&env.corp_es).unwrap(),
+        &rng,
+    )
+    .unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let sign = |payload: &str| {
+        let header = r#"{"alg":"ES256","kid":"corp-1","typ":"at+jwt"}"#;
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        let sig = key
+            .sign(agentgate::alg::Alg::ES256, input.as_bytes(), &rng)
+            .unwrap();
+        format!("{input}.{}", b64(&sig))
+    };
+    // A nesting bomb: 1500 nested `act`s, properly signed, under the 16 KiB budget.
+    let depth = 1500;
+    let mut claims = format!(
+        r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"alice","scope":"invoices:read","exp":{}"#,
+        NOW + 60
+    );
+    for _ in 0..depth {
+        claims.push_str(r#","act":{"sub":"spiffe://prod.example.com/agent/x""#);
+    }
+    claims.push_str(&"}".repeat(depth + 1));
+    let bomb = sign(&claims);
+    let out = env.check(&request("GET", "/v1/invoices", Some(&bomb)));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let reason = out.json()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        ["token_malformed", "token_too_large", "chain_too_deep"].contains(&reason.as_str()),
+        "{reason}"
+    );
+    let out = run(&["decode", &bomb]);
+    assert_eq!(out.code, 0);
+    assert_eq!(out.json()["verified"], false);
+
+    // Over 16 KiB: token_too_large.
+    let big = sign(&format!(
+        r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"alice","exp":{},"pad":"{}"}}"#,
+        NOW + 60,
+        "x".repeat(20 * 1024)
+    ));
+    let v = assert_deny(
+        &env.check(&request("GET", "/v1/invoices", Some(&big))),
+        "token_too_large",
+        401,
+    );
+    assert_eq!(v["token_id"], token_id(&big));
+
+    // `exp: "never"` signed by the real key: claim_invalid, never "no expiry".
+    let never = sign(&format!(
+        r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"alice","scope":"invoices:read","exp":"never"}}"#
+    ));
+    assert_deny(
+        &env.check(&request("GET", "/v1/invoices", Some(&never))),
+        "claim_invalid",
+        401,
+    );
+    // Duplicate member in the signed claims: token_malformed.
+    let dup = sign(&format!(
+        r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"alice","sub":"root","scope":"invoices:read","exp":{}}}"#,
+        NOW + 60
+    ));
+    let v = assert_deny(
+        &env.check(&request("GET", "/v1/invoices", Some(&dup))),
+        "token_malformed",
+        401,
+    );
+    assert_eq!(v["sub"], Value::Null);
+}
+
 // ---------------------------------------------------------------------------------------
 // Forgery and spoofing
 
@@ -723,6 +835,127 @@ fn forged_token_never_writes_its_claims_into_the_audit_record() {
         }
         assert_no_token_leak(&out, &forged);
     }
+}
+
+#[test]
+fn algorithm_confusion_and_header_checks() {
+    let env = Env::new("alg");
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let claims = json!({ "iss": ISS, "aud": AUD, "sub": "mallory", "scope": "invoices:read",
+                         "iat": T0, "exp": T0 + TTL });
+    let payload = b64(claims.to_string().as_bytes());
+    let public_jwks = std::fs::read_to_string(env.sb.path("jwks.json")).unwrap();
+
+    // HS256 keyed with the public JWKS text (the classic RS/ES→HS confusion).
+    let header = b64(br#"{"alg":"HS256","kid":"corp-1","typ":"at+jwt"}"#);
+    let input = format!("{header}.{payload}");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, public_jwks.as_bytes());
+    let hs = format!(
+        "{input}.{}",
+        b64(ring::hmac::sign(&key, input.as_bytes()).as_ref())
+    );
+    // alg none, with and without a signature part.
+    let none_header = b64(br#"{"alg":"none","kid":"corp-1","typ":"at+jwt"}"#);
+    let none_empty = format!("{none_header}.{payload}.");
+    let none_upper = format!(
+        "{}.{payload}.",
+        b64(br#"{"alg":"NONE","kid":"corp-1","typ":"at+jwt"}"#)
+    );
+    for (token, alg) in [(hs, "HS256"), (none_empty, "none"), (none_upper, "NONE")] {
+        let v = assert_deny(
+            &env.check(&request("GET", "/v1/invoices", Some(&token))),
+            "alg_not_allowed",
+            401,
+        );
+        assert_eq!(v["alg"], alg);
+        assert_eq!(v["sub"], Value::Null, "{v}");
+    }
+
+    let header_file = |name: &str, h: Value| env.sb.write(name, &h.to_string());
+    let mint_h = |key: &Path, header: &Path| {
+        let claims_file = env.sb.write(&env.next_name("claims"), &claims.to_string());
+        let out = run(&[
+            "mint".as_ref(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--claims".as_ref(),
+            claims_file.as_os_str(),
+            "--header".as_ref(),
+            header.as_os_str(),
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout.trim().to_owned()
+    };
+    // EdDSA signature presented under the EC key's kid: the key and the alg disagree.
+    let h = header_file("h-ed.json", json!({ "kid": "corp-1" }));
+    let token = mint_h(&env.corp_ed, &h);
+    assert_deny(
+        &env.check(&request("GET", "/v1/invoices", Some(&token))),
+        "alg_not_allowed",
+        401,
+    );
+    // Unknown kid.
+    let h = header_file("h-kid.json", json!({ "kid": "corp-9" }));
+    let token = mint_h(&env.corp_es, &h);
+    let v = assert_deny(
+        &env.check(&request("GET", "/v1/invoices", Some(&token))),
+        "kid_unknown",
+        401,
+    );
+    assert_eq!(v["kid"], "corp-9");
+    // No kid: every key that fits the alg is tried.
+    let h = header_file("h-nokid.json", json!({ "kid": null }));
+    let token = mint_h(&env.corp_es, &h);
+    let out = env.check(&request("GET", "/v1/invoices", Some(&token)));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(out.json()["kid"], Value::Null);
+    // typ: case-insensitive, `application/` tolerated, absent accepted (jwt is listed).
+    for (i, typ) in [json!("JWT"), json!("application/AT+JWT"), json!(null)]
+        .into_iter()
+        .enumerate()
+    {
+        let h = header_file(&format!("h-typ{i}.json"), json!({ "typ": typ }));
+        let token = mint_h(&env.corp_es, &h);
+        let out = env.check(&request("GET", "/v1/invoices", Some(&token)));
+        assert_eq!(out.code, 0, "typ {typ}: {}", out.stdout);
+    }
+    let h = header_file("h-dpop.json", json!({ "typ": "dpop+jwt" }));
+    let token = mint_h(&env.corp_es, &h);
+    assert_deny(
+        &env.check(&request("GET", "/v1/invoices", Some(&token))),
+        "type_not_allowed",
+        401,
+    );
+
+    // Scheme matched case-insensitively.
+    let token = env.mint(&claims);
+    let mut req = request("GET", "/v1/invoices", None);
+    req["headers"]["Authorization"] = json!(format!("bearer {token}"));
+    let out = env.check(&req);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+
+    // Issuer nobody configured, and a configured issuer the rule does not accept.
+    let mut other = claims.clone();
+    other["iss"] = json!("https://evil.example.org");
+    let token = env.mint(&other);
+    let v = assert_deny(
+        &env.check(&request("GET", "/v1/invoices", Some(&token))),
+        "issuer_unknown",
+        401,
+    );
+    assert_eq!(v["iss"], Value::Null);
+    assert_eq!(v["provider"], Value::Null);
+    let mut partner = claims.clone();
+    partner["iss"] = json!(PARTNER_ISS);
+    let token = env.mint_with(&env.partner, &partner);
+    let jwks_arg = format!("partner-sts={}", env.sb.path("partner-jwks.json").display());
+    let out = env.check_at(
+        &request("GET", "/v1/invoices", Some(&token)),
+        NOW,
+        &["--jwks", &jwks_arg],
+    );
+    let v = assert_deny(&out, "issuer_unknown", 401);
+    assert_eq!(v["sub"], Value::Null);
 }
 
 #[test]

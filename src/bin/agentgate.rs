@@ -102,6 +102,14 @@ fn now_or_clock(now: Option<f64>) -> Result<UnixTime, String> {
     }
 }
 
+/// Writes one line to stdout. A closed pipe (`agentgate check … | head`) is not an error of
+/// the decision: the exit code already says allow or deny.
+fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("agentgate: {msg}");
     ExitCode::from(2)
@@ -154,7 +162,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     if let Some(obj) = report.as_object_mut() {
                         obj.insert("eval_us".into(), elapsed.into());
                     }
-                    println!("{report}");
+                    emit(&format!("{report}"));
                     Ok(if decision.allowed {
                         ExitCode::SUCCESS
                     } else {
@@ -167,13 +175,13 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let text = read(&config)?;
             Policy::from_json_with_files(&text, &read_relative(&config))
                 .map_err(|e| format!("configuration: {e}"))?;
-            println!("ok");
+            emit(&format!("ok"));
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { alg, kid } => {
             let alg = parse_alg(&alg)?;
             let key = SigningKey::generate(alg, &kid, &rng).map_err(|e| e.to_string())?;
-            println!("{}", key.private_jwk());
+            emit(&format!("{}", key.private_jwk()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Jwks { keys } => {
@@ -183,7 +191,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     SigningKey::from_jwk_json(&read(k)?, &rng).map_err(|e| format!("`{k}`: {e}"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            println!("{}", mint::public_jwks(&loaded.iter().collect::<Vec<_>>()));
+            emit(&format!(
+                "{}",
+                mint::public_jwks(&loaded.iter().collect::<Vec<_>>())
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Command::Mint {
@@ -219,15 +230,15 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let token = key
                 .mint(alg, &claims, header.as_ref(), &rng)
                 .map_err(|e| e.to_string())?;
-            println!("{token}");
+            emit(&format!("{token}"));
             Ok(ExitCode::SUCCESS)
         }
         Command::Decode { token } => {
             let report = agentgate::inspect::decode_unverified(&token);
-            println!(
+            emit(&format!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
     }

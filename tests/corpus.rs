@@ -1,0 +1,408 @@
+//! The decision corpus (`host-tests/corpus/`), run natively.
+//!
+//! Every case (and its twin) is materialised and decided through `api::check_json`, exactly
+//! as the CLI and the playground decide. All failures are collected and reported together.
+//! Besides each case's own expectation, the corpus as a whole must:
+//! - reach every reason code of SPEC §4;
+//! - give every deny reason at least one case whose twin has a different reason;
+//! - never put the token or its signature into the report;
+//! - never record identity fields from a token that was refused before (or at) signature
+//!   verification;
+//! - strip every inbound `x-agent-*` header, and answer every denial with the SPEC §4
+//!   response (status, body, `WWW-Authenticate`, gRPC status).
+//!
+//! See `host-tests/corpus/README.md` for the format and how other hosts run it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use agentgate::api::check_json;
+use agentgate::corpus::{
+    check_expect, load_keys, materialize, request_with_token, twin_case, Case,
+};
+use agentgate::jwk::{parse_jwks, KeySet, KeySource};
+use agentgate::mint::{public_jwks, SigningKey};
+use agentgate::{Reason, UnixTime};
+use ring::rand::SystemRandom;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/host-tests/corpus");
+
+/// Reasons decided before (or by) signature verification: no claim is trusted yet.
+const PRE_SIGNATURE: [&str; 10] = [
+    "route_denied",
+    "token_missing",
+    "token_malformed",
+    "token_too_large",
+    "issuer_unknown",
+    "type_not_allowed",
+    "alg_not_allowed",
+    "jwks_unavailable",
+    "kid_unknown",
+    "signature_invalid",
+];
+
+/// Audit fields that only a verified token may fill.
+const IDENTITY_FIELDS: [&str; 6] = ["sub", "iss", "actor", "chain", "scopes", "jti"];
+
+fn read(path: &PathBuf) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+struct Corpus {
+    keys: HashMap<String, SigningKey>,
+    configs: Map<String, Value>,
+    /// (file, case JSON) in file order.
+    cases: Vec<(String, Value)>,
+}
+
+fn load() -> Corpus {
+    let rng = SystemRandom::new();
+    let dir = PathBuf::from(CORPUS);
+    let keys = load_keys(&read(&dir.join("keys.json")), &rng).unwrap();
+    let configs: Map<String, Value> =
+        serde_json::from_str(&read(&dir.join("configs.json"))).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("cases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no case files in {CORPUS}/cases");
+    let mut cases = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let list: Vec<Value> = serde_json::from_str(&read(&file))
+            .unwrap_or_else(|e| panic!("{name}: not a JSON array of cases: {e}"));
+        cases.extend(list.into_iter().map(|c| (name.clone(), c)));
+    }
+    Corpus {
+        keys,
+        configs,
+        cases,
+    }
+}
+
+fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), String> {
+    let config = corpus
+        .configs
+        .get(&case.config)
+        .ok_or_else(|| format!("no config `{}` in configs.json", case.config))?
+        .to_string();
+    let token = case
+        .token
+        .as_ref()
+        .map(|spec| materialize(spec, &corpus.keys, rng))
+        .transpose()
+        .map_err(|e| format!("cannot materialise the token: {e}"))?;
+    let request = request_with_token(&case.request, token.as_deref());
+    let mut remote: HashMap<String, KeySet> = HashMap::new();
+    for (provider, names) in &case.remote_jwks {
+        let keys: Vec<&SigningKey> = names
+            .iter()
+            .map(|n| {
+                corpus
+                    .keys
+                    .get(n)
+                    .ok_or_else(|| format!("remote_jwks: no key `{n}` in keys.json"))
+            })
+            .collect::<Result<_, _>>()?;
+        let set = parse_jwks(&public_jwks(&keys).to_string(), KeySource::Fetched)
+            .map_err(|e| format!("remote_jwks `{provider}`: {e}"))?;
+        remote.insert(provider.clone(), set);
+    }
+    let (decision, report) = check_json(
+        &config,
+        &request,
+        UnixTime::from_secs(case.now),
+        &remote,
+        &|_| Err("the corpus has no files".to_owned()),
+    )
+    .map_err(|e| format!("check_json: {e}"))?;
+
+    let mut problems = Vec::new();
+    if let Err(diff) = check_expect(&report, &case.expect) {
+        problems.push(diff);
+    }
+    let reason = decision.reason.code().to_owned();
+    if report.get("reason") != Some(&Value::String(reason.clone())) {
+        problems.push(format!(
+            "report reason {:?} differs from the decision's {reason}",
+            report.get("reason")
+        ));
+    }
+
+    problems.extend(invariants(token.as_deref(), &request, &decision, &report));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n      report: {}",
+            problems.join("\n      "),
+            report
+        ))
+    }
+}
+
+/// What every decision must satisfy, whatever the case: SPEC §4 responses, §5 stripping,
+/// §6 audit rules.
+fn invariants(
+    token: Option<&str>,
+    request: &str,
+    decision: &agentgate::Decision,
+    report: &Value,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let reason = decision.reason.code();
+    let field = |name: &str| report.get(name).cloned().unwrap_or(Value::Null);
+
+    // §6: never the raw token, never a signature.
+    if let Some(token) = token {
+        let text = report.to_string();
+        let signature = token.rsplit('.').next().unwrap_or_default();
+        if signature.len() >= 16 && text.contains(signature) {
+            problems.push("the report contains the token's signature".to_owned());
+        }
+        if token.len() >= 16 && text.contains(token) {
+            problems.push("the report contains the raw token".to_owned());
+        }
+        // token_id: the first 16 hex digits of SHA-256 of the token.
+        if let Some(id) = field("token_id").as_str() {
+            let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+            let want = agentgate::b64::hex(&digest.as_ref()[..8]);
+            if id != want {
+                problems.push(format!("audit token_id {id}, expected {want}"));
+            }
+        }
+    }
+    // §6: nothing from an unverified token is recorded as identity.
+    if PRE_SIGNATURE.contains(&reason) {
+        for name in IDENTITY_FIELDS {
+            let value = field(name);
+            if !value.is_null() {
+                problems.push(format!(
+                    "{reason} is decided before the token is trusted, but audit {name} is {value}"
+                ));
+            }
+        }
+    } else if reason != "allowed_anonymous" && field("token_id").is_null() {
+        problems.push(format!(
+            "{reason} after verification, but audit token_id is null"
+        ));
+    }
+
+    // §5: every inbound x-agent-* header is stripped, allowed or not.
+    let request: Value = serde_json::from_str(request).unwrap_or(Value::Null);
+    for name in request
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|h| h.keys())
+    {
+        if name.to_ascii_lowercase().starts_with("x-agent-")
+            && !decision
+                .strip_headers
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name))
+        {
+            problems.push(format!("inbound header {name} is not stripped"));
+        }
+    }
+
+    // §4: the response of a denial; nothing of one on allow.
+    let response = field("response");
+    let headers = field("headers");
+    if decision.allowed {
+        if !response.is_null() {
+            problems.push("an allow carries a deny response".to_owned());
+        }
+        if report.get("detail").is_some() {
+            problems.push("an allow carries a detail".to_owned());
+        }
+        if let Some(h) = headers.as_object() {
+            if h.keys().any(|k| !k.starts_with("x-agent-")) {
+                problems.push(format!("identity headers outside x-agent-*: {headers}"));
+            }
+        }
+        return problems;
+    }
+    if headers != serde_json::json!({}) {
+        problems.push(format!("a deny forwards identity headers {headers}"));
+    }
+    let status = decision.reason.status().unwrap_or_default();
+    let detail = field("detail");
+    if detail.as_str().is_none_or(str::is_empty) {
+        problems.push("a deny without a detail".to_owned());
+    }
+    let rh = |name: &str| {
+        response
+            .get("headers")
+            .and_then(|h| h.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let grpc = request
+        .get("headers")
+        .and_then(|h| h.get("content-type"))
+        .and_then(Value::as_str)
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/grpc"));
+    if grpc {
+        let code = match status {
+            401 => "16",
+            403 => "7",
+            _ => "14",
+        };
+        if response.get("status") != Some(&serde_json::json!(200))
+            || rh("grpc-status").as_deref() != Some(code)
+            || rh("grpc-message").as_deref() != Some(reason)
+        {
+            problems.push(format!(
+                "gRPC deny must be HTTP 200, grpc-status {code}, grpc-message {reason}: {response}"
+            ));
+        }
+    } else {
+        if response.get("status") != Some(&serde_json::json!(status)) {
+            problems.push(format!("response status is not {status}: {response}"));
+        }
+        let body: Value = response
+            .get("body")
+            .and_then(Value::as_str)
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        if body != serde_json::json!({ "error": reason, "detail": detail }) {
+            problems.push(format!(
+                "response body must be {{error, detail}} of this decision: {body}"
+            ));
+        }
+    }
+    let challenge = rh("www-authenticate");
+    let ok = match (reason, status) {
+        ("token_missing", _) => challenge.as_deref() == Some("Bearer"),
+        ("stepup_required", _) => challenge.as_deref().is_some_and(|c| {
+            c.starts_with("Bearer error=\"insufficient_user_authentication\"")
+                && c.contains("max_age=")
+        }),
+        (_, 401) => challenge.as_deref().is_some_and(|c| {
+            c.starts_with(&format!(
+                "Bearer error=\"invalid_token\", error_description=\"{reason}\""
+            ))
+        }),
+        (_, 403) => challenge.as_deref().is_some_and(|c| {
+            c.starts_with(&format!(
+                "Bearer error=\"insufficient_scope\", error_description=\"{reason}\""
+            ))
+        }),
+        _ => true,
+    };
+    if !ok {
+        problems.push(format!("WWW-Authenticate for {reason}: {challenge:?}"));
+    }
+    problems
+}
+
+fn run_all() {
+    let corpus = load();
+    let rng = SystemRandom::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut reached: BTreeSet<String> = BTreeSet::new();
+    // deny reason of a case → the reasons its twins expect
+    let mut twinned: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut count = 0usize;
+
+    for (file, value) in &corpus.cases {
+        let case: Case = match serde_json::from_value(value.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                let name = value.get("name").and_then(Value::as_str).unwrap_or("?");
+                failures.push(format!("{file}: {name}: not a case: {e}"));
+                continue;
+            }
+        };
+        if !names.insert(case.name.clone()) {
+            failures.push(format!("{file}: {}: duplicate case name", case.name));
+        }
+        if Reason::from_code(&case.expect.reason).is_none() {
+            failures.push(format!(
+                "{file}: {}: expect.reason `{}` is not a reason code",
+                case.name, case.expect.reason
+            ));
+        }
+        let twin = match twin_case(value) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("{file}: {}: {e}", case.name));
+                None
+            }
+        };
+
+        count += 1;
+        if let Err(e) = run_case(&corpus, &case, &rng) {
+            failures.push(format!("{file}: {}\n      {e}", case.name));
+        }
+        // Coverage counts what the corpus asserts (the expectation; a case that does not
+        // meet it fails above), so a core bug does not also show up as a coverage hole.
+        reached.insert(case.expect.reason.clone());
+
+        if let Some(twin) = twin {
+            count += 1;
+            if let Err(e) = run_case(&corpus, &twin, &rng) {
+                failures.push(format!("{file}: {}\n      {e}", twin.name));
+            }
+            reached.insert(twin.expect.reason.clone());
+            if case.expect.decision == "deny" {
+                twinned
+                    .entry(case.expect.reason.clone())
+                    .or_default()
+                    .insert(twin.expect.reason.clone());
+            }
+            if twin.expect.reason == case.expect.reason {
+                failures.push(format!(
+                    "{file}: {}: the twin expects the same reason ({}); a twin must differ",
+                    case.name, case.expect.reason
+                ));
+            }
+        }
+    }
+
+    for reason in Reason::ALL {
+        let code = reason.code();
+        if !reached.contains(code) {
+            failures.push(format!("coverage: no case reaches `{code}`"));
+        }
+        if reason.status().is_some()
+            && !twinned
+                .get(code)
+                .is_some_and(|twins| twins.iter().any(|t| t != code))
+        {
+            failures.push(format!(
+                "coverage: no `{code}` case has a twin with another reason"
+            ));
+        }
+    }
+
+    if !failures.is_empty() {
+        panic!(
+            "{} of {count} corpus checks failed:\n\n  {}\n",
+            failures.len(),
+            failures.join("\n\n  ")
+        );
+    }
+    eprintln!(
+        "corpus: {count} cases (with twins) passed, {} reasons reached",
+        reached.len()
+    );
+}
+
+#[test]
+fn corpus() {
+    // On an ordinary 2 MiB test thread: neither the materialiser (which builds deep `act`
+    // chains as text) nor the core may need a big stack for a nesting bomb.
+    run_all();
+}
