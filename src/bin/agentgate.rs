@@ -162,7 +162,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     if let Some(obj) = report.as_object_mut() {
                         obj.insert("eval_us".into(), elapsed.into());
                     }
-                    emit(&format!("{report}"));
+                    emit(&report.to_string());
                     Ok(if decision.allowed {
                         ExitCode::SUCCESS
                     } else {
@@ -175,13 +175,13 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let text = read(&config)?;
             Policy::from_json_with_files(&text, &read_relative(&config))
                 .map_err(|e| format!("configuration: {e}"))?;
-            emit(&format!("ok"));
+            emit("ok");
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { alg, kid } => {
             let alg = parse_alg(&alg)?;
             let key = SigningKey::generate(alg, &kid, &rng).map_err(|e| e.to_string())?;
-            emit(&format!("{}", key.private_jwk()));
+            emit(&key.private_jwk().to_string());
             Ok(ExitCode::SUCCESS)
         }
         Command::Jwks { keys } => {
@@ -191,10 +191,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     SigningKey::from_jwk_json(&read(k)?, &rng).map_err(|e| format!("`{k}`: {e}"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            emit(&format!(
-                "{}",
-                mint::public_jwks(&loaded.iter().collect::<Vec<_>>())
-            ));
+            emit(&mint::public_jwks(&loaded.iter().collect::<Vec<_>>()).to_string());
             Ok(ExitCode::SUCCESS)
         }
         Command::Mint {
@@ -230,15 +227,16 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let token = key
                 .mint(alg, &claims, header.as_ref(), &rng)
                 .map_err(|e| e.to_string())?;
-            emit(&format!("{token}"));
+            emit(&token);
             Ok(ExitCode::SUCCESS)
         }
         Command::Decode { token } => {
             let report = agentgate::inspect::decode_unverified(&token);
-            emit(&format!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            ));
+            emit(
+                &serde_json::to_string_pretty(&report)
+                    .unwrap_or_default()
+                    .to_string(),
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
