@@ -1330,7 +1330,7 @@ fn f_nesting_bomb_in_act_is_refused_cleanly() {
                 d.reason
             ),
         }
-        let _ = agentgate::inspect::decode_unverified(&token);
+        let _ = agentgate::dangerous::decode_unverified(&token);
     }
 }
 
@@ -1354,7 +1354,7 @@ fn f_nesting_bomb_in_header_and_other_claims_is_refused_cleanly() {
             if depth >= 128 {
                 assert!(!d.allowed, "depth {depth} accepted");
             }
-            let _ = agentgate::inspect::decode_unverified(&token);
+            let _ = agentgate::dangerous::decode_unverified(&token);
         }
         // The same bombs as configuration and request documents.
         assert!(Policy::from_json(&deep).is_err());

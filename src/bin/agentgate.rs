@@ -231,12 +231,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Decode { token } => {
-            let report = agentgate::inspect::decode_unverified(&token);
-            emit(
-                &serde_json::to_string_pretty(&report)
-                    .unwrap_or_default()
-                    .to_string(),
-            );
+            let report = agentgate::dangerous::decode_unverified(&token);
+            emit(&serde_json::to_string_pretty(&report).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
     }

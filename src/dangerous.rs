@@ -1,5 +1,5 @@
-//! Looking inside a token without trusting it (for `agentgate decode` and the playground).
-//! Nothing here verifies anything; the output says so.
+//! Dangerous: looking inside a token WITHOUT verifying it (for `agentgate decode` and the
+//! playground). Nothing here may feed a decision; the output says `"verified": false`.
 
 use crate::token::{self, TokenProblem};
 use serde_json::{json, Value};
