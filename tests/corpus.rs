@@ -89,7 +89,16 @@ fn load() -> Corpus {
     }
 }
 
-fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), String> {
+/// A case ready to decide: configuration text, REQUEST.json text with its token, and the
+/// public JWKS text standing in for each remote provider.
+struct Prepared {
+    config: String,
+    request: String,
+    token: Option<String>,
+    remote_jwks: Vec<(String, String)>,
+}
+
+fn prepare(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<Prepared, String> {
     let config = corpus
         .configs
         .get(&case.config)
@@ -102,7 +111,7 @@ fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), Stri
         .transpose()
         .map_err(|e| format!("cannot materialise the token: {e}"))?;
     let request = request_with_token(&case.request, token.as_deref());
-    let mut remote: HashMap<String, KeySet> = HashMap::new();
+    let mut remote_jwks = Vec::new();
     for (provider, names) in &case.remote_jwks {
         let keys: Vec<&SigningKey> = names
             .iter()
@@ -113,7 +122,26 @@ fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), Stri
                     .ok_or_else(|| format!("remote_jwks: no key `{n}` in keys.json"))
             })
             .collect::<Result<_, _>>()?;
-        let set = parse_jwks(&public_jwks(&keys).to_string(), KeySource::Fetched)
+        remote_jwks.push((provider.clone(), public_jwks(&keys).to_string()));
+    }
+    Ok(Prepared {
+        config,
+        request,
+        token,
+        remote_jwks,
+    })
+}
+
+fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), String> {
+    let Prepared {
+        config,
+        request,
+        token,
+        remote_jwks,
+    } = prepare(corpus, case, rng)?;
+    let mut remote: HashMap<String, KeySet> = HashMap::new();
+    for (provider, jwks) in &remote_jwks {
+        let set = parse_jwks(jwks, KeySource::Fetched)
             .map_err(|e| format!("remote_jwks `{provider}`: {e}"))?;
         remote.insert(provider.clone(), set);
     }
@@ -405,4 +433,101 @@ fn corpus() {
     // On an ordinary 2 MiB test thread: neither the materialiser (which builds deep `act`
     // chains as text) nor the core may need a big stack for a nesting bomb.
     run_all();
+}
+
+/// Every case and twin once more through the `agentgate check` binary (SPEC §7): the same
+/// report on stdout, exit 0 on allow and 1 on deny, nothing on stderr.
+#[cfg(feature = "cli")]
+#[test]
+fn corpus_through_the_cli() {
+    let corpus = load();
+    let rng = SystemRandom::new();
+    let dir = std::env::temp_dir().join(format!("agentgate-corpus-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut failures = Vec::new();
+    let mut ran = 0usize;
+    for (file, value) in &corpus.cases {
+        let case: Case = serde_json::from_value(value.clone()).unwrap();
+        let twin = twin_case(value).unwrap();
+        for case in std::iter::once(case).chain(twin) {
+            let p = prepare(&corpus, &case, &rng).unwrap();
+            let config = dir.join("config.json");
+            let request = dir.join("request.json");
+            std::fs::write(&config, &p.config).unwrap();
+            std::fs::write(&request, &p.request).unwrap();
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"));
+            cmd.arg("check")
+                .arg("--config")
+                .arg(&config)
+                .arg("--request")
+                .arg(&request)
+                .arg("--now")
+                .arg(case.now.to_string());
+            for (i, (provider, jwks)) in p.remote_jwks.iter().enumerate() {
+                let path = dir.join(format!("jwks-{i}.json"));
+                std::fs::write(&path, jwks).unwrap();
+                cmd.arg("--jwks")
+                    .arg(format!("{provider}={}", path.display()));
+            }
+            let out = cmd.output().unwrap();
+            ran += 1;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let report: Value = match serde_json::from_str(stdout.trim()) {
+                Ok(v) => v,
+                Err(e) => {
+                    failures.push(format!(
+                        "{file}: {}: stdout is not JSON ({e}): {stdout}",
+                        case.name
+                    ));
+                    continue;
+                }
+            };
+            let expected_exit = if case.expect.decision == "allow" {
+                0
+            } else {
+                1
+            };
+            if out.status.code() != Some(expected_exit) {
+                failures.push(format!(
+                    "{file}: {}: exit {:?}, expected {expected_exit}",
+                    case.name,
+                    out.status.code()
+                ));
+            }
+            if !out.stderr.is_empty() {
+                failures.push(format!(
+                    "{file}: {}: stderr: {}",
+                    case.name,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            // `eval_us` is the one field a host measures itself.
+            let mut expect = case.expect.clone();
+            if let Some(audit) = &mut expect.audit {
+                audit.remove("eval_us");
+            }
+            if !report.get("eval_us").is_some_and(Value::is_u64) {
+                failures.push(format!("{file}: {}: `eval_us` is not measured", case.name));
+            }
+            if let Err(diff) = check_expect(&report, &expect) {
+                failures.push(format!("{file}: {}: {diff}", case.name));
+            }
+            if let Some(token) = &p.token {
+                if token.len() >= 16 && stdout.contains(token.as_str()) {
+                    failures.push(format!(
+                        "{file}: {}: the raw token is in the output",
+                        case.name
+                    ));
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} CLI runs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("corpus through the CLI: {ran} runs passed");
 }
