@@ -15,7 +15,7 @@ use crate::decision::{
     deny_response, AuditRecord, BindingOutcome, Decision, IDENTITY_HEADER_PREFIX,
 };
 use crate::jwk::KeySet;
-use crate::limits::MAX_AUDIT_HEADER_VALUE;
+use crate::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::reason::{BindingProblem, Denial, Reason, Revocation};
 use crate::request::Request;
 use crate::spiffe;
@@ -94,9 +94,12 @@ pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
         alg: None,
         jti: None,
         token_id: None,
-        method: request.method.clone(),
-        path: request.path_only().to_owned(),
-        authority: request.authority.clone(),
+        method: truncate(&request.method, MAX_AUDIT_REQUEST_FIELD),
+        path: truncate(request.path_only(), MAX_AUDIT_REQUEST_FIELD),
+        authority: request
+            .authority
+            .as_deref()
+            .map(|a| truncate(a, MAX_AUDIT_REQUEST_FIELD)),
         request_id: request
             .single_header("x-request-id")
             .map(|v| truncate(v, MAX_AUDIT_HEADER_VALUE)),
@@ -831,5 +834,36 @@ mod tests {
             None
         );
         assert_eq!(trace_id("garbage"), None);
+    }
+
+    #[test]
+    fn caller_controlled_audit_fields_are_bounded() {
+        let policy = Policy::from_json(r#"{"rules": []}"#).unwrap();
+        let long = format!("/{}", "a".repeat(10_000));
+        let request = Request {
+            method: "G".repeat(5000),
+            path: long.clone(),
+            authority: Some("h".repeat(5000)),
+            headers: vec![("x-request-id".into(), "r".repeat(5000))],
+            peer: None,
+        };
+        let ctx = Context {
+            policy: &policy,
+            remote_keys: &NoRemoteKeys,
+            crypto: &crate::crypto::RING,
+        };
+        let d = decide(ctx, &request, UnixTime::from_secs(0));
+        assert_eq!(d.reason, Reason::RouteDenied);
+        assert_eq!(d.audit.path.len(), MAX_AUDIT_REQUEST_FIELD);
+        assert_eq!(d.audit.method.len(), MAX_AUDIT_REQUEST_FIELD);
+        assert_eq!(
+            d.audit.authority.as_ref().map(String::len),
+            Some(MAX_AUDIT_REQUEST_FIELD)
+        );
+        assert_eq!(
+            d.audit.request_id.as_ref().map(String::len),
+            Some(MAX_AUDIT_HEADER_VALUE)
+        );
+        assert!(long.starts_with(&d.audit.path));
     }
 }

@@ -33,6 +33,11 @@ pub const MAX_SCOPES: usize = 256;
 /// header and must not let a caller write large blobs into logs).
 pub const MAX_AUDIT_HEADER_VALUE: usize = 128;
 
+/// Longest `method`, `path` or `authority` copied into the audit record. These come from
+/// the caller; 2 KiB keeps every real path (browsers cap URLs near 2 KiB for the same
+/// reason) and stops a caller from writing megabytes into logs.
+pub const MAX_AUDIT_REQUEST_FIELD: usize = 2048;
+
 /// Most keys in one JWKS. Identity providers publish a handful (current, next, previous);
 /// 64 leaves room for multi-tenant issuers while bounding the per-token key search.
 pub const MAX_JWKS_KEYS: usize = 64;
