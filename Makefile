@@ -41,6 +41,8 @@ test: setup
 	    echo "==> make $$step: ok ($$((SECONDS - start)) s)"; \
 	done
 	@echo "==> make test: all steps passed"
+	@# One closing line for CI logs: every cargo test binary's counts, added up.
+	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } END { printf "tests: %d passed, %d failed\n", p, f }' target/unit-test.log
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -58,7 +60,8 @@ check-wasm-browser:
 	$(WASM_ENV) $(CARGO) build --lib --target wasm32-unknown-unknown --release
 
 unit-test:
-	$(CARGO) test --features cli
+	@mkdir -p target
+	$(CARGO) test --features cli 2>&1 | tee target/unit-test.log
 
 cli:
 	$(CARGO) build --features cli
