@@ -30,6 +30,7 @@ impl Part {
 
 /// Why a token could not be read. Each is `token_malformed` except `TooLarge`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenProblem {
     TooLarge {
         part: Option<Part>,
