@@ -12,6 +12,7 @@
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1379,4 +1380,32 @@ fn decode_shows_header_claims_and_chain_unverified() {
     let v = out.json();
     assert_eq!(v["verified"], false);
     assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+}
+
+#[test]
+fn lint_notes_skipped_keys_but_still_passes() {
+    let sandbox = Sandbox::new("lint-notes");
+    let key = keygen(&sandbox, "ES256", "k1", "k1.json");
+    let jwks_path = public_jwks(&sandbox, &[&key], "jwks.json");
+    let mut jwks: Value =
+        serde_json::from_str(&std::fs::read_to_string(jwks_path).unwrap()).unwrap();
+    jwks["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kty": "EC", "crv": "P-521", "kid": "old", "x": "AA", "y": "AA"}));
+    let config = json!({
+        "providers": {"sts": {"issuer": "https://sts", "audiences": ["api"],
+            "local_jwks": {"inline_string": jwks.to_string()}}},
+        "rules": [{"id": "all", "match": {"path_prefix": "/"}}]
+    });
+    let path = sandbox.write("config.json", &config.to_string());
+    let out = run(&[OsStr::new("lint"), OsStr::new("--config"), path.as_os_str()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "ok");
+    assert!(
+        out.stderr
+            .contains("providers.sts.local_jwks.keys[1]: skipped: curve `P-521` is not supported"),
+        "{}",
+        out.stderr
+    );
 }

@@ -166,8 +166,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Lint { config } => {
             let text = read(&config)?;
-            Policy::from_json_with_files(&text, &read_relative(&config))
+            let policy = Policy::from_json_with_files(&text, &read_relative(&config))
                 .map_err(|e| format!("configuration: {e}"))?;
+            for note in policy.notes() {
+                eprintln!("agentgate: note: {note}");
+            }
             emit("ok");
             Ok(ExitCode::SUCCESS)
         }

@@ -298,6 +298,37 @@ impl Policy {
         build(raw, read_file)
     }
 
+    /// Things that load but deserve a look: keys of a configured JWKS that were skipped
+    /// (not for signatures, or of a type agentgate does not verify).
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for p in &self.providers {
+            if let KeyConfig::Local(set) = &p.keys {
+                for s in &set.skipped {
+                    let why = match &s.reason {
+                        jwk::SkipReason::NotForSignatures => {
+                            "not for signature verification (`use` or `key_ops`)".to_owned()
+                        }
+                        jwk::SkipReason::UnsupportedKeyType(k) => {
+                            format!("key type `{k}` is not supported")
+                        }
+                        jwk::SkipReason::UnsupportedCurve(c) => {
+                            format!("curve `{c}` is not supported")
+                        }
+                        jwk::SkipReason::UnsupportedAlgorithm(a) => {
+                            format!("algorithm `{a}` is not supported")
+                        }
+                    };
+                    notes.push(format!(
+                        "providers.{}.local_jwks.keys[{}]: skipped: {why}",
+                        p.name, s.index
+                    ));
+                }
+            }
+        }
+        notes
+    }
+
     pub fn provider_index(&self, name: &str) -> Option<usize> {
         self.providers.iter().position(|p| p.name == name)
     }
