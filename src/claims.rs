@@ -83,13 +83,31 @@ fn string<'a>(
 
 /// Identities end up in headers and logs: bounded, non-empty, no control characters.
 fn identity(value: &str, at: &str) -> Result<String, Denial> {
-    if value.is_empty() || value.len() > MAX_IDENTITY_BYTES || value.chars().any(char::is_control) {
+    if !is_clean_identity(value) {
         return Err(invalid(
             at,
-            "a non-empty identity without control characters",
+            "a non-empty identity without control or invisible characters or surrounding spaces",
         ));
     }
     Ok(value.to_owned())
+}
+
+/// An identity shown in headers and logs must read as what it is: bounded, no control
+/// characters, no invisible format characters (BOM, zero-width, bidi overrides), and no
+/// leading or trailing whitespace (HTTP trims header values: `" spiffe://evil/…"` would
+/// reach the upstream as a SPIFFE ID that trust-domain checks never saw).
+pub fn is_clean_identity(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_IDENTITY_BYTES
+        && value.trim() == value
+        && !value.chars().any(|c| c.is_control() || is_invisible(c))
+}
+
+/// Unicode format characters (general category Cf) that render as nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 fn scope_token_ok(s: &str) -> bool {
@@ -265,9 +283,10 @@ fn read_chain(raw: &Map<String, Value>) -> Result<Vec<Actor>, Denial> {
 
 /// Whether a `sub_profile` (space-delimited, draft-mora-oauth-entity-profiles) names a
 /// human profile.
+/// Every listed profile must be human: `"ai_agent user"` is not a human subject.
 pub fn is_human(sub_profile: Option<&str>, human_profiles: &[String]) -> bool {
     sub_profile.is_some_and(|p| {
-        p.split(' ')
-            .any(|one| human_profiles.iter().any(|h| h == one))
+        let mut profiles = p.split(' ').filter(|one| !one.is_empty()).peekable();
+        profiles.peek().is_some() && profiles.all(|one| human_profiles.iter().any(|h| h == one))
     })
 }

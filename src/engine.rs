@@ -70,9 +70,19 @@ pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
         .headers
         .iter()
         .filter(|(n, _)| {
-            n.len() >= IDENTITY_HEADER_PREFIX.len()
-                && n.get(..IDENTITY_HEADER_PREFIX.len())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(IDENTITY_HEADER_PREFIX))
+            // `x_agent_subject` too: CGI, WSGI, PHP and Rack map `_` and `-` to the same
+            // variable, and Envoy passes underscores through by default.
+            n.get(..IDENTITY_HEADER_PREFIX.len()).is_some_and(|p| {
+                p.bytes()
+                    .map(|b| {
+                        if b == b'_' {
+                            b'-'
+                        } else {
+                            b.to_ascii_lowercase()
+                        }
+                    })
+                    .eq(IDENTITY_HEADER_PREFIX.bytes())
+            })
         })
         .map(|(n, _)| n.clone())
         .collect();
@@ -182,50 +192,6 @@ fn trace_id(traceparent: &str) -> Option<String> {
     ok.then(|| trace.to_owned())
 }
 
-/// A path that an upstream might resolve differently from how rules match it is refused:
-/// `/healthz/../v1/payments` must not ride on the anonymous health rule.
-fn path_is_normalized(path: &str) -> bool {
-    if !path.starts_with('/') {
-        return false;
-    }
-    if path.contains('\\') || !percent_encoding_is_canonical(path) {
-        return false;
-    }
-    path.get(1..)
-        .unwrap_or_default()
-        .split('/')
-        .enumerate()
-        .all(|(i, seg)| {
-            seg != "." && seg != ".." && (!seg.is_empty() || i == 0 || path.ends_with('/'))
-        })
-        && !path.contains("//")
-}
-
-/// RFC 3986 §6.2.2: a percent-encoded unreserved character (`%61` for `a`, `%2E` for `.`)
-/// has a canonical unencoded form, and an upstream that decodes it would see another path
-/// than the rules matched; `/` and `\\` encoded would change segments. Both are refused, as
-/// are broken escapes.
-fn percent_encoding_is_canonical(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let decoded = match (bytes.get(i + 1), bytes.get(i + 2)) {
-                (Some(h), Some(l)) => b64::unhex(&format!("{}{}", char::from(*h), char::from(*l))),
-                _ => None,
-            };
-            match decoded.as_deref() {
-                Some([c]) if c.is_ascii_alphanumeric() || b"-._~/\\".contains(c) => return false,
-                Some([_]) => i += 3,
-                _ => return false,
-            }
-        } else {
-            i += 1;
-        }
-    }
-    true
-}
-
 fn rule_matches(rule: &Rule, method: &str, path: &str) -> bool {
     let path_ok = match &rule.path {
         PathMatch::Prefix(p) => path.starts_with(p.as_str()),
@@ -238,41 +204,25 @@ fn rule_matches(rule: &Rule, method: &str, path: &str) -> bool {
             .is_none_or(|ms| ms.iter().any(|m| m == method))
 }
 
-/// A token found in the request, and where.
+/// A token found in the request, and which source (`Policy::token_sources`) read it.
 struct Found<'r> {
     token: &'r str,
-    header: &'r str,
+    source: usize,
 }
 
-fn find_tokens<'r>(policy: &Policy, rule: &Rule, request: &'r Request) -> Vec<Found<'r>> {
+/// Reads tokens from every provider's sources — not only the matched rule's — so that a
+/// second credential can never ride along unverified, and a token of a provider the rule
+/// does not accept is `issuer_unknown`, not silently "missing".
+fn find_tokens<'r>(policy: &Policy, request: &'r Request) -> Vec<Found<'r>> {
     let mut found = Vec::new();
     for (name, value) in &request.headers {
-        let sources = rule
-            .providers
+        let hit = policy
+            .token_sources
             .iter()
-            .filter_map(|i| policy.providers.get(*i))
-            .flat_map(|p| p.from_headers.iter())
-            .filter(|h| h.name.eq_ignore_ascii_case(name));
-        let mut token_here: Option<&str> = None;
-        for source in sources {
-            let candidate = match &source.value_prefix {
-                None => Some(value.as_str()),
-                Some(prefix) => value
-                    .get(..prefix.len())
-                    .filter(|head| head.eq_ignore_ascii_case(prefix))
-                    .and_then(|_| value.get(prefix.len()..)),
-            };
-            if let Some(t) = candidate {
-                token_here = Some(t.trim());
-                break;
-            }
-        }
-        if let Some(token) = token_here {
-            found.push(Found {
-                token,
-                header: name.as_str(),
-            });
-        }
+            .enumerate()
+            .filter(|(_, s)| s.name.eq_ignore_ascii_case(name))
+            .find_map(|(i, s)| s.read(value).map(|token| Found { token, source: i }));
+        found.extend(hit);
     }
     found
 }
@@ -287,7 +237,7 @@ fn evaluate<'p>(
     let policy = ctx.policy;
     // 1. rule
     let path = request.path_only();
-    if !path_is_normalized(path) {
+    if !crate::path::is_normalized(path) {
         return Err(Denial::PathNotNormalized);
     }
     let Some(rule) = policy
@@ -307,7 +257,7 @@ fn evaluate<'p>(
     audit.rule = Some(rule.id.clone());
 
     // 2. token
-    let found = find_tokens(policy, rule, request);
+    let found = find_tokens(policy, request);
     let token = match found.as_slice() {
         [] if rule.allow_anonymous => {
             return Ok(Allow {
@@ -362,7 +312,14 @@ fn evaluate<'p>(
     check_binding(policy, &claims, request, &mut audit.binding)?;
 
     // 8. rule requirements
-    check_requirements(policy, rule, &claims, &effective, now)?;
+    check_requirements(
+        policy,
+        rule,
+        &claims,
+        &effective,
+        now,
+        provider.clock_skew_s,
+    )?;
 
     let mut headers = vec![("x-agent-subject".to_owned(), claims.sub.clone())];
     if let Some(profile) = &claims.sub_profile {
@@ -419,11 +376,7 @@ fn verify<'p>(
             provider: provider.name.clone(),
         });
     }
-    if !provider
-        .from_headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case(found.header))
-    {
+    if !provider.sources.contains(&found.source) {
         return Err(Denial::TokenFromOtherHeader {
             provider: provider.name.clone(),
         });
@@ -706,6 +659,7 @@ fn check_requirements(
     claims: &Claims,
     effective: &[String],
     now: UnixTime,
+    skew: u64,
 ) -> Result<(), Denial> {
     let req = &rule.require;
     let current = claims.chain.first();
@@ -780,6 +734,11 @@ fn check_requirements(
     if let Some(max) = req.fresh_auth_s {
         match claims.auth_time.or(claims.iat) {
             None => return Err(Denial::StepUpRequired { age: None, max }),
+            // An authentication time in the future (beyond skew) proves nothing about
+            // freshness; it would otherwise stay "fresh" for the token's whole life.
+            Some(t) if t > now.secs_f64() + skew as f64 => {
+                return Err(Denial::StepUpRequired { age: None, max })
+            }
             Some(t) => {
                 let age = now.secs_f64() - t;
                 if age > max as f64 {
@@ -797,31 +756,6 @@ fn check_requirements(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_normalization() {
-        for ok in ["/", "/v1/payments", "/v1/payments/", "/a.b/c-d"] {
-            assert!(path_is_normalized(ok), "{ok}");
-        }
-        assert!(path_is_normalized("/a%20b"));
-        for bad in [
-            "",
-            "v1",
-            "/a/../b",
-            "/a/./b",
-            "/a//b",
-            "/a/%2e%2e/b",
-            "/a%2Fb",
-            "/a\\b",
-            "/..",
-            "/v1/p%61yments",
-            "/a%5cb",
-            "/a%zz",
-            "/a%2",
-        ] {
-            assert!(!path_is_normalized(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn traceparent() {

@@ -22,6 +22,7 @@ pub mod json;
 pub mod jwk;
 pub mod limits;
 pub mod mint;
+pub mod path;
 pub mod reason;
 pub mod report;
 pub mod request;

@@ -27,14 +27,16 @@ pub fn trust_domain(id: &str) -> Option<&str> {
         return None;
     }
     let rest = id.strip_prefix(SCHEME)?;
+    // A workload ID has a path: `spiffe://prod.example.com` alone names the trust domain,
+    // not an agent, and is refused wherever an identity is expected.
     let (td, path) = match rest.find('/') {
         Some(i) => (rest.get(..i)?, rest.get(i..)?),
-        None => (rest, ""),
+        None => return None,
     };
-    if !is_trust_domain(td) {
+    if !is_trust_domain(td) || path.len() < 2 {
         return None;
     }
-    if !path.is_empty() {
+    {
         let segments = path.get(1..)?.split('/');
         for seg in segments {
             let ok = !seg.is_empty()
@@ -65,10 +67,8 @@ mod tests {
             trust_domain("spiffe://prod.example.com/agent/billing"),
             Some("prod.example.com")
         );
-        assert_eq!(
-            trust_domain("spiffe://prod.example.com"),
-            Some("prod.example.com")
-        );
+        assert_eq!(trust_domain("spiffe://prod.example.com"), None);
+        assert_eq!(trust_domain("spiffe://prod.example.com/"), None);
         for bad in [
             "spiffe://Prod.example.com/a",
             "SPIFFE://prod.example.com/a",

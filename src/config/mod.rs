@@ -53,6 +53,9 @@ pub enum ConfigProblem {
     NoProviders,
     DelegationContradiction,
     UnknownTokenType(String),
+    NotClean(String),
+    PathNeverMatches(String),
+    ActorNotInAllowlist(String),
 }
 
 /// A configuration refused at load time.
@@ -127,6 +130,16 @@ impl fmt::Display for ConfigError {
                 "`actors` or `max_chain_depth` cannot be required with `delegated: false`",
             ),
             UnknownTokenType(t) => write!(f, "`{t}` is not a media type token"),
+            NotClean(v) => write!(
+                f,
+                "`{}` must be non-empty, without control characters or surrounding spaces",
+                v.escape_debug()
+            ),
+            PathNeverMatches(p) => write!(
+                f,
+                "`{p}` can never match a request: rule paths must be normalized (no `..`, `.`, `//`, `;`, `?`, `#`, needless percent-escapes)"
+            ),
+            ActorNotInAllowlist(a) => write!(f, "actor `{a}` is not in `identity.actors`"),
         }
     }
 }
@@ -191,6 +204,8 @@ pub struct Provider {
     pub clock_skew_s: u64,
     pub max_lifetime_s: u64,
     pub from_headers: Vec<FromHeader>,
+    /// Indices into `Policy::token_sources` of this provider's `from_headers`.
+    pub sources: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +262,9 @@ pub struct Rule {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub providers: Vec<Provider>,
+    /// Every distinct place a token is read from, over all providers: longest prefix
+    /// first, prefix-less last, so a header value is read one way only.
+    pub token_sources: Vec<FromHeader>,
     pub identity: Identity,
     pub binding: Binding,
     pub revoked: Revoked,
@@ -372,7 +390,7 @@ fn build(raw: RawConfig, read_file: FileReader<'_>) -> Result<Policy, ConfigErro
     });
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.rules.len());
     for (i, r) in raw.rules.into_iter().enumerate() {
-        let rule = build_rule(i, r, &providers)?;
+        let rule = build_rule(i, r, &providers, &identity)?;
         if rules.iter().any(|o| o.id == rule.id) {
             return Err(err(
                 format!("rules[{i}].id"),
@@ -385,14 +403,70 @@ fn build(raw: RawConfig, read_file: FileReader<'_>) -> Result<Policy, ConfigErro
         None | Some(RawOnNoMatch::Deny) => OnNoMatch::Deny,
         Some(RawOnNoMatch::Allow) => OnNoMatch::Allow,
     };
+    let token_sources = token_sources(&mut providers);
     Ok(Policy {
         providers,
+        token_sources,
         identity,
         binding,
         revoked,
         rules,
         on_no_match,
     })
+}
+
+impl FromHeader {
+    /// Same header (names are case-insensitive) and same prefix (matched case-insensitively).
+    pub fn same_source(&self, other: &FromHeader) -> bool {
+        self.name == other.name
+            && match (&self.value_prefix, &other.value_prefix) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                _ => false,
+            }
+    }
+
+    /// The token in `value` when this source reads it. A prefix ending in a space (an auth
+    /// scheme, `Bearer `) also matches the scheme followed by tabs or several spaces, as
+    /// lenient upstream parsers do: such a value is a token to verify, never one to pass on.
+    pub fn read<'v>(&self, value: &'v str) -> Option<&'v str> {
+        let Some(prefix) = &self.value_prefix else {
+            return Some(value.trim());
+        };
+        let scheme = prefix.trim_end_matches(' ');
+        if scheme.len() < prefix.len() {
+            let head = value.get(..scheme.len())?;
+            let rest = value.get(scheme.len()..)?;
+            (head.eq_ignore_ascii_case(scheme) && rest.starts_with([' ', '\t']))
+                .then(|| rest.trim())
+        } else {
+            let head = value.get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix)
+                .then(|| value.get(prefix.len()..).unwrap_or_default().trim())
+        }
+    }
+}
+
+/// Collects the distinct token sources of all providers and records each provider's.
+fn token_sources(providers: &mut [Provider]) -> Vec<FromHeader> {
+    let mut sources: Vec<FromHeader> = Vec::new();
+    for p in providers.iter() {
+        for h in &p.from_headers {
+            if !sources.iter().any(|s| s.same_source(h)) {
+                sources.push(h.clone());
+            }
+        }
+    }
+    sources.sort_by_key(|s| std::cmp::Reverse(s.value_prefix.as_ref().map_or(0, |p| p.len() + 1)));
+    for p in providers.iter_mut() {
+        p.sources = sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| p.from_headers.iter().any(|h| h.same_source(s)))
+            .map(|(i, _)| i)
+            .collect();
+    }
+    sources
 }
 
 fn range(path: &str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -420,13 +494,16 @@ fn build_provider(
     if name.is_empty() {
         return Err(err("providers", ConfigProblem::Empty));
     }
-    if p.issuer.is_empty() {
-        return Err(err(at("issuer"), ConfigProblem::Empty));
+    if !clean(&p.issuer) {
+        return Err(err(at("issuer"), ConfigProblem::NotClean(p.issuer)));
     }
     non_empty_list(&at("audiences"), &p.audiences)?;
     for (i, a) in p.audiences.iter().enumerate() {
-        if a.is_empty() {
-            return Err(err(at(&format!("audiences[{i}]")), ConfigProblem::Empty));
+        if !clean(a) {
+            return Err(err(
+                at(&format!("audiences[{i}]")),
+                ConfigProblem::NotClean(a.clone()),
+            ));
         }
     }
     let keys = match (p.local_jwks, p.remote_jwks) {
@@ -604,6 +681,15 @@ fn build_provider(
                         ConfigProblem::BadHeaderName(h.name),
                     ));
                 }
+                if h.value_prefix
+                    .as_deref()
+                    .is_some_and(|p| p.chars().any(char::is_control))
+                {
+                    return Err(err(
+                        at(&format!("from_headers[{i}].value_prefix")),
+                        ConfigProblem::NotClean(h.value_prefix.unwrap_or_default()),
+                    ));
+                }
                 out.push(FromHeader {
                     name,
                     value_prefix: h.value_prefix.filter(|p| !p.is_empty()),
@@ -622,6 +708,7 @@ fn build_provider(
         clock_skew_s,
         max_lifetime_s,
         from_headers,
+        sources: Vec::new(),
     })
 }
 
@@ -632,6 +719,11 @@ pub fn normalize_typ(typ: &str) -> String {
     lower
         .strip_prefix("application/")
         .map_or(lower.clone(), str::to_owned)
+}
+
+/// A configured value that is copied into headers or logs, or compared with claims.
+fn clean(value: &str) -> bool {
+    !value.is_empty() && value.trim() == value && !value.chars().any(char::is_control)
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -670,6 +762,15 @@ fn build_identity(raw: Option<RawIdentity>) -> Result<Identity, ConfigError> {
     let human_profiles = raw
         .human_profiles
         .unwrap_or_else(|| vec!["user".to_owned()]);
+    for (i, h) in human_profiles.iter().enumerate() {
+        // One profile name each: `sub_profile` values are split on spaces.
+        if !clean(h) || h.contains(' ') {
+            return Err(err(
+                format!("identity.human_profiles[{i}]"),
+                ConfigProblem::NotClean(h.clone()),
+            ));
+        }
+    }
     let max_chain_depth = u32::try_from(range(
         "identity.max_chain_depth",
         u64::from(raw.max_chain_depth.unwrap_or(4)),
@@ -715,7 +816,12 @@ fn build_identity(raw: Option<RawIdentity>) -> Result<Identity, ConfigError> {
     })
 }
 
-fn build_rule(i: usize, r: RawRule, providers: &[Provider]) -> Result<Rule, ConfigError> {
+fn build_rule(
+    i: usize,
+    r: RawRule,
+    providers: &[Provider],
+    identity: &Identity,
+) -> Result<Rule, ConfigError> {
     let at = |field: &str| format!("rules[{i}].{field}");
     // Rule ids go into the `x-agent-rule` header, audit records and metric names.
     let id_ok = (1..=128).contains(&r.id.len())
@@ -731,13 +837,18 @@ fn build_rule(i: usize, r: RawRule, providers: &[Provider]) -> Result<Rule, Conf
         _ => return Err(err(at("match"), ConfigProblem::PathMatchCount)),
     };
     let (PathMatch::Prefix(p) | PathMatch::Exact(p)) = &path;
+    let field = if matches!(path, PathMatch::Prefix(_)) {
+        "match.path_prefix"
+    } else {
+        "match.path_exact"
+    };
     if !p.starts_with('/') {
-        let field = if matches!(path, PathMatch::Prefix(_)) {
-            "match.path_prefix"
-        } else {
-            "match.path_exact"
-        };
         return Err(err(at(field), ConfigProblem::PathNotAbsolute(p.clone())));
+    }
+    // A rule path a normalized request path can never equal would silently match nothing
+    // and let requests fall through to a weaker rule.
+    if p.contains(['?', '#']) || !crate::path::is_normalized(p) {
+        return Err(err(at(field), ConfigProblem::PathNeverMatches(p.clone())));
     }
     if let Some(methods) = &r.matcher.methods {
         non_empty_list(&at("match.methods"), methods)?;
@@ -798,8 +909,32 @@ fn build_rule(i: usize, r: RawRule, providers: &[Provider]) -> Result<Rule, Conf
                     ConfigProblem::DelegationContradiction,
                 ));
             }
+            if req.delegated == Some(true) && req.max_chain_depth == Some(0) {
+                return Err(err(
+                    at("require.max_chain_depth"),
+                    ConfigProblem::DelegationContradiction,
+                ));
+            }
             if let Some(actors) = &req.actors {
                 non_empty_list(&at("require.actors"), actors)?;
+                for (j, a) in actors.iter().enumerate() {
+                    let path = at(&format!("require.actors[{j}]"));
+                    if !clean(a) {
+                        return Err(err(path, ConfigProblem::NotClean(a.clone())));
+                    }
+                    // An actor the identity section would refuse can never pass this rule.
+                    if let Some(tds) = &identity.trust_domains {
+                        if !spiffe::in_trust_domains(a, tds) {
+                            return Err(err(
+                                path,
+                                ConfigProblem::ActorOutsideTrustDomains(a.clone()),
+                            ));
+                        }
+                    }
+                    if identity.actors.as_ref().is_some_and(|m| !m.contains_key(a)) {
+                        return Err(err(path, ConfigProblem::ActorNotInAllowlist(a.clone())));
+                    }
+                }
             }
             if let Some(d) = req.max_chain_depth {
                 range(

@@ -900,9 +900,12 @@ def requirements():
         case("admin-human-subject-no-profile", "No sub_profile: not known to be human.",
              deny("human_subject_required"), tok(claims=claims(sub_profile=None)),
              req(path="/v1/admin")),
-        case("admin-human-subject-multi-profile", "sub_profile is space-delimited; one of "
-             "them is user.", allow(ids(profile="user device", rule="admin")),
-             tok(claims=claims(sub_profile="user device")), req(path="/v1/admin")),
+        case("admin-human-subject-multi-profile", "sub_profile is space-delimited; every "
+             "profile must be human, so `user device` (or `ai_agent user`) is not.",
+             deny("human_subject_required"),
+             tok(claims=claims(sub_profile="user device")), req(path="/v1/admin"),
+             twin=tw(claims_patch(sub_profile="user"),
+                     allow(ids(profile="user", rule="admin")))),
         case("pay-human-subject-required", "The pay rule needs a human subject.",
              deny("human_subject_required"), tok(claims=pay_claims(sub_profile="service")),
              pay_req(), twin=tw(claims_patch(sub_profile="user"), allow(PAY_IDS))),
