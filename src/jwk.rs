@@ -179,6 +179,9 @@ pub enum JwksError {
     SymmetricKeyFetched {
         index: usize,
     },
+    Ed25519SmallOrder {
+        index: usize,
+    },
 }
 
 impl JwksError {
@@ -201,6 +204,7 @@ impl JwksError {
             KeyNotAnObject { index }
             | MixedSymmetricAndAsymmetric { index }
             | SymmetricKeyFetched { index } => format!("keys[{index}]"),
+            Ed25519SmallOrder { index } => format!("keys[{index}].x"),
         }
     }
 }
@@ -250,6 +254,9 @@ impl fmt::Display for JwksError {
             HmacKeyTooShort { bytes, min, .. } => {
                 write!(f, "hmac key is {bytes} bytes; its algorithm needs at least {min}")
             }
+            Ed25519SmallOrder { .. } => f.write_str(
+                "ed25519 public key is a small-order point: signatures under it can be forged",
+            ),
             SymmetricKeyFetched { .. } => f.write_str(
                 "an `oct` (shared secret) key in a fetched jwks is refused: anyone who can read it could sign tokens",
             ),
@@ -494,6 +501,9 @@ fn parse_key(
                     },
                 });
             }
+            if is_small_order_ed25519(&x) {
+                return Err(JwksError::Ed25519SmallOrder { index });
+            }
             (KeyKind::Ed25519, DecodingKey::from_ed_der(&x))
         }
         "oct" => {
@@ -539,6 +549,54 @@ fn parse_key(
         }
     }
     Ok(Parsed::Key(key))
+}
+
+/// Ed25519 public keys of small order (the identity, points of order 2, 4 and 8, and the
+/// non-canonical encodings of 0 and 1), compared with the sign bit cleared: with such a
+/// key the verification equation holds for forged signatures (R = identity, S = 0). The
+/// list is libsodium's `ge25519_has_small_order` blocklist.
+fn is_small_order_ed25519(x: &[u8]) -> bool {
+    const BLOCKLIST: [[u8; 32]; 7] = [
+        [0; 32],
+        [
+            1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0,
+        ],
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
+            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
+            0x6d, 0x53, 0xfc, 0x05,
+        ],
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ],
+        [
+            0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0x7f,
+        ],
+        [
+            0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0x7f,
+        ],
+        [
+            0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0x7f,
+        ],
+    ];
+    let Ok(key) = <[u8; 32]>::try_from(x) else {
+        return false;
+    };
+    BLOCKLIST.iter().any(|bad| {
+        key.iter()
+            .zip(bad.iter())
+            .enumerate()
+            .all(|(i, (k, b))| if i == 31 { k & 0x7f == *b } else { k == b })
+    })
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -660,5 +718,39 @@ mod tests {
         let jwks = EC_KEY.replace("P-256", "P-384");
         let err = parse_jwks(&jwks, KeySource::Fetched).unwrap_err();
         assert_eq!(err.path(), "keys[0].x");
+    }
+
+    /// Each canonical blocklisted point really is weak: ring accepts the forged signature
+    /// (R = identity, S = 0) for some of 64 messages (always for order 1, with probability
+    /// 1 - (7/8)^64 for order 8). Guards the constants against a typo.
+    #[test]
+    fn ed25519_blocklist_entries_admit_forgeries() {
+        use ring::signature::{UnparsedPublicKey, ED25519};
+        let mut forged = [0u8; 64];
+        forged[0] = 1; // R = identity, S = 0
+        let canonical: [&str; 4] = [
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ];
+        for hex in canonical {
+            let key = crate::b64::unhex(hex).unwrap();
+            assert!(is_small_order_ed25519(&key), "{hex}");
+            let weak = (0u8..64).any(|m| {
+                UnparsedPublicKey::new(&ED25519, &key)
+                    .verify(&[m], &forged)
+                    .is_ok()
+            });
+            assert!(weak, "{hex} admits no forgery: not a small-order point?");
+        }
+        let jwks = format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"weak","x":"{}"}}]}}"#,
+            crate::b64::encode(&crate::b64::unhex(canonical[0]).unwrap())
+        );
+        assert_eq!(
+            parse_jwks(&jwks, KeySource::Fetched).unwrap_err(),
+            JwksError::Ed25519SmallOrder { index: 0 }
+        );
     }
 }

@@ -8,9 +8,8 @@
 //! JSON entry point (`api::check_json`), exactly as the CLI and the playground decide.
 //!
 //! Each test states the outcome the SPEC requires, or — where the SPEC is silent — what a
-//! demanding security engineer would expect (said so in a comment). Tests marked
-//! `//! the suite stays green. Run them with `cargo test --features cli --test
-//! adversarial_policy -- --ignored`.
+//! demanding security engineer would expect (said so in a comment). The findings this
+//! review made were fixed in the core; their tests stay here as guards.
 
 use agentgate::alg::Alg;
 use agentgate::api::check_json;

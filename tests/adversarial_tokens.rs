@@ -11,8 +11,8 @@
 //! forged token can write into the audit record.
 //!
 //! Every test asserts the secure outcome the SPEC requires (the exact reason where the
-//! SPEC determines it). Tests marked `#[ignore = "finding: …"]` fail today because of a
-//! defect in the core; run them with `cargo test --test adversarial_tokens -- --ignored`.
+//! SPEC determines it). The findings this review made were fixed in the core; their tests
+//! stay here as guards.
 
 use agentgate::alg::Alg;
 use agentgate::api::check_json;
@@ -1348,7 +1348,6 @@ fn ed25519_non_canonical_s_is_invalid() {
 /// sign for a provider that publishes one. Such a key is a "bad JWKS" (SPEC §2): refuse it
 /// at load time, or at least never allow with it.
 #[test]
-#[ignore = "finding: small-order Ed25519 JWK (identity point) is accepted and verifies a universal forgery (jwk::parse_key)"]
 fn small_order_ed25519_key_does_not_enable_universal_forgery() {
     let mut identity = [0u8; 32];
     identity[0] = 1;
@@ -1884,7 +1883,6 @@ fn forged_token_in_a_lenient_bearer_spelling_is_not_passed_on_anonymously() {
 /// As above, with whitespace before the scheme: a host that hands the core a raw value
 /// (the CLI, the playground, an HTTP/2 peer) must get the same answer as one that trims.
 #[test]
-#[ignore = "finding: ' Bearer <forged>' (leading whitespace) is not read as a token, so an anonymous route allows it and passes the header on (config::FromHeader::read / engine::find_tokens)"]
 fn forged_token_after_leading_whitespace_is_not_passed_on_anonymously() {
     let k = keys();
     let mut h = Map::new();
@@ -2195,7 +2193,6 @@ fn unverified_kid_and_alg_are_bounded_in_the_audit_record() {
 /// a duplicated member name has that name — attacker text, unbounded up to the token size —
 /// copied into the audit `detail` (and the response body) before anything is verified.
 #[test]
-#[ignore = "finding: duplicate member name from an unverified token is copied verbatim and unbounded into audit detail (token::TokenProblem::describe)"]
 fn duplicate_member_name_of_a_forged_token_is_not_logged() {
     let k = keys();
     let injected = format!(

@@ -430,6 +430,8 @@ impl FromHeader {
     /// scheme, `Bearer `) also matches the scheme followed by tabs or several spaces, as
     /// lenient upstream parsers do: such a value is a token to verify, never one to pass on.
     pub fn read<'v>(&self, value: &'v str) -> Option<&'v str> {
+        // Leading whitespace is not part of a field value (RFC 9110 §5.5).
+        let value = value.trim_start();
         let Some(prefix) = &self.value_prefix else {
             return Some(value.trim());
         };
