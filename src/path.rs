@@ -3,6 +3,8 @@
 //! cannot ride on an anonymous health rule. Envoy's `normalize_path` and `merge_slashes`
 //! make such paths rare; this is the core's own guard, the same in every host.
 
+use crate::b64::hex_digit;
+
 /// Whether `path` (without query or fragment) is in the one form rules match against:
 /// origin-form, no `.`/`..`/empty segments, no backslash, no `;` path parameters (Tomcat
 /// and Jetty drop them before resolving `..;`), and percent-escapes only where needed.
@@ -53,15 +55,6 @@ fn percent_encoding_is_canonical(path: &str) -> bool {
         }
     }
     std::str::from_utf8(&decoded).is_ok()
-}
-
-fn hex(c: &u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
