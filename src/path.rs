@@ -35,8 +35,8 @@ fn percent_encoding_is_canonical(path: &str) -> bool {
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
             let byte = match (
-                bytes.get(i + 1).and_then(hex),
-                bytes.get(i + 2).and_then(hex),
+                bytes.get(i + 1).and_then(|c| hex_digit(*c)),
+                bytes.get(i + 2).and_then(|c| hex_digit(*c)),
             ) {
                 (Some(h), Some(l)) => (h << 4) | l,
                 _ => return false,
