@@ -8,7 +8,7 @@ use crate::alg::{Alg, AlgName};
 use crate::b64;
 use crate::claims::{self, Claims, Confirmation};
 use crate::config::{
-    normalize_typ, CnfMode, KeyConfig, OnNoMatch, PathMatch, Policy, Provider, Rule,
+    typ_is_one_of, CnfMode, KeyConfig, OnNoMatch, PathMatch, Policy, Provider, Rule,
 };
 use crate::crypto;
 use crate::decision::{
@@ -54,7 +54,7 @@ pub struct Context<'a> {
 }
 
 /// A token whose signature verified, with the provider that verified it.
-pub struct VerifiedToken<'p> {
+struct VerifiedToken<'p> {
     pub provider: &'p Provider,
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
@@ -391,7 +391,7 @@ fn verify<'p>(
             })
         }
         Some(typ) => {
-            if !provider.token_types.contains(&normalize_typ(typ)) {
+            if !typ_is_one_of(typ, &provider.token_types) {
                 return Err(Denial::TypeNotAllowed {
                     provider: provider.name.clone(),
                 });

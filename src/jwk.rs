@@ -79,11 +79,6 @@ impl VerificationKey {
             _ => false,
         }
     }
-
-    /// Algorithms this key can verify.
-    pub fn algorithms(&self) -> impl Iterator<Item = Alg> + '_ {
-        Alg::ALL.into_iter().filter(|a| self.fits(*a))
-    }
 }
 
 /// Why a key was left out of a set without making the set invalid.

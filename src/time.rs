@@ -92,4 +92,11 @@ mod tests {
             "2100-01-01T00:00:00.000Z"
         );
     }
+
+    #[test]
+    fn from_envoy_nanoseconds() {
+        let t = UnixTime::from_nanos(1_700_000_000_123_456_789);
+        assert_eq!((t.secs(), t.millis()), (1_700_000_000, 1_700_000_000_123));
+        assert_eq!(UnixTime::from_nanos(u128::MAX).millis(), u64::MAX);
+    }
 }

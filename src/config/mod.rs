@@ -346,10 +346,6 @@ impl Policy {
         }
         notes
     }
-
-    pub fn provider_index(&self, name: &str) -> Option<usize> {
-        self.providers.iter().position(|p| p.name == name)
-    }
 }
 
 fn build(raw: RawConfig, read_file: FileReader<'_>) -> Result<Policy, ConfigError> {
@@ -721,6 +717,18 @@ pub fn normalize_typ(typ: &str) -> String {
     lower
         .strip_prefix("application/")
         .map_or(lower.clone(), str::to_owned)
+}
+
+/// Whether a token's `typ` is one of `normalized` (entries from `normalize_typ`), without
+/// allocating on the request path.
+pub fn typ_is_one_of(typ: &str, normalized: &[String]) -> bool {
+    let bare = match typ.get(..12) {
+        Some(head) if head.eq_ignore_ascii_case("application/") => {
+            typ.get(12..).unwrap_or_default()
+        }
+        _ => typ,
+    };
+    normalized.iter().any(|t| t.eq_ignore_ascii_case(bare))
 }
 
 /// A configured value that is copied into headers or logs, or compared with claims.
