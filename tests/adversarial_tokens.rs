@@ -26,6 +26,20 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+/// A copy of a JSON object with one member set.
+fn with_member(base: &Value, name: &str, value: Value) -> Value {
+    let mut out = base.clone();
+    out[name] = value;
+    out
+}
+
+/// A copy of a JSON object without one member.
+fn without_member(base: &Value, name: &str) -> Value {
+    let mut out = base.clone();
+    out.as_object_mut().unwrap().remove(name);
+    out
+}
+
 const NOW: u64 = 1_700_000_000;
 const ISS: &str = "https://sts.example.com";
 const ISS_HMAC: &str = "https://hmac.example.com";
@@ -293,6 +307,7 @@ fn assert_no_identity(d: &Decision) {
 
 /// The canonical control: a valid token is allowed, so denials below are caused by the
 /// attack and not by a broken fixture.
+
 #[test]
 fn control_valid_tokens_from_every_key_are_allowed() {
     let k = keys();
@@ -1489,19 +1504,11 @@ fn jwks_key_material_problems_are_refused_with_a_path() {
     let cases: Vec<(Value, &str)> = vec![
         // x with a leading zero byte (33 bytes).
         (
-            {
-                let mut j = es.clone();
-                j["x"] = json!(b64::encode(&x_lead));
-                j
-            },
+            with_member(&es, "x", json!(b64::encode(&x_lead))),
             "keys[0].x",
         ),
         (
-            {
-                let mut j = es.clone();
-                j["x"] = json!(b64::encode(&x[1..]));
-                j
-            },
+            with_member(&es, "x", json!(b64::encode(&x[1..]))),
             "keys[0].x",
         ),
         (
@@ -1512,134 +1519,43 @@ fn jwks_key_material_problems_are_refused_with_a_path() {
             },
             "keys[0].y",
         ),
+        (with_member(&es, "x", json!(1)), "keys[0].x"),
+        (without_member(&es, "y"), "keys[0].y"),
+        (with_member(&es, "d", json!("AAAA")), "keys[0].d"),
+        (with_member(&es, "alg", json!("HS256")), "keys[0].alg"),
+        (with_member(&es, "alg", json!("ES384")), "keys[0].alg"),
+        (with_member(&es, "alg", json!("RS256")), "keys[0].alg"),
+        (with_member(&es, "kid", json!(1)), "keys[0].kid"),
         (
-            {
-                let mut j = es.clone();
-                j["x"] = json!(1);
-                j
-            },
-            "keys[0].x",
-        ),
-        (
-            {
-                let mut j = es.clone();
-                j.as_object_mut().unwrap().remove("y");
-                j
-            },
-            "keys[0].y",
-        ),
-        (
-            {
-                let mut j = es.clone();
-                j["d"] = json!("AAAA");
-                j
-            },
-            "keys[0].d",
-        ),
-        (
-            {
-                let mut j = es.clone();
-                j["alg"] = json!("HS256");
-                j
-            },
-            "keys[0].alg",
-        ),
-        (
-            {
-                let mut j = es.clone();
-                j["alg"] = json!("ES384");
-                j
-            },
-            "keys[0].alg",
-        ),
-        (
-            {
-                let mut j = es.clone();
-                j["alg"] = json!("RS256");
-                j
-            },
-            "keys[0].alg",
-        ),
-        (
-            {
-                let mut j = es.clone();
-                j["kid"] = json!(1);
-                j
-            },
-            "keys[0].kid",
-        ),
-        (
-            {
-                let mut j = rsa.clone();
-                j["e"] = json!(b64::encode(&[2, 0, 0, 0, 1]));
-                j
-            },
+            with_member(&rsa, "e", json!(b64::encode(&[2, 0, 0, 0, 1]))),
             "keys[0].e",
         ),
         (
-            {
-                let mut j = rsa.clone();
-                j["e"] = json!(b64::encode(&[1]));
-                j
-            },
+            with_member(&rsa, "e", json!(b64::encode(&[1]))),
             "keys[0].e",
         ),
         (
-            {
-                let mut j = rsa.clone();
-                j["e"] = json!(b64::encode(&[1, 0, 0]));
-                j
-            },
+            with_member(&rsa, "e", json!(b64::encode(&[1, 0, 0]))),
             "keys[0].e",
         ),
         (
-            {
-                let mut j = rsa.clone();
-                j["e"] = json!(b64::encode(&[0xff; 600]));
-                j
-            },
+            with_member(&rsa, "e", json!(b64::encode(&[0xff; 600]))),
             "keys[0].e",
         ),
         (
-            {
-                let mut j = rsa.clone();
-                j["n"] = json!(b64::encode(&[0xc3; 128]));
-                j
-            },
+            with_member(&rsa, "n", json!(b64::encode(&[0xc3; 128]))),
             "keys[0].n",
         ),
         (
-            {
-                let mut j = rsa.clone();
-                j["n"] = json!(b64::encode(&[0xc3; 1025]));
-                j
-            },
+            with_member(&rsa, "n", json!(b64::encode(&[0xc3; 1025]))),
             "keys[0].n",
         ),
         (
-            {
-                let mut j = rsa.clone();
-                j["n"] = json!(b64::encode(&[0xc2; 256]));
-                j
-            },
+            with_member(&rsa, "n", json!(b64::encode(&[0xc2; 256]))),
             "keys[0].n",
         ),
-        (
-            {
-                let mut j = rsa.clone();
-                j["p"] = json!("AAAA");
-                j
-            },
-            "keys[0].p",
-        ),
-        (
-            {
-                let mut j = rsa.clone();
-                j["alg"] = json!("ES256");
-                j
-            },
-            "keys[0].alg",
-        ),
+        (with_member(&rsa, "p", json!("AAAA")), "keys[0].p"),
+        (with_member(&rsa, "alg", json!("ES256")), "keys[0].alg"),
     ];
     for (jwk, path) in cases {
         let cfg = single_provider(&json!({ "keys": [jwk] }).to_string(), json!({}));
