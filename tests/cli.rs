@@ -600,42 +600,61 @@ fn other_denials_follow_the_spec_order() {
         403,
     );
     assert_eq!(v["rule"], Value::Null);
-    // Rule needs delegation; token has no act.
-    let mut claims = delegated_claims("payments:write");
-    claims.as_object_mut().unwrap().remove("act");
-    let token = env.mint(&claims);
-    assert_deny(
-        &env.check(&request("POST", "/v1/payments", Some(&token))),
-        "delegation_required",
-        403,
-    );
-    // Revoked jti.
-    let mut claims = delegated_claims("payments:write");
-    claims["jti"] = json!("revoked-jti");
-    let token = env.mint(&claims);
-    assert_deny(
-        &env.check(&request("POST", "/v1/payments", Some(&token))),
-        "token_revoked",
-        401,
-    );
-    // Wrong audience.
-    let mut claims = delegated_claims("payments:write");
-    claims["aud"] = json!("other-api");
-    let token = env.mint(&claims);
-    assert_deny(
-        &env.check(&request("POST", "/v1/payments", Some(&token))),
-        "audience_mismatch",
-        401,
-    );
-    // Actor outside the identity allowlist.
-    let mut claims = delegated_claims("invoices:read");
-    claims["act"] = json!({ "sub": "spiffe://prod.example.com/agent/rogue" });
-    let token = env.mint(&claims);
-    assert_deny(
-        &env.check(&request("GET", "/v1/invoices", Some(&token))),
-        "actor_not_allowed",
-        403,
-    );
+    // One claim changed from an otherwise allowed token: (what, scope, member, value,
+    // method, path, reason, status). A `null` value removes the member.
+    let cases = [
+        (
+            "rule needs delegation; token has no act",
+            "payments:write",
+            "act",
+            Value::Null,
+            "POST",
+            "/v1/payments",
+            "delegation_required",
+            403,
+        ),
+        (
+            "revoked jti",
+            "payments:write",
+            "jti",
+            json!("revoked-jti"),
+            "POST",
+            "/v1/payments",
+            "token_revoked",
+            401,
+        ),
+        (
+            "wrong audience",
+            "payments:write",
+            "aud",
+            json!("other-api"),
+            "POST",
+            "/v1/payments",
+            "audience_mismatch",
+            401,
+        ),
+        (
+            "actor outside the identity allowlist",
+            "invoices:read",
+            "act",
+            json!({ "sub": "spiffe://prod.example.com/agent/rogue" }),
+            "GET",
+            "/v1/invoices",
+            "actor_not_allowed",
+            403,
+        ),
+    ];
+    for (what, scope, member, value, method, path, reason, status) in cases {
+        let mut claims = delegated_claims(scope);
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(member);
+        } else {
+            claims[member] = value;
+        }
+        let out = env.check(&request(method, path, Some(&env.mint(&claims))));
+        assert_eq!(out.json()["reason"], reason, "{what}");
+        assert_deny(&out, reason, status);
+    }
     // Not a JWS at all.
     let v = assert_deny(
         &env.check(&request("GET", "/v1/invoices", Some("not-a-token"))),
@@ -647,7 +666,8 @@ fn other_denials_follow_the_spec_order() {
         challenge(&v),
         r#"Bearer error="invalid_token", error_description="token_malformed""#
     );
-    // Two tokens (a repeated header).
+    // Two tokens (a repeated header), each valid on its own.
+    let token = env.mint(&delegated_claims("invoices:read"));
     let mut req = request("GET", "/v1/invoices", None);
     req["headers"]["authorization"] = json!([format!("Bearer {token}"), format!("Bearer {token}")]);
     assert_deny(&env.check(&req), "token_malformed", 401);
