@@ -1,7 +1,10 @@
 # agentgate — developer and CI entry points.
 #
 #   make test    everything CI runs (.ci/run): setup, fmt, clippy, wasm builds, tests
-#   make demo    a short story told with the CLI against gateway-configs/example/
+#   make demo    a short story through a real Envoy running the filter
+#   make wasm    dist/agentgate.wasm, the proxy-wasm filter for Envoy and Istio
+#   make web     www/pkg/, the playground's wasm-bindgen module
+#   make bench   agentgate against Envoy jwt_authn and the wasm floor
 #
 # `make test` runs the steps in TEST_STEPS in order, after `setup`. A later part of the
 # project adds its own check as a target and appends it, e.g. `TEST_STEPS += check-envoy`.
@@ -19,14 +22,24 @@ AGENTGATE := target/debug/agentgate
 WASM_ENV := CC_wasm32_wasip1=clang AR_wasm32_wasip1=llvm-ar \
             CC_wasm32_unknown_unknown=clang AR_wasm32_unknown_unknown=llvm-ar
 
-TEST_STEPS := fmt-check clippy check-wasm unit-test lint-config
+VENV := .venv
+ENVOY := $(VENV)/bin/envoy
+WASM_OUT := target/wasm32-wasip1/release/agentgate.wasm
+WASM_TEST := target/agentgate-test.wasm
 
-.PHONY: help setup test fmt-check clippy check-wasm check-wasm-envoy check-wasm-browser \
-        unit-test cli lint-config demo
+TEST_STEPS := fmt-check clippy check-wasm unit-test lint-config wasm check-wasm-imports \
+              e2e-envoy check-gateway-configs web test-browser
+
+.PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
+        check-wasm-browser unit-test cli lint-config demo demo-cli wasm wasm-test check-wasm-imports \
+        e2e-envoy check-gateway-configs web test-browser bench
 
 help:
 	@echo "make test        setup, then: $(TEST_STEPS)"
-	@echo "make demo        build the CLI and run the demo story (gateway-configs/example/)"
+	@echo "make demo        build the filter, start Envoy and walk the demo story through it"
+	@echo "make demo-cli    the same story through the CLI only (gateway-configs/example/)"
+	@echo "make wasm        dist/agentgate.wasm (proxy-wasm filter, wasm32-wasip1, release)"
+	@echo "make web         www/pkg/ (playground module, wasm-bindgen --target web)"
 	@echo "make setup       install missing wasm targets, clang and llvm-ar (scripts/setup.sh)"
 	@echo "make check-wasm  build the core for wasm32-wasip1 (Envoy) and wasm32-unknown-unknown (browser)"
 	@echo "make lint-config validate every gateway-configs/*/agentgate.json with the CLI"
@@ -42,13 +55,15 @@ test: setup
 	done
 	@echo "==> make test: all steps passed"
 	@# One closing line for CI logs: every cargo test binary's counts, added up.
-	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } END { printf "tests: %d passed, %d failed\n", p, f }' target/unit-test.log
+	@cat target/unit-test.log target/e2e-envoy.log 2>/dev/null | awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } END { printf "tests: %d passed, %d failed\n", p, f }'
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets --features cli -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features cli -- -D warnings
+	$(WASM_ENV) $(CARGO) clippy --lib --target wasm32-wasip1 --features proxy,test-hooks -- -D warnings
+	$(WASM_ENV) $(CARGO) clippy --lib --target wasm32-unknown-unknown --features web -- -D warnings
 
 # The core without default features, as the Envoy filter and the playground build it.
 check-wasm: check-wasm-envoy check-wasm-browser
@@ -72,5 +87,48 @@ lint-config: cli
 	    $(AGENTGATE) lint --config "$$config"; \
 	done
 
-demo: setup cli
+demo-cli: setup cli
 	@AGENTGATE=$(AGENTGATE) bash scripts/demo.sh
+
+# --- Envoy ----------------------------------------------------------------------------
+setup-envoy:
+	@bash scripts/setup-envoy.sh
+
+# The filter as users load it: release, LTO, stripped, no test hooks.
+wasm:
+	$(WASM_ENV) $(CARGO) build --lib --target wasm32-wasip1 --release --features proxy
+	@mkdir -p dist
+	cp $(WASM_OUT) dist/agentgate.wasm
+	@echo "dist/agentgate.wasm: $$(wc -c < dist/agentgate.wasm) bytes"
+
+# The same filter with the test hooks (fixed clock and peer per request, see Cargo.toml);
+# used only by the end-to-end corpus run, never shipped.
+wasm-test:
+	$(WASM_ENV) $(CARGO) build --lib --target wasm32-wasip1 --release --features proxy,test-hooks
+	cp $(WASM_OUT) $(WASM_TEST)
+
+# The shipped module may import only proxy-wasm (`env.proxy_*`) and WASI.
+check-wasm-imports: wasm
+	python3 scripts/wasm_imports.py --check dist/agentgate.wasm
+
+e2e-envoy: setup-envoy wasm-test wasm
+	@mkdir -p target
+	ENVOY_BIN=$(abspath $(ENVOY)) AGENTGATE_WASM=$(abspath dist/agentgate.wasm) \
+	AGENTGATE_TEST_WASM=$(abspath $(WASM_TEST)) \
+	    $(CARGO) test -p agentgate-envoy-tests 2>&1 | tee target/e2e-envoy.log
+
+check-gateway-configs: setup-envoy wasm
+	$(VENV)/bin/python host-tests/configs/check_gateway_configs.py
+
+demo: setup setup-envoy cli wasm
+	@ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p agentgate-envoy-tests --bin envoy-demo
+
+# --- Browser playground ---------------------------------------------------------------
+setup-browser:
+	@bash scripts/setup-browser.sh
+
+web: setup-browser
+	@bash scripts/build-web.sh
+
+test-browser: web cli
+	@bash scripts/test-browser.sh

