@@ -52,6 +52,7 @@ pub fn decide_json(
         policy,
         remote_keys,
         crypto: &crate::crypto::RING,
+        cache: None,
     };
     let decision = decide(ctx, &request, now);
     let report = crate::report::decision_json(&decision);

@@ -14,13 +14,14 @@ use crate::crypto;
 use crate::decision::{
     deny_response, AuditRecord, BindingOutcome, Decision, IDENTITY_HEADER_PREFIX,
 };
-use crate::jwk::KeySet;
+use crate::jwk::{KeySet, VerificationKey};
 use crate::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::reason::{BindingProblem, Denial, Reason, Revocation};
 use crate::request::Request;
 use crate::spiffe;
 use crate::time::UnixTime;
 use crate::token::{self, TokenProblem};
+use crate::token_cache::{Cached, Failed, TokenCache, TokenHash, Verified};
 use jsonwebtoken::crypto::CryptoProvider;
 use std::collections::HashSet;
 
@@ -51,6 +52,9 @@ pub struct Context<'a> {
     pub policy: &'a Policy,
     pub remote_keys: &'a dyn RemoteKeys,
     pub crypto: &'a CryptoProvider,
+    /// The verified-token cache of SPEC §8, for hosts that decide many requests under one
+    /// policy (Envoy). `None` verifies every token (CLI, playground, tests).
+    pub cache: Option<&'a TokenCache>,
 }
 
 /// A token whose signature verified, with the provider that verified it.
@@ -269,12 +273,9 @@ fn evaluate<'p>(
         [one] => one,
         many => return Err(Denial::TokenRepeated { count: many.len() }),
     };
-    audit.token_id = Some(b64::hex(
-        crypto::sha256(token.token.as_bytes())
-            .get(..8)
-            .unwrap_or_default(),
-    ));
-    let verified = verify(ctx, rule, token, audit)?;
+    let token_hash = crypto::sha256(token.token.as_bytes());
+    audit.token_id = Some(b64::hex(token_hash.get(..8).unwrap_or_default()));
+    let verified = verify(ctx, rule, token, &token_hash, now, audit)?;
     let provider = verified.provider;
 
     // 4. claim types, audience, time
@@ -340,25 +341,34 @@ fn evaluate<'p>(
 }
 
 /// Step 2 (shape) and 3 (provider, type, algorithm, key, signature). Nothing in the token
-/// is trusted before this returns `Ok`.
+/// is trusted before this returns `Ok`. With a `TokenCache`, a token seen before skips
+/// parsing and the signature — never the checks around them.
 fn verify<'p>(
     ctx: Context<'p>,
     rule: &Rule,
     found: &Found<'_>,
+    token_hash: &TokenHash,
+    now: UnixTime,
     audit: &mut AuditRecord,
 ) -> Result<VerifiedToken<'p>, Denial> {
     if found.token.is_empty() {
         return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 }));
     }
-    let parsed = token::parse(found.token).map_err(Denial::Token)?;
-    let header = &parsed.jws.header;
+    let cached = ctx.cache.and_then(|c| c.get(token_hash, now));
+    let (header, claims, mut jws) = match &cached {
+        Some(Cached::Verified(v)) => (v.header.clone(), v.claims.clone(), None),
+        _ => {
+            let parsed = token::parse(found.token).map_err(Denial::Token)?;
+            (parsed.jws.header.clone(), parsed.claims, Some(parsed.jws))
+        }
+    };
     audit.alg = Some(truncate(&header.alg, MAX_AUDIT_HEADER_VALUE));
     audit.kid = header
         .kid
         .as_deref()
         .map(|k| truncate(k, MAX_AUDIT_HEADER_VALUE));
 
-    let iss = match parsed.claims.get("iss") {
+    let iss = match claims.get("iss") {
         Some(serde_json::Value::String(s)) => s.as_str(),
         _ => return Err(Denial::IssuerMissing),
     };
@@ -402,12 +412,68 @@ fn verify<'p>(
         KeyConfig::Local(set) => Some(set),
         KeyConfig::Remote(_) => ctx.remote_keys.remote_keys(&provider.name),
     };
-    verify_signature(&parsed.jws, keys, &provider.algorithms, ctx.crypto)
+    let (alg, candidates) = candidate_keys(&header, keys, &provider.algorithms)
         .map_err(|e| e.into_denial(&provider.name))?;
-    Ok(VerifiedToken {
-        provider,
-        claims: parsed.claims,
-    })
+    let fingerprints = || candidates.iter().map(|k| k.fingerprint);
+    match cached {
+        Some(Cached::Verified(v)) if v.provider == index && v.alg == alg => {
+            if fingerprints().any(|f| f == v.key) {
+                return Ok(VerifiedToken { provider, claims });
+            }
+            // The key that verified it is gone (rotation): verify afresh, and fail if no
+            // current key verifies.
+        }
+        Some(Cached::Failed(f))
+            if f.provider == index
+                && f.alg == alg
+                && fingerprints().all(|k| f.tried.contains(&k)) =>
+        {
+            return Err(Denial::SignatureInvalid);
+        }
+        _ => {}
+    }
+    let jws = match jws.take() {
+        Some(jws) => jws,
+        None => token::split(found.token).map_err(Denial::Token)?,
+    };
+    let verified_by = verify_with_candidates(&jws, alg, &candidates, ctx.crypto);
+    if let Some(cache) = ctx.cache {
+        match verified_by {
+            Some(key) => {
+                // An entry never outlives its token: `exp` (plus skew) bounds it; a token
+                // without a numeric `exp` is refused later and is not worth keeping.
+                if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_f64) {
+                    let expires = exp + provider.clock_skew_s as f64;
+                    if expires.is_finite() && expires > now.secs_f64() {
+                        cache.put_verified(
+                            *token_hash,
+                            Verified {
+                                header,
+                                claims: claims.clone(),
+                                provider: index,
+                                alg,
+                                key,
+                                expires: UnixTime::from_millis((expires * 1000.0) as u64),
+                            },
+                        );
+                    }
+                }
+            }
+            None => cache.put_failed(
+                *token_hash,
+                Failed {
+                    provider: index,
+                    alg,
+                    tried: fingerprints().collect(),
+                    expires: TokenCache::failure_expiry(now),
+                },
+            ),
+        }
+    }
+    match verified_by {
+        Some(_) => Ok(VerifiedToken { provider, claims }),
+        None => Err(Denial::SignatureInvalid),
+    }
 }
 
 /// Why a JWS signature was not accepted (mapped to a `Denial` with the provider's name).
@@ -437,24 +503,22 @@ impl SignatureFailure {
     }
 }
 
-/// The JWS layer of step 3, in SPEC order: `alg` against the allowlist, keys available,
-/// `kid`, key/`alg` fit, signature. Without a `kid`, every key that fits the `alg` is tried.
-pub fn verify_signature(
-    jws: &token::Jws<'_>,
-    keys: Option<&KeySet>,
+/// The JWS layer of step 3 before any cryptography, in SPEC order: `alg` against the
+/// allowlist, keys available, `kid`, key/`alg` fit. Returns the algorithm and the keys to
+/// try: the one with the token's `kid`, or without a `kid`, every key that fits the `alg`.
+pub fn candidate_keys<'k>(
+    header: &token::Header,
+    keys: Option<&'k KeySet>,
     algorithms: &[Alg],
-    crypto: &CryptoProvider,
-) -> Result<Alg, SignatureFailure> {
-    let alg = match Alg::classify(&jws.header.alg) {
+) -> Result<(Alg, Vec<&'k VerificationKey>), SignatureFailure> {
+    let alg = match Alg::classify(&header.alg) {
         AlgName::None => return Err(SignatureFailure::AlgNone),
         AlgName::Unsupported => return Err(SignatureFailure::AlgUnsupported),
         AlgName::Supported(a) if algorithms.contains(&a) => a,
         _ => return Err(SignatureFailure::AlgNotAllowed),
     };
     let keys = keys.ok_or(SignatureFailure::NoKeys)?;
-    let message = jws.signing_input.as_bytes();
-    let jwt_alg = alg.to_jsonwebtoken();
-    let verified = match &jws.header.kid {
+    match &header.kid {
         Some(kid) => {
             let key = keys
                 .keys
@@ -464,21 +528,44 @@ pub fn verify_signature(
             if !key.fits(alg) {
                 return Err(SignatureFailure::KeyDoesNotFitAlg);
             }
-            crypto::verify_with(crypto, jwt_alg, &key.decoding, message, &jws.signature)
+            Ok((alg, vec![key]))
         }
         None => {
-            let mut candidates = keys.keys.iter().filter(|k| k.fits(alg)).peekable();
-            if candidates.peek().is_none() {
+            let candidates: Vec<_> = keys.keys.iter().filter(|k| k.fits(alg)).collect();
+            if candidates.is_empty() {
                 return Err(SignatureFailure::KeyDoesNotFitAlg);
             }
-            candidates
-                .any(|k| crypto::verify_with(crypto, jwt_alg, &k.decoding, message, &jws.signature))
+            Ok((alg, candidates))
         }
-    };
-    if verified {
-        Ok(alg)
-    } else {
-        Err(SignatureFailure::Invalid)
+    }
+}
+
+/// The fingerprint of the first candidate whose signature over the JWS verifies.
+fn verify_with_candidates(
+    jws: &token::Jws<'_>,
+    alg: Alg,
+    candidates: &[&VerificationKey],
+    crypto: &CryptoProvider,
+) -> Option<[u8; 32]> {
+    let message = jws.signing_input.as_bytes();
+    let jwt_alg = alg.to_jsonwebtoken();
+    candidates
+        .iter()
+        .find(|k| crypto::verify_with(crypto, jwt_alg, &k.decoding, message, &jws.signature))
+        .map(|k| k.fingerprint)
+}
+
+/// The whole JWS layer of step 3: `candidate_keys`, then the signature.
+pub fn verify_signature(
+    jws: &token::Jws<'_>,
+    keys: Option<&KeySet>,
+    algorithms: &[Alg],
+    crypto: &CryptoProvider,
+) -> Result<Alg, SignatureFailure> {
+    let (alg, candidates) = candidate_keys(&jws.header, keys, algorithms)?;
+    match verify_with_candidates(jws, alg, &candidates, crypto) {
+        Some(_) => Ok(alg),
+        None => Err(SignatureFailure::Invalid),
     }
 }
 
@@ -785,6 +872,7 @@ mod tests {
             policy: &policy,
             remote_keys: &NoRemoteKeys,
             crypto: &crate::crypto::RING,
+            cache: None,
         };
         let d = decide(ctx, &request, UnixTime::from_secs(0));
         assert_eq!(d.reason, Reason::RouteDenied);

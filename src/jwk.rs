@@ -45,6 +45,10 @@ pub struct VerificationKey {
     pub alg: Option<Alg>,
     pub kind: KeyKind,
     pub decoding: DecodingKey,
+    /// SHA-256 over the key type and public material (plus `alg` when stated): the same
+    /// key gives the same fingerprint in every fetch of a JWKS, so a cached verification
+    /// can tell whether the key that verified it is still published.
+    pub fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for VerificationKey {
@@ -532,11 +536,13 @@ fn parse_key(
             )))
         }
     };
+    let fingerprint = fingerprint(&decoding, alg);
     let key = VerificationKey {
         kid,
         alg,
         kind,
         decoding,
+        fingerprint,
     };
     if let Some(alg) = alg {
         if !key.fits(alg) {
@@ -748,4 +754,24 @@ mod tests {
             JwksError::Ed25519SmallOrder { index: 0 }
         );
     }
+}
+
+fn fingerprint(key: &DecodingKey, alg: Option<Alg>) -> [u8; 32] {
+    use jsonwebtoken::DecodingKeyKind;
+    let mut data = Vec::new();
+    let mut part = |tag: &[u8], bytes: &[u8]| {
+        data.extend_from_slice(tag);
+        data.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        data.extend_from_slice(bytes);
+    };
+    part(format!("{:?}", key.family()).as_bytes(), b"");
+    match key.kind() {
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            part(b"n", n);
+            part(b"e", e);
+        }
+        DecodingKeyKind::SecretOrDer(b) => part(b"k", b),
+    }
+    part(b"alg", alg.map(|a| a.name()).unwrap_or_default().as_bytes());
+    crate::crypto::sha256(&data)
 }

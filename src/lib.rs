@@ -26,11 +26,13 @@ pub mod path;
 #[cfg(feature = "proxy")]
 mod proxy;
 pub mod reason;
+pub mod remote_jwks;
 pub mod report;
 pub mod request;
 pub mod spiffe;
 pub mod time;
 pub mod token;
+pub mod token_cache;
 #[cfg(feature = "web")]
 pub mod web;
 

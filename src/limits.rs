@@ -48,3 +48,28 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Deepest `max_chain_depth` a configuration may ask for. RFC 8693 sets no bound; a chain
 /// deeper than 32 hops is not a delegation anyone can audit.
 pub const MAX_CONFIGURABLE_CHAIN_DEPTH: u32 = 32;
+
+/// Verified tokens one cache (one Envoy worker's copy of one policy) remembers. A token
+/// entry is its claims plus ~100 bytes, typically under 2 KiB: 4096 entries stay below
+/// ~8 MiB per worker while covering the distinct tokens of thousands of active agents
+/// within a token lifetime.
+pub const MAX_CACHED_TOKENS: usize = 4096;
+
+/// Failed signatures remembered. Smaller than the verified cache: its job is to make a
+/// replayed forgery cheap, not to hold every garbage token an attacker can invent (those
+/// still cost a verification each, the same as without a cache).
+pub const MAX_CACHED_TOKEN_FAILURES: usize = 1024;
+
+/// How long a failed signature is remembered, in seconds. Short, because the failure is
+/// about keys that may be replaced (a refetch brings a new key for the same `kid`).
+pub const TOKEN_FAILURE_TTL_S: u64 = 60;
+
+/// Shortest interval between two refetches of a provider's JWKS caused by an unknown `kid`
+/// (SPEC §8: "at most one refetch per provider per 30 s"). Without it, tokens with random
+/// `kid`s would turn the gateway into an amplifier against the identity provider.
+pub const KID_REFETCH_INTERVAL_S: u64 = 30;
+
+/// Longest wait before retrying a failed JWKS fetch, in seconds (it is also never longer
+/// than `cache_duration_s`). Short enough that a JWKS that was down at start recovers
+/// quickly; long enough not to hammer an identity provider that is struggling.
+pub const JWKS_RETRY_MAX_S: u64 = 10;

@@ -191,6 +191,7 @@ fn run_at(
         policy,
         remote_keys: remote,
         crypto: &agentgate::crypto::RING,
+        cache: None,
     };
     decide(ctx, request, UnixTime::from_secs(now))
 }

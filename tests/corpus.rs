@@ -531,3 +531,69 @@ fn corpus_through_the_cli() {
     );
     eprintln!("corpus through the CLI: {ran} runs passed");
 }
+
+/// Every case and twin decided through a verified-token cache (SPEC §8), as Envoy decides:
+/// one cache per loaded policy, shared by all its cases. Each request is decided three
+/// times — cold, warm, and warm again — and every report must equal the uncached one
+/// (`eval_us` aside), while the warm decisions hit the cache.
+#[test]
+fn corpus_with_a_token_cache() {
+    use agentgate::engine::{decide, Context};
+    use agentgate::token_cache::TokenCache;
+    use agentgate::{Policy, Request};
+
+    let corpus = load();
+    let rng = SystemRandom::new();
+    let mut policies: HashMap<String, (Policy, TokenCache)> = HashMap::new();
+    let mut failures = Vec::new();
+    let mut with_token = 0u64;
+    for (_, value) in &corpus.cases {
+        let case: Case = serde_json::from_value(value.clone()).unwrap();
+        for case in std::iter::once(case).chain(twin_case(value).unwrap()) {
+            let p = prepare(&corpus, &case, &rng).unwrap();
+            let mut remote: HashMap<String, KeySet> = HashMap::new();
+            for (provider, jwks) in &p.remote_jwks {
+                remote.insert(
+                    provider.clone(),
+                    parse_jwks(jwks, KeySource::Fetched).unwrap(),
+                );
+            }
+            let now = UnixTime::from_secs(case.now);
+            let (_, mut uncached) =
+                check_json(&p.config, &p.request, now, &remote, &|_| Err(String::new())).unwrap();
+            uncached["eval_us"] = Value::Null;
+            // The remote key set is part of the case: a cache per (config, keys).
+            let key = format!("{}|{:?}", case.config, p.remote_jwks);
+            let (policy, cache) = policies
+                .entry(key)
+                .or_insert_with(|| (Policy::from_json(&p.config).unwrap(), TokenCache::default()));
+            let request = Request::from_json(&p.request).unwrap();
+            for round in ["cold", "warm", "warm again"] {
+                let ctx = Context {
+                    policy,
+                    remote_keys: &remote,
+                    crypto: &agentgate::crypto::RING,
+                    cache: Some(cache),
+                };
+                let decision = decide(ctx, &request, now);
+                let mut report = agentgate::report::decision_json(&decision);
+                report["eval_us"] = Value::Null;
+                if report != uncached {
+                    failures.push(format!(
+                        "{} ({round}):\n      cached:   {report}\n      uncached: {uncached}",
+                        case.name
+                    ));
+                }
+            }
+            with_token += u64::from(p.token.is_some());
+        }
+    }
+    let hits: u64 = policies.values().map(|(_, c)| c.stats().hits).sum();
+    assert!(failures.is_empty(), "{}", failures.join("\n  "));
+    // Tokens refused before the cache is consulted (route, shape, size) never reach it,
+    // so not every token hits; most must.
+    assert!(
+        hits >= with_token,
+        "only {hits} cache hits for {with_token} tokens decided three times"
+    );
+}

@@ -1,0 +1,204 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The verified-token cache (SPEC §8) through `decide`: a hit never changes a decision,
+//! never outlives the key that verified it nor the token, and a forged token replayed
+//! costs no second verification.
+
+use agentgate::alg::Alg;
+use agentgate::engine::{decide, Context};
+use agentgate::jwk::{parse_jwks, KeySet, KeySource};
+use agentgate::mint::{public_jwks, SigningKey};
+use agentgate::token_cache::TokenCache;
+use agentgate::{Policy, Reason, Request, UnixTime};
+use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use ring::rand::SystemRandom;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const NOW: u64 = 1_800_000_000;
+
+/// `crypto::RING`, counting how many verifiers it builds (one per signature checked).
+static VERIFICATIONS: AtomicUsize = AtomicUsize::new(0);
+
+fn counting_verifier(
+    alg: &Algorithm,
+    key: &DecodingKey,
+) -> Result<Box<dyn JwtVerifier>, jsonwebtoken::errors::Error> {
+    VERIFICATIONS.fetch_add(1, Ordering::SeqCst);
+    (agentgate::crypto::RING.verifier_factory)(alg, key)
+}
+
+fn counting() -> CryptoProvider {
+    let ring = &agentgate::crypto::RING;
+    let utils = &ring.key_utils;
+    CryptoProvider {
+        signer_factory: ring.signer_factory,
+        verifier_factory: counting_verifier,
+        key_utils: KeyUtils {
+            rsa_pub_components_from_private_key: utils.rsa_pub_components_from_private_key,
+            rsa_pub_components_from_public_key: utils.rsa_pub_components_from_public_key,
+            ec_pub_components_from_private_key: utils.ec_pub_components_from_private_key,
+            ed_pub_components_from_private_key: utils.ed_pub_components_from_private_key,
+            compute_digest: utils.compute_digest,
+        },
+    }
+}
+
+fn policy() -> Policy {
+    Policy::from_json(
+        &json!({
+            "providers": { "sts": {
+                "issuer": "https://sts.example.com", "audiences": ["api"],
+                "remote_jwks": { "http_uri": { "uri": "http://sts/jwks", "cluster": "sts" } },
+                "algorithms": ["ES256"] } },
+            "rules": [{ "id": "all", "match": { "path_prefix": "/" }, "providers": ["sts"] }]
+        })
+        .to_string(),
+    )
+    .unwrap()
+}
+
+fn keys(signers: &[&SigningKey]) -> HashMap<String, KeySet> {
+    let text = public_jwks(signers).to_string();
+    HashMap::from([(
+        "sts".to_owned(),
+        parse_jwks(&text, KeySource::Fetched).unwrap(),
+    )])
+}
+
+fn token(key: &SigningKey, exp: u64) -> String {
+    let claims = json!({ "iss": "https://sts.example.com", "sub": "user:alice", "aud": "api",
+                         "iat": NOW - 10, "exp": exp, "scope": "read" });
+    key.mint(Alg::ES256, &claims, None, &SystemRandom::new())
+        .unwrap()
+}
+
+fn request(token: &str) -> Request {
+    Request {
+        method: "GET".into(),
+        path: "/x".into(),
+        authority: None,
+        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        peer: None,
+    }
+}
+
+/// Decides with the counting crypto provider; returns the reason and how many signatures
+/// were checked.
+fn decide_counting(
+    policy: &Policy,
+    keys: &HashMap<String, KeySet>,
+    cache: &TokenCache,
+    token: &str,
+    now: u64,
+) -> (Reason, usize) {
+    let before = VERIFICATIONS.load(Ordering::SeqCst);
+    let crypto = counting();
+    let ctx = Context {
+        policy,
+        remote_keys: keys,
+        crypto: &crypto,
+        cache: Some(cache),
+    };
+    let decision = decide(ctx, &request(token), UnixTime::from_secs(now));
+    (
+        decision.reason,
+        VERIFICATIONS.load(Ordering::SeqCst) - before,
+    )
+}
+
+// The tests share one counter, so they run as one test in a fixed order.
+#[test]
+fn token_cache_semantics() {
+    let rng = SystemRandom::new();
+    let k1 = SigningKey::generate(Alg::ES256, "k1", &rng).unwrap();
+    let k2 = SigningKey::generate(Alg::ES256, "k2", &rng).unwrap();
+    let k1_again = SigningKey::generate(Alg::ES256, "k1", &rng).unwrap();
+    let policy = policy();
+
+    // A hit skips the signature and decides the same.
+    let cache = TokenCache::default();
+    let t1 = token(&k1, NOW + 600);
+    let set_k1 = keys(&[&k1]);
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &t1, NOW),
+        (Reason::Allowed, 1)
+    );
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &t1, NOW),
+        (Reason::Allowed, 0)
+    );
+    assert_eq!(cache.stats().hits, 1);
+
+    // Time checks still run on a hit: the cached token expires like any other.
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &t1, NOW + 599).0,
+        Reason::Allowed
+    );
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &t1, NOW + 661).0,
+        Reason::TokenExpired
+    );
+
+    // Rotation: once k1 leaves the JWKS, the cached verification is not used.
+    let cache = TokenCache::default();
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &t1, NOW).0,
+        Reason::Allowed
+    );
+    assert_eq!(
+        decide_counting(&policy, &keys(&[&k2]), &cache, &t1, NOW),
+        (Reason::KidUnknown, 0)
+    );
+    // The same `kid` now names different key material: the old signature does not verify.
+    assert_eq!(
+        decide_counting(&policy, &keys(&[&k1_again]), &cache, &t1, NOW),
+        (Reason::SignatureInvalid, 1)
+    );
+    // k1 published again (an overlap): the key that verified it is back, so is the hit.
+    assert_eq!(
+        decide_counting(&policy, &keys(&[&k1, &k2]), &cache, &t1, NOW),
+        (Reason::Allowed, 0)
+    );
+
+    // A forgery (k2 signs with k1's kid) costs one verification, then none while the keys
+    // are the same; a new key under that kid is tried again.
+    let cache = TokenCache::default();
+    let mut forged = token(&k2, NOW + 600);
+    let header_k1 = t1.split('.').next().unwrap();
+    let rest = forged.split_once('.').unwrap().1.to_owned();
+    forged = format!("{header_k1}.{rest}");
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &forged, NOW),
+        (Reason::SignatureInvalid, 1)
+    );
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &forged, NOW),
+        (Reason::SignatureInvalid, 0)
+    );
+    assert_eq!(
+        decide_counting(&policy, &keys(&[&k1_again]), &cache, &forged, NOW),
+        (Reason::SignatureInvalid, 1)
+    );
+    // The remembered failure expires (limits::TOKEN_FAILURE_TTL_S).
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &forged, NOW + 61),
+        (Reason::SignatureInvalid, 1)
+    );
+
+    // A token that expired is not cached; rules that refuse before the signature never
+    // consult the cache.
+    let cache = TokenCache::default();
+    let old = token(&k1, NOW - 100);
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &old, NOW),
+        (Reason::TokenExpired, 1)
+    );
+    assert_eq!(cache.len(), (0, 0));
+}
