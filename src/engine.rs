@@ -416,12 +416,12 @@ fn verify<'p>(
         .map_err(|e| e.into_denial(&provider.name))?;
     let fingerprints = || candidates.iter().map(|k| k.fingerprint);
     match cached {
-        Some(Cached::Verified(v)) if v.provider == index && v.alg == alg => {
-            if fingerprints().any(|f| f == v.key) {
-                return Ok(VerifiedToken { provider, claims });
-            }
-            // The key that verified it is gone (rotation): verify afresh, and fail if no
-            // current key verifies.
+        // A hit counts only while the key that verified it is still published; after a
+        // rotation the token is verified afresh (and fails unless a current key verifies).
+        Some(Cached::Verified(v))
+            if v.provider == index && v.alg == alg && fingerprints().any(|f| f == v.key) =>
+        {
+            return Ok(VerifiedToken { provider, claims });
         }
         Some(Cached::Failed(f))
             if f.provider == index

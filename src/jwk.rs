@@ -640,6 +640,26 @@ fn is_roca_weak(n: &[u8]) -> bool {
     })
 }
 
+fn fingerprint(key: &DecodingKey, alg: Option<Alg>) -> [u8; 32] {
+    use jsonwebtoken::DecodingKeyKind;
+    let mut data = Vec::new();
+    let mut part = |tag: &[u8], bytes: &[u8]| {
+        data.extend_from_slice(tag);
+        data.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        data.extend_from_slice(bytes);
+    };
+    part(format!("{:?}", key.family()).as_bytes(), b"");
+    match key.kind() {
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            part(b"n", n);
+            part(b"e", e);
+        }
+        DecodingKeyKind::SecretOrDer(b) => part(b"k", b),
+    }
+    part(b"alg", alg.map(|a| a.name()).unwrap_or_default().as_bytes());
+    crate::crypto::sha256(&data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,24 +774,4 @@ mod tests {
             JwksError::Ed25519SmallOrder { index: 0 }
         );
     }
-}
-
-fn fingerprint(key: &DecodingKey, alg: Option<Alg>) -> [u8; 32] {
-    use jsonwebtoken::DecodingKeyKind;
-    let mut data = Vec::new();
-    let mut part = |tag: &[u8], bytes: &[u8]| {
-        data.extend_from_slice(tag);
-        data.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        data.extend_from_slice(bytes);
-    };
-    part(format!("{:?}", key.family()).as_bytes(), b"");
-    match key.kind() {
-        DecodingKeyKind::RsaModulusExponent { n, e } => {
-            part(b"n", n);
-            part(b"e", e);
-        }
-        DecodingKeyKind::SecretOrDer(b) => part(b"k", b),
-    }
-    part(b"alg", alg.map(|a| a.name()).unwrap_or_default().as_bytes());
-    crate::crypto::sha256(&data)
 }
