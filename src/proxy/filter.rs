@@ -1,0 +1,144 @@
+//! One request: read it from Envoy, hand it to `Plugin::process`.
+
+use super::host;
+use super::plugin::{send_error, PendingRequest, Plugin};
+use crate::request::{Peer, Request};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, LogLevel};
+use std::rc::Rc;
+
+pub struct Filter {
+    context_id: u32,
+    plugin: Rc<Plugin>,
+}
+
+impl Filter {
+    pub fn new(context_id: u32, plugin: Rc<Plugin>) -> Filter {
+        Filter { context_id, plugin }
+    }
+}
+
+impl Drop for Filter {
+    fn drop(&mut self) {
+        // A request that was waiting for a refetch and went away is not decided later.
+        if let Ok(mut waiters) = self.plugin.waiters.try_borrow_mut() {
+            waiters.retain(|w| w.context_id != self.context_id);
+        }
+    }
+}
+
+impl Context for Filter {}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        match read_request() {
+            Ok(pending) => self.plugin.process(self.context_id, pending, false),
+            Err(problem) => {
+                host::log(LogLevel::Error, &format!("agentgate: {problem}"));
+                send_error(problem.status());
+                Action::Pause
+            }
+        }
+    }
+}
+
+/// Why a request could not even be read (a host failure or a bad test hook; never policy).
+enum ReadProblem {
+    NoHeaders,
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+    BadTestHook(String),
+}
+
+impl ReadProblem {
+    fn status(&self) -> u32 {
+        match self {
+            ReadProblem::NoHeaders => 500,
+            ReadProblem::BadTestHook(_) => 400,
+        }
+    }
+}
+
+impl std::fmt::Display for ReadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadProblem::NoHeaders => write!(f, "could not read the request headers"),
+            ReadProblem::BadTestHook(why) => write!(f, "test hook: {why}"),
+        }
+    }
+}
+
+/// The request view of SPEC §1 from Envoy: pseudo-headers, headers, and the mTLS peer.
+fn read_request() -> Result<PendingRequest, ReadProblem> {
+    let all = host::request_headers().ok_or(ReadProblem::NoHeaders)?;
+    let mut request = Request::default();
+    for (name, value) in all {
+        match name.as_str() {
+            ":method" => request.method = value,
+            ":path" => request.path = value,
+            ":authority" => request.authority = Some(value),
+            n if n.starts_with(':') => {}
+            _ => request.headers.push((name.to_ascii_lowercase(), value)),
+        }
+    }
+    request.peer = connection_peer();
+    #[allow(unused_mut)]
+    let mut pending = PendingRequest {
+        request,
+        now_override: None,
+    };
+    #[cfg(feature = "test-hooks")]
+    test_hooks::apply(&mut pending)?;
+    Ok(pending)
+}
+
+/// The client certificate of this connection, as Envoy exposes it (only on TLS with a
+/// client certificate).
+fn connection_peer() -> Option<Peer> {
+    let uri_san = host::property(&["connection", "uri_san_peer_certificate"]);
+    let digest = host::property(&["connection", "sha256_peer_certificate_digest"])
+        .and_then(|hex| crate::b64::unhex(&hex))
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+    if uri_san.is_none() && digest.is_none() {
+        return None;
+    }
+    Some(Peer {
+        uri_san,
+        certificate_sha256: digest,
+    })
+}
+
+/// TEST BUILDS ONLY (feature `test-hooks`, never in `dist/agentgate.wasm`): the corpus
+/// runs through Envoy at its fixed time and peers.
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    use super::{host, PendingRequest, ReadProblem};
+    use crate::request::Request;
+    use crate::time::UnixTime;
+
+    const NOW: &str = "x-agentgate-test-now";
+    const PEER: &str = "x-agentgate-test-peer";
+
+    pub fn apply(pending: &mut PendingRequest) -> Result<(), ReadProblem> {
+        let headers = std::mem::take(&mut pending.request.headers);
+        for (name, value) in headers {
+            match name.as_str() {
+                NOW => {
+                    let secs: f64 = value
+                        .parse()
+                        .map_err(|_| ReadProblem::BadTestHook(format!("`{NOW}: {value}`")))?;
+                    pending.now_override = Some(UnixTime::from_millis((secs * 1000.0) as u64));
+                    host::remove_request_header(NOW);
+                }
+                PEER => {
+                    let doc = format!(r#"{{"method":"GET","path":"/","peer":{value}}}"#);
+                    pending.request.peer = Request::from_json(&doc)
+                        .map_err(|e| ReadProblem::BadTestHook(format!("`{PEER}`: {e}")))?
+                        .peer;
+                    host::remove_request_header(PEER);
+                }
+                _ => pending.request.headers.push((name, value)),
+            }
+        }
+        Ok(())
+    }
+}

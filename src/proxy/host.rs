@@ -1,0 +1,85 @@
+//! proxy-wasm host calls as values: a host error is logged and becomes `None`/`false`,
+//! never a panic in the filter's own code.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType};
+
+pub fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+/// Envoy's wall clock (`proxy_get_current_time_nanoseconds`), in nanoseconds since the
+/// Unix epoch; 0 if the host cannot say (every freshness check then fails closed).
+pub fn now_nanos() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub fn now_millis() -> u64 {
+    now_nanos() / 1_000_000
+}
+
+/// Request headers, pseudo-headers included, values as received (lossy UTF-8: a token
+/// with invalid bytes becomes invalid base64url and is refused as malformed).
+pub fn request_headers() -> Option<Vec<(String, String)>> {
+    let map = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).ok()?;
+    Some(
+        map.into_iter()
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect(),
+    )
+}
+
+pub fn remove_request_header(name: &str) {
+    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+}
+
+pub fn set_request_header(name: &str, value: &str) -> bool {
+    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok()
+}
+
+/// A string property (`connection.uri_san_peer_certificate`, …).
+pub fn property(path: &[&str]) -> Option<String> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
+    String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
+}
+
+pub fn plugin_configuration() -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+        .ok()
+        .flatten()
+}
+
+pub fn http_call_response_status() -> Option<u16> {
+    hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse().ok())
+}
+
+pub fn http_call_response_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+pub fn shared_data(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+    hostcalls::get_shared_data(key).unwrap_or((None, None))
+}
+
+/// Writes shared data if it has not changed since `cas` was read (`None`: unconditionally).
+pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+}
+
+pub fn set_effective_context(context_id: u32) -> bool {
+    hostcalls::set_effective_context(context_id).is_ok()
+}
+
+pub fn resume_request() {
+    let _ = hostcalls::resume_http_request();
+}

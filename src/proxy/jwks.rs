@@ -1,0 +1,237 @@
+//! Remote JWKS through Envoy (SPEC §8). The state machine is `remote_jwks`; this file
+//! moves its record through shared data (compare-and-swap, so of all workers exactly one
+//! fetches per interval) and its fetches through `dispatch_http_call` on the provider's
+//! cluster. Everything runs in the root context: on ticks, and when a fetch reports.
+
+use super::host;
+use super::plugin::{Plugin, RemoteProvider};
+use crate::remote_jwks::{check_document, LocalKeys, SharedJwks, UnknownKid};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::LogLevel;
+use std::time::Duration;
+
+/// Tick period of every root context. A request waiting for an unknown-`kid` refetch
+/// waits at most one tick for it to start; each tick costs one shared-data read per
+/// remote provider.
+pub const TICK_MS: u64 = 100;
+
+/// How often a lost compare-and-swap is retried within one step before giving up until
+/// the next tick (another worker is writing the same record right now).
+const CAS_ATTEMPTS: usize = 4;
+
+pub fn read_shared(remote: &RemoteProvider) -> (SharedJwks, Option<u32>) {
+    let (bytes, cas) = host::shared_data(&remote.shared_key);
+    let record = bytes
+        .as_deref()
+        .and_then(SharedJwks::from_bytes)
+        .unwrap_or_default();
+    (record, cas)
+}
+
+/// Creates the shared record if no worker has yet, so that every later write can be a
+/// compare-and-swap (Envoy lets anyone create a missing key).
+pub fn ensure_shared(remote: &RemoteProvider) {
+    if host::shared_data(&remote.shared_key).0.is_none() {
+        host::set_shared_data(&remote.shared_key, &SharedJwks::default().to_bytes(), None);
+    }
+}
+
+/// Adopts a newer document another worker stored.
+fn adopt(remote: &RemoteProvider, record: &SharedJwks) {
+    let newer = LocalKeys::adopt(record, remote.keys.borrow().as_ref());
+    if let Some(keys) = newer {
+        *remote.keys.borrow_mut() = Some(keys);
+    }
+}
+
+/// An outstanding fetch: which provider, and when it started.
+pub struct Callout {
+    pub token: u32,
+    pub provider: usize,
+    pub started_ms: u64,
+}
+
+/// One tick for every remote provider: adopt, then fetch when due or asked for.
+pub fn tick(plugin: &Plugin, callouts: &mut Vec<Callout>, root_context_id: u32) {
+    let now_ms = host::now_millis();
+    for (index, remote) in plugin.remotes.iter().enumerate() {
+        let (record, _) = read_shared(remote);
+        adopt(remote, &record);
+        let for_kid = remote.kid_refetch_wanted.replace(false);
+        if let Some(token) = claim_fetch(remote, now_ms, for_kid) {
+            callouts.push(Callout {
+                token,
+                provider: index,
+                started_ms: now_ms,
+            });
+        }
+    }
+    // Waiters are ready when no fetch for their provider is pending any more (it reported
+    // here or in another worker, whose result was adopted above), or at their deadline.
+    plugin.wake_waiters(
+        |w| {
+            now_ms >= w.deadline_ms
+                || plugin
+                    .remotes
+                    .get(w.provider)
+                    .is_none_or(|r| !r.kid_refetch_wanted.get() && !read_shared(r).0.in_flight)
+        },
+        root_context_id,
+    );
+}
+
+/// Starts a fetch if one is due (or asked for by an unknown `kid`) and this worker wins
+/// the compare-and-swap on the shared record. Returns the call's token.
+fn claim_fetch(remote: &RemoteProvider, now_ms: u64, for_kid: bool) -> Option<u32> {
+    for _ in 0..CAS_ATTEMPTS {
+        let (record, cas) = read_shared(remote);
+        let wanted = record.fetch_due(&remote.config, now_ms)
+            || (for_kid && record.on_unknown_kid(&remote.config, now_ms) == UnknownKid::Refetch);
+        if !wanted {
+            return None;
+        }
+        let started = record.fetch_started(now_ms, for_kid);
+        if !host::set_shared_data(&remote.shared_key, &started.to_bytes(), cas) {
+            continue; // another worker wrote first: look again
+        }
+        return match dispatch(remote) {
+            Ok(token) => Some(token),
+            Err(why) => {
+                host::log(
+                    LogLevel::Warn,
+                    &format!("agentgate: jwks {} fetch failed: {why}", remote.name),
+                );
+                finish(remote, |r| r.fetch_failed());
+                None
+            }
+        };
+    }
+    None
+}
+
+fn dispatch(remote: &RemoteProvider) -> Result<u32, String> {
+    let (authority, path) = split_uri(&remote.config.uri);
+    hostcalls::dispatch_http_call(
+        &remote.config.cluster,
+        vec![
+            (":method", "GET"),
+            (":path", path),
+            (":authority", authority),
+            (
+                ":scheme",
+                if remote.config.uri.starts_with("https://") {
+                    "https"
+                } else {
+                    "http"
+                },
+            ),
+            ("accept", "application/jwk-set+json, application/json"),
+            ("user-agent", "agentgate"),
+        ],
+        None,
+        vec![],
+        Duration::from_millis(remote.config.timeout_ms),
+    )
+    .map_err(|status| {
+        format!(
+            "cluster `{}` refused the call ({status:?})",
+            remote.config.cluster
+        )
+    })
+}
+
+/// `http://host:port/path?q` → (`host:port`, `/path?q`).
+fn split_uri(uri: &str) -> (&str, &str) {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))
+        .unwrap_or(uri);
+    match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("/")),
+        None => (rest, "/"),
+    }
+}
+
+/// Writes the outcome of a fetch into the shared record (compare-and-swap, retried).
+fn finish(remote: &RemoteProvider, outcome: impl Fn(&SharedJwks) -> SharedJwks) -> SharedJwks {
+    let mut latest = SharedJwks::default();
+    for _ in 0..CAS_ATTEMPTS {
+        let (record, cas) = read_shared(remote);
+        latest = outcome(&record);
+        if host::set_shared_data(&remote.shared_key, &latest.to_bytes(), cas) {
+            break;
+        }
+    }
+    latest
+}
+
+/// A fetch reported (`on_http_call_response` of the root context).
+pub fn on_response(
+    plugin: &Plugin,
+    callouts: &mut Vec<Callout>,
+    token: u32,
+    body_size: usize,
+    root_context_id: u32,
+) {
+    let Some(position) = callouts.iter().position(|c| c.token == token) else {
+        return;
+    };
+    let callout = callouts.swap_remove(position);
+    let Some(remote) = plugin.remotes.get(callout.provider) else {
+        return;
+    };
+    let now_ms = host::now_millis();
+    let status = host::http_call_response_status();
+    let body = host::http_call_response_body(body_size);
+    match check_document(status, &body) {
+        Ok((text, set)) => {
+            let count = set.keys.len();
+            let record = finish(remote, |r| r.fetch_succeeded(text.clone(), now_ms));
+            adopt(remote, &record);
+            plugin.metrics.fetch(true);
+            host::log(
+                LogLevel::Info,
+                &format!(
+                    "agentgate: jwks {} fetch ok ({count} keys, {} ms)",
+                    remote.name,
+                    now_ms.saturating_sub(callout.started_ms)
+                ),
+            );
+        }
+        Err(problem) => {
+            finish(remote, |r| r.fetch_failed());
+            plugin.metrics.fetch(false);
+            let keeping = match remote.keys.borrow().as_ref() {
+                Some(k) if k.usable(&remote.config, now_ms).is_some() => {
+                    "keeping the last good keys"
+                }
+                Some(_) => "the last good keys are too old: jwks_unavailable",
+                None => "no keys yet: jwks_unavailable",
+            };
+            host::log(
+                LogLevel::Warn,
+                &format!(
+                    "agentgate: jwks {} fetch failed: {problem}; {keeping}",
+                    remote.name
+                ),
+            );
+        }
+    }
+    let provider = callout.provider;
+    plugin.wake_waiters(|w| w.provider == provider, root_context_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_uri;
+
+    #[test]
+    fn uri_split() {
+        assert_eq!(
+            split_uri("http://sts.internal/jwks"),
+            ("sts.internal", "/jwks")
+        );
+        assert_eq!(split_uri("https://h:8443/a/b?c=d"), ("h:8443", "/a/b?c=d"));
+        assert_eq!(split_uri("http://h"), ("h", "/"));
+    }
+}

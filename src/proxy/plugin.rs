@@ -1,0 +1,271 @@
+//! What a root context shares with its request contexts (one VM, one thread: `Rc` and
+//! `RefCell`): the policy, keys, the token cache, counters, and the requests waiting for a
+//! JWKS refetch. `process` is the one path from a request to an answer, used both when a
+//! request arrives and when a waiting request is resumed.
+
+use super::host;
+use super::metrics::Metrics;
+use crate::config::{KeyConfig, Policy, RemoteJwks};
+use crate::engine::{decide, Context, RemoteKeys};
+use crate::jwk::KeySet;
+use crate::reason::Denial;
+use crate::remote_jwks::{LocalKeys, UnknownKid};
+use crate::request::Request;
+use crate::time::UnixTime;
+use crate::token_cache::TokenCache;
+use proxy_wasm::types::{Action, LogLevel};
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+/// One `remote_jwks` provider, as this worker sees it.
+pub struct RemoteProvider {
+    pub name: String,
+    pub config: RemoteJwks,
+    /// Shared-data key of its `SharedJwks`: by cluster and URI, so plugins (and workers)
+    /// that fetch the same document share one fetch.
+    pub shared_key: String,
+    pub keys: RefCell<Option<LocalKeys>>,
+    /// A request met an unknown `kid`: the next tick asks for a refetch.
+    pub kid_refetch_wanted: Cell<bool>,
+}
+
+/// A request paused until its provider's refetch reports (or its deadline).
+pub struct Waiter {
+    pub context_id: u32,
+    pub provider: usize,
+    pub request: PendingRequest,
+    pub deadline_ms: u64,
+}
+
+/// A request as read from Envoy, ready to decide.
+pub struct PendingRequest {
+    pub request: Request,
+    /// Test builds only: the decision time from `x-agentgate-test-now`.
+    pub now_override: Option<UnixTime>,
+}
+
+pub struct Plugin {
+    pub policy: Policy,
+    pub cache: TokenCache,
+    pub metrics: Metrics,
+    pub remotes: Vec<RemoteProvider>,
+    pub waiters: RefCell<Vec<Waiter>>,
+}
+
+/// The keys every remote provider may use now, for one decision.
+struct KeysNow {
+    entries: Vec<(String, Option<Arc<KeySet>>)>,
+}
+
+impl RemoteKeys for KeysNow {
+    fn remote_keys(&self, provider: &str) -> Option<&KeySet> {
+        self.entries
+            .iter()
+            .find(|(name, _)| name == provider)
+            .and_then(|(_, keys)| keys.as_deref())
+    }
+}
+
+impl Plugin {
+    pub fn new(policy: Policy) -> Plugin {
+        let remotes = policy
+            .providers
+            .iter()
+            .filter_map(|p| match &p.keys {
+                KeyConfig::Remote(config) => Some(RemoteProvider {
+                    name: p.name.clone(),
+                    config: config.clone(),
+                    shared_key: format!("agentgate.jwks.v1|{}|{}", config.cluster, config.uri),
+                    keys: RefCell::new(None),
+                    kid_refetch_wanted: Cell::new(false),
+                }),
+                KeyConfig::Local(_) => None,
+            })
+            .collect();
+        Plugin {
+            policy,
+            cache: TokenCache::default(),
+            metrics: Metrics::define(),
+            remotes,
+            waiters: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn keys_now(&self, now_ms: u64) -> KeysNow {
+        KeysNow {
+            entries: self
+                .remotes
+                .iter()
+                .map(|r| {
+                    let keys = r.keys.borrow();
+                    let usable = keys
+                        .as_ref()
+                        .and_then(|k| k.usable(&r.config, now_ms).map(|_| Arc::clone(&k.set)));
+                    (r.name.clone(), usable)
+                })
+                .collect(),
+        }
+    }
+
+    /// Decides `pending` for the request context `context_id` (the effective context) and
+    /// answers it — or, when its token's `kid` is unknown to a remote provider that may
+    /// refetch, parks it until the refetch reports. `resumed`: the request was paused
+    /// before, so an allow must resume it.
+    pub fn process(&self, context_id: u32, pending: PendingRequest, resumed: bool) -> Action {
+        let host_now_ms = host::now_millis();
+        let now = pending
+            .now_override
+            .unwrap_or(UnixTime::from_millis(host_now_ms));
+        let keys = self.keys_now(host_now_ms);
+        let ctx = Context {
+            policy: &self.policy,
+            remote_keys: &keys,
+            crypto: &crate::crypto::RING,
+            cache: Some(&self.cache),
+        };
+        let before = self.cache.stats();
+        let started = host::now_nanos();
+        let mut decision = decide(ctx, &pending.request, now);
+        decision.audit.eval_us = Some(host::now_nanos().saturating_sub(started) / 1000);
+        let after = self.cache.stats();
+        self.metrics.cache(
+            after.hits.saturating_sub(before.hits),
+            after.misses.saturating_sub(before.misses),
+        );
+
+        if !resumed {
+            if let Some(Denial::KidUnknown { provider }) = &decision.denial {
+                if let Some(index) = self.remotes.iter().position(|r| &r.name == provider) {
+                    if let Some(deadline_ms) = self.may_wait_for_refetch(index, host_now_ms) {
+                        self.waiters.borrow_mut().push(Waiter {
+                            context_id,
+                            provider: index,
+                            request: pending,
+                            deadline_ms,
+                        });
+                        return Action::Pause;
+                    }
+                }
+            }
+        }
+
+        // SPEC §5: inbound identity headers never reach the upstream, allowed or not.
+        for name in &decision.strip_headers {
+            host::remove_request_header(name);
+        }
+        host::log(
+            LogLevel::Info,
+            &format!("agentgate.audit {}", decision.audit.to_json_line()),
+        );
+        self.metrics.decision(decision.allowed, decision.reason);
+        match &decision.response {
+            None => {
+                for (name, value) in &decision.identity_headers {
+                    if !host::set_request_header(name, value) {
+                        // An identity the upstream would not see is not an allow.
+                        host::log(
+                            LogLevel::Error,
+                            &format!("agentgate: could not set `{name}`; refusing the request"),
+                        );
+                        send_error(500);
+                        return Action::Pause;
+                    }
+                }
+                if resumed {
+                    host::resume_request();
+                }
+                Action::Continue
+            }
+            Some(response) => {
+                send_deny(response, pending.request.is_grpc(), decision.reason.code());
+                Action::Pause
+            }
+        }
+    }
+
+    /// Whether a request whose `kid` is unknown to remote provider `index` waits, and
+    /// until when (SPEC §8: at most one refetch per provider per 30 s, bounded by
+    /// `timeout_ms`). The refetch itself starts on the next tick (`jwks::tick`).
+    fn may_wait_for_refetch(&self, index: usize, now_ms: u64) -> Option<u64> {
+        let remote = self.remotes.get(index)?;
+        let shared = super::jwks::read_shared(remote).0;
+        // One tick (jwks::TICK_MS) to start the fetch, then the fetch's own timeout.
+        let start_slack = super::jwks::TICK_MS.saturating_mul(2);
+        match shared.on_unknown_kid(&remote.config, now_ms) {
+            UnknownKid::Refetch => {
+                remote.kid_refetch_wanted.set(true);
+                Some(
+                    now_ms
+                        .saturating_add(remote.config.timeout_ms)
+                        .saturating_add(start_slack),
+                )
+            }
+            UnknownKid::Wait { until_ms } => Some(until_ms.saturating_add(start_slack)),
+            UnknownKid::DecideNow => None,
+        }
+    }
+
+    /// Decides the waiting requests of `provider` (all when `None`) whose refetch has
+    /// reported or whose deadline has passed.
+    pub fn wake_waiters(&self, ready: impl Fn(&Waiter) -> bool, root_context_id: u32) {
+        let woken: Vec<Waiter> = {
+            let mut waiters = self.waiters.borrow_mut();
+            let (woken, waiting) = std::mem::take(&mut *waiters).into_iter().partition(&ready);
+            *waiters = waiting;
+            woken
+        };
+        for waiter in woken {
+            if host::set_effective_context(waiter.context_id) {
+                self.process(waiter.context_id, waiter.request, true);
+            }
+        }
+        host::set_effective_context(root_context_id);
+    }
+}
+
+fn send_deny(response: &crate::decision::DenyResponse, grpc: bool, reason: &str) {
+    use proxy_wasm::types::GrpcStatusCode;
+    if grpc {
+        // Envoy builds the gRPC trailers-only reply itself (content-type, grpc-status,
+        // grpc-message) from the status passed here; our copies of those would be
+        // duplicated, so only the other headers (WWW-Authenticate) go along.
+        let status = match response
+            .headers
+            .iter()
+            .find(|(n, _)| n == "grpc-status")
+            .and_then(|(_, v)| v.parse::<u16>().ok())
+        {
+            Some(16) => GrpcStatusCode::Unauthenticated,
+            Some(7) => GrpcStatusCode::PermissionDenied,
+            Some(14) => GrpcStatusCode::Unavailable,
+            _ => GrpcStatusCode::Unknown,
+        };
+        let extra: Vec<(&str, &[u8])> = response
+            .headers
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "grpc-status" | "grpc-message" | "content-type"))
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        let _ = proxy_wasm::hostcalls::send_grpc_response(status, Some(reason), extra);
+    } else {
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let _ = proxy_wasm::hostcalls::send_http_response(
+            u32::from(response.http_status),
+            headers,
+            Some(response.body.as_bytes()),
+        );
+    }
+}
+
+/// A reply for a host failure (not a policy decision): fail closed, say nothing more.
+pub fn send_error(status: u32) {
+    let _ = proxy_wasm::hostcalls::send_http_response(
+        status,
+        vec![("content-type", "application/json")],
+        Some(br#"{"error":"internal","detail":"the gateway could not evaluate this request"}"#),
+    );
+}

@@ -1,0 +1,122 @@
+//! The root context: one per plugin configuration per worker VM.
+
+use super::filter::Filter;
+use super::host;
+use super::jwks::{self, Callout, TICK_MS};
+use super::plugin::Plugin;
+use crate::config::Policy;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{ContextType, LogLevel};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub struct Root {
+    context_id: u32,
+    plugin: Option<Rc<Plugin>>,
+    callouts: Vec<Callout>,
+}
+
+impl Root {
+    pub fn new(context_id: u32) -> Root {
+        Root {
+            context_id,
+            plugin: None,
+            callouts: Vec::new(),
+        }
+    }
+}
+
+/// The SPEC §2 document from `pluginConfig`: a JSON object as it is (Envoy's
+/// `StringValue`, Istio's `pluginConfig` struct), or a JSON string that holds it.
+pub fn configuration_text(bytes: &[u8]) -> Result<String, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| "the configuration is not utf-8".to_owned())?;
+    if text.trim_start().starts_with('"') {
+        return serde_json::from_str::<String>(text)
+            .map_err(|e| format!("the configuration is a json string that does not parse: {e}"));
+    }
+    Ok(text.to_owned())
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let Some(plugin) = &self.plugin {
+            jwks::on_response(
+                plugin,
+                &mut self.callouts,
+                token_id,
+                body_size,
+                self.context_id,
+            );
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let Some(bytes) = host::plugin_configuration() else {
+            host::log(
+                LogLevel::Critical,
+                "agentgate: configuration: missing (set the filter's `configuration` / the WasmPlugin's `pluginConfig`)",
+            );
+            return false;
+        };
+        let policy = match configuration_text(&bytes)
+            .and_then(|text| Policy::from_json(&text).map_err(|e| e.to_string()))
+        {
+            Ok(policy) => policy,
+            Err(message) => {
+                // Fail closed: Envoy refuses the plugin, so no request passes unchecked.
+                host::log(
+                    LogLevel::Critical,
+                    &format!("agentgate: configuration: {message}"),
+                );
+                return false;
+            }
+        };
+        for note in policy.notes() {
+            host::log(LogLevel::Warn, &format!("agentgate: configuration: {note}"));
+        }
+        let plugin = Plugin::new(policy);
+        for remote in &plugin.remotes {
+            jwks::ensure_shared(remote);
+        }
+        host::log(
+            LogLevel::Info,
+            &format!(
+                "agentgate: configured ({} providers, {} rules, {} remote jwks)",
+                plugin.policy.providers.len(),
+                plugin.policy.rules.len(),
+                plugin.remotes.len()
+            ),
+        );
+        if !plugin.remotes.is_empty() {
+            // Fetches start on the first tick, not here: Envoy cannot dispatch calls
+            // while the plugin is being configured.
+            self.set_tick_period(Duration::from_millis(TICK_MS));
+        }
+        self.plugin = Some(Rc::new(plugin));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(plugin) = &self.plugin {
+            jwks::tick(plugin, &mut self.callouts, self.context_id);
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let plugin = self.plugin.as_ref()?;
+        Some(Box::new(Filter::new(context_id, Rc::clone(plugin))))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
