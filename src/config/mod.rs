@@ -283,6 +283,24 @@ impl Policy {
         })
     }
 
+    /// Loads Envoy's `configuration` / Istio's `pluginConfig`: the SPEC §2 document as a
+    /// JSON object, or a JSON string that holds it (what a `StringValue` carrying an
+    /// escaped document, or a templating tool, produces).
+    pub fn from_plugin_config(bytes: &[u8]) -> Result<Policy, ConfigError> {
+        let syntax = |message: String| ConfigError {
+            path: String::new(),
+            problem: ConfigProblem::Syntax(message),
+        };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| syntax("the plugin configuration is not utf-8".to_owned()))?;
+        if text.trim_start().starts_with('"') {
+            let inner: String = serde_json::from_str(text)
+                .map_err(|e| syntax(format!("a json string that does not parse: {e}")))?;
+            return Self::from_json(&inner);
+        }
+        Self::from_json(text)
+    }
+
     pub fn from_json_with_files(
         text: &str,
         read_file: FileReader<'_>,

@@ -26,18 +26,6 @@ impl Root {
     }
 }
 
-/// The SPEC §2 document from `pluginConfig`: a JSON object as it is (Envoy's
-/// `StringValue`, Istio's `pluginConfig` struct), or a JSON string that holds it.
-pub fn configuration_text(bytes: &[u8]) -> Result<String, String> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| "the configuration is not utf-8".to_owned())?;
-    if text.trim_start().starts_with('"') {
-        return serde_json::from_str::<String>(text)
-            .map_err(|e| format!("the configuration is a json string that does not parse: {e}"));
-    }
-    Ok(text.to_owned())
-}
-
 impl Context for Root {
     fn on_http_call_response(
         &mut self,
