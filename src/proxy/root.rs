@@ -55,9 +55,7 @@ impl RootContext for Root {
             );
             return false;
         };
-        let policy = match configuration_text(&bytes)
-            .and_then(|text| Policy::from_json(&text).map_err(|e| e.to_string()))
-        {
+        let policy = match Policy::from_plugin_config(&bytes) {
             Ok(policy) => policy,
             Err(message) => {
                 // Fail closed: Envoy refuses the plugin, so no request passes unchecked.
