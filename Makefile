@@ -27,8 +27,9 @@ ENVOY := $(VENV)/bin/envoy
 WASM_OUT := target/wasm32-wasip1/release/agentgate.wasm
 WASM_TEST := target/agentgate-test.wasm
 
-# Grows as parts land: wasm check-wasm-imports e2e-envoy check-gateway-configs web test-browser
-TEST_STEPS := fmt-check clippy check-wasm unit-test lint-config
+# Grows as parts land (next: e2e-envoy web test-browser).
+TEST_STEPS := fmt-check clippy check-wasm unit-test lint-config wasm check-wasm-imports \
+              check-gateway-configs
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
         check-wasm-browser unit-test cli lint-config demo demo-cli wasm wasm-test check-wasm-imports \
@@ -117,7 +118,7 @@ e2e-envoy: setup-envoy wasm-test wasm
 	AGENTGATE_TEST_WASM=$(abspath $(WASM_TEST)) \
 	    $(CARGO) test -p agentgate-envoy-tests 2>&1 | tee target/e2e-envoy.log
 
-check-gateway-configs: setup-envoy wasm
+check-gateway-configs: setup-envoy wasm cli
 	$(VENV)/bin/python host-tests/configs/check_gateway_configs.py
 
 demo: setup setup-envoy cli wasm

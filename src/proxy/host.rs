@@ -83,3 +83,71 @@ pub fn set_effective_context(context_id: u32) -> bool {
 pub fn resume_request() {
     let _ = hostcalls::resume_http_request();
 }
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // proxy-wasm ABI 0.2.1 `proxy_send_local_response`. Called directly (not through the
+    // SDK's `send_http_response`) to pass `details` — Envoy's %RESPONSE_CODE_DETAILS%,
+    // so access logs say which agentgate reason answered — and to get the host status as
+    // a value instead of the SDK's panic.
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+}
+
+/// proxy-wasm's header map serialisation: count, then (name length, value length) pairs,
+/// then each name and value followed by a NUL.
+fn serialize_headers(headers: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let count = u32::try_from(headers.len()).unwrap_or(0);
+    out.extend_from_slice(&count.to_le_bytes());
+    for (name, value) in headers {
+        let name_len = u32::try_from(name.len()).unwrap_or(0);
+        let value_len = u32::try_from(value.len()).unwrap_or(0);
+        out.extend_from_slice(&name_len.to_le_bytes());
+        out.extend_from_slice(&value_len.to_le_bytes());
+    }
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    out
+}
+
+/// Sends a local reply for the effective request context. `grpc_status`: `Some` sends a
+/// gRPC trailers-only reply (HTTP 200, Envoy writes `grpc-status` and `grpc-message` =
+/// `body`). `details` goes to Envoy's `%RESPONSE_CODE_DETAILS%` (no spaces allowed there).
+/// Returns whether the host accepted it.
+pub fn send_local_response(
+    status: u32,
+    details: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    grpc_status: Option<i32>,
+) -> bool {
+    let serialized = serialize_headers(headers);
+    // SAFETY: every pointer/length pair comes from a live slice that outlives the call; the
+    // host copies the data before returning.
+    let status = unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            serialized.as_ptr(),
+            serialized.len(),
+            grpc_status.unwrap_or(-1),
+        )
+    };
+    status == 0
+}

@@ -224,48 +224,50 @@ impl Plugin {
 }
 
 fn send_deny(response: &crate::decision::DenyResponse, grpc: bool, reason: &str) {
-    use proxy_wasm::types::GrpcStatusCode;
-    if grpc {
+    let details = format!("agentgate_{reason}");
+    let sent = if grpc {
         // Envoy builds the gRPC trailers-only reply itself (content-type, grpc-status,
         // grpc-message) from the status passed here; our copies of those would be
         // duplicated, so only the other headers (WWW-Authenticate) go along.
-        let status = match response
+        let status = response
             .headers
             .iter()
             .find(|(n, _)| n == "grpc-status")
-            .and_then(|(_, v)| v.parse::<u16>().ok())
-        {
-            Some(16) => GrpcStatusCode::Unauthenticated,
-            Some(7) => GrpcStatusCode::PermissionDenied,
-            Some(14) => GrpcStatusCode::Unavailable,
-            _ => GrpcStatusCode::Unknown,
-        };
+            .and_then(|(_, v)| v.parse::<i32>().ok())
+            .unwrap_or(2);
         let extra: Vec<(&str, &[u8])> = response
             .headers
             .iter()
             .filter(|(n, _)| !matches!(n.as_str(), "grpc-status" | "grpc-message" | "content-type"))
             .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
-        let _ = proxy_wasm::hostcalls::send_grpc_response(status, Some(reason), extra);
+        host::send_local_response(200, &details, &extra, reason.as_bytes(), Some(status))
     } else {
-        let headers: Vec<(&str, &str)> = response
+        let headers: Vec<(&str, &[u8])> = response
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
-        let _ = proxy_wasm::hostcalls::send_http_response(
+        host::send_local_response(
             u32::from(response.http_status),
-            headers,
-            Some(response.body.as_bytes()),
-        );
+            &details,
+            &headers,
+            response.body.as_bytes(),
+            None,
+        )
+    };
+    if !sent {
+        host::log(LogLevel::Error, "agentgate: envoy refused the local reply");
     }
 }
 
 /// A reply for a host failure (not a policy decision): fail closed, say nothing more.
 pub fn send_error(status: u32) {
-    let _ = proxy_wasm::hostcalls::send_http_response(
+    host::send_local_response(
         status,
-        vec![("content-type", "application/json")],
-        Some(br#"{"error":"internal","detail":"the gateway could not evaluate this request"}"#),
+        "agentgate_internal_error",
+        &[("content-type", b"application/json")],
+        br#"{"error":"internal","detail":"the gateway could not evaluate this request"}"#,
+        None,
     );
 }
