@@ -27,9 +27,8 @@ ENVOY := $(VENV)/bin/envoy
 WASM_OUT := target/wasm32-wasip1/release/agentgate.wasm
 WASM_TEST := target/agentgate-test.wasm
 
-# Grows as parts land (next: e2e-envoy web test-browser).
 TEST_STEPS := fmt-check clippy check-wasm unit-test lint-config wasm check-wasm-imports \
-              check-gateway-configs
+              check-gateway-configs web test-browser
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
         check-wasm-browser unit-test cli lint-config demo demo-cli wasm wasm-test check-wasm-imports \
@@ -55,8 +54,12 @@ test: setup
 	    echo "==> make $$step: ok ($$((SECONDS - start)) s)"; \
 	done
 	@echo "==> make test: all steps passed"
-	@# One closing line for CI logs: every cargo test binary's counts, added up.
-	@cat target/unit-test.log $$(ls target/e2e-envoy.log 2>/dev/null) | awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } END { printf "tests: %d passed, %d failed\n", p, f }'
+	@# One closing line for CI logs: every test runner's counts, added up (cargo's
+	@# `test result:` lines, and the browser runner's `browser tests: N passed, M failed`).
+	@cat target/unit-test.log $$(ls target/e2e-envoy.log target/test-browser.log 2>/dev/null) | awk \
+	    '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } \
+	     /^browser tests:/ { p += $$3; f += $$5 } \
+	     END { printf "tests: %d passed, %d failed\n", p, f }'
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,828 @@
+// The agentgate playground. Every decision is made by the wasm-bindgen module
+// (pkg/agentgate.js) built from the same Rust core as the Envoy filter and the CLI; this
+// file only moves text between the page and the module. Nothing is sent anywhere: the
+// state lives in the page and, when shared, in the URL fragment (never sent to a server).
+
+import init, * as ag from './pkg/agentgate.js';
+import { SCENARIOS, buildScenario, NOW } from './scenarios.js';
+
+const $ = (id) => document.getElementById(id);
+const parse = (text) => JSON.parse(text);
+
+const state = {
+  scenario: null,
+  variant: 0,
+  config: '',
+  token: '',
+  request: { method: 'GET', path: '/', authority: 'api.example.com', protocol: 'http', peer_uri: '', peer_digest: '', headers: {} },
+  now: NOW,
+  remoteJwks: '',
+  keys: [],
+};
+let last = null; // the last check result
+let exportFormat = 'envoy';
+let humanClaims = null; // claims of the token being built (mint panel)
+
+// --- request ------------------------------------------------------------------------------
+
+/// SPEC §7 REQUEST.json from the page's state.
+function requestJson() {
+  const r = state.request;
+  const headers = { ...(r.headers || {}) };
+  if (r.protocol === 'grpc') headers['content-type'] = 'application/grpc';
+  if (state.token.trim()) headers.authorization = `Bearer ${state.token.trim()}`;
+  const out = { method: r.method, path: r.path, authority: r.authority || undefined, headers };
+  if (r.peer_uri.trim() || r.peer_digest.trim()) {
+    out.peer = {};
+    if (r.peer_uri.trim()) out.peer.uri_san = r.peer_uri.trim();
+    if (r.peer_digest.trim()) out.peer.sha256_digest_hex = r.peer_digest.trim().toLowerCase();
+  }
+  return JSON.stringify(out);
+}
+
+/// What the CLI needs to decide the same thing: config, request, now, remote JWKS.
+function inputs() {
+  let remote = null;
+  if (state.remoteJwks.trim()) {
+    try {
+      remote = parse(state.remoteJwks);
+    } catch {
+      remote = null;
+    }
+  }
+  return { config: state.config, request: requestJson(), now: state.now, remote_jwks: remote };
+}
+
+// --- decide and render ----------------------------------------------------------------------
+
+let seq = 0;
+function decide() {
+  seq += 1;
+  const lint = parse(ag.lint(state.config));
+  renderLint(lint);
+  const remote = state.remoteJwks.trim() ? state.remoteJwks : undefined;
+  const result = parse(ag.check(state.config, requestJson(), Number(state.now), remote));
+  last = result;
+  renderDecision(result);
+  renderDecoded();
+  renderExport();
+  document.body.dataset.seq = String(seq);
+}
+
+let timer = null;
+function decideSoon() {
+  clearTimeout(timer);
+  timer = setTimeout(decide, 120);
+}
+
+function text(el, value) {
+  el.textContent = value == null || value === '' ? '—' : String(value);
+}
+
+function renderDecision(result) {
+  const verdict = $('verdict');
+  const badge = $('verdict-badge');
+  const err = $('check-error');
+  if (!result.ok) {
+    const e = result.error;
+    verdict.dataset.decision = 'error';
+    verdict.dataset.reason = '';
+    badge.textContent = 'ERROR';
+    badge.className = 'badge error';
+    text($('verdict-reason'), e.kind === 'config' ? 'configuration refused' : `${e.kind} error`);
+    text($('verdict-status'), '');
+    $('verdict-detail').textContent = (e.path ? `${e.path}: ` : '') + e.message;
+    err.hidden = true;
+    for (const id of ['fact-rule', 'fact-response', 'fact-www', 'fact-eval']) text($(id), '');
+    $('checks').replaceChildren();
+    $('chain').replaceChildren(note('No decision.'));
+    $('fwd-headers').replaceChildren(row(['none']));
+    $('audit').textContent = '';
+    return;
+  }
+  err.hidden = true;
+  const rep = result.report;
+  verdict.dataset.decision = rep.decision;
+  verdict.dataset.reason = rep.reason;
+  badge.textContent = rep.decision === 'allow' ? 'ALLOW' : 'DENY';
+  badge.className = `badge ${rep.decision}`;
+  $('verdict-reason').textContent = rep.reason;
+  text($('verdict-status'), rep.status ? `HTTP ${rep.status}` : '');
+  $('verdict-detail').textContent = rep.detail || (rep.decision === 'allow' ? 'Every check passed.' : '');
+  text($('fact-rule'), rep.rule);
+  const resp = rep.response;
+  if (resp) {
+    const grpc = resp.headers['grpc-status'];
+    text($('fact-response'), grpc ? `HTTP ${resp.status}, grpc-status ${grpc} (${resp.headers['grpc-message']})` : `HTTP ${resp.status} ${resp.body}`);
+    text($('fact-www'), resp.headers['www-authenticate']);
+  } else {
+    text($('fact-response'), 'forwarded upstream');
+    text($('fact-www'), '');
+  }
+  text($('fact-eval'), rep.eval_us != null ? `${rep.eval_us} µs in this browser` : '');
+  renderChecks(result.checks);
+  renderChain(result.chain, rep);
+  const hdrs = Object.entries(rep.headers);
+  $('fwd-headers').replaceChildren(...(hdrs.length ? hdrs.map(([k, v]) => row([k, v], true)) : [row(['none (nothing is forwarded as identity)'])]));
+  const stripped = rep.stripped_headers || [];
+  if (stripped.length) $('fwd-headers').append(row([`removed inbound: ${stripped.join(', ')}`]));
+  $('audit').textContent = JSON.stringify(stripForAudit(rep), null, 2);
+}
+
+/// The audit record (SPEC §6): the report without the host extensions.
+function stripForAudit(rep) {
+  const { headers, response, stripped_headers, ...audit } = rep; // eslint-disable-line no-unused-vars
+  return audit;
+}
+
+function el(tag, cls, content) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (content != null) e.textContent = content;
+  return e;
+}
+const note = (t) => el('p', 'muted', t);
+
+function row(cells, code = false) {
+  const tr = document.createElement('tr');
+  for (const c of cells) {
+    const td = el('td');
+    if (code) td.append(el('code', null, c));
+    else td.textContent = c;
+    tr.append(td);
+  }
+  return tr;
+}
+
+const ICON = { pass: '✓', fail: '✗', not_reached: '·', not_applicable: '–' };
+const STAGE = ['', 'Rule', 'Token', 'Verify', 'Claims & time', 'Chain', 'Revocation', 'Binding', 'Rule requires'];
+
+function renderChecks(checks) {
+  const list = $('checks');
+  const items = [];
+  let stage = 0;
+  for (const c of checks) {
+    if (c.stage !== stage) {
+      stage = c.stage;
+      items.push(el('li', 'stage', `${stage}. ${STAGE[stage]}`));
+    }
+    const li = el('li', `check ${c.status}`);
+    li.dataset.check = c.id;
+    li.dataset.status = c.status;
+    const icon = el('span', 'icon', ICON[c.status] || '?');
+    icon.setAttribute('aria-label', c.status.replace('_', ' '));
+    li.append(icon, el('span', 'label', c.label));
+    const meta = c.status === 'fail' ? c.note : c.note || (c.status === 'not_reached' ? 'not reached' : '');
+    if (meta) li.append(el('span', 'meta', meta));
+    items.push(li);
+  }
+  list.replaceChildren(...items);
+}
+
+function chips(list, cls) {
+  const wrap = el('span', 'chips');
+  if (!list || !list.length) wrap.append(el('span', 'chip none', 'none'));
+  else for (const s of list) wrap.append(el('span', `chip ${cls || ''}`, s));
+  return wrap;
+}
+
+function renderChain(chain, rep) {
+  const box = $('chain');
+  if (!chain) {
+    box.replaceChildren(note(state.token.trim() ? 'The token could not be read.' : 'No token: nobody acts for anyone.'));
+    return;
+  }
+  const nodes = [];
+  const subj = el('div', 'node subject');
+  subj.append(el('div', 'kind', `subject${chain.subject.profile ? ` · ${chain.subject.profile}` : ''}`));
+  subj.append(el('div', 'who', chain.subject.id ?? '(no sub)'));
+  const held = el('div', 'line');
+  held.append(el('span', 'k', 'token scopes'), chips(chain.subject.scopes));
+  subj.append(held);
+  nodes.push(subj);
+  chain.actors.forEach((a, i) => {
+    nodes.push(el('div', 'arrow', '↓ delegates to (token exchange)'));
+    const current = i === chain.actors.length - 1;
+    const n = el('div', `node actor${current ? ' current' : ''}`);
+    n.append(el('div', 'kind', `${current ? 'current actor' : 'prior actor'}${a.profile ? ` · ${a.profile}` : ''}`));
+    n.append(el('div', 'who', a.id));
+    const c = el('div', 'line');
+    c.append(el('span', 'k', 'ceiling'), a.ceiling ? chips(a.ceiling) : el('span', 'chip none', a.in_allowlist === false ? 'not in allowlist' : 'no ceiling'));
+    n.append(c);
+    const r = el('div', 'line');
+    r.append(el('span', 'k', 'removed'), chips(a.removed, 'removed'));
+    n.append(r);
+    nodes.push(n);
+  });
+  const eff = el('div', 'effective');
+  eff.append(el('span', 'k', 'effective scopes'), chips(chain.effective, 'effective'));
+  const head = el('p', chain.verified ? 'muted small' : 'warn small', chain.verified ? `Verified. Depth ${chain.actors.length}.` : 'Signature not verified: this is what the token claims.');
+  box.replaceChildren(head, el('div', 'flow'), eff);
+  box.querySelector('.flow').append(...nodes);
+  if (chain.verified && rep.scopes) eff.dataset.core = rep.scopes.join(' ');
+}
+
+function renderDecoded() {
+  const t = state.token.trim();
+  if (!t) {
+    $('decoded').textContent = '(no token)';
+    return;
+  }
+  const d = parse(ag.decode(t));
+  $('decoded').textContent = d.ok ? JSON.stringify({ header: d.header, claims: d.claims }, null, 2) : d.error.message;
+}
+
+// --- lint: errors at their JSON path ---------------------------------------------------------
+
+/// Offsets of every value in a JSON text, by path (`rules[0].require.scopes[0]`).
+function jsonPaths(src) {
+  const paths = new Map();
+  let i = 0;
+  const ws = () => {
+    while (i < src.length && ' \t\r\n'.includes(src[i])) i++;
+  };
+  const str = () => {
+    const start = i++;
+    while (i < src.length && src[i] !== '"') i += src[i] === '\\' ? 2 : 1;
+    i++;
+    try {
+      return JSON.parse(src.slice(start, i));
+    } catch {
+      return '';
+    }
+  };
+  const value = (path) => {
+    ws();
+    paths.set(path, i);
+    if (src[i] === '{') {
+      i++;
+      ws();
+      if (src[i] === '}') return i++;
+      while (i < src.length) {
+        ws();
+        if (src[i] !== '"') throw new Error('key');
+        const keyAt = i;
+        const key = str();
+        const p = path ? `${path}.${key}` : key;
+        paths.set(`${p}#key`, keyAt);
+        ws();
+        if (src[i++] !== ':') throw new Error(':');
+        value(p);
+        ws();
+        if (src[i] === ',') i++;
+        else if (src[i] === '}') return i++;
+        else throw new Error(',');
+      }
+    } else if (src[i] === '[') {
+      i++;
+      ws();
+      if (src[i] === ']') return i++;
+      for (let n = 0; i < src.length; n++) {
+        value(`${path}[${n}]`);
+        ws();
+        if (src[i] === ',') i++;
+        else if (src[i] === ']') return i++;
+        else throw new Error(',');
+      }
+    } else if (src[i] === '"') {
+      str();
+    } else {
+      while (i < src.length && !',]} \t\r\n'.includes(src[i])) i++;
+    }
+    return i;
+  };
+  try {
+    value('');
+  } catch {
+    /* partial map is still useful */
+  }
+  return paths;
+}
+
+function locate(src, path) {
+  const paths = jsonPaths(src);
+  let p = path;
+  while (p) {
+    if (paths.has(`${p}#key`)) return paths.get(`${p}#key`);
+    if (paths.has(p)) return paths.get(p);
+    const cut = Math.max(p.lastIndexOf('.'), p.lastIndexOf('['));
+    p = cut > 0 ? p.slice(0, cut) : '';
+  }
+  return 0;
+}
+
+function lineCol(src, offset) {
+  const before = src.slice(0, offset).split('\n');
+  return { line: before.length, col: before[before.length - 1].length + 1 };
+}
+
+function renderLint(lint) {
+  const list = $('lint-errors');
+  const pill = $('lint-status');
+  if (lint.ok) {
+    pill.textContent = `valid · ${lint.providers.length} provider(s), ${lint.rules.length} rule(s)`;
+    pill.className = 'pill ok';
+    list.replaceChildren(...lint.notes.map((n) => el('li', 'note', `note: ${n}`)));
+    $('config').removeAttribute('aria-invalid');
+    return;
+  }
+  const e = lint.error;
+  pill.textContent = 'refused';
+  pill.className = 'pill bad';
+  $('config').setAttribute('aria-invalid', 'true');
+  let offset = 0;
+  const m = /line (\d+) column (\d+)/.exec(e.message);
+  if (!e.path && m) {
+    const lines = state.config.split('\n');
+    offset = lines.slice(0, Number(m[1]) - 1).reduce((a, l) => a + l.length + 1, 0) + Number(m[2]) - 1;
+  } else {
+    offset = locate(state.config, e.path);
+  }
+  const { line, col } = lineCol(state.config, offset);
+  const li = el('li', 'error');
+  li.dataset.path = e.path;
+  const btn = el('button', 'link', `line ${line}:${col}`);
+  btn.type = 'button';
+  btn.title = 'Go to the error';
+  btn.addEventListener('click', () => {
+    const ta = $('config');
+    ta.focus();
+    ta.setSelectionRange(offset, Math.min(state.config.length, offset + 1));
+    const lh = parseFloat(getComputedStyle(ta).lineHeight) || 16;
+    ta.scrollTop = Math.max(0, (line - 4) * lh);
+  });
+  li.append(el('code', 'path', e.path || '(document)'), el('span', null, ` ${e.message} `), btn);
+  list.replaceChildren(li);
+}
+
+// --- export --------------------------------------------------------------------------------
+
+function prettyConfig() {
+  try {
+    return JSON.stringify(parse(state.config), null, 2);
+  } catch {
+    return state.config;
+  }
+}
+const indent = (s, n) => s.split('\n').map((l) => ' '.repeat(n) + l).join('\n');
+
+function envoySnippet() {
+  return `# http_filters entry (before envoy.filters.http.router). agentgate fails closed:
+# a configuration it refuses makes Envoy refuse the filter.
+- name: envoy.filters.http.wasm
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+    config:
+      name: agentgate
+      root_id: agentgate
+      fail_open: false
+      vm_config:
+        vm_id: agentgate
+        runtime: envoy.wasm.runtime.v8
+        code:
+          local:
+            filename: /etc/envoy/agentgate.wasm
+      configuration:
+        "@type": type.googleapis.com/google.protobuf.StringValue
+        value: |
+${indent(prettyConfig(), 10)}
+`;
+}
+
+function istioSnippet() {
+  return `apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata:
+  name: agentgate
+  namespace: my-namespace            # where the workload runs
+spec:
+  selector:
+    matchLabels:
+      app: my-api                    # the workloads to protect
+  url: oci://registry.example/agentgate:0.1.0   # publish dist/agentgate.wasm yourself
+  imagePullPolicy: IfNotPresent
+  phase: AUTHN
+  failStrategy: FAIL_CLOSE
+  type: HTTP
+  pluginName: agentgate
+  match:
+  - mode: SERVER
+  pluginConfig:
+${indent(prettyConfig(), 4)}
+`;
+}
+
+function renderExport() {
+  $('export-text').value = exportFormat === 'envoy' ? envoySnippet() : istioSnippet();
+}
+
+// --- sharing (URL fragment) ------------------------------------------------------------------
+
+function b64url(bytes) {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+function unb64url(s) {
+  const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+async function pipe(bytes, stream) {
+  const out = new Response(new Blob([bytes]).stream().pipeThrough(stream));
+  return new Uint8Array(await out.arrayBuffer());
+}
+
+function shareable() {
+  // Private keys stay out of links; the public parts are in the policy when trusted.
+  const { keys, ...rest } = state; // eslint-disable-line no-unused-vars
+  return { v: 1, ...rest };
+}
+
+async function shareUrl() {
+  const bytes = new TextEncoder().encode(JSON.stringify(shareable()));
+  const packed = await pipe(bytes, new CompressionStream('deflate-raw'));
+  return `${location.origin}${location.pathname}#s=${b64url(packed)}`;
+}
+
+async function loadFromHash() {
+  const m = /^#s=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (!m) return false;
+  try {
+    const bytes = await pipe(unb64url(m[1]), new DecompressionStream('deflate-raw'));
+    const s = parse(new TextDecoder().decode(bytes));
+    Object.assign(state, {
+      scenario: s.scenario ?? null,
+      variant: s.variant ?? 0,
+      config: String(s.config ?? ''),
+      token: String(s.token ?? ''),
+      request: { ...state.request, ...(s.request || {}) },
+      now: Number(s.now ?? NOW),
+      remoteJwks: String(s.remoteJwks ?? ''),
+    });
+    return true;
+  } catch (e) {
+    showFatal(`The link's state could not be read (${e.message}); starting fresh.`, false);
+    return false;
+  }
+}
+
+// --- state → form and back -----------------------------------------------------------------
+
+function toForm() {
+  $('config').value = state.config;
+  $('token').value = state.token;
+  $('remote-jwks').value = state.remoteJwks;
+  const r = state.request;
+  $('req-method').value = r.method;
+  $('req-protocol').value = r.protocol;
+  $('req-path').value = r.path;
+  $('req-authority').value = r.authority;
+  $('req-peer-uri').value = r.peer_uri;
+  $('req-peer-digest').value = r.peer_digest;
+  $('req-headers').value = Object.keys(r.headers || {}).length ? JSON.stringify(r.headers) : '';
+  $('now').value = String(state.now);
+  renderNow();
+  renderScenarios();
+  prefillMint();
+}
+
+function renderNow() {
+  const n = Number(state.now);
+  $('now-human').textContent = Number.isFinite(n) && n >= 0 && n < 253402300800 ? new Date(n * 1000).toISOString().replace('.000Z', 'Z') : 'invalid time';
+}
+
+function fromRequestForm() {
+  const r = state.request;
+  r.method = $('req-method').value;
+  r.protocol = $('req-protocol').value;
+  r.path = $('req-path').value;
+  r.authority = $('req-authority').value;
+  r.peer_uri = $('req-peer-uri').value;
+  r.peer_digest = $('req-peer-digest').value;
+  const h = $('req-headers').value.trim();
+  const errEl = $('request-error');
+  errEl.hidden = true;
+  if (!h) r.headers = {};
+  else {
+    try {
+      const v = parse(h);
+      if (typeof v !== 'object' || Array.isArray(v) || v === null) throw new Error('an object is expected');
+      r.headers = v;
+    } catch (e) {
+      errEl.textContent = `Other headers: ${e.message}`;
+      errEl.hidden = false;
+    }
+  }
+}
+
+// --- scenarios -----------------------------------------------------------------------------
+
+function renderScenarios() {
+  const list = $('scenarios');
+  list.replaceChildren(
+    ...SCENARIOS.map((s, i) => {
+      const li = el('li');
+      const b = el('button', 'scenario');
+      b.type = 'button';
+      b.dataset.scenario = s.id;
+      b.setAttribute('aria-pressed', String(state.scenario === s.id));
+      b.append(el('span', 'num', String(i + 1)), el('span', null, s.title));
+      b.addEventListener('click', () => loadScenario(s.id, 0));
+      li.append(b);
+      return li;
+    }),
+  );
+  const s = SCENARIOS.find((x) => x.id === state.scenario);
+  $('scenario-detail').hidden = !s;
+  if (!s) return;
+  $('scenario-story').textContent = s.story;
+  $('variants').replaceChildren(
+    el('span', 'muted small', 'What if:'),
+    ...s.variants.map((v, i) => {
+      const b = el('button', 'variant');
+      b.type = 'button';
+      b.dataset.variant = String(i);
+      b.setAttribute('aria-pressed', String(state.variant === i));
+      b.append(el('span', null, v.label), el('code', `expect ${v.expect === 'allowed' ? 'allow' : 'deny'}`, v.expect));
+      b.addEventListener('click', () => loadScenario(s.id, i));
+      return b;
+    }),
+  );
+}
+
+function loadScenario(id, variant = 0) {
+  const s = SCENARIOS.find((x) => x.id === id);
+  if (!s) return;
+  const built = buildScenario(ag, s, variant);
+  Object.assign(state, built, { scenario: id, variant });
+  toForm();
+  prefillMint(true);
+  decide();
+}
+
+// --- minting -------------------------------------------------------------------------------
+
+function firstLocalProvider(cfg) {
+  for (const [name, p] of Object.entries(cfg.providers || {})) if (p.local_jwks) return [name, p];
+  return [null, null];
+}
+
+/// Fills the mint form from the policy: its first issuer and audience, its first actor.
+function prefillMint(force = false) {
+  try {
+    const cfg = parse(state.config);
+    const [, p] = Object.entries(cfg.providers || {})[0] || [];
+    if (p) {
+      if (force || !$('m-iss').value) $('m-iss').value = p.issuer || '';
+      if (force || !$('m-aud').value) $('m-aud').value = (p.audiences || [])[0] || '';
+    }
+    const actor = Object.keys(cfg.identity?.actors || {})[0];
+    if (actor && force) $('x-actor').value = actor;
+  } catch {
+    /* the policy is being edited */
+  }
+}
+
+function renderKeys() {
+  $('keys').replaceChildren(
+    ...state.keys.map((k, i) => {
+      const li = el('li', 'key');
+      li.append(el('code', null, k.kid), el('span', 'muted small', `${k.alg} · ${k.kty}${k.crv ? ` ${k.crv}` : ''}`));
+      const trust = el('button', 'secondary', 'Trust in policy');
+      trust.type = 'button';
+      trust.dataset.trust = String(i);
+      trust.addEventListener('click', () => trustKey(i));
+      li.append(trust);
+      return li;
+    }),
+  );
+  $('m-key').replaceChildren(
+    ...state.keys.map((k, i) => {
+      const o = el('option', null, `${k.kid} (${k.alg})`);
+      o.value = String(i);
+      return o;
+    }),
+  );
+  if (state.keys.length) {
+    $('m-key').value = String(state.keys.length - 1);
+    const j = parse(ag.publicJwks(JSON.stringify(state.keys)));
+    $('keys-jwks').value = j.ok ? JSON.stringify(j.jwks, null, 2) : j.error.message;
+  } else $('keys-jwks').value = '';
+}
+
+function mintStatus(msg, bad = false) {
+  const s = $('mint-status');
+  s.textContent = msg;
+  s.className = bad ? 'error-text small' : 'muted small';
+}
+
+function generateKey() {
+  const alg = $('key-alg').value;
+  const kid = $('key-kid').value.trim() || `key-${state.keys.length + 1}`;
+  const out = parse(ag.generateKey(alg, kid));
+  if (!out.ok) return mintStatus(out.error.message, true);
+  state.keys.push(out.private_jwk);
+  $('key-kid').value = `my-key-${state.keys.length + 1}`;
+  renderKeys();
+  mintStatus(`Generated ${alg} key “${kid}” (private part stays in this page).`);
+}
+
+function trustKey(i) {
+  const key = state.keys[i];
+  let cfg;
+  try {
+    cfg = parse(state.config);
+  } catch {
+    return mintStatus('Fix the policy JSON first.', true);
+  }
+  const [name, p] = firstLocalProvider(cfg);
+  if (!p) return mintStatus('No provider with local_jwks to add the key to.', true);
+  let jwks = { keys: [] };
+  try {
+    jwks = p.local_jwks.inline_string ? parse(p.local_jwks.inline_string) : jwks;
+  } catch {
+    /* replaced below */
+  }
+  const pub = parse(ag.publicJwks(JSON.stringify([key]))).jwks.keys[0];
+  jwks.keys = (jwks.keys || []).filter((k) => k.kid !== pub.kid).concat([pub]);
+  p.local_jwks = { inline_string: JSON.stringify(jwks) };
+  if (Array.isArray(p.algorithms) && !p.algorithms.includes(key.alg)) p.algorithms.push(key.alg);
+  state.config = JSON.stringify(cfg, null, 2);
+  $('config').value = state.config;
+  mintStatus(`Key “${pub.kid}” is now trusted by provider “${name}”.`);
+  decide();
+}
+
+function signClaims(claims) {
+  const idx = Number($('m-key').value);
+  const key = state.keys[idx];
+  if (!key) return mintStatus('Generate a key first.', true) || false;
+  const out = parse(ag.signToken(JSON.stringify(key), JSON.stringify(claims)));
+  if (!out.ok) return mintStatus(out.error.message, true) || false;
+  state.token = out.token;
+  $('token').value = state.token;
+  return true;
+}
+
+function signHuman() {
+  const now = Math.floor(Number(state.now));
+  const ttl = Math.max(1, Number($('m-ttl').value) || 600);
+  humanClaims = {
+    iss: $('m-iss').value.trim(),
+    sub: $('m-sub').value.trim(),
+    aud: $('m-aud').value.trim(),
+    scope: $('m-scope').value.trim(),
+    iat: now,
+    auth_time: now,
+    exp: now + ttl,
+    jti: `tok-${Math.random().toString(16).slice(2, 10)}`,
+  };
+  const prof = $('m-profile').value.trim();
+  if (prof) humanClaims.sub_profile = prof;
+  if (signClaims(humanClaims)) {
+    mintStatus(`Signed a token for ${humanClaims.sub}. Now exchange it to an agent.`);
+    decide();
+  }
+}
+
+function exchange() {
+  const base = humanClaims || (() => {
+    const d = parse(ag.decode(state.token.trim() || 'x'));
+    return d.ok ? d.claims : null;
+  })();
+  if (!base) return mintStatus('Sign a token first.', true);
+  const out = parse(ag.delegate(JSON.stringify(base), $('x-actor').value.trim(), $('x-profile').value.trim()));
+  if (!out.ok) return mintStatus(out.error.message, true);
+  humanClaims = out.claims;
+  if (signClaims(humanClaims)) {
+    const chain = [];
+    for (let a = humanClaims.act; a; a = a.act) chain.unshift(a.sub);
+    mintStatus(`Exchanged: ${[humanClaims.sub, ...chain].join(' → ')}`);
+    decide();
+  }
+}
+
+// --- wiring --------------------------------------------------------------------------------
+
+function showFatal(msg, fatal = true) {
+  const f = $('fatal');
+  f.textContent = msg;
+  f.hidden = false;
+  if (fatal) $('loading').hidden = true;
+}
+
+function wire() {
+  $('config').addEventListener('input', () => {
+    state.config = $('config').value;
+    decideSoon();
+  });
+  $('token').addEventListener('input', () => {
+    state.token = $('token').value;
+    humanClaims = null;
+    decideSoon();
+  });
+  $('remote-jwks').addEventListener('input', () => {
+    state.remoteJwks = $('remote-jwks').value;
+    decideSoon();
+  });
+  for (const id of ['req-method', 'req-protocol', 'req-path', 'req-authority', 'req-peer-uri', 'req-peer-digest', 'req-headers']) {
+    $(id).addEventListener('input', () => {
+      fromRequestForm();
+      decideSoon();
+    });
+  }
+  $('now').addEventListener('input', () => {
+    state.now = Number($('now').value);
+    renderNow();
+    decideSoon();
+  });
+  $('now-clock').addEventListener('click', () => {
+    state.now = Math.floor(Date.now() / 1000);
+    $('now').value = String(state.now);
+    renderNow();
+    decide();
+  });
+  $('key-generate').addEventListener('click', generateKey);
+  $('m-sign').addEventListener('click', signHuman);
+  $('x-exchange').addEventListener('click', exchange);
+  $('tab-envoy').addEventListener('click', () => setTab('envoy'));
+  $('tab-istio').addEventListener('click', () => setTab('istio'));
+  for (const t of ['tab-envoy', 'tab-istio']) {
+    $(t).addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+        setTab(exportFormat === 'envoy' ? 'istio' : 'envoy');
+        $(exportFormat === 'envoy' ? 'tab-envoy' : 'tab-istio').focus();
+      }
+    });
+  }
+  $('copy-export').addEventListener('click', () => copy($('export-text').value, $('copy-export')));
+  $('copy-audit').addEventListener('click', () => copy($('audit').textContent, $('copy-audit')));
+  $('share').addEventListener('click', async () => {
+    const url = await shareUrl();
+    history.replaceState(null, '', url);
+    copy(url, $('share'), 'Link copied');
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.altKey && /^[1-9]$/.test(e.key)) {
+      const s = SCENARIOS[Number(e.key) - 1];
+      if (s) {
+        e.preventDefault();
+        loadScenario(s.id, 0);
+        document.querySelector(`[data-scenario="${s.id}"]`).focus();
+      }
+    } else if (e.ctrlKey && e.key === 'Enter') {
+      e.preventDefault();
+      decide();
+    }
+  });
+}
+
+function setTab(fmt) {
+  exportFormat = fmt;
+  $('tab-envoy').setAttribute('aria-selected', String(fmt === 'envoy'));
+  $('tab-istio').setAttribute('aria-selected', String(fmt === 'istio'));
+  renderExport();
+}
+
+async function copy(textValue, button, done = 'Copied') {
+  const was = button.textContent;
+  try {
+    await navigator.clipboard.writeText(textValue);
+    button.textContent = done;
+  } catch {
+    button.textContent = 'Select and copy (clipboard blocked)';
+  }
+  setTimeout(() => (button.textContent = was), 1500);
+}
+
+async function main() {
+  try {
+    await init();
+  } catch (e) {
+    showFatal(`The agentgate module did not load: ${e.message}. Build it with \`make web\` and serve www/ over http.`);
+    throw e;
+  }
+  $('version').textContent = `core ${ag.version()}`;
+  wire();
+  if (await loadFromHash()) {
+    toForm();
+    decide();
+  } else {
+    loadScenario(SCENARIOS[0].id, 0);
+  }
+  renderKeys();
+  $('loading').hidden = true;
+  document.body.dataset.ready = 'true';
+}
+
+// For the browser tests and for experiments in the console.
+window.playground = {
+  module: ag,
+  scenarios: SCENARIOS.map((s) => ({ id: s.id, title: s.title, variants: s.variants.map((v) => ({ label: v.label, expect: v.expect })) })),
+  inputs,
+  result: () => last,
+  state: () => JSON.parse(JSON.stringify(state)),
+  loadScenario,
+  shareUrl,
+  ready: main(),
+};
