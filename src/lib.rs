@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod dangerous;
 pub mod decision;
 pub mod engine;
+pub mod explain;
 pub mod json;
 pub mod jwk;
 pub mod limits;

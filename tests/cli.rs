@@ -436,6 +436,43 @@ fn two_hop_chain_effective_scopes_are_intersected_and_chain_is_current_first() {
     let c = challenge(&v);
     assert!(c.contains("error=\"insufficient_scope\""), "{c}");
     assert!(c.contains("scope=\"payments:write\""), "{c}");
+
+    // --explain: the same report plus the checks in order and the chain drawn; without it
+    // neither member is printed.
+    assert!(v.get("explain").is_none());
+    let out = env.check_at(
+        &request("POST", "/v1/refunds", Some(&token)),
+        NOW,
+        &["--explain"],
+    );
+    let x = assert_deny(&out, "actor_scope_exceeded", 403);
+    let x_audit_chain = x["chain"].clone();
+    assert_eq!(
+        x_audit_chain,
+        json!([BILLING, ORCHESTRATOR]),
+        "the audit's chain is untouched"
+    );
+    let x = &x["explain"];
+    let checks = x["checks"].as_array().unwrap();
+    let failed: Vec<_> = checks.iter().filter(|c| c["status"] == "fail").collect();
+    assert_eq!(failed.len(), 1, "{checks:?}");
+    assert_eq!(failed[0]["id"], "require.scopes");
+    assert_eq!(failed[0]["note"], "actor_scope_exceeded");
+    let route = checks.iter().find(|c| c["id"] == "route").unwrap();
+    assert_eq!(route["status"], "pass");
+    assert_eq!(x["chain"]["verified"], true);
+    assert_eq!(
+        x["chain"]["subject"]["scopes"],
+        json!(["invoices:read", "payments:write"])
+    );
+    // Nearest the subject first: the orchestrator keeps both, billing removes payments:write.
+    assert_eq!(x["chain"]["actors"][0]["id"], ORCHESTRATOR);
+    assert_eq!(x["chain"]["actors"][1]["id"], BILLING);
+    assert_eq!(
+        x["chain"]["actors"][1]["removed"],
+        json!(["payments:write"])
+    );
+    assert_eq!(x["chain"]["effective"], json!(["invoices:read"]));
 }
 
 #[test]

@@ -597,3 +597,76 @@ fn corpus_with_a_token_cache() {
         "only {hits} cache hits for {with_token} tokens decided three times"
     );
 }
+
+/// The explanations (`agentgate::explain`, shown by the playground and by
+/// `agentgate check --explain`) agree with every decision of the corpus: a deny has exactly
+/// one failing check, and that check can give the reason; every check after it is
+/// `not_reached`; an allow fails nothing; the chain's effective scopes are the audit's.
+#[test]
+fn corpus_explained() {
+    use agentgate::api::decide_json;
+    use agentgate::explain;
+    use agentgate::{Policy, Request};
+
+    let corpus = load();
+    let rng = SystemRandom::new();
+    let mut failures = Vec::new();
+    for (_, value) in &corpus.cases {
+        let case: Case = serde_json::from_value(value.clone()).unwrap();
+        for case in std::iter::once(case).chain(twin_case(value).unwrap()) {
+            let p = prepare(&corpus, &case, &rng).unwrap();
+            let mut remote: HashMap<String, KeySet> = HashMap::new();
+            for (provider, jwks) in &p.remote_jwks {
+                remote.insert(
+                    provider.clone(),
+                    parse_jwks(jwks, KeySource::Fetched).unwrap(),
+                );
+            }
+            let policy = Policy::from_json(&p.config).unwrap();
+            let now = UnixTime::from_secs(case.now);
+            let (decision, report) = decide_json(&policy, &p.request, now, &remote).unwrap();
+            let checks = explain::checks(&policy, &decision);
+            let checks = checks.as_array().unwrap();
+            let status = |c: &Value| c["status"].as_str().unwrap().to_owned();
+            let failed: Vec<&Value> = checks.iter().filter(|c| status(c) == "fail").collect();
+            let reason = decision.reason.code();
+            let mut problems = Vec::new();
+            if decision.allowed {
+                if !failed.is_empty() || checks.iter().any(|c| status(c) == "not_reached") {
+                    problems.push("an allow with a failed or unreached check".to_owned());
+                }
+            } else if failed.len() != 1 {
+                problems.push(format!("{} failing checks", failed.len()));
+            } else {
+                let at = checks
+                    .iter()
+                    .position(|c| status(c) == "fail")
+                    .unwrap_or_default();
+                let gives = failed[0]["reasons"].as_array().unwrap();
+                if !gives.iter().any(|r| r == reason) {
+                    problems.push(format!(
+                        "failing check {} cannot give {reason}",
+                        failed[0]["id"]
+                    ));
+                }
+                if checks[at + 1..].iter().any(|c| status(c) != "not_reached") {
+                    problems.push("a check after the failure was not `not_reached`".to_owned());
+                }
+            }
+            let token = Request::from_json(&p.request)
+                .ok()
+                .and_then(|r| explain::find_token(&policy, &r));
+            let chain = explain::chain(&policy, &decision, token.as_deref());
+            if !report["scopes"].is_null() && chain["effective"] != report["scopes"] {
+                problems.push(format!(
+                    "chain effective {} ≠ audit scopes {}",
+                    chain["effective"], report["scopes"]
+                ));
+            }
+            if !problems.is_empty() {
+                failures.push(format!("{} ({reason}): {}", case.name, problems.join("; ")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n  "));
+}

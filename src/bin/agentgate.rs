@@ -37,6 +37,10 @@ enum Command {
         /// Keys for a `remote_jwks` provider, as NAME=FILE (the CLI never fetches).
         #[arg(long = "jwks", value_name = "NAME=FILE")]
         jwks: Vec<String>,
+        /// Also print `explain`: `checks` (every check of SPEC §4 in order, with its outcome)
+        /// and `chain` (each actor's ceiling and the scopes it removed), as the playground shows.
+        #[arg(long)]
+        explain: bool,
     },
     /// Validate a configuration (exit 0 or 2).
     Lint {
@@ -134,6 +138,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             request,
             now,
             jwks,
+            explain,
         } => {
             let config_text = read(&config)?;
             let request_text = read(&request)?;
@@ -156,6 +161,19 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let elapsed = started.elapsed().as_micros() as u64;
             if let Some(obj) = report.as_object_mut() {
                 obj.insert("eval_us".into(), elapsed.into());
+                if explain {
+                    let token = agentgate::Request::from_json(&request_text)
+                        .ok()
+                        .and_then(|r| agentgate::explain::find_token(&policy, &r));
+                    // One member of its own: the audit record already has a `chain`.
+                    obj.insert(
+                        "explain".into(),
+                        serde_json::json!({
+                            "checks": agentgate::explain::checks(&policy, &decision),
+                            "chain": agentgate::explain::chain(&policy, &decision, token.as_deref()),
+                        }),
+                    );
+                }
             }
             emit(&report.to_string());
             Ok(if decision.allowed {

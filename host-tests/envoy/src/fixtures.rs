@@ -1,0 +1,134 @@
+//! What several tests share: tokens minted now, and one request through Envoy with its
+//! audit record and what the upstream saw.
+
+use crate::envoy::Envoy;
+use crate::http::{Request, Response};
+use crate::servers::echoed;
+use crate::{Error, Result};
+use agentgate::mint::SigningKey;
+use ring::rand::SystemRandom;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Claims of a token valid for 10 minutes from now.
+pub fn claims(iss: &str, aud: &str, sub: &str) -> Value {
+    let t = now();
+    json!({ "iss": iss, "aud": aud, "sub": sub, "sub_profile": "user",
+            "scope": "invoices:read", "iat": t, "exp": t + 600 })
+}
+
+/// A token signed by `key` with its default algorithm and its `kid`.
+pub fn mint(key: &SigningKey, claims: &Value) -> Result<String> {
+    key.mint(key.default_alg(), claims, None, &SystemRandom::new())
+        .map_err(|e| Error(format!("mint: {e}")))
+}
+
+/// A fresh request id: `prefix-N`, unique in this process.
+pub fn request_id(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// What Envoy did with one request.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub request_id: String,
+    pub response: Response,
+    /// The filter's audit record for the request.
+    pub audit: Value,
+    /// The request as the upstream received it; `None` for a local reply.
+    pub upstream: Option<Request>,
+}
+
+impl Decided {
+    pub fn reason(&self) -> &str {
+        self.audit
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+    }
+
+    pub fn allowed(&self) -> bool {
+        self.audit.get("decision").and_then(Value::as_str) == Some("allow")
+    }
+
+    /// The upstream's value of a header (any letter case).
+    pub fn upstream_header(&self, name: &str) -> Option<&str> {
+        self.upstream.as_ref().and_then(|u| u.get(name))
+    }
+
+    /// One line for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "HTTP {} {} | audit {}",
+            self.response.status,
+            self.response.text(),
+            self.audit
+        )
+    }
+}
+
+/// How a request reaches Envoy.
+#[derive(Clone)]
+pub enum Via {
+    Plain(SocketAddr),
+    Tls {
+        addr: SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+        server_name: String,
+    },
+}
+
+/// Sends `req` with a fresh `x-request-id` (and `host: api.example.com` when it has no
+/// host), then waits for its audit line.
+pub fn decide(envoy: &Envoy, via: &Via, req: Request) -> Result<Decided> {
+    let request_id = request_id("e2e");
+    let mut req = req.header("x-request-id", &request_id);
+    if req.get("host").is_none() {
+        req = req.header("host", "api.example.com");
+    }
+    let response = match via {
+        Via::Plain(addr) => crate::http::send(*addr, &req)?,
+        Via::Tls {
+            addr,
+            config,
+            server_name,
+        } => crate::tls::send(*addr, config, server_name, &req)?,
+    };
+    let audit = envoy
+        .wait_audit(&request_id, Duration::from_secs(10))
+        .map_err(|e| {
+            Error(format!(
+                "{e}; reply {} {}",
+                response.status,
+                response.text()
+            ))
+        })?;
+    let upstream = echoed(&response);
+    Ok(Decided {
+        request_id,
+        response,
+        audit,
+        upstream,
+    })
+}
+
+/// `GET path` with `authorization: Bearer token`.
+pub fn bearer_get(path: &str, token: &str) -> Request {
+    Request::new("GET", path).header("authorization", &format!("Bearer {token}"))
+}
