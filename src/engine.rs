@@ -225,8 +225,16 @@ fn find_tokens<'r>(policy: &Policy, request: &'r Request) -> Vec<Found<'r>> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.name.eq_ignore_ascii_case(name))
-            .find_map(|(i, s)| s.read(value).map(|token| Found { token, source: i }));
-        found.extend(hit);
+            .find_map(|(i, s)| s.read(value).map(|token| (i, token)));
+        if let Some((source, token)) = hit {
+            // A proxy may join a repeated header into one value with commas (RFC 9110
+            // §5.3; Envoy does). A compact JWS never contains a comma, so each part is a
+            // token of its own: two tokens are refused whichever way they arrive.
+            found.extend(token.split(',').map(|t| Found {
+                token: t.trim(),
+                source,
+            }));
+        }
     }
     found
 }

@@ -443,6 +443,8 @@ impl FromHeader {
     /// The token in `value` when this source reads it. A prefix ending in a space (an auth
     /// scheme, `Bearer `) also matches the scheme followed by tabs or several spaces, as
     /// lenient upstream parsers do: such a value is a token to verify, never one to pass on.
+    /// The bare scheme (`Bearer`, which is what `Bearer ` becomes once a proxy trims the
+    /// field value) reads as an empty token: malformed, not missing.
     pub fn read<'v>(&self, value: &'v str) -> Option<&'v str> {
         // Leading whitespace is not part of a field value (RFC 9110 §5.5).
         let value = value.trim_start();
@@ -453,8 +455,9 @@ impl FromHeader {
         if scheme.len() < prefix.len() {
             let head = value.get(..scheme.len())?;
             let rest = value.get(scheme.len()..)?;
-            (head.eq_ignore_ascii_case(scheme) && rest.starts_with([' ', '\t']))
-                .then(|| rest.trim())
+            (head.eq_ignore_ascii_case(scheme)
+                && (rest.is_empty() || rest.starts_with([' ', '\t'])))
+            .then(|| rest.trim())
         } else {
             let head = value.get(..prefix.len())?;
             head.eq_ignore_ascii_case(prefix)

@@ -36,6 +36,26 @@ pub fn ensure_shared(remote: &RemoteProvider) {
     }
 }
 
+/// Shared-data key holding only the `fetched_at_ms` of the record's document: small, so
+/// every request can afford to read it (the record can be 256 KiB).
+fn version_key(remote: &RemoteProvider) -> String {
+    format!("{}|fetched_at_ms", remote.shared_key)
+}
+
+/// Before a decision: adopts a document another worker fetched since this worker's last
+/// tick, so that a key withdrawn from the JWKS stops verifying on every worker at once
+/// (SPEC §8), not a tick later.
+pub fn adopt_if_newer(remote: &RemoteProvider) {
+    let published = host::shared_data(&version_key(remote))
+        .0
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    let local = remote.keys.borrow().as_ref().map(|k| k.fetched_at_ms);
+    if published.is_some_and(|p| local.is_none_or(|l| p > l)) {
+        adopt(remote, &read_shared(remote).0);
+    }
+}
+
 /// Adopts a newer document another worker stored.
 fn adopt(remote: &RemoteProvider, record: &SharedJwks) {
     let newer = LocalKeys::adopt(record, remote.keys.borrow().as_ref());
@@ -153,16 +173,20 @@ fn split_uri(uri: &str) -> (&str, &str) {
 }
 
 /// Writes the outcome of a fetch into the shared record (compare-and-swap, retried).
-fn finish(remote: &RemoteProvider, outcome: impl Fn(&SharedJwks) -> SharedJwks) -> SharedJwks {
-    let mut latest = SharedJwks::default();
+/// Returns the record as written, `None` if every attempt lost the race (the fetch's
+/// result then stays local to this worker; the in-flight mark expires by its timeout).
+fn finish(
+    remote: &RemoteProvider,
+    outcome: impl Fn(&SharedJwks) -> SharedJwks,
+) -> Option<SharedJwks> {
     for _ in 0..CAS_ATTEMPTS {
         let (record, cas) = read_shared(remote);
-        latest = outcome(&record);
+        let latest = outcome(&record);
         if host::set_shared_data(&remote.shared_key, &latest.to_bytes(), cas) {
-            break;
+            return Some(latest);
         }
     }
-    latest
+    None
 }
 
 /// A fetch reported (`on_http_call_response` of the root context).
@@ -186,8 +210,22 @@ pub fn on_response(
     match check_document(status, &body) {
         Ok((text, set)) => {
             let count = set.keys.len();
-            let record = finish(remote, |r| r.fetch_succeeded(text.clone(), now_ms));
-            adopt(remote, &record);
+            match finish(remote, |r| r.fetch_succeeded(text.clone(), now_ms)) {
+                Some(record) => {
+                    adopt(remote, &record);
+                    host::set_shared_data(
+                        &version_key(remote),
+                        record.fetched_at_ms.to_string().as_bytes(),
+                        None,
+                    );
+                }
+                None => {
+                    *remote.keys.borrow_mut() = Some(LocalKeys {
+                        fetched_at_ms: now_ms,
+                        set: std::sync::Arc::new(set),
+                    });
+                }
+            }
             plugin.metrics.fetch(true);
             host::log(
                 LogLevel::Info,

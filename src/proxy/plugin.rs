@@ -92,6 +92,9 @@ impl Plugin {
     }
 
     fn keys_now(&self, now_ms: u64) -> KeysNow {
+        for remote in &self.remotes {
+            super::jwks::adopt_if_newer(remote);
+        }
         KeysNow {
             entries: self
                 .remotes

@@ -274,8 +274,10 @@ def route_token():
              req(headers={"authorization": "Basic dXNlcjpwYXNzd29yZA=="}),
              twin=tw({"request": {"headers": {"authorization": "Bearer {token}"}},
                       "token": tok()}, allow(ids()))),
-        case("token-bearer-without-space", "`Bearer` with nothing after it carries no "
-             "token.", deny("token_missing"), None, req(headers={"authorization": "Bearer"}),
+        case("token-bearer-without-space", "`Bearer` with nothing after it is an empty "
+             "bearer credential: malformed, exactly as `Bearer ` (HTTP trims the trailing "
+             "space, so the two are one field value).", deny("token_malformed"), None,
+             req(headers={"authorization": "Bearer"}),
              twin=tw({"request": {"headers": {"authorization": "Bearer {token}"}},
                       "token": tok()}, allow(ids()))),
         case("token-bearer-empty", "`Bearer ` followed by an empty token is a malformed "
@@ -292,6 +294,12 @@ def route_token():
         case("token-repeated-authorization", "Two Authorization headers: a request carries "
              "exactly one identity.", deny("token_malformed"), tok(),
              req(headers={"authorization": ["Bearer {token}", "Bearer {token}"]}),
+             twin=tw({"request": {"headers": {"authorization": "Bearer {token}"}}},
+                     allow(ids()))),
+        case("token-repeated-authorization-joined", "Two Authorization headers joined into "
+             "one value with a comma, as a proxy may (RFC 9110 §5.3): still two tokens.",
+             deny("token_malformed", audit={"token_id": None}), tok(),
+             req(headers={"authorization": "Bearer {token},Bearer {token}"}),
              twin=tw({"request": {"headers": {"authorization": "Bearer {token}"}}},
                      allow(ids()))),
         case("token-repeated-authorization-mixed-case", "Authorization and authorization "
@@ -1186,7 +1194,7 @@ def responses():
                                  "authority": "api.example.com", "peer": READER,
                                  "method": "GET", "path": "/v1/profile",
                                  "decision": "allow", "reason": "allowed",
-                                 "status": None, "eval_us": None}),
+                                 "status": None}),
              tok(), req(headers={"x-request-id": "req-42",
                                  "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-"
                                                 "00f067aa0ba902b7-01"},
