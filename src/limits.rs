@@ -73,3 +73,8 @@ pub const KID_REFETCH_INTERVAL_S: u64 = 30;
 /// than `cache_duration_s`). Short enough that a JWKS that was down at start recovers
 /// quickly; long enough not to hammer an identity provider that is struggling.
 pub const JWKS_RETRY_MAX_S: u64 = 10;
+
+/// Requests one worker keeps paused while an unknown-`kid` refetch runs. Each holds its
+/// headers (a few KiB), so 1024 stay in the low MiB; past it, an unknown `kid` is decided
+/// at once (`kid_unknown`), so a flood of made-up `kid`s cannot pile up paused requests.
+pub const MAX_WAITING_REQUESTS: usize = 1024;

@@ -1,11 +1,14 @@
 //! The life of one `remote_jwks` provider's keys (SPEC §8), without I/O: hosts say what
 //! happened and when, this module says what to do next and which keys may be used.
 //!
-//! Two parts, because Envoy runs one VM per worker and workers share only bytes:
-//! - `SharedJwks`: the record all workers share (Envoy shared data, written with
-//!   compare-and-swap): the last good document, when it was fetched, and the fetch in
-//!   flight. Whoever wins the swap fetches; the others adopt the result.
-//! - `LocalKeys`: one worker's parsed copy of the record's document.
+//! Three parts, because Envoy runs one VM per worker and workers share only bytes:
+//! - `SharedJwks`: the fetch state all workers share (Envoy shared data, written with
+//!   compare-and-swap): when the last good document was fetched, and the fetch in flight.
+//!   Whoever wins the swap fetches. It is a few dozen bytes, so every request can afford
+//!   to read it.
+//! - `SharedDocument`: the last good document itself (up to 256 KiB), read only when the
+//!   state says it is newer than a worker's copy.
+//! - `LocalKeys`: one worker's parsed copy of the document.
 //!
 //! Times are Unix milliseconds from the host's clock.
 
@@ -15,13 +18,11 @@ use crate::limits::{JWKS_RETRY_MAX_S, KID_REFETCH_INTERVAL_S};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// What every worker knows about one JWKS. Serialised as JSON in shared data.
+/// What every worker knows about fetching one JWKS. Serialised as JSON in shared data.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedJwks {
-    /// The last document that parsed and had usable keys; `None` until one did.
-    pub jwks: Option<String>,
-    /// When `jwks` was fetched (0: never).
+    /// When the last good document (`SharedDocument`) was fetched (0: never).
     pub fetched_at_ms: u64,
     /// When the latest fetch started (0: never), and whether it is still in flight.
     pub attempt_at_ms: u64,
@@ -130,7 +131,7 @@ impl SharedJwks {
         let retry_ok = self.attempt_at_ms == 0
             || self.failures == 0
             || now_ms >= self.attempt_at_ms.saturating_add(retry_ms);
-        let stale = self.jwks.is_none()
+        let stale = self.fetched_at_ms == 0
             || now_ms
                 >= self
                     .fetched_at_ms
@@ -171,9 +172,10 @@ impl SharedJwks {
         }
     }
 
-    pub fn fetch_succeeded(&self, document: String, now_ms: u64) -> SharedJwks {
+    /// The state once a good document fetched at `now_ms` has been stored (store the
+    /// `SharedDocument` first, then this: a worker that sees the new time finds the document).
+    pub fn fetch_succeeded(&self, now_ms: u64) -> SharedJwks {
         SharedJwks {
-            jwks: Some(document),
             fetched_at_ms: now_ms,
             in_flight: false,
             failures: 0,
@@ -190,7 +192,29 @@ impl SharedJwks {
     }
 }
 
-/// One worker's parsed copy of a `SharedJwks` document.
+/// The last good document, as shared between workers: `<fetched_at_ms>\n<jwks text>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedDocument {
+    pub fetched_at_ms: u64,
+    pub jwks: String,
+}
+
+impl SharedDocument {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!("{}\n{}", self.fetched_at_ms, self.jwks).into_bytes()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<SharedDocument> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (time, jwks) = text.split_once('\n')?;
+        Some(SharedDocument {
+            fetched_at_ms: time.parse().ok()?,
+            jwks: jwks.to_owned(),
+        })
+    }
+}
+
+/// One worker's parsed copy of the shared document.
 #[derive(Debug, Clone)]
 pub struct LocalKeys {
     pub fetched_at_ms: u64,
@@ -207,15 +231,14 @@ impl LocalKeys {
         (now_ms < limit).then_some(&*self.set)
     }
 
-    /// The shared record's document parsed, when it is newer than `current`. A document in
-    /// shared data was checked by the worker that stored it; one that no longer parses
-    /// (a different build of the filter) is ignored.
-    pub fn adopt(shared: &SharedJwks, current: Option<&LocalKeys>) -> Option<LocalKeys> {
-        let text = shared.jwks.as_deref()?;
+    /// The shared document parsed, when it is newer than `current`. A document in shared
+    /// data was checked by the worker that stored it; one that no longer parses (a
+    /// different build of the filter) is ignored.
+    pub fn adopt(shared: &SharedDocument, current: Option<&LocalKeys>) -> Option<LocalKeys> {
         if current.is_some_and(|c| c.fetched_at_ms >= shared.fetched_at_ms) {
             return None;
         }
-        let set = parse_jwks(text, KeySource::Fetched).ok()?;
+        let set = parse_jwks(&shared.jwks, KeySource::Fetched).ok()?;
         Some(LocalKeys {
             fetched_at_ms: shared.fetched_at_ms,
             set: Arc::new(set),
@@ -247,7 +270,7 @@ mod tests {
         let s = s.fetch_started(1_000, false);
         // In flight: nobody else fetches until it reports (or its timeout passes).
         assert!(!s.fetch_due(&c, 1_500));
-        let s = s.fetch_succeeded(JWKS.into(), 1_200);
+        let s = s.fetch_succeeded(1_200);
         assert!(!s.fetch_due(&c, 1_200 + 299_999));
         assert!(s.fetch_due(&c, 1_200 + 300_000));
     }
@@ -264,13 +287,20 @@ mod tests {
     fn failures_retry_after_a_bounded_wait_and_keep_the_last_good_keys() {
         let c = config();
         let s = SharedJwks::default()
-            .fetch_started(0, false)
-            .fetch_succeeded(JWKS.into(), 0);
-        let s = s.fetch_started(300_000, false).fetch_failed();
-        assert_eq!(s.jwks.as_deref(), Some(JWKS));
-        assert!(!s.fetch_due(&c, 309_999));
-        assert!(s.fetch_due(&c, 310_000));
-        let local = LocalKeys::adopt(&s, None).unwrap();
+            .fetch_started(1, false)
+            .fetch_succeeded(1);
+        let s = s.fetch_started(300_001, false).fetch_failed();
+        assert_eq!(
+            s.fetched_at_ms, 1,
+            "a failure keeps the time of the last good fetch"
+        );
+        assert!(!s.fetch_due(&c, 310_000));
+        assert!(s.fetch_due(&c, 310_001));
+        let doc = SharedDocument {
+            fetched_at_ms: 0,
+            jwks: JWKS.into(),
+        };
+        let local = LocalKeys::adopt(&doc, None).unwrap();
         assert!(local.usable(&c, 899_999).is_some());
         // cache_duration_s + max_stale_s after the good fetch: unavailable.
         assert!(local.usable(&c, 900_000).is_none());
@@ -293,15 +323,15 @@ mod tests {
     fn unknown_kid_refetches_once_per_interval() {
         let c = config();
         let s = SharedJwks::default()
-            .fetch_started(0, false)
-            .fetch_succeeded(JWKS.into(), 0);
+            .fetch_started(1, false)
+            .fetch_succeeded(1);
         assert_eq!(s.on_unknown_kid(&c, 10_000), UnknownKid::Refetch);
         let s = s.fetch_started(10_000, true);
         assert_eq!(
             s.on_unknown_kid(&c, 10_500),
             UnknownKid::Wait { until_ms: 12_000 }
         );
-        let s = s.fetch_succeeded(JWKS.into(), 10_700);
+        let s = s.fetch_succeeded(10_700);
         assert_eq!(s.on_unknown_kid(&c, 39_999), UnknownKid::DecideNow);
         assert_eq!(s.on_unknown_kid(&c, 40_000), UnknownKid::Refetch);
     }
@@ -340,18 +370,28 @@ mod tests {
 
     #[test]
     fn adopt_only_newer_documents() {
-        let s = SharedJwks::default().fetch_succeeded(JWKS.into(), 5);
-        let local = LocalKeys::adopt(&s, None).unwrap();
+        let doc = SharedDocument {
+            fetched_at_ms: 5,
+            jwks: JWKS.into(),
+        };
+        let local = LocalKeys::adopt(&doc, None).unwrap();
         assert_eq!(local.fetched_at_ms, 5);
-        assert!(LocalKeys::adopt(&s, Some(&local)).is_none());
-        let newer = s.fetch_succeeded(JWKS.into(), 6);
+        assert!(LocalKeys::adopt(&doc, Some(&local)).is_none());
+        let newer = SharedDocument {
+            fetched_at_ms: 6,
+            ..doc.clone()
+        };
         assert_eq!(
             LocalKeys::adopt(&newer, Some(&local))
                 .unwrap()
                 .fetched_at_ms,
             6
         );
+        assert_eq!(SharedDocument::from_bytes(&newer.to_bytes()), Some(newer));
+        assert!(SharedDocument::from_bytes(b"no newline").is_none());
+        assert!(SharedDocument::from_bytes(b"x\n{}").is_none());
+        let state = SharedJwks::default().fetch_started(3, true);
         assert!(SharedJwks::from_bytes(b"garbage").is_none());
-        assert_eq!(SharedJwks::from_bytes(&newer.to_bytes()), Some(newer));
+        assert_eq!(SharedJwks::from_bytes(&state.to_bytes()), Some(state));
     }
 }

@@ -1,11 +1,13 @@
 //! Remote JWKS through Envoy (SPEC §8). The state machine is `remote_jwks`; this file
-//! moves its record through shared data (compare-and-swap, so of all workers exactly one
-//! fetches per interval) and its fetches through `dispatch_http_call` on the provider's
-//! cluster. Everything runs in the root context: on ticks, and when a fetch reports.
+//! moves its fetch state through shared data (compare-and-swap, so of all workers exactly
+//! one fetches per interval), the last good document through a second key, and the
+//! fetches through `dispatch_http_call` on the provider's cluster. Fetches run in the root
+//! context (on ticks, and when a fetch reports); every decision first adopts a newer
+//! document, so a rotation reaches all workers at once.
 
 use super::host;
 use super::plugin::{Plugin, RemoteProvider};
-use crate::remote_jwks::{check_document, LocalKeys, SharedJwks, UnknownKid};
+use crate::remote_jwks::{check_document, LocalKeys, SharedDocument, SharedJwks, UnknownKid};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 use std::time::Duration;
@@ -36,32 +38,30 @@ pub fn ensure_shared(remote: &RemoteProvider) {
     }
 }
 
-/// Shared-data key holding only the `fetched_at_ms` of the record's document: small, so
-/// every request can afford to read it (the record can be 256 KiB).
-fn version_key(remote: &RemoteProvider) -> String {
-    format!("{}|fetched_at_ms", remote.shared_key)
+/// Shared-data key of the last good document (the state's key holds only the times).
+fn document_key(remote: &RemoteProvider) -> String {
+    format!("{}|document", remote.shared_key)
 }
 
-/// Before a decision: adopts a document another worker fetched since this worker's last
-/// tick, so that a key withdrawn from the JWKS stops verifying on every worker at once
-/// (SPEC §8), not a tick later.
-pub fn adopt_if_newer(remote: &RemoteProvider) {
-    let published = host::shared_data(&version_key(remote))
-        .0
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse::<u64>().ok());
+/// Adopts the shared document when the shared state says it is newer than this worker's
+/// keys. Called before every decision (the state is small), so that a key withdrawn from
+/// the JWKS stops verifying on every worker at once (SPEC §8), not a tick later.
+pub fn adopt_if_newer(remote: &RemoteProvider) -> SharedJwks {
+    let (state, _) = read_shared(remote);
     let local = remote.keys.borrow().as_ref().map(|k| k.fetched_at_ms);
-    if published.is_some_and(|p| local.is_none_or(|l| p > l)) {
-        adopt(remote, &read_shared(remote).0);
+    if state.fetched_at_ms > 0 && local.is_none_or(|l| state.fetched_at_ms > l) {
+        let document = host::shared_data(&document_key(remote))
+            .0
+            .as_deref()
+            .and_then(SharedDocument::from_bytes);
+        if let Some(document) = document {
+            let newer = LocalKeys::adopt(&document, remote.keys.borrow().as_ref());
+            if let Some(keys) = newer {
+                *remote.keys.borrow_mut() = Some(keys);
+            }
+        }
     }
-}
-
-/// Adopts a newer document another worker stored.
-fn adopt(remote: &RemoteProvider, record: &SharedJwks) {
-    let newer = LocalKeys::adopt(record, remote.keys.borrow().as_ref());
-    if let Some(keys) = newer {
-        *remote.keys.borrow_mut() = Some(keys);
-    }
+    state
 }
 
 /// An outstanding fetch: which provider, and when it started.
@@ -75,8 +75,7 @@ pub struct Callout {
 pub fn tick(plugin: &Plugin, callouts: &mut Vec<Callout>, root_context_id: u32) {
     let now_ms = host::now_millis();
     for (index, remote) in plugin.remotes.iter().enumerate() {
-        let (record, _) = read_shared(remote);
-        adopt(remote, &record);
+        adopt_if_newer(remote);
         let for_kid = remote.kid_refetch_wanted.replace(false);
         if let Some(token) = claim_fetch(remote, now_ms, for_kid) {
             callouts.push(Callout {
@@ -88,14 +87,13 @@ pub fn tick(plugin: &Plugin, callouts: &mut Vec<Callout>, root_context_id: u32) 
     }
     // Waiters are ready when no fetch for their provider is pending any more (it reported
     // here or in another worker, whose result was adopted above), or at their deadline.
+    let pending: Vec<bool> = plugin
+        .remotes
+        .iter()
+        .map(|r| r.kid_refetch_wanted.get() || read_shared(r).0.in_flight)
+        .collect();
     plugin.wake_waiters(
-        |w| {
-            now_ms >= w.deadline_ms
-                || plugin
-                    .remotes
-                    .get(w.provider)
-                    .is_none_or(|r| !r.kid_refetch_wanted.get() && !read_shared(r).0.in_flight)
-        },
+        |w| now_ms >= w.deadline_ms || !pending.get(w.provider).copied().unwrap_or(false),
         root_context_id,
     );
 }
@@ -172,21 +170,16 @@ fn split_uri(uri: &str) -> (&str, &str) {
     }
 }
 
-/// Writes the outcome of a fetch into the shared record (compare-and-swap, retried).
-/// Returns the record as written, `None` if every attempt lost the race (the fetch's
-/// result then stays local to this worker; the in-flight mark expires by its timeout).
-fn finish(
-    remote: &RemoteProvider,
-    outcome: impl Fn(&SharedJwks) -> SharedJwks,
-) -> Option<SharedJwks> {
+/// Writes the outcome of a fetch into the shared state (compare-and-swap, retried). If
+/// every attempt loses the race, the result stays local to this worker and the in-flight
+/// mark expires by its timeout.
+fn finish(remote: &RemoteProvider, outcome: impl Fn(&SharedJwks) -> SharedJwks) {
     for _ in 0..CAS_ATTEMPTS {
         let (record, cas) = read_shared(remote);
-        let latest = outcome(&record);
-        if host::set_shared_data(&remote.shared_key, &latest.to_bytes(), cas) {
-            return Some(latest);
+        if host::set_shared_data(&remote.shared_key, &outcome(&record).to_bytes(), cas) {
+            return;
         }
     }
-    None
 }
 
 /// A fetch reported (`on_http_call_response` of the root context).
@@ -210,22 +203,18 @@ pub fn on_response(
     match check_document(status, &body) {
         Ok((text, set)) => {
             let count = set.keys.len();
-            match finish(remote, |r| r.fetch_succeeded(text.clone(), now_ms)) {
-                Some(record) => {
-                    adopt(remote, &record);
-                    host::set_shared_data(
-                        &version_key(remote),
-                        record.fetched_at_ms.to_string().as_bytes(),
-                        None,
-                    );
-                }
-                None => {
-                    *remote.keys.borrow_mut() = Some(LocalKeys {
-                        fetched_at_ms: now_ms,
-                        set: std::sync::Arc::new(set),
-                    });
-                }
-            }
+            // The document first, then the state that announces it: a worker that sees the
+            // new time finds the document.
+            let document = SharedDocument {
+                fetched_at_ms: now_ms,
+                jwks: text,
+            };
+            host::set_shared_data(&document_key(remote), &document.to_bytes(), None);
+            finish(remote, |r| r.fetch_succeeded(now_ms));
+            *remote.keys.borrow_mut() = Some(LocalKeys {
+                fetched_at_ms: now_ms,
+                set: std::sync::Arc::new(set),
+            });
             plugin.metrics.fetch(true);
             host::log(
                 LogLevel::Info,

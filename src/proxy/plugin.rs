@@ -136,7 +136,8 @@ impl Plugin {
             after.misses.saturating_sub(before.misses),
         );
 
-        if !resumed {
+        let room = self.waiters.borrow().len() < crate::limits::MAX_WAITING_REQUESTS;
+        if !resumed && room {
             if let Some(Denial::KidUnknown { provider }) = &decision.denial {
                 if let Some(index) = self.remotes.iter().position(|r| &r.name == provider) {
                     if let Some(deadline_ms) = self.may_wait_for_refetch(index, host_now_ms) {
