@@ -132,6 +132,29 @@ fn prepare(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<Prepared,
     })
 }
 
+/// Every case followed by its twin, in file order.
+fn cases_and_twins(corpus: &Corpus) -> Vec<Case> {
+    let mut out = Vec::new();
+    for (_, value) in &corpus.cases {
+        out.push(serde_json::from_value(value.clone()).unwrap());
+        out.extend(twin_case(value).unwrap());
+    }
+    out
+}
+
+/// The prepared case's remote JWKS, parsed as a host that fetched them would hold them.
+fn fetched_keys(p: &Prepared) -> HashMap<String, KeySet> {
+    p.remote_jwks
+        .iter()
+        .map(|(provider, jwks)| {
+            (
+                provider.clone(),
+                parse_jwks(jwks, KeySource::Fetched).unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), String> {
     let Prepared {
         config,
@@ -547,46 +570,37 @@ fn corpus_with_a_token_cache() {
     let mut policies: HashMap<String, (Policy, TokenCache)> = HashMap::new();
     let mut failures = Vec::new();
     let mut with_token = 0u64;
-    for (_, value) in &corpus.cases {
-        let case: Case = serde_json::from_value(value.clone()).unwrap();
-        for case in std::iter::once(case).chain(twin_case(value).unwrap()) {
-            let p = prepare(&corpus, &case, &rng).unwrap();
-            let mut remote: HashMap<String, KeySet> = HashMap::new();
-            for (provider, jwks) in &p.remote_jwks {
-                remote.insert(
-                    provider.clone(),
-                    parse_jwks(jwks, KeySource::Fetched).unwrap(),
-                );
+    for case in cases_and_twins(&corpus) {
+        let p = prepare(&corpus, &case, &rng).unwrap();
+        let remote = fetched_keys(&p);
+        let now = UnixTime::from_secs(case.now);
+        let (_, mut uncached) =
+            check_json(&p.config, &p.request, now, &remote, &|_| Err(String::new())).unwrap();
+        uncached["eval_us"] = Value::Null;
+        // The remote key set is part of the case: a cache per (config, keys).
+        let key = format!("{}|{:?}", case.config, p.remote_jwks);
+        let (policy, cache) = policies
+            .entry(key)
+            .or_insert_with(|| (Policy::from_json(&p.config).unwrap(), TokenCache::default()));
+        let request = Request::from_json(&p.request).unwrap();
+        for round in ["cold", "warm", "warm again"] {
+            let ctx = Context {
+                policy,
+                remote_keys: &remote,
+                crypto: &agentgate::crypto::RING,
+                cache: Some(cache),
+            };
+            let decision = decide(ctx, &request, now);
+            let mut report = agentgate::report::decision_json(&decision);
+            report["eval_us"] = Value::Null;
+            if report != uncached {
+                failures.push(format!(
+                    "{} ({round}):\n      cached:   {report}\n      uncached: {uncached}",
+                    case.name
+                ));
             }
-            let now = UnixTime::from_secs(case.now);
-            let (_, mut uncached) =
-                check_json(&p.config, &p.request, now, &remote, &|_| Err(String::new())).unwrap();
-            uncached["eval_us"] = Value::Null;
-            // The remote key set is part of the case: a cache per (config, keys).
-            let key = format!("{}|{:?}", case.config, p.remote_jwks);
-            let (policy, cache) = policies
-                .entry(key)
-                .or_insert_with(|| (Policy::from_json(&p.config).unwrap(), TokenCache::default()));
-            let request = Request::from_json(&p.request).unwrap();
-            for round in ["cold", "warm", "warm again"] {
-                let ctx = Context {
-                    policy,
-                    remote_keys: &remote,
-                    crypto: &agentgate::crypto::RING,
-                    cache: Some(cache),
-                };
-                let decision = decide(ctx, &request, now);
-                let mut report = agentgate::report::decision_json(&decision);
-                report["eval_us"] = Value::Null;
-                if report != uncached {
-                    failures.push(format!(
-                        "{} ({round}):\n      cached:   {report}\n      uncached: {uncached}",
-                        case.name
-                    ));
-                }
-            }
-            with_token += u64::from(p.token.is_some());
         }
+        with_token += u64::from(p.token.is_some());
     }
     let hits: u64 = policies.values().map(|(_, c)| c.stats().hits).sum();
     assert!(failures.is_empty(), "{}", failures.join("\n  "));
@@ -611,61 +625,52 @@ fn corpus_explained() {
     let corpus = load();
     let rng = SystemRandom::new();
     let mut failures = Vec::new();
-    for (_, value) in &corpus.cases {
-        let case: Case = serde_json::from_value(value.clone()).unwrap();
-        for case in std::iter::once(case).chain(twin_case(value).unwrap()) {
-            let p = prepare(&corpus, &case, &rng).unwrap();
-            let mut remote: HashMap<String, KeySet> = HashMap::new();
-            for (provider, jwks) in &p.remote_jwks {
-                remote.insert(
-                    provider.clone(),
-                    parse_jwks(jwks, KeySource::Fetched).unwrap(),
-                );
+    for case in cases_and_twins(&corpus) {
+        let p = prepare(&corpus, &case, &rng).unwrap();
+        let remote = fetched_keys(&p);
+        let policy = Policy::from_json(&p.config).unwrap();
+        let now = UnixTime::from_secs(case.now);
+        let (decision, report) = decide_json(&policy, &p.request, now, &remote).unwrap();
+        let checks = explain::checks(&policy, &decision);
+        let checks = checks.as_array().unwrap();
+        let status = |c: &Value| c["status"].as_str().unwrap().to_owned();
+        let failed: Vec<&Value> = checks.iter().filter(|c| status(c) == "fail").collect();
+        let reason = decision.reason.code();
+        let mut problems = Vec::new();
+        if decision.allowed {
+            if !failed.is_empty() || checks.iter().any(|c| status(c) == "not_reached") {
+                problems.push("an allow with a failed or unreached check".to_owned());
             }
-            let policy = Policy::from_json(&p.config).unwrap();
-            let now = UnixTime::from_secs(case.now);
-            let (decision, report) = decide_json(&policy, &p.request, now, &remote).unwrap();
-            let checks = explain::checks(&policy, &decision);
-            let checks = checks.as_array().unwrap();
-            let status = |c: &Value| c["status"].as_str().unwrap().to_owned();
-            let failed: Vec<&Value> = checks.iter().filter(|c| status(c) == "fail").collect();
-            let reason = decision.reason.code();
-            let mut problems = Vec::new();
-            if decision.allowed {
-                if !failed.is_empty() || checks.iter().any(|c| status(c) == "not_reached") {
-                    problems.push("an allow with a failed or unreached check".to_owned());
-                }
-            } else if failed.len() != 1 {
-                problems.push(format!("{} failing checks", failed.len()));
-            } else {
-                let at = checks
-                    .iter()
-                    .position(|c| status(c) == "fail")
-                    .unwrap_or_default();
-                let gives = failed[0]["reasons"].as_array().unwrap();
-                if !gives.iter().any(|r| r == reason) {
-                    problems.push(format!(
-                        "failing check {} cannot give {reason}",
-                        failed[0]["id"]
-                    ));
-                }
-                if checks[at + 1..].iter().any(|c| status(c) != "not_reached") {
-                    problems.push("a check after the failure was not `not_reached`".to_owned());
-                }
-            }
-            let token = Request::from_json(&p.request)
-                .ok()
-                .and_then(|r| explain::find_token(&policy, &r));
-            let chain = explain::chain(&policy, &decision, token.as_deref());
-            if !report["scopes"].is_null() && chain["effective"] != report["scopes"] {
+        } else if failed.len() != 1 {
+            problems.push(format!("{} failing checks", failed.len()));
+        } else {
+            let at = checks
+                .iter()
+                .position(|c| status(c) == "fail")
+                .unwrap_or_default();
+            let gives = failed[0]["reasons"].as_array().unwrap();
+            if !gives.iter().any(|r| r == reason) {
                 problems.push(format!(
-                    "chain effective {} ≠ audit scopes {}",
-                    chain["effective"], report["scopes"]
+                    "failing check {} cannot give {reason}",
+                    failed[0]["id"]
                 ));
             }
-            if !problems.is_empty() {
-                failures.push(format!("{} ({reason}): {}", case.name, problems.join("; ")));
+            if checks[at + 1..].iter().any(|c| status(c) != "not_reached") {
+                problems.push("a check after the failure was not `not_reached`".to_owned());
             }
+        }
+        let token = Request::from_json(&p.request)
+            .ok()
+            .and_then(|r| explain::find_token(&policy, &r));
+        let chain = explain::chain(&policy, &decision, token.as_deref());
+        if !report["scopes"].is_null() && chain["effective"] != report["scopes"] {
+            problems.push(format!(
+                "chain effective {} ≠ audit scopes {}",
+                chain["effective"], report["scopes"]
+            ));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{} ({reason}): {}", case.name, problems.join("; ")));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n  "));
