@@ -1,13 +1,12 @@
 # agentgate — developer and CI entry points.
 #
-#   make test    everything CI runs (.ci/run): setup, fmt, clippy, wasm builds, tests
+#   make test    everything CI runs (.ci/run): setup, lint, tests, Envoy end-to-end, browser
 #   make demo    a short story through a real Envoy running the filter
 #   make wasm    dist/agentgate.wasm, the proxy-wasm filter for Envoy and Istio
 #   make web     www/pkg/, the playground's wasm-bindgen module
-#   make bench   agentgate against Envoy jwt_authn and the wasm floor
 #
-# `make test` runs the steps in TEST_STEPS in order, after `setup`. A later part of the
-# project adds its own check as a target and appends it, e.g. `TEST_STEPS += check-envoy`.
+# `make test` runs the steps in TEST_STEPS in order, after `setup`; each step is a target
+# of its own, and each installs what it needs (setup-envoy, setup-browser) idempotently.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -32,7 +31,7 @@ TEST_STEPS := fmt-check clippy unit-test lint-config wasm check-wasm-imports e2e
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
         check-wasm-browser unit-test cli lint-config demo demo-cli wasm wasm-test check-wasm-imports \
-        e2e-envoy check-gateway-configs web test-browser bench
+        e2e-envoy check-gateway-configs web test-browser
 
 help:
 	@echo "make test        setup, then: $(TEST_STEPS)"
@@ -41,6 +40,8 @@ help:
 	@echo "make wasm        dist/agentgate.wasm (proxy-wasm filter, wasm32-wasip1, release)"
 	@echo "make web         www/pkg/ (playground module, wasm-bindgen --target web)"
 	@echo "make setup       install missing wasm targets, clang and llvm-ar (scripts/setup.sh)"
+	@echo "make e2e-envoy   the end-to-end tests against real Envoy (host-tests/envoy/)"
+	@echo "make test-browser the playground in headless Chromium (host-tests/browser/)"
 	@echo "make check-wasm  build the core for wasm32-wasip1 (Envoy) and wasm32-unknown-unknown (browser)"
 	@echo "make lint-config validate every gateway-configs/*/agentgate.json with the CLI"
 
