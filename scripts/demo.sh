@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: a short story told with the agentgate CLI against gateway-configs/example/.
+# `make demo-cli`: a short story told with the agentgate CLI against gateway-configs/example/
+# (`make demo` tells it through Envoy).
 #
 # Alice (a human) lets an orchestrator agent pay an invoice for her; the orchestrator
 # hands work to a billing sub-agent; a staging agent and a replayed token try their luck.
@@ -17,7 +18,7 @@ KEY=$DEMO/keys/DEMO-ONLY-corp-sts.private.jwk.json
 CONFIG=$EX/agentgate.json
 
 if [ ! -x "$AG" ]; then
-    echo "demo: $AG not found; run \`make demo\` (it builds the CLI first)" >&2
+    echo "demo: $AG not found; run \`make demo-cli\` (it builds the CLI first)" >&2
     exit 2
 fi
 mkdir -p "$OUT"
