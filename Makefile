@@ -26,7 +26,7 @@ ENVOY := $(VENV)/bin/envoy
 WASM_OUT := target/wasm32-wasip1/release/agentgate.wasm
 WASM_TEST := target/agentgate-test.wasm
 
-TEST_STEPS := fmt-check clippy unit-test lint-config wasm check-wasm-imports e2e-envoy \
+TEST_STEPS := fmt-check clippy unit-test lint-config demo-cli wasm check-wasm-imports e2e-envoy \
               check-gateway-configs web test-browser
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
