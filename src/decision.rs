@@ -7,6 +7,24 @@ use serde::Serialize;
 /// Header names agentgate sets on allow. Inbound headers with this prefix are removed.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-agent-";
 
+/// Whether a request field (header or trailer) is an identity field that callers may not
+/// send (SPEC §5): `x-agent-…` in any letter case, and `x_agent_…` too — CGI, WSGI, PHP and
+/// Rack map `_` and `-` to the same variable, and Envoy passes underscores through by
+/// default.
+pub fn is_identity_header(name: &str) -> bool {
+    name.get(..IDENTITY_HEADER_PREFIX.len()).is_some_and(|p| {
+        p.bytes()
+            .map(|b| {
+                if b == b'_' {
+                    b'-'
+                } else {
+                    b.to_ascii_lowercase()
+                }
+            })
+            .eq(IDENTITY_HEADER_PREFIX.bytes())
+    })
+}
+
 /// Whether a binding was checked, and how it went (audit `binding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,9 +11,7 @@ use crate::config::{
     typ_is_one_of, CnfMode, KeyConfig, OnNoMatch, PathMatch, Policy, Provider, Rule,
 };
 use crate::crypto;
-use crate::decision::{
-    deny_response, AuditRecord, BindingOutcome, Decision, IDENTITY_HEADER_PREFIX,
-};
+use crate::decision::{deny_response, is_identity_header, AuditRecord, BindingOutcome, Decision};
 use crate::jwk::{KeySet, VerificationKey};
 use crate::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::reason::{BindingProblem, Denial, Reason, Revocation};
@@ -73,21 +71,7 @@ pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
     let strip_headers: Vec<String> = request
         .headers
         .iter()
-        .filter(|(n, _)| {
-            // `x_agent_subject` too: CGI, WSGI, PHP and Rack map `_` and `-` to the same
-            // variable, and Envoy passes underscores through by default.
-            n.get(..IDENTITY_HEADER_PREFIX.len()).is_some_and(|p| {
-                p.bytes()
-                    .map(|b| {
-                        if b == b'_' {
-                            b'-'
-                        } else {
-                            b.to_ascii_lowercase()
-                        }
-                    })
-                    .eq(IDENTITY_HEADER_PREFIX.bytes())
-            })
-        })
+        .filter(|(n, _)| is_identity_header(n))
         .map(|(n, _)| n.clone())
         .collect();
     let mut audit = AuditRecord {

@@ -78,3 +78,24 @@ pub const JWKS_RETRY_MAX_S: u64 = 10;
 /// headers (a few KiB), so 1024 stay in the low MiB; past it, an unknown `kid` is decided
 /// at once (`kid_unknown`), so a flood of made-up `kid`s cannot pile up paused requests.
 pub const MAX_WAITING_REQUESTS: usize = 1024;
+
+/// Longest piece of user input (a rule id, a member name, a JSON path) a configuration or
+/// JWKS error repeats, in bytes. Enough to recognise it; short enough that a hostile
+/// configuration cannot write megabytes into Envoy's log through one error line.
+pub const MAX_ERROR_INPUT: usize = 512;
+
+/// `text` cut to `MAX_ERROR_INPUT` bytes (at a character boundary), saying how long it was.
+pub fn clip_for_error(text: String) -> String {
+    if text.len() <= MAX_ERROR_INPUT {
+        return text;
+    }
+    let mut end = MAX_ERROR_INPUT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} bytes in all)",
+        text.get(..end).unwrap_or_default(),
+        text.len()
+    )
+}

@@ -42,3 +42,26 @@ fn not_utf8_not_json_and_empty_are_refused() {
         );
     }
 }
+
+/// A hostile configuration cannot make one error line huge (it goes to Envoy's log at
+/// critical): user input in messages and paths is cut to `limits::MAX_ERROR_INPUT`.
+#[test]
+fn error_messages_repeat_at_most_a_bounded_piece_of_input() {
+    let big = "a".repeat(1 << 20);
+    let cases = [
+        // a rule id of 1 MiB
+        format!(
+            r#"{{"rules":[{{"id":"{big}","match":{{"path_prefix":"/"}},"allow_anonymous":true}}]}}"#
+        ),
+        // an unknown member name of 1 MiB
+        format!(r#"{{"{big}":1}}"#),
+        // a provider name (part of the path) of 1 MiB with a bad member
+        format!(r#"{{"providers":{{"{big}":{{"issuer":"x"}}}}}}"#),
+    ];
+    for config in cases {
+        let err = Policy::from_plugin_config(config.as_bytes()).unwrap_err();
+        let line = err.to_string();
+        assert!(line.len() < 2048, "{} bytes: {}…", line.len(), &line[..200]);
+        assert!(line.contains("bytes in all") || line.len() < 600, "{line}");
+    }
+}

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from './serve.mjs';
+import { adversarial } from './adversarial.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -471,6 +472,14 @@ try {
     });
     for (const p of problems) console.log(`  corpus: ${p}`);
     check(`corpus: ${decided.length} cases and twins, browser report = CLI report = expectation`, problems.length === 0 && same === cases.length, `${problems.length} differ (${same}/${cases.length} equal); first: ${problems[0]}`);
+  }
+
+  // 7b. Hostile share links and inputs, the CSP, keyboard and assistive technology
+  // (adversarial.mjs). Before 8, whose network check also covers these pages.
+  if (want('attack') || want('a11y')) {
+    const t0 = Date.now();
+    await adversarial({ context, baseUrl: server.url, foreign, check: (name, cond, why) => want(name.split(':')[0]) && check(name, cond, why) });
+    console.log(`  (adversarial tests: ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   }
 
   // 8. Screenshot for people, then: no request ever left the page's origin.

@@ -6,7 +6,7 @@ mod raw;
 
 use crate::alg::{Alg, AlgName, ASYMMETRIC};
 use crate::jwk::{self, JwksError, KeySet, KeySource};
-use crate::limits::MAX_CONFIGURABLE_CHAIN_DEPTH;
+use crate::limits::{clip_for_error, MAX_CONFIGURABLE_CHAIN_DEPTH};
 use crate::spiffe;
 use raw::*;
 use serde_json::Value;
@@ -148,8 +148,42 @@ impl std::error::Error for ConfigError {}
 
 fn err(path: impl Into<String>, problem: ConfigProblem) -> ConfigError {
     ConfigError {
-        path: path.into(),
-        problem,
+        path: clip_for_error(path.into()),
+        problem: problem.clipped(),
+    }
+}
+
+impl ConfigProblem {
+    /// The same problem with the user input it carries cut to `limits::MAX_ERROR_INPUT`.
+    fn clipped(self) -> ConfigProblem {
+        use ConfigProblem::*;
+        let c = clip_for_error;
+        match self {
+            Syntax(m) => Syntax(c(m)),
+            DuplicateMember(n) => DuplicateMember(c(n)),
+            UnsupportedAlgorithm(a) => UnsupportedAlgorithm(c(a)),
+            UnknownAlgorithm(a) => UnknownAlgorithm(c(a)),
+            FileUnavailable(w) => FileUnavailable(c(w)),
+            Jwks(JwksError::DuplicateKid { index, kid }) => {
+                Jwks(JwksError::DuplicateKid { index, kid: c(kid) })
+            }
+            NotAUri(u) => NotAUri(c(u)),
+            BadHeaderName(h) => BadHeaderName(c(h)),
+            BadTrustDomain(t) => BadTrustDomain(c(t)),
+            ActorOutsideTrustDomains(a) => ActorOutsideTrustDomains(c(a)),
+            DuplicateIssuer { other } => DuplicateIssuer { other: c(other) },
+            DuplicateRuleId(i) => DuplicateRuleId(c(i)),
+            BadRuleId(i) => BadRuleId(c(i)),
+            UnknownProvider(p) => UnknownProvider(c(p)),
+            PathNotAbsolute(p) => PathNotAbsolute(c(p)),
+            BadMethod(m) => BadMethod(c(m)),
+            BadScope(s) => BadScope(c(s)),
+            UnknownTokenType(t) => UnknownTokenType(c(t)),
+            NotClean(v) => NotClean(c(v)),
+            PathNeverMatches(p) => PathNeverMatches(c(p)),
+            ActorNotInAllowlist(a) => ActorNotInAllowlist(c(a)),
+            other => other,
+        }
     }
 }
 
@@ -287,10 +321,7 @@ impl Policy {
     /// JSON object, or a JSON string that holds it (what a `StringValue` carrying an
     /// escaped document, or a templating tool, produces).
     pub fn from_plugin_config(bytes: &[u8]) -> Result<Policy, ConfigError> {
-        let syntax = |message: String| ConfigError {
-            path: String::new(),
-            problem: ConfigProblem::Syntax(message),
-        };
+        let syntax = |message: String| err("", ConfigProblem::Syntax(message));
         let text = std::str::from_utf8(bytes)
             .map_err(|_| syntax("the plugin configuration is not utf-8".to_owned()))?;
         if text.trim_start().starts_with('"') {

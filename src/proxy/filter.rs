@@ -40,6 +40,18 @@ impl HttpContext for Filter {
             }
         }
     }
+
+    /// Identity fields are refused in trailers too (SPEC §5): a chunked HTTP/1 request or
+    /// any HTTP/2 request (gRPC) can carry trailers, which reach the upstream after the
+    /// body. Decisions read headers only, so trailers are stripped, never decided on.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        for name in host::request_trailer_names() {
+            if crate::decision::is_identity_header(&name) {
+                host::remove_request_trailer(&name);
+            }
+        }
+        Action::Continue
+    }
 }
 
 /// Why a request could not even be read (a host failure or a bad test hook; never policy).

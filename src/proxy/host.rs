@@ -33,6 +33,17 @@ pub fn request_headers() -> Option<Vec<(String, String)>> {
     )
 }
 
+/// Request trailer names (HTTP/1 chunked trailers, HTTP/2 trailers).
+pub fn request_trailer_names() -> Vec<String> {
+    hostcalls::get_map_bytes(MapType::HttpRequestTrailers)
+        .map(|map| map.into_iter().map(|(name, _)| name).collect())
+        .unwrap_or_default()
+}
+
+pub fn remove_request_trailer(name: &str) {
+    let _ = hostcalls::remove_map_value(MapType::HttpRequestTrailers, name);
+}
+
 pub fn remove_request_header(name: &str) {
     let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
 }

@@ -19,6 +19,7 @@ pub mod envoy;
 pub mod fixtures;
 pub mod http;
 pub mod paths;
+pub mod raw;
 pub mod servers;
 pub mod tls;
 
