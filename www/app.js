@@ -170,8 +170,8 @@ function renderChecks(checks) {
     li.dataset.check = c.id;
     li.dataset.status = c.status;
     const icon = el('span', 'icon', ICON[c.status] || '?');
-    icon.setAttribute('aria-label', c.status.replace('_', ' '));
-    li.append(icon, el('span', 'label', c.label));
+    icon.setAttribute('aria-hidden', 'true');
+    li.append(icon, el('span', 'sr-only', `${c.status.replace('_', ' ')}: `), el('span', 'label', c.label));
     const meta = c.status === 'fail' ? c.note : c.note || (c.status === 'not_reached' ? 'not reached' : '');
     if (meta) li.append(el('span', 'meta', meta));
     items.push(li);
@@ -229,7 +229,10 @@ function renderDecoded() {
     return;
   }
   const d = parse(ag.decode(t));
-  $('decoded').textContent = d.ok ? JSON.stringify({ header: d.header, claims: d.claims }, null, 2) : d.error.message;
+  const shown = d.ok ? JSON.stringify({ header: d.header, claims: d.claims }, null, 2) : d.error.message;
+  $('decoded').textContent = shown;
+  const hidden = d.ok && hiddenNote('the token', shown);
+  if (hidden) $('chain').prepend(el('p', 'warn small hidden-chars', hidden));
 }
 
 // --- lint: errors at their JSON path ---------------------------------------------------------
@@ -316,13 +319,27 @@ function lineCol(src, offset) {
   return { line: before.length, col: before[before.length - 1].length + 1 };
 }
 
+/// Invisible and bidirectional-control characters (Trojan Source): a shared policy or token
+/// holding them does not read as what is decided.
+const HIDDEN = /[\u0085\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff]/;
+
+function hiddenNote(what, src) {
+  const m = HIDDEN.exec(src);
+  if (!m) return null;
+  const code = `U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  const { line, col } = lineCol(src, m.index);
+  return `warning: ${what} holds an invisible or direction-changing character (${code} at line ${line}:${col}): what you read is not what is decided.`;
+}
+
 function renderLint(lint) {
   const list = $('lint-errors');
   const pill = $('lint-status');
+  const hidden = hiddenNote('the policy', state.config);
   if (lint.ok) {
     pill.textContent = `valid · ${lint.providers.length} provider(s), ${lint.rules.length} rule(s)`;
     pill.className = 'pill ok';
     list.replaceChildren(...lint.notes.map((n) => el('li', 'note', `note: ${n}`)));
+    if (hidden) list.append(el('li', 'note hidden-chars', hidden));
     $('config').removeAttribute('aria-invalid');
     return;
   }
@@ -344,6 +361,7 @@ function renderLint(lint) {
   const btn = el('button', 'link', `line ${line}:${col}`);
   btn.type = 'button';
   btn.title = 'Go to the error';
+  btn.setAttribute('aria-label', `Go to the error, line ${line} column ${col}`);
   btn.addEventListener('click', () => {
     const ta = $('config');
     ta.focus();
@@ -353,20 +371,31 @@ function renderLint(lint) {
   });
   li.append(el('code', 'path', e.path || '(document)'), el('span', null, ` ${e.message} `), btn);
   list.replaceChildren(li);
+  if (hidden) list.append(el('li', 'note hidden-chars', hidden));
 }
 
 // --- export --------------------------------------------------------------------------------
 
-function prettyConfig() {
+/// The policy for a YAML export: re-serialised JSON with every character outside printable
+/// ASCII escaped as \uXXXX (the same JSON value). A policy text is attacker-controlled (a
+/// shared link): a raw CR, NEL, U+2028/U+2029 or DEL is a line break or an error for some
+/// YAML parsers and would let it end the block and inject keys or documents. Text that is
+/// not JSON is not exported at all.
+function exportJson() {
+  let value;
   try {
-    return JSON.stringify(parse(state.config), null, 2);
+    value = parse(state.config);
   } catch {
-    return state.config;
+    return null;
   }
+  return JSON.stringify(value, null, 2).replace(/[^\x20-\x7e\n]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+const NOT_JSON = '# The policy is not valid JSON: fix it to export it.\n';
 const indent = (s, n) => s.split('\n').map((l) => ' '.repeat(n) + l).join('\n');
 
 function envoySnippet() {
+  const json = exportJson();
+  if (json == null) return NOT_JSON;
   return `# http_filters entry (before envoy.filters.http.router). agentgate fails closed:
 # a configuration it refuses makes Envoy refuse the filter.
 - name: envoy.filters.http.wasm
@@ -385,11 +414,13 @@ function envoySnippet() {
       configuration:
         "@type": type.googleapis.com/google.protobuf.StringValue
         value: |
-${indent(prettyConfig(), 10)}
+${indent(json, 10)}
 `;
 }
 
 function istioSnippet() {
+  const json = exportJson();
+  if (json == null) return NOT_JSON;
   return `apiVersion: extensions.istio.io/v1alpha1
 kind: WasmPlugin
 metadata:
@@ -408,7 +439,7 @@ spec:
   match:
   - mode: SERVER
   pluginConfig:
-${indent(prettyConfig(), 4)}
+${indent(json, 4)}
 `;
 }
 
@@ -444,24 +475,135 @@ async function shareUrl() {
   return `${location.origin}${location.pathname}#s=${b64url(packed)}`;
 }
 
-async function loadFromHash() {
-  const m = /^#s=([A-Za-z0-9_-]+)$/.exec(location.hash);
-  if (!m) return false;
+// A link is attacker-controlled input. Its state is refused beyond these sizes: a deflate
+// "bomb" (a few hundred KB that unpack to gigabytes) must not freeze or crash the tab.
+const MAX_FRAGMENT_CHARS = 1 << 21; // what Chromium keeps of a URL anyway
+const MAX_STATE_BYTES = 1 << 20; // unpacked: 1 MiB is far more than any real state
+
+class LinkError extends Error {}
+
+/// Inflates at most `cap` bytes: the input is fed in small pieces (a deflate stream expands
+/// at most ~1032×, so a 1 KiB piece yields at most ~1 MiB) and reading stops as soon as the
+/// output passes `cap`.
+async function inflateCapped(bytes, cap) {
+  const ds = new DecompressionStream('deflate-raw');
+  const writer = ds.writable.getWriter();
+  const reader = ds.readable.getReader();
+  const feed = (async () => {
+    try {
+      for (let i = 0; i < bytes.length; i += 1024) {
+        await writer.ready;
+        writer.write(bytes.subarray(i, i + 1024)).catch(() => {});
+      }
+      await writer.close();
+    } catch {
+      /* aborted or the input is not deflate: reported by the reader */
+    }
+  })();
+  const parts = [];
+  let total = 0;
   try {
-    const bytes = await pipe(unb64url(m[1]), new DecompressionStream('deflate-raw'));
-    const s = parse(new TextDecoder().decode(bytes));
-    Object.assign(state, {
-      scenario: s.scenario ?? null,
-      variant: s.variant ?? 0,
-      config: String(s.config ?? ''),
-      token: String(s.token ?? ''),
-      request: { ...state.request, ...(s.request || {}) },
-      now: Number(s.now ?? NOW),
-      remoteJwks: String(s.remoteJwks ?? ''),
-    });
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > cap) throw new LinkError(`it unpacks to more than ${cap >> 20} MiB`);
+      parts.push(value);
+    }
+  } catch (e) {
+    reader.cancel().catch(() => {});
+    writer.abort().catch(() => {});
+    if (e instanceof LinkError) throw e;
+    throw new LinkError('it is not a packed state');
+  }
+  await feed;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const asText = (v, fallback = '') => (typeof v === 'string' ? v : isObject(v) || Array.isArray(v) ? JSON.stringify(v, null, 2) : fallback);
+const asString = (v, fallback = '') => (typeof v === 'string' ? v : fallback);
+
+/// A link's state, type by type: only the known fields, each of its type, in fresh objects
+/// (`Object.fromEntries` defines `__proto__` as a plain key, it never sets a prototype).
+/// Anything else in the link is ignored.
+function sanitizeState(s) {
+  if (!isObject(s)) throw new LinkError('it is not a state object');
+  const r = isObject(s.request) ? s.request : {};
+  const d = state.request;
+  const request = {
+    method: asString(r.method, d.method),
+    path: asString(r.path, d.path),
+    authority: asString(r.authority, d.authority),
+    protocol: r.protocol === 'grpc' ? 'grpc' : 'http',
+    peer_uri: asString(r.peer_uri),
+    peer_digest: asString(r.peer_digest),
+    headers: isObject(r.headers) ? Object.fromEntries(Object.entries(r.headers)) : {},
+  };
+  const now = typeof s.now === 'number' || typeof s.now === 'string' ? Number(s.now) : NOW;
+  const out = {
+    scenario: null,
+    variant: 0,
+    config: asText(s.config),
+    token: asString(s.token).trim(),
+    request,
+    now: Number.isFinite(now) ? now : NOW,
+    remoteJwks: asText(s.remoteJwks),
+  };
+  // A scenario is shown as selected only when the link holds exactly that scenario: a
+  // link must not present an edited policy or token under a scenario's name.
+  const sc = SCENARIOS.find((x) => x.id === s.scenario);
+  const v = Number.isInteger(s.variant) ? s.variant : 0;
+  if (sc && v >= 0 && v < sc.variants.length) {
+    const built = buildScenario(ag, sc, v);
+    const same = ['config', 'token', 'now', 'remoteJwks'].every((k) => built[k] === out[k]) && sameRequest(built.request, out.request);
+    if (same) Object.assign(out, { scenario: sc.id, variant: v });
+  }
+  return out;
+}
+
+function sameRequest(a, b) {
+  const keys = ['method', 'path', 'authority', 'protocol', 'peer_uri', 'peer_digest'];
+  return keys.every((k) => (a[k] ?? '') === (b[k] ?? '')) && JSON.stringify(a.headers || {}) === JSON.stringify(b.headers || {});
+}
+
+let loadedHash = '';
+
+/// Restores the state of a `#s=…` link; false (with a message) when there is none or it is
+/// refused.
+async function loadFromHash() {
+  const hash = location.hash;
+  if (!hash.startsWith('#s=')) return false;
+  loadedHash = hash;
+  try {
+    if (hash.length > MAX_FRAGMENT_CHARS) throw new LinkError('it is too long');
+    if (!/^#s=[A-Za-z0-9_-]+$/.test(hash)) throw new LinkError('it is not base64url');
+    let packed;
+    try {
+      packed = unb64url(hash.slice(3));
+    } catch {
+      throw new LinkError('it is not base64url');
+    }
+    const bytes = await inflateCapped(packed, MAX_STATE_BYTES);
+    let s;
+    try {
+      s = parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    } catch {
+      throw new LinkError('it is not JSON');
+    }
+    Object.assign(state, sanitizeState(s));
+    humanClaims = null;
+    $('fatal').hidden = true;
     return true;
   } catch (e) {
-    showFatal(`The link's state could not be read (${e.message}); starting fresh.`, false);
+    const why = e instanceof LinkError ? e.message : 'it could not be read';
+    showFatal(`The link's state was refused (${why}); starting fresh.`, false);
     return false;
   }
 }
@@ -473,7 +615,9 @@ function toForm() {
   $('token').value = state.token;
   $('remote-jwks').value = state.remoteJwks;
   const r = state.request;
-  $('req-method').value = r.method;
+  const method = $('req-method');
+  if (![...method.options].some((o) => o.value === r.method)) method.append(el('option', null, r.method));
+  method.value = r.method;
   $('req-protocol').value = r.protocol;
   $('req-path').value = r.path;
   $('req-authority').value = r.authority;
@@ -502,6 +646,7 @@ function fromRequestForm() {
   const h = $('req-headers').value.trim();
   const errEl = $('request-error');
   errEl.hidden = true;
+  $('req-headers').removeAttribute('aria-invalid');
   if (!h) r.headers = {};
   else {
     try {
@@ -511,6 +656,7 @@ function fromRequestForm() {
     } catch (e) {
       errEl.textContent = `Other headers: ${e.message}`;
       errEl.hidden = false;
+      $('req-headers').setAttribute('aria-invalid', 'true');
     }
   }
 }
@@ -526,8 +672,12 @@ function renderScenarios() {
       b.type = 'button';
       b.dataset.scenario = s.id;
       b.setAttribute('aria-pressed', String(state.scenario === s.id));
+      if (i < 9) b.setAttribute('aria-keyshortcuts', `Alt+${i + 1}`);
       b.append(el('span', 'num', String(i + 1)), el('span', null, s.title));
-      b.addEventListener('click', () => loadScenario(s.id, 0));
+      b.addEventListener('click', () => {
+        $('fatal').hidden = true; // a refused link's message is stale once a scenario is picked
+        loadScenario(s.id, 0);
+      });
       li.append(b);
       return li;
     }),
@@ -555,6 +705,7 @@ function loadScenario(id, variant = 0) {
   if (!s) return;
   const built = buildScenario(ag, s, variant);
   Object.assign(state, built, { scenario: id, variant });
+  humanClaims = null;
   toForm();
   prefillMint(true);
   decide();
@@ -590,6 +741,7 @@ function renderKeys() {
       li.append(el('code', null, k.kid), el('span', 'muted small', `${k.alg} · ${k.kty}${k.crv ? ` ${k.crv}` : ''}`));
       const trust = el('button', 'secondary', 'Trust in policy');
       trust.type = 'button';
+      trust.setAttribute('aria-label', `Trust key ${k.kid} in the policy`);
       trust.dataset.trust = String(i);
       trust.addEventListener('click', () => trustKey(i));
       li.append(trust);
@@ -749,10 +901,11 @@ function wire() {
   $('tab-istio').addEventListener('click', () => setTab('istio'));
   for (const t of ['tab-envoy', 'tab-istio']) {
     $(t).addEventListener('keydown', (e) => {
-      if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
-        setTab(exportFormat === 'envoy' ? 'istio' : 'envoy');
-        $(exportFormat === 'envoy' ? 'tab-envoy' : 'tab-istio').focus();
-      }
+      const to = { ArrowRight: null, ArrowLeft: null, Home: 'envoy', End: 'istio' }[e.key];
+      if (to === undefined) return;
+      e.preventDefault();
+      setTab(to || (exportFormat === 'envoy' ? 'istio' : 'envoy'));
+      $(`tab-${exportFormat}`).focus();
     });
   }
   $('copy-export').addEventListener('click', () => copy($('export-text').value, $('copy-export')));
@@ -760,10 +913,11 @@ function wire() {
   $('share').addEventListener('click', async () => {
     const url = await shareUrl();
     history.replaceState(null, '', url);
-    copy(url, $('share'), 'Link copied');
+    loadedHash = new URL(url).hash;
+    copy(url, $('share'), 'Link copied', 'The link holds the policy, the token and the request (not your keys): share only test tokens.');
   });
   document.addEventListener('keydown', (e) => {
-    if (e.altKey && /^[1-9]$/.test(e.key)) {
+    if (e.altKey && !e.ctrlKey && !e.metaKey && /^[1-9]$/.test(e.key)) {
       const s = SCENARIOS[Number(e.key) - 1];
       if (s) {
         e.preventDefault();
@@ -781,18 +935,44 @@ function setTab(fmt) {
   exportFormat = fmt;
   $('tab-envoy').setAttribute('aria-selected', String(fmt === 'envoy'));
   $('tab-istio').setAttribute('aria-selected', String(fmt === 'istio'));
+  // Roving tabindex (ARIA tabs): Tab reaches the selected tab, the arrows switch.
+  $('tab-envoy').tabIndex = fmt === 'envoy' ? 0 : -1;
+  $('tab-istio').tabIndex = fmt === 'istio' ? 0 : -1;
+  $('export-text').setAttribute('aria-labelledby', `tab-${fmt}`);
   renderExport();
 }
 
-async function copy(textValue, button, done = 'Copied') {
-  const was = button.textContent;
+/// Screen readers hear what a button did (its own text changes are not always announced).
+function announce(msg) {
+  $('announce').textContent = msg;
+}
+
+async function copy(textValue, button, done = 'Copied', more = '') {
+  const was = button.dataset.label || button.textContent;
+  button.dataset.label = was;
   try {
     await navigator.clipboard.writeText(textValue);
     button.textContent = done;
+    announce(`${done}. ${more}`.trim());
   } catch {
     button.textContent = 'Select and copy (clipboard blocked)';
+    announce(`The clipboard is blocked: select the text and copy it. ${more}`.trim());
   }
-  setTimeout(() => (button.textContent = was), 1500);
+  clearTimeout(button.copyTimer);
+  button.copyTimer = setTimeout(() => (button.textContent = was), 1500);
+}
+
+async function restore(initial = true) {
+  if (await loadFromHash()) {
+    try {
+      toForm();
+      decide();
+      return;
+    } catch (e) {
+      showFatal(`The link's state could not be shown (${e.message}); starting fresh.`, false);
+    }
+  }
+  if (initial) loadScenario(SCENARIOS[0].id, 0); // a refused link later keeps what is on the page
 }
 
 async function main() {
@@ -804,12 +984,12 @@ async function main() {
   }
   $('version').textContent = `core ${ag.version()}`;
   wire();
-  if (await loadFromHash()) {
-    toForm();
-    decide();
-  } else {
-    loadScenario(SCENARIOS[0].id, 0);
-  }
+  await restore();
+  window.addEventListener('hashchange', () => {
+    // A share link pasted into this tab's address bar (same page, new fragment). Other
+    // fragments (the skip link) and the link already shown are left alone.
+    if (location.hash.startsWith('#s=') && location.hash !== loadedHash) restore(false);
+  });
   renderKeys();
   $('loading').hidden = true;
   document.body.dataset.ready = 'true';

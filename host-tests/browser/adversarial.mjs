@@ -208,11 +208,15 @@ export async function adversarial({ context, baseUrl, foreign, check }) {
     const started = Date.now();
     const { page, seen } = await hostilePage(context, `${baseUrl}#s=${bomb.toString('base64url')}`);
     const loadMs = Date.now() - started;
+    const refusal = await page.evaluate(() => ({
+      fatal: document.getElementById('fatal').hidden ? '' : document.getElementById('fatal').textContent,
+      role: document.getElementById('fatal').getAttribute('role'),
+      reason: document.getElementById('verdict-reason').textContent,
+    }));
     const t0 = Date.now();
     await page.click('button[data-scenario="support-crm"]');
     const after = await page.evaluate(() => ({
-      fatal: document.getElementById('fatal').hidden ? '' : document.getElementById('fatal').textContent,
-      role: document.getElementById('fatal').getAttribute('role'),
+      stale: !document.getElementById('fatal').hidden,
       reason: document.getElementById('verdict-reason').textContent,
       configLength: document.getElementById('config').value.length,
     }));
@@ -224,9 +228,10 @@ export async function adversarial({ context, baseUrl, foreign, check }) {
     await junk.page.close();
     check(
       `attack: a decompression bomb (${bomb.length} B → 128 MiB) is refused with a message in ${loadMs} ms; the page stays usable (a click decides in ${clickMs} ms); a non-deflate link is refused too`,
-      loadMs < 8000 && clickMs < 3000 && /refused.*more than 1 MiB/.test(after.fatal) && after.role === 'alert' && after.reason === 'allowed' &&
+      loadMs < 8000 && clickMs < 3000 && /refused.*more than 1 MiB/.test(refusal.fatal) && refusal.role === 'alert' && refusal.reason === 'stepup_required' &&
+        after.reason === 'allowed' && !after.stale &&
         after.configLength < 10000 && /refused/.test(junkFatal) && seen.errors.length === 0 && junk.seen.errors.length === 0,
-      JSON.stringify({ loadMs, clickMs, after, junkFatal, errors: seen.errors }),
+      JSON.stringify({ loadMs, clickMs, refusal, after, junkFatal, errors: seen.errors }),
     );
   });
 
