@@ -71,6 +71,58 @@ struct PeerJson {
     certificate_pem: Option<String>,
 }
 
+impl PeerJson {
+    fn check(self) -> Result<Peer, RequestError> {
+        let digest = match (self.sha256_digest_hex, self.certificate_pem) {
+            (Some(_), Some(_)) => {
+                return Err(RequestError {
+                    path: "peer".into(),
+                    message: "give `sha256_digest_hex` or `certificate_pem`, not both".into(),
+                })
+            }
+            (Some(hex), None) => Some(
+                b64::unhex(&hex)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| RequestError {
+                        path: "peer.sha256_digest_hex".into(),
+                        message: format!("`{hex}` is not 64 hex digits"),
+                    })?,
+            ),
+            (None, Some(pem)) => Some(crate::crypto::sha256(&pem_to_der(&pem).ok_or_else(
+                || RequestError {
+                    path: "peer.certificate_pem".into(),
+                    message: "not a PEM `CERTIFICATE` block".into(),
+                },
+            )?)),
+            (None, None) => None,
+        };
+        Ok(Peer {
+            uri_san: self.uri_san,
+            certificate_sha256: digest,
+        })
+    }
+}
+
+impl Peer {
+    /// Reads the `peer` object of SPEC §7 `REQUEST.json` on its own (errors name paths
+    /// under `peer`).
+    pub fn from_json(text: &str) -> Result<Peer, RequestError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: PeerJson = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            RequestError {
+                path: if path == "." {
+                    "peer".to_owned()
+                } else {
+                    format!("peer.{path}")
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        raw.check()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RequestJson {
@@ -123,39 +175,7 @@ impl Request {
                 }
             }
         }
-        let peer = match raw.peer {
-            None => None,
-            Some(p) => {
-                let digest = match (p.sha256_digest_hex, p.certificate_pem) {
-                    (Some(_), Some(_)) => {
-                        return Err(RequestError {
-                            path: "peer".into(),
-                            message: "give `sha256_digest_hex` or `certificate_pem`, not both"
-                                .into(),
-                        })
-                    }
-                    (Some(hex), None) => Some(
-                        b64::unhex(&hex)
-                            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                            .ok_or_else(|| RequestError {
-                                path: "peer.sha256_digest_hex".into(),
-                                message: format!("`{hex}` is not 64 hex digits"),
-                            })?,
-                    ),
-                    (None, Some(pem)) => Some(crate::crypto::sha256(
-                        &pem_to_der(&pem).ok_or_else(|| RequestError {
-                            path: "peer.certificate_pem".into(),
-                            message: "not a PEM `CERTIFICATE` block".into(),
-                        })?,
-                    )),
-                    (None, None) => None,
-                };
-                Some(Peer {
-                    uri_san: p.uri_san,
-                    certificate_sha256: digest,
-                })
-            }
-        };
+        let peer = raw.peer.map(PeerJson::check).transpose()?;
         Ok(Request {
             method: raw.method,
             path: raw.path,
@@ -178,4 +198,35 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
         .filter(|c| !c.is_whitespace())
         .collect();
     b64::decode_standard(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn peer_alone_and_inside_a_request_read_the_same() {
+        let peer = format!(r#"{{"uri_san":"spiffe://d/a","sha256_digest_hex":"{DIGEST}"}}"#);
+        let alone = Peer::from_json(&peer).unwrap();
+        let inside = Request::from_json(&format!(r#"{{"method":"GET","path":"/","peer":{peer}}}"#))
+            .unwrap()
+            .peer
+            .unwrap();
+        assert_eq!(alone, inside);
+        assert_eq!(alone.uri_san.as_deref(), Some("spiffe://d/a"));
+        assert_eq!(b64::hex(&alone.certificate_sha256.unwrap()), DIGEST);
+    }
+
+    #[test]
+    fn peer_errors_name_their_path() {
+        let e = Peer::from_json(r#"{"sha256_digest_hex":"abc"}"#).unwrap_err();
+        assert_eq!(e.path, "peer.sha256_digest_hex");
+        let e = Peer::from_json(r#"{"uri_san":1}"#).unwrap_err();
+        assert_eq!(e.path, "peer.uri_san");
+        let both = format!(r#"{{"sha256_digest_hex":"{DIGEST}","certificate_pem":"x"}}"#);
+        assert_eq!(Peer::from_json(&both).unwrap_err().path, "peer");
+        assert!(Peer::from_json(r#"{"other":1}"#).is_err());
+    }
 }

@@ -124,7 +124,7 @@ fn connection_peer() -> Option<Peer> {
 #[cfg(feature = "test-hooks")]
 mod test_hooks {
     use super::{host, PendingRequest, ReadProblem};
-    use crate::request::Request;
+    use crate::request::Peer;
     use crate::time::UnixTime;
 
     const NOW: &str = "x-agentgate-test-now";
@@ -142,10 +142,9 @@ mod test_hooks {
                     host::remove_request_header(NOW);
                 }
                 PEER => {
-                    let doc = format!(r#"{{"method":"GET","path":"/","peer":{value}}}"#);
-                    pending.request.peer = Request::from_json(&doc)
-                        .map_err(|e| ReadProblem::BadTestHook(format!("`{PEER}`: {e}")))?
-                        .peer;
+                    let peer = Peer::from_json(&value)
+                        .map_err(|e| ReadProblem::BadTestHook(format!("`{PEER}`: {e}")))?;
+                    pending.request.peer = Some(peer);
                     host::remove_request_header(PEER);
                 }
                 _ => pending.request.headers.push((name, value)),

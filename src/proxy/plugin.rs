@@ -8,7 +8,7 @@ use super::metrics::Metrics;
 use crate::config::{KeyConfig, Policy, RemoteJwks};
 use crate::engine::{decide, Context, RemoteKeys};
 use crate::jwk::KeySet;
-use crate::reason::Denial;
+use crate::reason::{Denial, Reason};
 use crate::remote_jwks::{LocalKeys, UnknownKid};
 use crate::request::Request;
 use crate::time::UnixTime;
@@ -53,15 +53,15 @@ pub struct Plugin {
 }
 
 /// The keys every remote provider may use now, for one decision.
-struct KeysNow {
-    entries: Vec<(String, Option<Arc<KeySet>>)>,
+struct KeysNow<'p> {
+    entries: Vec<(&'p str, Option<Arc<KeySet>>)>,
 }
 
-impl RemoteKeys for KeysNow {
+impl RemoteKeys for KeysNow<'_> {
     fn remote_keys(&self, provider: &str) -> Option<&KeySet> {
         self.entries
             .iter()
-            .find(|(name, _)| name == provider)
+            .find(|(name, _)| *name == provider)
             .and_then(|(_, keys)| keys.as_deref())
     }
 }
@@ -91,7 +91,7 @@ impl Plugin {
         }
     }
 
-    fn keys_now(&self, now_ms: u64) -> KeysNow {
+    fn keys_now(&self, now_ms: u64) -> KeysNow<'_> {
         for remote in &self.remotes {
             super::jwks::adopt_if_newer(remote);
         }
@@ -104,7 +104,7 @@ impl Plugin {
                     let usable = keys
                         .as_ref()
                         .and_then(|k| k.usable(&r.config, now_ms).map(|_| Arc::clone(&k.set)));
-                    (r.name.clone(), usable)
+                    (r.name.as_str(), usable)
                 })
                 .collect(),
         }
@@ -181,7 +181,7 @@ impl Plugin {
                 Action::Continue
             }
             Some(response) => {
-                send_deny(response, pending.request.is_grpc(), decision.reason.code());
+                send_deny(response, pending.request.is_grpc(), decision.reason);
                 Action::Pause
             }
         }
@@ -227,25 +227,26 @@ impl Plugin {
     }
 }
 
-fn send_deny(response: &crate::decision::DenyResponse, grpc: bool, reason: &str) {
-    let details = format!("agentgate_{reason}");
+fn send_deny(response: &crate::decision::DenyResponse, grpc: bool, reason: Reason) {
+    let details = format!("agentgate_{}", reason.code());
     let sent = if grpc {
         // Envoy builds the gRPC trailers-only reply itself (content-type, grpc-status,
         // grpc-message) from the status passed here; our copies of those would be
         // duplicated, so only the other headers (WWW-Authenticate) go along.
-        let status = response
-            .headers
-            .iter()
-            .find(|(n, _)| n == "grpc-status")
-            .and_then(|(_, v)| v.parse::<i32>().ok())
-            .unwrap_or(2);
+        let status = i32::from(crate::decision::grpc_status(reason.status().unwrap_or(403)));
         let extra: Vec<(&str, &[u8])> = response
             .headers
             .iter()
             .filter(|(n, _)| !matches!(n.as_str(), "grpc-status" | "grpc-message" | "content-type"))
             .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
-        host::send_local_response(200, &details, &extra, reason.as_bytes(), Some(status))
+        host::send_local_response(
+            200,
+            &details,
+            &extra,
+            reason.code().as_bytes(),
+            Some(status),
+        )
     } else {
         let headers: Vec<(&str, &[u8])> = response
             .headers
