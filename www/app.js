@@ -672,7 +672,7 @@ function renderScenarios() {
       b.type = 'button';
       b.dataset.scenario = s.id;
       b.setAttribute('aria-pressed', String(state.scenario === s.id));
-      if (i < 9) b.setAttribute('aria-keyshortcuts', `Alt+${i + 1}`);
+      if (i < 9) b.setAttribute('aria-keyshortcuts', `Alt+${i + 1} ${i + 1}`);
       b.append(el('span', 'num', String(i + 1)), el('span', null, s.title));
       b.addEventListener('click', () => {
         $('fatal').hidden = true; // a refused link's message is stale once a scenario is picked
@@ -917,7 +917,10 @@ function wire() {
     copy(url, $('share'), 'Link copied', 'The link holds the policy, the token and the request (not your keys): share only test tokens.');
   });
   document.addEventListener('keydown', (e) => {
-    if (e.altKey && !e.ctrlKey && !e.metaKey && /^[1-9]$/.test(e.key)) {
+    // A digit loads a scenario: with Alt anywhere, or alone outside a text field (Chrome on
+    // Linux keeps Alt+digit for switching browser tabs).
+    const typing = e.target instanceof Element && e.target.closest('input, textarea, select, [contenteditable]');
+    if (!e.ctrlKey && !e.metaKey && /^[1-9]$/.test(e.key) && (e.altKey || (!typing && !e.shiftKey))) {
       const s = SCENARIOS[Number(e.key) - 1];
       if (s) {
         e.preventDefault();

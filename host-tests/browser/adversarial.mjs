@@ -433,7 +433,7 @@ export async function adversarial({ context, baseUrl, foreign, check }) {
       /Skip/.test(first.text) && first.outline !== 'none' && first.width >= 2 && skipped === 'decision' && missing.length === 0 && invisible.length === 0 && labels.length === 0 &&
         tabs.focused === 'tab-istio' && tabs.selected === 'true' && tabs.tabindex.join() === '-1,0' && tabs.panel === 'tab-istio' && tabs.text && tabs.onlyTabs &&
         live.join() === 'alert,alert,alert,polite,polite,polite,polite' && headerError.invalid === 'true' && headerError.shown && headerError.described === 'request-error' &&
-        shortcuts[0] === 'Alt+1' && shortcuts[5] === 'Alt+6',
+        shortcuts[0] === 'Alt+1 1' && shortcuts[5] === 'Alt+6 6',
       JSON.stringify({ first, skipped, missing, invisible: [...new Set(invisible)], labels, tabs, live, headerError, shortcuts }),
     );
   });

@@ -348,6 +348,23 @@ try {
         canon(shown.removed) === canon(['payments:write']) && canon(shown.effective) === canon(['invoices:read']),
       JSON.stringify(shown),
     );
+    // A plain digit does the same outside text fields (Chrome on Linux keeps Alt+digit for
+    // its tabs), and types a digit inside one.
+    await page.focus('#decision').catch(() => {});
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.keyboard.press('4');
+    const plain = await page.evaluate(() => document.querySelector('button.scenario[aria-pressed="true"]')?.dataset.scenario);
+    await page.focus('#req-path');
+    const before = await page.inputValue('#req-path');
+    await page.keyboard.press('End');
+    await page.keyboard.press('5');
+    const typed = await page.inputValue('#req-path');
+    const still = await page.evaluate(() => document.querySelector('button.scenario[aria-pressed="true"]')?.dataset.scenario);
+    check(
+      'keyboard: 4 alone loads scenario 4 outside text fields; inside the path field it types a 5',
+      plain === 'staging-to-prod' && typed === before + '5' && still !== 'expired-delegation',
+      JSON.stringify({ plain, before, typed, still }),
+    );
   }
 
   // 4. Errors come back as values, never as exceptions.
