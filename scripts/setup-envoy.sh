@@ -14,7 +14,17 @@ say() { echo "setup-envoy: $*"; }
 
 if [ ! -x "$VENV/bin/python" ]; then
     say "python3 -m venv $VENV"
-    python3 -m venv "$VENV"
+    if ! python3 -m venv "$VENV" 2>/dev/null; then
+        # Debian's python3 ships venv without ensurepip: that is the `python3-venv` package.
+        rm -rf "$VENV"
+        if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+        command -v apt-get >/dev/null 2>&1 ||
+            { echo "setup-envoy: error: python3 cannot create a venv; install its venv module" >&2; exit 1; }
+        say "apt-get install python3-venv"
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+        python3 -m venv "$VENV"
+    fi
 fi
 if ! "$VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY' 2>/dev/null; then
 import sys

@@ -1847,6 +1847,13 @@ fn loader_refuses_structural_mistakes() {
             "from_headers[0].name",
         ),
         (
+            // The underscore spelling is an identity field too (stripped from every request).
+            Box::new(|c| {
+                c["providers"]["corp-sts"]["from_headers"] = json!([{ "name": "X_Agent_Token" }])
+            }),
+            "from_headers[0].name",
+        ),
+        (
             Box::new(|c| {
                 c["providers"]["corp-sts"]["from_headers"] = json!([{ "name": ":authority" }])
             }),

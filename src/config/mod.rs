@@ -724,8 +724,9 @@ fn build_provider(
                     ));
                 }
                 let name = h.name.to_ascii_lowercase();
-                if name.starts_with("x-agent-") {
-                    // agentgate strips these before reading tokens; a token can never be there.
+                if crate::decision::is_identity_header(&name) {
+                    // Identity fields (`x-agent-*`, also spelled `x_agent_*`) are stripped
+                    // from every request; a token can never come from one.
                     return Err(err(
                         at(&format!("from_headers[{i}].name")),
                         ConfigProblem::BadHeaderName(h.name),

@@ -6,6 +6,7 @@
 //! document, so a rotation reaches all workers at once.
 
 use super::host;
+use super::metrics::Metrics;
 use super::plugin::{Plugin, RemoteProvider};
 use crate::remote_jwks::{check_document, LocalKeys, SharedDocument, SharedJwks, UnknownKid};
 use proxy_wasm::hostcalls;
@@ -77,7 +78,7 @@ pub fn tick(plugin: &Plugin, callouts: &mut Vec<Callout>, root_context_id: u32) 
     for (index, remote) in plugin.remotes.iter().enumerate() {
         adopt_if_newer(remote);
         let for_kid = remote.kid_refetch_wanted.replace(false);
-        if let Some(token) = claim_fetch(remote, now_ms, for_kid) {
+        if let Some(token) = claim_fetch(remote, &plugin.metrics, now_ms, for_kid) {
             callouts.push(Callout {
                 token,
                 provider: index,
@@ -100,7 +101,12 @@ pub fn tick(plugin: &Plugin, callouts: &mut Vec<Callout>, root_context_id: u32) 
 
 /// Starts a fetch if one is due (or asked for by an unknown `kid`) and this worker wins
 /// the compare-and-swap on the shared record. Returns the call's token.
-fn claim_fetch(remote: &RemoteProvider, now_ms: u64, for_kid: bool) -> Option<u32> {
+fn claim_fetch(
+    remote: &RemoteProvider,
+    metrics: &Metrics,
+    now_ms: u64,
+    for_kid: bool,
+) -> Option<u32> {
     for _ in 0..CAS_ATTEMPTS {
         let (record, cas) = read_shared(remote);
         let wanted = record.fetch_due(&remote.config, now_ms)
@@ -115,11 +121,18 @@ fn claim_fetch(remote: &RemoteProvider, now_ms: u64, for_kid: bool) -> Option<u3
         return match dispatch(remote) {
             Ok(token) => Some(token),
             Err(why) => {
+                // A call Envoy refuses (no such cluster) is a failed fetch like any other:
+                // logged and counted (SPEC §8).
+                finish(remote, |r| r.fetch_failed());
+                metrics.fetch(false);
                 host::log(
                     LogLevel::Warn,
-                    &format!("agentgate: jwks {} fetch failed: {why}", remote.name),
+                    &format!(
+                        "agentgate: jwks {} fetch failed: {why}; {}",
+                        remote.name,
+                        keeping(remote, now_ms)
+                    ),
                 );
-                finish(remote, |r| r.fetch_failed());
                 None
             }
         };
@@ -182,6 +195,15 @@ fn finish(remote: &RemoteProvider, outcome: impl Fn(&SharedJwks) -> SharedJwks) 
     }
 }
 
+/// What a failed fetch leaves the provider with, for the log line.
+fn keeping(remote: &RemoteProvider, now_ms: u64) -> &'static str {
+    match remote.keys.borrow().as_ref() {
+        Some(k) if k.usable(&remote.config, now_ms).is_some() => "keeping the last good keys",
+        Some(_) => "the last good keys are too old: jwks_unavailable",
+        None => "no keys yet: jwks_unavailable",
+    }
+}
+
 /// A fetch reported (`on_http_call_response` of the root context).
 pub fn on_response(
     plugin: &Plugin,
@@ -228,18 +250,12 @@ pub fn on_response(
         Err(problem) => {
             finish(remote, |r| r.fetch_failed());
             plugin.metrics.fetch(false);
-            let keeping = match remote.keys.borrow().as_ref() {
-                Some(k) if k.usable(&remote.config, now_ms).is_some() => {
-                    "keeping the last good keys"
-                }
-                Some(_) => "the last good keys are too old: jwks_unavailable",
-                None => "no keys yet: jwks_unavailable",
-            };
             host::log(
                 LogLevel::Warn,
                 &format!(
-                    "agentgate: jwks {} fetch failed: {problem}; {keeping}",
-                    remote.name
+                    "agentgate: jwks {} fetch failed: {problem}; {}",
+                    remote.name,
+                    keeping(remote, now_ms)
                 ),
             );
         }

@@ -9,7 +9,7 @@ use std::path::Path;
 /// The name of the cluster of the echo upstream in every bootstrap built here.
 pub const UPSTREAM_CLUSTER: &str = "upstream";
 
-/// The agentgate HTTP filter (filter-contract.md): `config` is the SPEC §2 JSON text.
+/// The agentgate HTTP filter (README: "Running agentgate in Envoy and Istio"): `config` is the SPEC §2 JSON text.
 pub fn wasm_filter(wasm: &Path, config: &str, vm_id: &str) -> Value {
     json!({
         "name": "envoy.filters.http.wasm",

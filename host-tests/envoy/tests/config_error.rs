@@ -2,7 +2,7 @@
 //! refuses the plugin, and its log names the JSON path of the error. With a static
 //! listener, Envoy 1.40 refuses the whole bootstrap: it exits with status 1 and never
 //! serves a request. The same configuration, corrected, loads (also when given as a JSON
-//! string holding the JSON, as filter-contract.md allows).
+//! string holding the JSON, as `Policy::from_plugin_config` allows).
 
 #![allow(
     clippy::unwrap_used,

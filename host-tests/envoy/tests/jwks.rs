@@ -1,4 +1,4 @@
-//! Remote JWKS through a real Envoy (SPEC §8, filter-contract.md): the first fetch, the
+//! Remote JWKS through a real Envoy (SPEC §8; README: "In Envoy: keys, caches and counters"): the first fetch, the
 //! refresh, the unknown-`kid` refetch with the request waiting, a JWKS server down at start
 //! (503, then recovery without restarting Envoy), garbage (the last good keys are kept until
 //! `max_stale_s`), one fetch per interval across two workers (counted at the JWKS server),
@@ -46,6 +46,18 @@ fn jwks_of(keys: &[&SigningKey]) -> Serve {
 
 /// An Envoy whose provider `sts` fetches from the rig's JWKS server, which serves `first`.
 fn rig(name: &str, cache_duration_s: u64, max_stale_s: u64, first: Serve) -> Rig {
+    rig_through(name, cache_duration_s, max_stale_s, first, "jwks")
+}
+
+/// The same, with the provider's `http_uri.cluster` set to `cluster` (the JWKS server's
+/// cluster is always named `jwks`).
+fn rig_through(
+    name: &str,
+    cache_duration_s: u64,
+    max_stale_s: u64,
+    first: Serve,
+    cluster: &str,
+) -> Rig {
     let wasm = paths::wasm().unwrap();
     let dir = paths::work_dir(&format!("jwks-{name}")).unwrap();
     let echo = EchoServer::start().unwrap();
@@ -55,7 +67,7 @@ fn rig(name: &str, cache_duration_s: u64, max_stale_s: u64, first: Serve) -> Rig
         "providers": { "sts": {
             "issuer": ISS, "audiences": [AUD],
             "remote_jwks": {
-                "http_uri": { "uri": format!("http://sts.e2e{PATH}"), "cluster": "jwks", "timeout_ms": 1000 },
+                "http_uri": { "uri": format!("http://sts.e2e{PATH}"), "cluster": cluster, "timeout_ms": 1000 },
                 "cache_duration_s": cache_duration_s, "max_stale_s": max_stale_s },
             "algorithms": ["ES256"] } },
         "rules": [{ "id": "any", "match": { "path_prefix": "/" } }]
@@ -276,6 +288,28 @@ fn jwks_down_at_start_is_503_then_recovers_without_restart() {
     eprintln!("recovered {took:?} after the JWKS came back");
     assert_eq!(rig.envoy.pid(), pid);
     assert!(rig.counter("agentgate.jwks.fetch_ok") >= 1);
+}
+
+/// A cluster name Envoy does not know (Istio's `outbound|PORT||HOST` mistyped, say): every
+/// fetch is refused by Envoy before it starts — logged, counted as failed, and tokens are
+/// `jwks_unavailable`, never allowed.
+#[test]
+fn a_cluster_envoy_does_not_know_is_a_counted_failure() {
+    let k1 = key("k1");
+    let rig = rig_through("nocluster", 1, 300, jwks_of(&[&k1]), "no-such-cluster");
+    rig.until(Duration::from_secs(5), "fetch_failed counted", || {
+        rig.counter("agentgate.jwks.fetch_failed") >= 1
+    });
+    rig.envoy
+        .wait_log(
+            "agentgate: jwks sts fetch failed: cluster `no-such-cluster` refused the call",
+            0,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_reason(&rig.call(&k1), "jwks_unavailable", Some(503));
+    assert_eq!(rig.jwks.count(PATH), 0, "nothing reached the JWKS server");
+    assert_eq!(rig.counter("agentgate.jwks.fetch_ok"), 0);
 }
 
 #[test]
