@@ -512,35 +512,16 @@ fn raw_bytes_in_the_token_header_are_refused_never_allowed() {
     let g = gate();
     let t = g.token("user:alice", "invoices:read");
     let (head, rest) = t.split_at(20);
+    // The token with `bytes` spliced in after its 20th character.
+    let spliced = |bytes: &[u8]| [head.as_bytes(), bytes, rest.as_bytes()].concat();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "non-UTF-8 byte in the token",
-            [head.as_bytes(), b"\xff\xfe", rest.as_bytes()].concat(),
-        ),
-        (
-            "latin-1 byte",
-            [head.as_bytes(), b"\xe9", rest.as_bytes()].concat(),
-        ),
-        (
-            "NUL byte",
-            [head.as_bytes(), b"\x00", rest.as_bytes()].concat(),
-        ),
-        (
-            "DEL byte",
-            [head.as_bytes(), b"\x7f", rest.as_bytes()].concat(),
-        ),
-        (
-            "vertical tab",
-            [head.as_bytes(), b"\x0b", rest.as_bytes()].concat(),
-        ),
-        (
-            "bare CR",
-            [head.as_bytes(), b"\r", rest.as_bytes()].concat(),
-        ),
-        (
-            "obs-fold",
-            [head.as_bytes(), b"\r\n ", rest.as_bytes()].concat(),
-        ),
+        ("non-UTF-8 byte in the token", spliced(b"\xff\xfe")),
+        ("latin-1 byte", spliced(b"\xe9")),
+        ("NUL byte", spliced(b"\x00")),
+        ("DEL byte", spliced(b"\x7f")),
+        ("vertical tab", spliced(b"\x0b")),
+        ("bare CR", spliced(b"\r")),
+        ("obs-fold", spliced(b"\r\n ")),
     ];
     let mut problems = Vec::new();
     for (what, token_bytes) in cases {
