@@ -55,10 +55,11 @@ pub struct Context<'a> {
     pub cache: Option<&'a TokenCache>,
 }
 
-/// A token whose signature verified, with the provider that verified it.
+/// A token whose signature verified and whose claims were read, with the provider that
+/// verified it. Shared with the cache (`Rc`): a hit copies nothing.
 struct VerifiedToken<'p> {
     pub provider: &'p Provider,
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    pub token: std::rc::Rc<Verified>,
 }
 
 struct Allow {
@@ -270,17 +271,17 @@ fn evaluate<'p>(
     let verified = verify(ctx, rule, token, &token_hash, now, audit)?;
     let provider = verified.provider;
 
-    // 4. claim types, audience, time
-    let claims = claims::read(verified.claims)?;
-    let effective = effective_scopes(policy, &claims);
-    record_identity(audit, &claims, &effective);
+    // 4. claim types (read in `verify`, right after the signature), audience, time
+    let claims = &verified.token.claims;
+    let effective = effective_scopes(policy, claims);
+    record_identity(audit, claims, &effective);
     if !claims.aud.iter().any(|a| provider.audiences.contains(a)) {
         return Err(Denial::AudienceMismatch);
     }
-    check_time(provider, &claims, now)?;
+    check_time(provider, claims, now)?;
 
     // 5. chain
-    check_chain(policy, &claims)?;
+    check_chain(policy, claims)?;
 
     // 6. revocation
     if claims
@@ -302,13 +303,13 @@ fn evaluate<'p>(
     }
 
     // 7. binding
-    check_binding(policy, &claims, request, &mut audit.binding)?;
+    check_binding(policy, claims, request, &mut audit.binding)?;
 
     // 8. rule requirements
     check_requirements(
         policy,
         rule,
-        &claims,
+        claims,
         &effective,
         now,
         provider.clock_skew_s,
@@ -347,12 +348,19 @@ fn verify<'p>(
         return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 }));
     }
     let cached = ctx.cache.and_then(|c| c.get(token_hash, now));
-    let (header, claims, mut jws) = match &cached {
-        Some(Cached::Verified(v)) => (v.header.clone(), v.claims.clone(), None),
-        _ => {
-            let parsed = token::parse(found.token).map_err(Denial::Token)?;
-            (parsed.jws.header.clone(), parsed.claims, Some(parsed.jws))
-        }
+    // A hit lends its header and claims; a miss parses the token (nothing trusted yet).
+    let hit = match &cached {
+        Some(Cached::Verified(v)) => Some(std::rc::Rc::clone(v)),
+        _ => None,
+    };
+    let parsed = match hit {
+        Some(_) => None,
+        None => Some(token::parse(found.token).map_err(Denial::Token)?),
+    };
+    let (header, raw_claims) = match (&hit, &parsed) {
+        (Some(v), _) => (&v.header, &v.claims.raw),
+        (None, Some(p)) => (&p.jws.header, &p.claims),
+        (None, None) => return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 })),
     };
     audit.alg = Some(truncate(&header.alg, MAX_AUDIT_HEADER_VALUE));
     audit.kid = header
@@ -360,7 +368,7 @@ fn verify<'p>(
         .as_deref()
         .map(|k| truncate(k, MAX_AUDIT_HEADER_VALUE));
 
-    let iss = match claims.get("iss") {
+    let iss = match raw_claims.get("iss") {
         Some(serde_json::Value::String(s)) => s.as_str(),
         _ => return Err(Denial::IssuerMissing),
     };
@@ -404,7 +412,7 @@ fn verify<'p>(
         KeyConfig::Local(set) => Some(set),
         KeyConfig::Remote(_) => ctx.remote_keys.remote_keys(&provider.name),
     };
-    let (alg, candidates) = candidate_keys(&header, keys, &provider.algorithms)
+    let (alg, candidates) = candidate_keys(header, keys, &provider.algorithms)
         .map_err(|e| e.into_denial(&provider.name))?;
     let fingerprints = || candidates.iter().map(|k| k.fingerprint);
     match cached {
@@ -413,7 +421,7 @@ fn verify<'p>(
         Some(Cached::Verified(v))
             if v.provider == index && v.alg == alg && fingerprints().any(|f| f == v.key) =>
         {
-            return Ok(VerifiedToken { provider, claims });
+            return Ok(VerifiedToken { provider, token: v });
         }
         Some(Cached::Failed(f))
             if f.provider == index
@@ -424,34 +432,14 @@ fn verify<'p>(
         }
         _ => {}
     }
-    let jws = match jws.take() {
-        Some(jws) => jws,
-        None => token::split(found.token).map_err(Denial::Token)?,
+    // A hit whose key is gone: verify afresh, from the token text.
+    let parsed = match parsed {
+        Some(p) => p,
+        None => token::parse(found.token).map_err(Denial::Token)?,
     };
-    let verified_by = verify_with_candidates(&jws, alg, &candidates, ctx.crypto);
-    if let Some(cache) = ctx.cache {
-        match verified_by {
-            Some(key) => {
-                // An entry never outlives its token: `exp` (plus skew) bounds it; a token
-                // without a numeric `exp` is refused later and is not worth keeping.
-                if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_f64) {
-                    let expires = exp + provider.clock_skew_s as f64;
-                    if expires.is_finite() && expires > now.secs_f64() {
-                        cache.put_verified(
-                            *token_hash,
-                            Verified {
-                                header,
-                                claims: claims.clone(),
-                                provider: index,
-                                alg,
-                                key,
-                                expires: UnixTime::from_millis((expires * 1000.0) as u64),
-                            },
-                        );
-                    }
-                }
-            }
-            None => cache.put_failed(
+    let Some(key) = verify_with_candidates(&parsed.jws, alg, &candidates, ctx.crypto) else {
+        if let Some(cache) = ctx.cache {
+            cache.put_failed(
                 *token_hash,
                 Failed {
                     provider: index,
@@ -459,13 +447,37 @@ fn verify<'p>(
                     tried: fingerprints().collect(),
                     expires: TokenCache::failure_expiry(now),
                 },
-            ),
+            );
         }
+        return Err(Denial::SignatureInvalid);
+    };
+    // 4. (first part) claim types: depend on the token only, so they are read once and
+    // cached with it. A token whose claims are ill-typed is refused and not cached.
+    let token::UnverifiedToken { jws, claims: raw } = parsed;
+    let claims = claims::read(raw)?;
+    // An entry never outlives its token: `exp` plus skew bounds it (an already expired
+    // token is remembered with the failures instead, see token_cache).
+    let expires_s = claims.exp + provider.clock_skew_s as f64;
+    let expires = if expires_s.is_finite() && expires_s > 0.0 {
+        UnixTime::from_millis((expires_s * 1000.0) as u64)
+    } else {
+        UnixTime::from_millis(0)
+    };
+    let entry = std::rc::Rc::new(Verified {
+        header: jws.header,
+        claims,
+        provider: index,
+        alg,
+        key,
+        expires,
+    });
+    if let Some(cache) = ctx.cache {
+        cache.put_verified(*token_hash, std::rc::Rc::clone(&entry), now);
     }
-    match verified_by {
-        Some(_) => Ok(VerifiedToken { provider, claims }),
-        None => Err(Denial::SignatureInvalid),
-    }
+    Ok(VerifiedToken {
+        provider,
+        token: entry,
+    })
 }
 
 /// Why a JWS signature was not accepted (mapped to a `Denial` with the provider's name).

@@ -48,13 +48,27 @@ impl UnixTime {
         let days = secs / 86_400;
         let rem = secs % 86_400;
         let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60,
-            self.millis % 1000
-        )
+        // Digits written directly: this runs once per decision (the audit `ts`), and
+        // `format!` costs several times more in wasm.
+        let mut out = String::with_capacity(24);
+        let mut digits = |value: u64, width: u32, after: Option<char>| {
+            for place in (0..width).rev() {
+                let digit = (value / 10u64.pow(place)) % 10;
+                out.push(char::from(b'0' + digit as u8));
+            }
+            if let Some(c) = after {
+                out.push(c);
+            }
+        };
+        let year_width = (4..20).find(|w| y < 10u64.pow(*w)).unwrap_or(20);
+        digits(y, year_width, Some('-'));
+        digits(m, 2, Some('-'));
+        digits(d, 2, Some('T'));
+        digits(rem / 3600, 2, Some(':'));
+        digits(rem % 3600 / 60, 2, Some(':'));
+        digits(rem % 60, 2, Some('.'));
+        digits(self.millis % 1000, 3, Some('Z'));
+        out
     }
 }
 
@@ -79,6 +93,11 @@ mod tests {
     #[test]
     fn formats_rfc3339() {
         assert_eq!(UnixTime::from_secs(0).rfc3339(), "1970-01-01T00:00:00.000Z");
+        // Past year 9999 the year grows, as `{:04}` did.
+        assert_eq!(
+            UnixTime::from_secs(253_402_300_800).rfc3339(),
+            "10000-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             UnixTime::from_millis(1_700_000_000_123).rfc3339(),
             "2023-11-14T22:13:20.123Z"

@@ -11,17 +11,21 @@
 //! that verified it: a hit is used only while the provider's *current* key set still holds
 //! a key with the same fingerprint that fits the algorithm, so a key that disappears from
 //! a JWKS stops verifying at once. Failed signatures are remembered separately, keyed the
-//! same way, so replaying a forged token costs no second verification.
+//! same way, so replaying a forged token costs no second verification. So are tokens whose
+//! signature verified but that had already expired when first seen (they never enter the
+//! verified map): their only decision is `token_expired`, which the time check gives on
+//! every request, and without this each replay of an expired token would cost a signature
+//! verification.
 //!
 //! A cache belongs to one `Policy` (entries name providers by index): hosts create it with
 //! the policy and drop it with the policy. It uses interior mutability for a single-threaded
 //! host (one proxy-wasm VM); it is not shared across threads.
 
 use crate::alg::Alg;
+use crate::claims::Claims;
 use crate::limits::{MAX_CACHED_TOKENS, MAX_CACHED_TOKEN_FAILURES, TOKEN_FAILURE_TTL_S};
 use crate::time::UnixTime;
 use crate::token::Header;
-use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -31,11 +35,12 @@ pub type TokenHash = [u8; 32];
 /// `jwk::VerificationKey::fingerprint`.
 pub type KeyFingerprint = [u8; 32];
 
-/// A token whose signature verified.
+/// A token whose signature verified, with its claims read (`claims::read`: they depend on
+/// the token only, so a hit skips parsing and reading too).
 #[derive(Debug)]
 pub struct Verified {
     pub header: Header,
-    pub claims: Map<String, Value>,
+    pub claims: Claims,
     /// `Policy::providers` index of the provider whose key verified it.
     pub provider: usize,
     pub alg: Alg,
@@ -112,10 +117,30 @@ pub enum Cached {
     Failed(Failed),
 }
 
+/// What the failure side remembers (bounded and timed out together).
+#[derive(Debug)]
+enum Negative {
+    Signature(Failed),
+    /// Verified, but already past `exp` + skew when first seen; remembered until `until`.
+    Expired {
+        token: Rc<Verified>,
+        until: UnixTime,
+    },
+}
+
+impl Negative {
+    fn until(&self) -> UnixTime {
+        match self {
+            Negative::Signature(f) => f.expires,
+            Negative::Expired { until, .. } => *until,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     verified: Bounded<Rc<Verified>>,
-    failed: Bounded<Failed>,
+    failed: Bounded<Negative>,
     stats: CacheStats,
 }
 
@@ -155,8 +180,11 @@ impl TokenCache {
                 None
             }
         } else if let Some(f) = inner.failed.map.get(token) {
-            if now < f.expires {
-                Some(Cached::Failed(f.clone()))
+            if now < f.until() {
+                Some(match f {
+                    Negative::Signature(f) => Cached::Failed(f.clone()),
+                    Negative::Expired { token, .. } => Cached::Verified(Rc::clone(token)),
+                })
             } else {
                 inner.failed.remove(token);
                 None
@@ -172,16 +200,29 @@ impl TokenCache {
         found
     }
 
-    pub fn put_verified(&self, token: TokenHash, entry: Verified) {
+    /// Keeps a verified token: in the verified map while `now` is before its `expires`,
+    /// otherwise (already expired) with the failures, for `TOKEN_FAILURE_TTL_S`.
+    pub fn put_verified(&self, token: TokenHash, entry: Rc<Verified>, now: UnixTime) {
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
-            inner.failed.remove(&token);
-            inner.verified.insert(token, Rc::new(entry));
+            if now < entry.expires {
+                inner.failed.remove(&token);
+                inner.verified.insert(token, entry);
+            } else {
+                let until = TokenCache::failure_expiry(now);
+                inner.failed.insert(
+                    token,
+                    Negative::Expired {
+                        token: entry,
+                        until,
+                    },
+                );
+            }
         }
     }
 
     pub fn put_failed(&self, token: TokenHash, entry: Failed) {
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
-            inner.failed.insert(token, entry);
+            inner.failed.insert(token, Negative::Signature(entry));
         }
     }
 
@@ -219,25 +260,29 @@ impl TokenCache {
 mod tests {
     use super::*;
 
-    fn verified(expires: u64) -> Verified {
-        Verified {
+    fn verified(expires: u64) -> Rc<Verified> {
+        let raw = serde_json::json!({"iss": "https://i", "sub": "s", "exp": expires});
+        let serde_json::Value::Object(raw) = raw else {
+            unreachable!()
+        };
+        Rc::new(Verified {
             header: Header {
                 alg: "ES256".into(),
                 typ: None,
                 kid: None,
             },
-            claims: Map::new(),
+            claims: crate::claims::read(raw).unwrap(),
             provider: 0,
             alg: Alg::ES256,
             key: [7; 32],
             expires: UnixTime::from_secs(expires),
-        }
+        })
     }
 
     #[test]
     fn entries_expire_and_count_hits_and_misses() {
         let cache = TokenCache::default();
-        cache.put_verified([1; 32], verified(100));
+        cache.put_verified([1; 32], verified(100), UnixTime::from_secs(1));
         assert!(matches!(
             cache.get(&[1; 32], UnixTime::from_secs(99)),
             Some(Cached::Verified(_))
@@ -253,7 +298,7 @@ mod tests {
     fn bounded_first_in_first_out() {
         let cache = TokenCache::with_capacity(2, 1);
         for i in 0..5u8 {
-            cache.put_verified([i; 32], verified(1000));
+            cache.put_verified([i; 32], verified(1000), UnixTime::from_secs(1));
         }
         assert_eq!(cache.len(), (2, 0));
         assert!(cache.get(&[2; 32], UnixTime::from_secs(1)).is_none());
@@ -283,7 +328,7 @@ mod tests {
             expires: UnixTime::from_secs(1000),
         };
         cache.put_failed([1; 32], failed);
-        cache.put_verified([1; 32], verified(1000));
+        cache.put_verified([1; 32], verified(1000), UnixTime::from_secs(1));
         assert!(matches!(
             cache.get(&[1; 32], UnixTime::from_secs(1)),
             Some(Cached::Verified(_))
@@ -294,9 +339,22 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_token_is_remembered_with_the_failures() {
+        let cache = TokenCache::with_capacity(4, 4);
+        // Already expired at insertion: kept on the failure side, for the failure TTL.
+        cache.put_verified([3; 32], verified(100), UnixTime::from_secs(500));
+        assert_eq!(cache.len(), (0, 1));
+        let hit = cache.get(&[3; 32], UnixTime::from_secs(501));
+        assert!(matches!(hit, Some(Cached::Verified(ref v)) if v.claims.exp == 100.0));
+        let gone = UnixTime::from_secs(500 + TOKEN_FAILURE_TTL_S);
+        assert!(cache.get(&[3; 32], gone).is_none());
+        assert_eq!(cache.len(), (0, 0));
+    }
+
+    #[test]
     fn zero_capacity_holds_nothing() {
         let cache = TokenCache::with_capacity(0, 0);
-        cache.put_verified([1; 32], verified(1000));
+        cache.put_verified([1; 32], verified(1000), UnixTime::from_secs(1));
         assert!(cache.is_empty());
     }
 }

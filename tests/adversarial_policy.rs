@@ -1921,6 +1921,18 @@ fn loader_refuses_structural_mistakes() {
             "binding.cnf",
         ),
         (
+            Box::new(|c| c["audit"] = json!({ "log": "none" })),
+            "audit.log",
+        ),
+        (
+            Box::new(|c| c["audit"] = json!({ "log": null })),
+            "audit.log",
+        ),
+        (
+            Box::new(|c| c["audit"] = json!({ "level": "info" })),
+            "audit",
+        ),
+        (
             Box::new(|c| c["rules"][2]["allow_anonymous"] = json!("yes")),
             "rules[2].allow_anonymous",
         ),
@@ -1940,6 +1952,22 @@ fn loader_refuses_structural_mistakes() {
     // Duplicate member names anywhere.
     let text = r#"{"rules":[],"on_no_match":"deny","on_no_match":"allow"}"#;
     assert!(Policy::from_json(text).is_err());
+}
+
+#[test]
+fn audit_log_setting_defaults_to_every_decision() {
+    use agentgate::config::AuditLog;
+    let policy = |c: &Value| Policy::from_json(&c.to_string()).unwrap().audit_log;
+    let mut c = config();
+    assert_eq!(policy(&c), AuditLog::All);
+    assert!(AuditLog::All.logs(true) && AuditLog::All.logs(false));
+    c["audit"] = json!({});
+    assert_eq!(policy(&c), AuditLog::All);
+    c["audit"] = json!({ "log": "denials" });
+    assert_eq!(policy(&c), AuditLog::Denials);
+    assert!(!AuditLog::Denials.logs(true) && AuditLog::Denials.logs(false));
+    // The setting chooses what a host logs, never the decision or its record.
+    expect(&c, &pay_request(&mint(&pay_claims())), "allowed");
 }
 
 #[test]

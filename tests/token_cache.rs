@@ -192,13 +192,30 @@ fn token_cache_semantics() {
         (Reason::SignatureInvalid, 1)
     );
 
-    // A token that expired is not cached; rules that refuse before the signature never
-    // consult the cache.
+    // A token that had expired when first seen never enters the verified map; it is
+    // remembered with the failures, so replaying it costs no second verification, and
+    // it is still `token_expired` every time (the time check runs on every request).
     let cache = TokenCache::default();
     let old = token(&k1, NOW - 100);
     assert_eq!(
         decide_counting(&policy, &set_k1, &cache, &old, NOW),
         (Reason::TokenExpired, 1)
     );
-    assert_eq!(cache.len(), (0, 0));
+    assert_eq!(cache.len(), (0, 1));
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &old, NOW + 1),
+        (Reason::TokenExpired, 0)
+    );
+    // …while its key is published: another key under the kid means verifying afresh.
+    assert_eq!(
+        decide_counting(&policy, &keys(&[&k1_again]), &cache, &old, NOW + 2),
+        (Reason::SignatureInvalid, 1)
+    );
+    // …and for the failure TTL only.
+    let cache = TokenCache::default();
+    decide_counting(&policy, &set_k1, &cache, &old, NOW);
+    assert_eq!(
+        decide_counting(&policy, &set_k1, &cache, &old, NOW + 61),
+        (Reason::TokenExpired, 1)
+    );
 }

@@ -197,6 +197,27 @@ pub enum CnfMode {
     Required,
 }
 
+/// Which decisions the host logs an audit line for (`audit.log`). Every decision still
+/// has its record (the CLI and the playground always show it) and is counted in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditLog {
+    /// Every decision (SPEC §6). The default.
+    All,
+    /// Denials only: for routes where one line per allowed request is more than the log
+    /// pipeline should carry; allows remain in `agentgate.allow`.
+    Denials,
+}
+
+impl AuditLog {
+    /// Whether a host logs the record of a decision with this outcome.
+    pub fn logs(self, allowed: bool) -> bool {
+        match self {
+            AuditLog::All => true,
+            AuditLog::Denials => !allowed,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnNoMatch {
     Deny,
@@ -304,6 +325,7 @@ pub struct Policy {
     pub revoked: Revoked,
     pub rules: Vec<Rule>,
     pub on_no_match: OnNoMatch,
+    pub audit_log: AuditLog,
 }
 
 /// Reads `local_jwks.filename` for hosts that have files (the CLI). The core never does I/O.
@@ -448,6 +470,10 @@ fn build(raw: RawConfig, read_file: FileReader<'_>) -> Result<Policy, ConfigErro
         None | Some(RawOnNoMatch::Deny) => OnNoMatch::Deny,
         Some(RawOnNoMatch::Allow) => OnNoMatch::Allow,
     };
+    let audit_log = match raw.audit.and_then(|a| a.log) {
+        None | Some(RawAuditLog::All) => AuditLog::All,
+        Some(RawAuditLog::Denials) => AuditLog::Denials,
+    };
     let token_sources = token_sources(&mut providers);
     Ok(Policy {
         providers,
@@ -457,6 +483,7 @@ fn build(raw: RawConfig, read_file: FileReader<'_>) -> Result<Policy, ConfigErro
         revoked,
         rules,
         on_no_match,
+        audit_log,
     })
 }
 

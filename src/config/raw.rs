@@ -34,6 +34,24 @@ pub struct RawConfig {
     /// Defaults to `deny` (`route_denied`).
     #[serde(default, deserialize_with = "present")]
     pub on_no_match: Option<RawOnNoMatch>,
+    /// Extension of SPEC §6. Defaults to `{"log": "all"}`.
+    #[serde(default, deserialize_with = "present")]
+    pub audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Which decisions a host writes an audit line for. Defaults to `all`.
+    #[serde(default, deserialize_with = "present")]
+    pub log: Option<RawAuditLog>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawAuditLog {
+    All,
+    Denials,
 }
 
 #[derive(Debug, Deserialize)]

@@ -89,7 +89,13 @@ fn read_request() -> Result<PendingRequest, ReadProblem> {
             ":path" => request.path = value,
             ":authority" => request.authority = Some(value),
             n if n.starts_with(':') => {}
-            _ => request.headers.push((name.to_ascii_lowercase(), value)),
+            _ => {
+                // Envoy's names are lowercase already (HTTP/2 requires it, HTTP/1 is
+                // normalized); lowered in place, without a copy, to be sure.
+                let mut name = name;
+                name.make_ascii_lowercase();
+                request.headers.push((name, value));
+            }
         }
     }
     request.peer = connection_peer();

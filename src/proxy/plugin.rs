@@ -157,10 +157,9 @@ impl Plugin {
         for name in &decision.strip_headers {
             host::remove_request_header(name);
         }
-        host::log(
-            LogLevel::Info,
-            &format!("agentgate.audit {}", decision.audit.to_json_line()),
-        );
+        if self.policy.audit_log.logs(decision.allowed) {
+            log_audit(&decision.audit);
+        }
         self.metrics.decision(decision.allowed, decision.reason);
         match &decision.response {
             None => {
@@ -224,6 +223,18 @@ impl Plugin {
             }
         }
         host::set_effective_context(root_context_id);
+    }
+}
+
+/// The audit line (SPEC §6), built in one buffer.
+fn log_audit(audit: &crate::decision::AuditRecord) {
+    const MARKER: &[u8] = b"agentgate.audit ";
+    let mut line = Vec::with_capacity(1024 + MARKER.len());
+    line.extend_from_slice(MARKER);
+    audit.write_json(&mut line);
+    // Always UTF-8 (JSON of Rust strings); checked rather than assumed.
+    if let Ok(line) = std::str::from_utf8(&line) {
+        host::log(LogLevel::Info, line);
     }
 }
 

@@ -57,6 +57,16 @@ pub struct Options {
     /// `--component-log-level`; the wasm component at info shows the audit lines.
     pub component_log_level: String,
     pub log_level: String,
+    /// Pin Envoy (every thread) to this CPU (benchmarks: Envoy on one core, the load
+    /// generator on the other).
+    pub cpu: Option<usize>,
+    /// Read the log into memory (audit lines, `wait_audit`, `log_grep`). Benchmarks turn it
+    /// off: Envoy then writes straight to the log file, and no reader thread competes with
+    /// Envoy for the CPU.
+    pub capture_log: bool,
+    /// Envoy writes its log to `log_path` itself (`--log-path`: buffered, flushed by
+    /// Envoy's own thread) instead of to stderr. Implies no capture.
+    pub envoy_writes_log: bool,
 }
 
 impl Default for Options {
@@ -65,6 +75,9 @@ impl Default for Options {
             concurrency: 2,
             component_log_level: "wasm:info".to_owned(),
             log_level: "warning".to_owned(),
+            cpu: None,
+            capture_log: true,
+            envoy_writes_log: false,
         }
     }
 }
@@ -117,23 +130,22 @@ impl Envoy {
             .arg(&options.log_level)
             .arg("--component-log-level")
             .arg(&options.component_log_level)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            .stdin(Stdio::null());
+        let file = std::fs::File::create(&log_path)?;
+        if options.envoy_writes_log {
+            cmd.arg("--log-path").arg(&log_path);
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        } else if options.capture_log {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        } else {
+            cmd.stdout(Stdio::from(file.try_clone()?))
+                .stderr(Stdio::from(file.try_clone()?));
         }
+        dies_with_parent(&mut cmd, options.cpu);
         let mut child = cmd
             .spawn()
             .map_err(|e| Error(format!("cannot start {}: {e}", bin.display())))?;
         let log = Arc::new(Log::default());
-        let file = std::fs::File::create(&log_path)?;
         let file = Arc::new(Mutex::new(file));
         if let Some(stderr) = child.stderr.take() {
             capture(stderr, Arc::clone(&log), Arc::clone(&file), true)?;
@@ -336,6 +348,13 @@ impl Envoy {
     /// The last `n` log lines, as one string.
     pub fn log_tail(&self, n: usize) -> String {
         let inner = self.log.lock();
+        if inner.lines.is_empty() {
+            // Not captured (`Options::capture_log` off): the file has it.
+            let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(n);
+            return lines.get(start..).unwrap_or_default().join("\n");
+        }
         let start = inner.lines.len().saturating_sub(n);
         inner.lines.get(start..).unwrap_or_default().join("\n")
     }
@@ -424,6 +443,28 @@ impl Drop for Envoy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `cmd`'s process dies with the thread that starts it (`PR_SET_PDEATHSIG`), and runs on
+/// `cpu` only when given.
+pub fn dies_with_parent(cmd: &mut Command, cpu: Option<usize>) {
+    // SAFETY: prctl and sched_setaffinity are async-signal-safe; the cpu set is built on
+    // the stack; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(cpu) = cpu {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
     }
 }
 

@@ -1,0 +1,248 @@
+//! The six Envoy configurations, each one listener on the same port whose route answers
+//! directly (no upstream), so the only difference between them is the filter chain.
+
+use crate::workloads::{Family, ACTORS, AUDIENCE, ISSUER, SCOPE};
+use serde_json::{json, Value};
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Config {
+    /// The HTTP connection manager and a direct response: the baseline.
+    NoFilter,
+    /// A proxy-wasm filter that reads one header and continues (host-tests/wasm-floor).
+    WasmFloor,
+    /// Envoy's `jwt_authn` (iss, aud, exp, signature) + RBAC requiring the scope.
+    JwtAuthn,
+    /// The same with `jwt_cache_config` (verified tokens cached).
+    JwtAuthnCache,
+    /// agentgate with the equivalent policy (issuer, audience, expiry, scope).
+    Agentgate,
+    /// agentgate with a three-actor delegation chain, actor ceilings, a revocation list.
+    AgentgateFull,
+}
+
+impl Config {
+    pub const ALL: [Config; 6] = [
+        Config::NoFilter,
+        Config::WasmFloor,
+        Config::JwtAuthn,
+        Config::JwtAuthnCache,
+        Config::Agentgate,
+        Config::AgentgateFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::NoFilter => "no_filter",
+            Config::WasmFloor => "wasm_floor",
+            Config::JwtAuthn => "jwt_authn",
+            Config::JwtAuthnCache => "jwt_authn_cache",
+            Config::Agentgate => "agentgate",
+            Config::AgentgateFull => "agentgate_full",
+        }
+    }
+
+    /// Which tokens its workloads carry.
+    pub fn family(self) -> Family {
+        match self {
+            Config::AgentgateFull => Family::Chain,
+            _ => Family::Simple,
+        }
+    }
+
+    /// Whether it decides at all (`no_filter` and `wasm_floor` pass every request).
+    pub fn decides(self) -> bool {
+        !matches!(self, Config::NoFilter | Config::WasmFloor)
+    }
+}
+
+pub struct Modules<'a> {
+    pub agentgate: &'a Path,
+    pub floor: &'a Path,
+}
+
+/// The whole bootstrap of `config`: admin on 127.0.0.1:0, the listener on `port`.
+pub fn bootstrap(config: Config, port: u16, modules: &Modules<'_>, jwks: &str) -> Value {
+    let filters = match config {
+        Config::NoFilter => vec![],
+        Config::WasmFloor => vec![wasm(modules.floor, "wasm_floor", None)],
+        Config::JwtAuthn => vec![jwt_authn(jwks, false), rbac_scope()],
+        Config::JwtAuthnCache => vec![jwt_authn(jwks, true), rbac_scope()],
+        Config::Agentgate => vec![wasm(
+            modules.agentgate,
+            "agentgate",
+            Some(agentgate_policy(jwks, false)),
+        )],
+        Config::AgentgateFull => vec![wasm(
+            modules.agentgate,
+            "agentgate",
+            Some(agentgate_policy(jwks, true)),
+        )],
+    };
+    let mut http_filters = filters;
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+    }));
+    let hcm = json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "bench",
+            "codec_type": "HTTP1",
+            "route_config": {
+                "name": "direct",
+                "virtual_hosts": [{
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [{
+                        "match": { "prefix": "/" },
+                        "direct_response": { "status": 200, "body": { "inline_string": "ok\n" } }
+                    }]
+                }]
+            },
+            "http_filters": http_filters
+        }
+    });
+    json!({
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+        "static_resources": {
+            "listeners": [{
+                "name": "bench",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
+                "filter_chains": [{ "filters": [hcm] }]
+            }]
+        }
+    })
+}
+
+fn wasm(module: &Path, root_id: &str, configuration: Option<String>) -> Value {
+    let mut config = json!({
+        "name": root_id,
+        "root_id": root_id,
+        "fail_open": false,
+        "vm_config": {
+            "vm_id": root_id,
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": { "local": { "filename": module.display().to_string() } }
+        }
+    });
+    if let (Some(text), Some(obj)) = (configuration, config.as_object_mut()) {
+        obj.insert(
+            "configuration".into(),
+            json!({ "@type": "type.googleapis.com/google.protobuf.StringValue", "value": text }),
+        );
+    }
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": config
+        }
+    })
+}
+
+/// `jwt_authn` checking what agentgate's equivalent policy checks: signature (ES256, the
+/// inline JWKS), `iss`, `aud`, `exp`/`nbf` with 60 s skew. The payload goes to dynamic
+/// metadata with `scope` split on spaces, for RBAC.
+fn jwt_authn(jwks: &str, cache: bool) -> Value {
+    let mut provider = json!({
+        "issuer": ISSUER,
+        "audiences": [AUDIENCE],
+        "local_jwks": { "inline_string": jwks },
+        "clock_skew_seconds": 60,
+        "payload_in_metadata": "jwt_payload",
+        "normalize_payload_in_metadata": { "space_delimited_claims": ["scope"] }
+    });
+    if let (true, Some(obj)) = (cache, provider.as_object_mut()) {
+        // Envoy's default size, said explicitly: the cold workload cycles through more.
+        obj.insert("jwt_cache_config".into(), json!({ "jwt_cache_size": 100 }));
+    }
+    json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": { "bench": provider },
+            "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "bench" } }]
+        }
+    })
+}
+
+/// RBAC allowing only requests whose verified payload has `SCOPE` among its scopes.
+fn rbac_scope() -> Value {
+    json!({
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": {
+                "action": "ALLOW",
+                "policies": {
+                    "scope": {
+                        "permissions": [{ "any": true }],
+                        "principals": [{ "metadata": {
+                            "filter": "envoy.filters.http.jwt_authn",
+                            "path": [{ "key": "jwt_payload" }, { "key": "scope" }],
+                            "value": { "list_match": { "one_of": { "string_match": { "exact": SCOPE } } } }
+                        } }]
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// agentgate's policy (SPEC §2). `full`: the route also requires a human subject acting
+/// through the three allowed actors, each with a scope ceiling, a revocation list of
+/// realistic size is consulted, and every decision is logged.
+pub fn agentgate_policy(jwks: &str, full: bool) -> String {
+    let provider = json!({
+        "issuer": ISSUER,
+        "audiences": [AUDIENCE],
+        "local_jwks": { "inline_string": jwks },
+        "algorithms": ["ES256"],
+        "clock_skew_s": 60,
+        "max_lifetime_s": 86400
+    });
+    // jwt_authn writes nothing per request; the equivalent policy logs denials only
+    // (`audit.log`), `agentgate_full` every decision (the default).
+    let mut policy = json!({
+        "providers": { "bench": provider },
+        "rules": [{ "id": "invoices", "match": { "path_prefix": "/" }, "providers": ["bench"],
+                    "require": { "scopes": [SCOPE] } }],
+        "on_no_match": "deny",
+        "audit": { "log": "denials" }
+    });
+    if full {
+        let actors: serde_json::Map<String, Value> = ACTORS
+            .iter()
+            .map(|a| {
+                (
+                    (*a).to_owned(),
+                    json!({ "max_scopes": [SCOPE, "invoices:write"] }),
+                )
+            })
+            .collect();
+        let revoked_jti: Vec<String> = (0..256).map(|n| format!("revoked-{n}")).collect();
+        let revoked_subjects: Vec<String> =
+            (0..64).map(|n| format!("gone-{n}@bench.example")).collect();
+        policy["identity"] = json!({
+            "trust_domains": ["prod.bench.example"],
+            "human_profiles": ["user"],
+            "max_chain_depth": 4,
+            "actors": actors
+        });
+        policy["audit"] = json!({ "log": "all" });
+        policy["revoked"] = json!({
+            "jti": revoked_jti,
+            "subjects": revoked_subjects,
+            "actors": ["spiffe://prod.bench.example/agent/retired"]
+        });
+        policy["rules"] = json!([{
+            "id": "invoices", "match": { "path_prefix": "/", "methods": ["GET"] },
+            "providers": ["bench"],
+            "require": { "scopes": [SCOPE], "human_subject": true, "delegated": true,
+                         "actors": ACTORS, "max_chain_depth": 3 }
+        }]);
+    }
+    policy.to_string()
+}
