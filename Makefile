@@ -31,7 +31,7 @@ TEST_STEPS := fmt-check clippy unit-test lint-config demo-cli wasm check-wasm-im
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
         check-wasm-browser unit-test cli lint-config demo demo-cli wasm wasm-test check-wasm-imports \
-        e2e-envoy check-gateway-configs web test-browser
+        e2e-envoy check-gateway-configs web test-browser bench-native
 
 help:
 	@echo "make test        setup, then: $(TEST_STEPS)"
@@ -137,3 +137,8 @@ web: setup-browser
 
 test-browser: web cli
 	@bash scripts/test-browser.sh
+
+# Native `decide` (criterion) and per-algorithm signature verification natively and under
+# Node's V8 (the wasm32-wasip1 release build): target/bench/native.json.
+bench-native: setup
+	@CARGO=$(CARGO) bash scripts/bench-native.sh
