@@ -14,7 +14,8 @@
 # Output shape:
 #   {"decision": {"cached": {"ES256": {"median_us": N}}, "cached_chain3": {...},
 #                 "cold": {ALG: {"median_us": N}, ...}, "cold_chain3": {...}},
-#    "verify": {ALG: {"native_us": N, "v8_us": N, "v8_over_native": N}, ...},
+#    "verify": {ALG: {"native_us": N, "v8_us": N, "v8_over_native": N,
+#                     "native_min_us": N, "v8_min_us": N}, ...},
 #    "profile": "<release opt-level>"}
 #
 # Knobs (environment): BENCH_WARMUP_S (1), BENCH_MEASUREMENT_S (2) for criterion;
@@ -90,6 +91,9 @@ for alg, n in native.items():
         "native_us": n["us"],
         "v8_us": w["us"],
         "v8_over_native": round(w["us"] / n["us"], 2) if n["us"] > 0 else None,
+        # The fastest round of each: the least disturbed by other load on the machine.
+        "native_min_us": n.get("min_us"),
+        "v8_min_us": w.get("min_us"),
     }
 
 # The release opt-level the builds used: an environment override, else Cargo.toml's.
