@@ -31,7 +31,7 @@ TEST_STEPS := fmt-check clippy unit-test lint-config demo-cli wasm check-wasm-im
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
         check-wasm-browser unit-test cli lint-config demo demo-cli wasm wasm-test check-wasm-imports \
-        e2e-envoy check-gateway-configs web test-browser bench-native
+        e2e-envoy check-gateway-configs web test-browser setup-bench wasm-floor bench bench-native
 
 help:
 	@echo "make test        setup, then: $(TEST_STEPS)"
@@ -44,6 +44,7 @@ help:
 	@echo "make test-browser the playground in headless Chromium (host-tests/browser/)"
 	@echo "make check-wasm  build the core for wasm32-wasip1 (Envoy) and wasm32-unknown-unknown (browser)"
 	@echo "make lint-config validate every gateway-configs/*/agentgate.json with the CLI"
+	@echo "make bench       agentgate vs jwt_authn vs the wasm floor in Envoy (wrk), and native; bench/results/"
 
 setup:
 	@bash scripts/setup.sh
@@ -99,18 +100,24 @@ demo-cli: setup cli
 setup-envoy:
 	@bash scripts/setup-envoy.sh
 
-# The filter as users load it: release, LTO, stripped, no test hooks.
+# wasm-opt (binaryen, installed by scripts/setup.sh) after rustc's LTO: -O2 makes the
+# module about a sixth smaller (bench/README.md has the numbers). The features are what
+# rustc emits for wasm32-wasip1; the stripped module no longer says so itself.
+WASM_OPT := wasm-opt -O2 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+            --enable-mutable-globals --enable-reference-types --enable-multivalue
+
+# The filter as users load it: release, LTO, stripped, optimized, no test hooks.
 wasm:
 	$(WASM_ENV) $(CARGO) build --lib --target wasm32-wasip1 --release --features proxy
 	@mkdir -p dist
-	cp $(WASM_OUT) dist/agentgate.wasm
+	$(WASM_OPT) $(WASM_OUT) -o dist/agentgate.wasm
 	@echo "dist/agentgate.wasm: $$(wc -c < dist/agentgate.wasm) bytes"
 
-# The same filter with the test hooks (fixed clock and peer per request, see Cargo.toml);
-# used only by the end-to-end corpus run, never shipped.
+# The same filter with the test hooks (fixed clock and peer per request, see Cargo.toml),
+# optimized the same way; used only by the end-to-end corpus run, never shipped.
 wasm-test:
 	$(WASM_ENV) $(CARGO) build --lib --target wasm32-wasip1 --release --features proxy,test-hooks
-	cp $(WASM_OUT) $(WASM_TEST)
+	$(WASM_OPT) $(WASM_OUT) -o $(WASM_TEST)
 
 # The shipped module may import only proxy-wasm (`env.proxy_*`) and WASI.
 check-wasm-imports: wasm
@@ -137,6 +144,23 @@ web: setup-browser
 
 test-browser: web cli
 	@bash scripts/test-browser.sh
+
+# --- Benchmarks (not part of `make test`: they need a quiet machine) -------------------
+setup-bench:
+	@bash scripts/setup-bench.sh
+
+# The floor every proxy-wasm filter pays (host-tests/wasm-floor: reads one header).
+wasm-floor:
+	$(WASM_ENV) $(CARGO) build -p agentgate-wasm-floor --target wasm32-wasip1 --release
+	$(WASM_OPT) target/wasm32-wasip1/release/agentgate_wasm_floor.wasm -o target/wasm-floor.wasm
+
+# The native measurements first (target/bench/native.json), then Envoy; the runner
+# merges both into bench/results/latest.{md,json} (bench/README.md).
+bench: setup setup-envoy setup-bench wasm wasm-floor bench-native
+	$(CARGO) build --release -p agentgate-envoy-tests --bin envoy-bench
+	ENVOY_BIN=$(abspath $(ENVOY)) AGENTGATE_WASM=$(abspath dist/agentgate.wasm) \
+	WASM_FLOOR=$(abspath target/wasm-floor.wasm) NATIVE_JSON=$(abspath target/bench/native.json) \
+	    target/release/envoy-bench
 
 # Native `decide` (criterion) and per-algorithm signature verification natively and under
 # Node's V8 (the wasm32-wasip1 release build): target/bench/native.json.

@@ -7,6 +7,8 @@
 #   - the rustfmt and clippy components, if the toolchain was installed without them,
 #   - clang and llvm-ar (apt packages `clang` and `llvm`): ring compiles C and assembly
 #     for the wasm targets with clang and archives it with llvm-ar;
+#   - wasm-opt (apt package `binaryen`): `make wasm` optimizes the filter with it (a
+#     sixth smaller, see the Makefile);
 #   - make, when the machine has none (.ci/run calls this script before `make test`).
 # apt-get runs as root, or through sudo when that is available.
 set -euo pipefail
@@ -48,6 +50,7 @@ packages=()
 command -v make >/dev/null 2>&1 || packages+=(make)
 command -v clang >/dev/null 2>&1 || packages+=(clang)
 command -v llvm-ar >/dev/null 2>&1 || packages+=(llvm)
+command -v wasm-opt >/dev/null 2>&1 || packages+=(binaryen)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
         SUDO=()
@@ -65,8 +68,9 @@ fi
 command -v clang >/dev/null 2>&1 || die "clang is still not on PATH"
 command -v llvm-ar >/dev/null 2>&1 || die "llvm-ar is still not on PATH"
 command -v make >/dev/null 2>&1 || die "make is still not on PATH"
+command -v wasm-opt >/dev/null 2>&1 || die "wasm-opt is still not on PATH"
 
 # --- Python (demo formatting, standard library only) ----------------------------------
 command -v python3 >/dev/null 2>&1 || say "warning: python3 not found; \`make demo\` needs it"
 
-say "ok (rust $(rustc --version | cut -d' ' -f2), targets ${WASM_TARGETS[*]}, $(clang --version | head -1))"
+say "ok (rust $(rustc --version | cut -d' ' -f2), targets ${WASM_TARGETS[*]}, $(clang --version | head -1), $(wasm-opt --version))"

@@ -28,7 +28,12 @@ pub fn request_headers() -> Option<Vec<(String, String)>> {
     let map = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).ok()?;
     Some(
         map.into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .map(|(name, value)| {
+                // Valid UTF-8 (nearly always) is taken as is, without a copy.
+                let value = String::from_utf8(value)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                (name, value)
+            })
             .collect(),
     )
 }

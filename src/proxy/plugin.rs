@@ -115,7 +115,9 @@ impl Plugin {
     /// refetch, parks it until the refetch reports. `resumed`: the request was paused
     /// before, so an allow must resume it.
     pub fn process(&self, context_id: u32, pending: PendingRequest, resumed: bool) -> Action {
-        let host_now_ms = host::now_millis();
+        // One clock read serves the decision time and the start of `eval_us`.
+        let started = host::now_nanos();
+        let host_now_ms = started / 1_000_000;
         let now = pending
             .now_override
             .unwrap_or(UnixTime::from_millis(host_now_ms));
@@ -127,7 +129,6 @@ impl Plugin {
             cache: Some(&self.cache),
         };
         let before = self.cache.stats();
-        let started = host::now_nanos();
         let mut decision = decide(ctx, &pending.request, now);
         decision.audit.eval_us = Some(host::now_nanos().saturating_sub(started) / 1000);
         let after = self.cache.stats();
