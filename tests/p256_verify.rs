@@ -1,7 +1,7 @@
 //! `agentgate::p256_verify` (the issue 5 exploration, not used by verification):
 //!
-//! - every vector of Wycheproof's `ecdsa_secp256r1_sha256_p1363_test.json` must get
-//!   exactly Wycheproof's answer (`valid` accepted, `invalid` rejected; the file has no
+//! - every vector of Wycheproof's `ecdsa_secp256r1_sha256_p1363_test.json`, through
+//!   `verify`, a parsed `PublicKey` and a `PreparedKey`, must get exactly Wycheproof's answer (`valid` accepted, `invalid` rejected; the file has no
 //!   `acceptable` case, and one would be printed), and ring must agree on each;
 //! - differential properties against ring 0.17: ring signs random messages under a pool of
 //!   keys; the unmodified signature, its high-s twin, signatures and messages and keys with
@@ -14,7 +14,7 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::p256_verify::{self, PublicKey, Rejected};
+use agentgate::p256_verify::{self, PreparedKey, PublicKey, Rejected};
 use proptest::prelude::*;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
@@ -56,6 +56,7 @@ fn every_wycheproof_p256_p1363_vector() {
         let key = unhex(group["publicKey"]["uncompressed"].as_str().unwrap());
         assert_eq!(group["sha"], "SHA-256");
         let parsed = PublicKey::from_sec1(&key);
+        let prepared = parsed.map(|k| k.prepare());
         for case in group["tests"].as_array().unwrap() {
             total += 1;
             let id = case["tcId"].as_u64().unwrap();
@@ -66,6 +67,14 @@ fn every_wycheproof_p256_p1363_vector() {
                 ours,
                 p256_verify::verify(&key, &msg, &sig),
                 "tcId {id}: the two entry points differ"
+            );
+            assert_eq!(
+                ours,
+                prepared
+                    .as_ref()
+                    .map_err(|e| *e)
+                    .and_then(|k| k.verify(&msg, &sig)),
+                "tcId {id}: the prepared key differs"
             );
             let ring = ring_verify(&key, &msg, &sig);
             let expected = case["result"].as_str().unwrap();
@@ -97,9 +106,11 @@ fn every_wycheproof_p256_p1363_vector() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// A few ring key pairs, made once: (key pair, uncompressed public key).
-fn keys() -> &'static [(EcdsaKeyPair, Vec<u8>)] {
-    static KEYS: OnceLock<Vec<(EcdsaKeyPair, Vec<u8>)>> = OnceLock::new();
+type Key = (EcdsaKeyPair, Vec<u8>, PreparedKey);
+
+/// A few ring key pairs, made once: (key pair, uncompressed public key, prepared key).
+fn keys() -> &'static [Key] {
+    static KEYS: OnceLock<Vec<Key>> = OnceLock::new();
     KEYS.get_or_init(|| {
         let rng = SystemRandom::new();
         (0..6)
@@ -108,14 +119,15 @@ fn keys() -> &'static [(EcdsaKeyPair, Vec<u8>)] {
                 let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
                 let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
                 let public = pair.public_key().as_ref().to_vec();
-                (pair, public)
+                let prepared = PublicKey::from_sec1(&public).unwrap().prepare();
+                (pair, public, prepared)
             })
             .collect()
     })
 }
 
 fn sign(key: usize, msg: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let (pair, public) = &keys()[key % keys().len()];
+    let (pair, public, _) = &keys()[key % keys().len()];
     let sig = pair.sign(&SystemRandom::new(), msg).unwrap();
     (public.clone(), sig.as_ref().to_vec())
 }

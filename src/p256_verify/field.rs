@@ -157,103 +157,240 @@ pub(super) fn dbl(a: &Fe) -> Fe {
     add(a, a)
 }
 
-/// One row of the schoolbook product: r[j..] += a * b[..], the top word a fresh binding.
-macro_rules! row {
-    ($a:expr, [$($b:ident => $r:ident),+], let $top:ident) => {
-        let a = u64::from($a);
-        let mut c: u64 = 0;
-        $(
-            let t = u64::from($r) + a * u64::from($b) + c;
-            $r = t as u32;
-            c = t >> 32;
-        )+
-        let $top = c as u32;
-    };
-    ($a:expr, [$($b:ident => $r:ident),+], let mut $top:ident) => {
-        let a = u64::from($a);
-        let mut c: u64 = 0;
-        $(
-            let t = u64::from($r) + a * u64::from($b) + c;
-            $r = t as u32;
-            c = t >> 32;
-        )+
-        let mut $top = c as u32;
-    };
+#[inline(always)]
+fn lo(p: u64) -> u64 {
+    p & 0xffff_ffff
 }
 
-/// The 512-bit product, little-endian limbs.
 #[inline(always)]
-fn mul_wide(a: &[u32; 8], b: &[u32; 8]) -> [u32; 16] {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = *a;
-    let [b0, b1, b2, b3, b4, b5, b6, b7] = *b;
-    let (mut r0, mut r1, mut r2, mut r3, mut r4, mut r5, mut r6, mut r7) =
-        (0u32, 0u32, 0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
-    row!(a0, [b0 => r0, b1 => r1, b2 => r2, b3 => r3, b4 => r4, b5 => r5, b6 => r6, b7 => r7], let mut r8);
-    row!(a1, [b0 => r1, b1 => r2, b2 => r3, b3 => r4, b4 => r5, b5 => r6, b6 => r7, b7 => r8], let mut r9);
-    row!(a2, [b0 => r2, b1 => r3, b2 => r4, b3 => r5, b4 => r6, b5 => r7, b6 => r8, b7 => r9], let mut r10);
-    row!(a3, [b0 => r3, b1 => r4, b2 => r5, b3 => r6, b4 => r7, b5 => r8, b6 => r9, b7 => r10], let mut r11);
-    row!(a4, [b0 => r4, b1 => r5, b2 => r6, b3 => r7, b4 => r8, b5 => r9, b6 => r10, b7 => r11], let mut r12);
-    row!(a5, [b0 => r5, b1 => r6, b2 => r7, b3 => r8, b4 => r9, b5 => r10, b6 => r11, b7 => r12], let mut r13);
-    row!(a6, [b0 => r6, b1 => r7, b2 => r8, b3 => r9, b4 => r10, b5 => r11, b6 => r12, b7 => r13], let mut r14);
-    row!(a7, [b0 => r7, b1 => r8, b2 => r9, b3 => r10, b4 => r11, b5 => r12, b6 => r13, b7 => r14], let r15);
+fn hi(p: u64) -> u64 {
+    p >> 32
+}
+
+// The product as unnormalized columns: column k is the sum of the low halves of the
+// products a_i b_j with i + j = k and the high halves of those with i + j = k - 1, so that
+// the value is sum(c_k 2^(32k)) with every c_k < 2^37. No carry chain runs through the
+// product (independent additions, which V8 schedules freely); the reduction below is
+// linear, so it takes the columns as they are and one carry pass follows it.
+
+/// The 512-bit product as 16 column sums (64 multiplications).
+#[inline(always)]
+fn mul_wide(a: &[u32; 8], b: &[u32; 8]) -> [u64; 16] {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.map(u64::from);
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p02 = a0 * b2;
+    let p03 = a0 * b3;
+    let p04 = a0 * b4;
+    let p05 = a0 * b5;
+    let p06 = a0 * b6;
+    let p07 = a0 * b7;
+    let p10 = a1 * b0;
+    let p11 = a1 * b1;
+    let p12 = a1 * b2;
+    let p13 = a1 * b3;
+    let p14 = a1 * b4;
+    let p15 = a1 * b5;
+    let p16 = a1 * b6;
+    let p17 = a1 * b7;
+    let p20 = a2 * b0;
+    let p21 = a2 * b1;
+    let p22 = a2 * b2;
+    let p23 = a2 * b3;
+    let p24 = a2 * b4;
+    let p25 = a2 * b5;
+    let p26 = a2 * b6;
+    let p27 = a2 * b7;
+    let p30 = a3 * b0;
+    let p31 = a3 * b1;
+    let p32 = a3 * b2;
+    let p33 = a3 * b3;
+    let p34 = a3 * b4;
+    let p35 = a3 * b5;
+    let p36 = a3 * b6;
+    let p37 = a3 * b7;
+    let p40 = a4 * b0;
+    let p41 = a4 * b1;
+    let p42 = a4 * b2;
+    let p43 = a4 * b3;
+    let p44 = a4 * b4;
+    let p45 = a4 * b5;
+    let p46 = a4 * b6;
+    let p47 = a4 * b7;
+    let p50 = a5 * b0;
+    let p51 = a5 * b1;
+    let p52 = a5 * b2;
+    let p53 = a5 * b3;
+    let p54 = a5 * b4;
+    let p55 = a5 * b5;
+    let p56 = a5 * b6;
+    let p57 = a5 * b7;
+    let p60 = a6 * b0;
+    let p61 = a6 * b1;
+    let p62 = a6 * b2;
+    let p63 = a6 * b3;
+    let p64 = a6 * b4;
+    let p65 = a6 * b5;
+    let p66 = a6 * b6;
+    let p67 = a6 * b7;
+    let p70 = a7 * b0;
+    let p71 = a7 * b1;
+    let p72 = a7 * b2;
+    let p73 = a7 * b3;
+    let p74 = a7 * b4;
+    let p75 = a7 * b5;
+    let p76 = a7 * b6;
+    let p77 = a7 * b7;
     [
-        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15,
+        lo(p00),
+        lo(p01) + lo(p10) + hi(p00),
+        lo(p02) + lo(p11) + lo(p20) + hi(p01) + hi(p10),
+        lo(p03) + lo(p12) + lo(p21) + lo(p30) + hi(p02) + hi(p11) + hi(p20),
+        lo(p04) + lo(p13) + lo(p22) + lo(p31) + lo(p40) + hi(p03) + hi(p12) + hi(p21) + hi(p30),
+        lo(p05)
+            + lo(p14)
+            + lo(p23)
+            + lo(p32)
+            + lo(p41)
+            + lo(p50)
+            + hi(p04)
+            + hi(p13)
+            + hi(p22)
+            + hi(p31)
+            + hi(p40),
+        lo(p06)
+            + lo(p15)
+            + lo(p24)
+            + lo(p33)
+            + lo(p42)
+            + lo(p51)
+            + lo(p60)
+            + hi(p05)
+            + hi(p14)
+            + hi(p23)
+            + hi(p32)
+            + hi(p41)
+            + hi(p50),
+        lo(p07)
+            + lo(p16)
+            + lo(p25)
+            + lo(p34)
+            + lo(p43)
+            + lo(p52)
+            + lo(p61)
+            + lo(p70)
+            + hi(p06)
+            + hi(p15)
+            + hi(p24)
+            + hi(p33)
+            + hi(p42)
+            + hi(p51)
+            + hi(p60),
+        lo(p17)
+            + lo(p26)
+            + lo(p35)
+            + lo(p44)
+            + lo(p53)
+            + lo(p62)
+            + lo(p71)
+            + hi(p07)
+            + hi(p16)
+            + hi(p25)
+            + hi(p34)
+            + hi(p43)
+            + hi(p52)
+            + hi(p61)
+            + hi(p70),
+        lo(p27)
+            + lo(p36)
+            + lo(p45)
+            + lo(p54)
+            + lo(p63)
+            + lo(p72)
+            + hi(p17)
+            + hi(p26)
+            + hi(p35)
+            + hi(p44)
+            + hi(p53)
+            + hi(p62)
+            + hi(p71),
+        lo(p37)
+            + lo(p46)
+            + lo(p55)
+            + lo(p64)
+            + lo(p73)
+            + hi(p27)
+            + hi(p36)
+            + hi(p45)
+            + hi(p54)
+            + hi(p63)
+            + hi(p72),
+        lo(p47) + lo(p56) + lo(p65) + lo(p74) + hi(p37) + hi(p46) + hi(p55) + hi(p64) + hi(p73),
+        lo(p57) + lo(p66) + lo(p75) + hi(p47) + hi(p56) + hi(p65) + hi(p74),
+        lo(p67) + lo(p76) + hi(p57) + hi(p66) + hi(p75),
+        lo(p77) + hi(p67) + hi(p76),
+        hi(p77),
     ]
 }
 
-/// The 512-bit square: 28 cross products doubled plus 8 squares (36 multiplications).
+/// The 512-bit square as 16 column sums: 28 cross products doubled plus 8 squares.
 #[inline(always)]
-fn sqr_wide(a: &[u32; 8]) -> [u32; 16] {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = *a;
-    let (mut r1, mut r2, mut r3, mut r4, mut r5, mut r6, mut r7) =
-        (0u32, 0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
-    row!(a0, [a1 => r1, a2 => r2, a3 => r3, a4 => r4, a5 => r5, a6 => r6, a7 => r7], let mut r8);
-    row!(a1, [a2 => r3, a3 => r4, a4 => r5, a5 => r6, a6 => r7, a7 => r8], let mut r9);
-    row!(a2, [a3 => r5, a4 => r6, a5 => r7, a6 => r8, a7 => r9], let mut r10);
-    row!(a3, [a4 => r7, a5 => r8, a6 => r9, a7 => r10], let mut r11);
-    row!(a4, [a5 => r9, a6 => r10, a7 => r11], let mut r12);
-    row!(a5, [a6 => r11, a7 => r12], let mut r13);
-    row!(a6, [a7 => r13], let mut r14);
-    // Double the cross products (r0 = 0).
-    let mut r15 = r14 >> 31;
-    r14 = (r14 << 1) | (r13 >> 31);
-    r13 = (r13 << 1) | (r12 >> 31);
-    r12 = (r12 << 1) | (r11 >> 31);
-    r11 = (r11 << 1) | (r10 >> 31);
-    r10 = (r10 << 1) | (r9 >> 31);
-    r9 = (r9 << 1) | (r8 >> 31);
-    r8 = (r8 << 1) | (r7 >> 31);
-    r7 = (r7 << 1) | (r6 >> 31);
-    r6 = (r6 << 1) | (r5 >> 31);
-    r5 = (r5 << 1) | (r4 >> 31);
-    r4 = (r4 << 1) | (r3 >> 31);
-    r3 = (r3 << 1) | (r2 >> 31);
-    r2 = (r2 << 1) | (r1 >> 31);
-    r1 <<= 1;
-    let mut r0 = 0u32;
-    // Add the squares a_i^2 at word 2i.
-    let mut c: u64 = 0;
-    macro_rules! diag {
-        ($a:ident, $lo:ident, $hi:ident) => {
-            let sq = u64::from($a) * u64::from($a);
-            let t = u64::from($lo) + (sq & 0xffff_ffff) + c;
-            $lo = t as u32;
-            let t = u64::from($hi) + (sq >> 32) + (t >> 32);
-            $hi = t as u32;
-            c = t >> 32;
-        };
-    }
-    diag!(a0, r0, r1);
-    diag!(a1, r2, r3);
-    diag!(a2, r4, r5);
-    diag!(a3, r6, r7);
-    diag!(a4, r8, r9);
-    diag!(a5, r10, r11);
-    diag!(a6, r12, r13);
-    diag!(a7, r14, r15);
-    let _ = c; // zero: a^2 < 2^512
+fn sqr_wide(a: &[u32; 8]) -> [u64; 16] {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
+    let p00 = a0 * a0;
+    let p01 = a0 * a1;
+    let p02 = a0 * a2;
+    let p03 = a0 * a3;
+    let p04 = a0 * a4;
+    let p05 = a0 * a5;
+    let p06 = a0 * a6;
+    let p07 = a0 * a7;
+    let p11 = a1 * a1;
+    let p12 = a1 * a2;
+    let p13 = a1 * a3;
+    let p14 = a1 * a4;
+    let p15 = a1 * a5;
+    let p16 = a1 * a6;
+    let p17 = a1 * a7;
+    let p22 = a2 * a2;
+    let p23 = a2 * a3;
+    let p24 = a2 * a4;
+    let p25 = a2 * a5;
+    let p26 = a2 * a6;
+    let p27 = a2 * a7;
+    let p33 = a3 * a3;
+    let p34 = a3 * a4;
+    let p35 = a3 * a5;
+    let p36 = a3 * a6;
+    let p37 = a3 * a7;
+    let p44 = a4 * a4;
+    let p45 = a4 * a5;
+    let p46 = a4 * a6;
+    let p47 = a4 * a7;
+    let p55 = a5 * a5;
+    let p56 = a5 * a6;
+    let p57 = a5 * a7;
+    let p66 = a6 * a6;
+    let p67 = a6 * a7;
+    let p77 = a7 * a7;
     [
-        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15,
+        lo(p00),
+        2 * (lo(p01)) + hi(p00),
+        2 * (lo(p02) + hi(p01)) + lo(p11),
+        2 * (lo(p03) + lo(p12) + hi(p02)) + hi(p11),
+        2 * (lo(p04) + lo(p13) + hi(p03) + hi(p12)) + lo(p22),
+        2 * (lo(p05) + lo(p14) + lo(p23) + hi(p04) + hi(p13)) + hi(p22),
+        2 * (lo(p06) + lo(p15) + lo(p24) + hi(p05) + hi(p14) + hi(p23)) + lo(p33),
+        2 * (lo(p07) + lo(p16) + lo(p25) + lo(p34) + hi(p06) + hi(p15) + hi(p24)) + hi(p33),
+        2 * (lo(p17) + lo(p26) + lo(p35) + hi(p07) + hi(p16) + hi(p25) + hi(p34)) + lo(p44),
+        2 * (lo(p27) + lo(p36) + lo(p45) + hi(p17) + hi(p26) + hi(p35)) + hi(p44),
+        2 * (lo(p37) + lo(p46) + hi(p27) + hi(p36) + hi(p45)) + lo(p55),
+        2 * (lo(p47) + lo(p56) + hi(p37) + hi(p46)) + hi(p55),
+        2 * (lo(p57) + hi(p47) + hi(p56)) + lo(p66),
+        2 * (lo(p67) + hi(p57)) + hi(p66),
+        2 * (hi(p67)) + lo(p77),
+        hi(p77),
     ]
 }
 
@@ -280,10 +417,14 @@ fn propagate(w: [i64; 8]) -> ([u32; 8], i64) {
     ([r0, r1, r2, r3, r4, r5, r6, r7], t >> 32)
 }
 
-/// Reduces a 512-bit value mod p (FIPS 186-4 D.2.3).
+/// Reduces sum(c_k 2^(32k)) mod p, for columns c_k < 2^37 (FIPS 186-4 D.2.3, applied to
+/// unnormalized words: the identity is linear). Every word sum stays below 2^41 in
+/// magnitude.
 #[inline(always)]
-fn reduce(c: [u32; 16]) -> Fe {
-    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] = c.map(i64::from);
+fn reduce(c: [u64; 16]) -> Fe {
+    // Each column is below 2^37, so the conversion to i64 is exact.
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] =
+        c.map(|w| w as i64);
     // s1 + 2 s2 + 2 s3 + s4 + s5 - s6 - s7 - s8 - s9, word by word.
     let w0 = c0 + c8 + c9 - c11 - c12 - c13 - c14;
     let w1 = c1 + c9 + c10 - c12 - c13 - c14 - c15;
@@ -297,9 +438,9 @@ fn reduce(c: [u32; 16]) -> Fe {
     finish(r, top)
 }
 
-/// r + top * 2^256 (|top| small) to a reduced element, using
+/// r + top * 2^256 (|top| < 2^12 from `reduce`) to a reduced element, using
 /// 2^256 = 2^224 - 2^192 - 2^96 + 1 (mod p). Each pass keeps the value mod p and shrinks
-/// |top|: from |top| <= 8 one pass leaves top in {-1, 0, 1}, a second leaves 0.
+/// |top|: from |top| < 2^31 one pass leaves top in {-1, 0, 1}, a second leaves 0.
 #[inline(always)]
 fn finish(r: [u32; 8], top: i64) -> Fe {
     let (mut r, mut top) = (r, top);
@@ -321,6 +462,21 @@ pub(super) fn mul(a: &Fe, b: &Fe) -> Fe {
 
 pub(super) fn sqr(a: &Fe) -> Fe {
     reduce(sqr_wide(&a.0))
+}
+
+/// a^-1 = a^(p-2) (a nonzero), square-and-multiply: used once per prepared key.
+pub(super) fn invert(a: &Fe) -> Fe {
+    let (p_minus_2, _) = sub_raw(&P, &[2, 0, 0, 0, 0, 0, 0, 0]);
+    let mut acc = ONE;
+    for limb in p_minus_2.iter().rev() {
+        for bit in (0..32).rev() {
+            acc = sqr(&acc);
+            if (limb >> bit) & 1 == 1 {
+                acc = mul(&acc, a);
+            }
+        }
+    }
+    acc
 }
 
 #[cfg(test)]
@@ -383,6 +539,9 @@ mod tests {
             prop_assert_eq!(m, mul_slow(&a, &b));
             prop_assert_eq!(sqr(&a), mul_slow(&a, &a));
             prop_assert_eq!(sub(&add(&a, &b), &b), a);
+            if !a.is_zero() {
+                prop_assert_eq!(mul(&invert(&a), &a), ONE);
+            }
         }
     }
 }

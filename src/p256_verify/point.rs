@@ -7,9 +7,13 @@
 //! Interleaved wNAF (Shamir's trick): one chain of 256 doublings shared by both scalars,
 //! with a width-8 wNAF over the constant affine table of odd multiples of G (g_table.rs)
 //! and a width-5 wNAF over odd multiples of Q computed per call.
+//!
+//! A prepared key (`QTables`, computed once per key) also holds affine odd multiples of
+//! 2^64 Q, 2^128 Q and 2^192 Q; with the matching constant tables of G, both scalars are
+//! split into four 64-bit quarters and the shared doubling chain is 64 long instead of 256.
 
-use super::field::{add, dbl, mul, neg, sqr, sub, Fe, B, ONE, ZERO};
-use super::g_table::{G_TABLE, G_WNAF_WIDTH};
+use super::field::{add, dbl, invert, mul, neg, sqr, sub, Fe, B, ONE, ZERO};
+use super::g_table::{G_SPLIT_TABLES, G_SPLIT_WNAF_WIDTH, G_TABLE, G_WNAF_WIDTH};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Affine {
@@ -30,6 +34,9 @@ const Q_TABLE_LEN: usize = 1 << (Q_WNAF_WIDTH - 2);
 
 /// Most digits a width-w NAF of a 256-bit scalar can have.
 const NAF_LEN: usize = 257;
+
+/// Most digits a width-w NAF of a 64-bit scalar can have.
+const QUARTER_NAF_LEN: usize = 65;
 
 const INFINITY: Jacobian = Jacobian {
     x: ONE,
@@ -158,10 +165,11 @@ impl Jacobian {
     }
 }
 
-/// The width-`w` NAF of a scalar < 2^256, least significant digit first: every nonzero
-/// digit is odd with |d| < 2^(w-1), and any w consecutive digits hold at most one nonzero.
-fn wnaf(scalar: &[u32; 8], w: u32) -> [i8; NAF_LEN] {
-    let mut out = [0i8; NAF_LEN];
+/// The width-`w` NAF of a scalar, least significant digit first: every nonzero digit is
+/// odd with |d| < 2^(w-1), and any w consecutive digits hold at most one nonzero. `L` must
+/// be at least the scalar's bit length + 1 (257 for any 256-bit scalar, 65 for a 64-bit one).
+fn wnaf<const L: usize>(scalar: &[u32; 8], w: u32) -> [i8; L] {
+    let mut out = [0i8; L];
     // One spare limb: k + 2^(w-1) may carry past 2^256 for k close to 2^256.
     let mut k = [0u32; 9];
     for (dst, src) in k.iter_mut().zip(scalar.iter()) {
@@ -215,8 +223,8 @@ pub(super) fn mul_g_plus_q(u1: &[u32; 8], u2: &[u32; 8], q: &Affine) -> Jacobian
         *slot = prev;
     }
 
-    let naf_g = wnaf(u1, G_WNAF_WIDTH);
-    let naf_q = wnaf(u2, Q_WNAF_WIDTH);
+    let naf_g: [i8; NAF_LEN] = wnaf(u1, G_WNAF_WIDTH);
+    let naf_q: [i8; NAF_LEN] = wnaf(u2, Q_WNAF_WIDTH);
     let mut acc = INFINITY;
     for (&dg, &dq) in naf_g.iter().zip(naf_q.iter()).rev() {
         acc = acc.double();
@@ -242,6 +250,95 @@ pub(super) fn mul_g_plus_q(u1: &[u32; 8], u2: &[u32; 8], q: &Affine) -> Jacobian
         }
     }
     acc
+}
+
+/// Per-key tables: `0[j][i]` is (2i+1) 2^(64j) Q, affine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct QTables([[Affine; Q_TABLE_LEN]; 4]);
+
+impl QTables {
+    /// 192 doublings, 32 additions and one inversion (Montgomery's batch trick): about the
+    /// cost of one unprepared verification.
+    pub(super) fn new(q: &Affine) -> QTables {
+        let mut jac = [INFINITY; 4 * Q_TABLE_LEN];
+        let mut base = q.to_jacobian();
+        for (j, table) in jac.chunks_exact_mut(Q_TABLE_LEN).enumerate() {
+            if j > 0 {
+                for _ in 0..64 {
+                    base = base.double();
+                }
+            }
+            let twice = base.double();
+            let mut prev = base;
+            for (i, slot) in table.iter_mut().enumerate() {
+                if i > 0 {
+                    prev = prev.add(&twice);
+                }
+                *slot = prev;
+            }
+        }
+        // No entry is infinity: k 2^(64j) with odd k < 16 is never a multiple of the
+        // prime order n. Batch inversion of the 32 Z coordinates.
+        let mut prefix = [ONE; 4 * Q_TABLE_LEN];
+        let mut running = ONE;
+        for (slot, p) in prefix.iter_mut().zip(jac.iter()) {
+            *slot = running; // product of the Z before this one
+            running = mul(&running, &p.z);
+        }
+        let mut inv = invert(&running); // 1 / (product of all Z)
+        let mut flat = [Affine { x: ZERO, y: ZERO }; 4 * Q_TABLE_LEN];
+        for ((target, p), before) in flat.iter_mut().zip(jac.iter()).zip(prefix.iter()).rev() {
+            let z_inv = mul(&inv, before);
+            inv = mul(&inv, &p.z); // now 1 / (product of the Z before this one)
+            let z_inv2 = sqr(&z_inv);
+            *target = Affine {
+                x: mul(&p.x, &z_inv2),
+                y: mul(&p.y, &mul(&z_inv2, &z_inv)),
+            };
+        }
+        let mut out = [[Affine { x: ZERO, y: ZERO }; Q_TABLE_LEN]; 4];
+        for (dst, src) in out.iter_mut().flatten().zip(flat.iter()) {
+            *dst = *src;
+        }
+        QTables(out)
+    }
+}
+
+/// The four 64-bit quarters of a scalar, each as a scalar of its own.
+fn quarters(s: &[u32; 8]) -> [[u32; 8]; 4] {
+    let mut out = [[0u32; 8]; 4];
+    for (quarter, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        for (dst, src) in quarter.iter_mut().zip(pair.iter()) {
+            *dst = *src;
+        }
+    }
+    out
+}
+
+/// u1*G + u2*Q with a prepared key: eight interleaved wNAF streams over 64-bit quarters.
+pub(super) fn mul_g_plus_q_prepared(u1: &[u32; 8], u2: &[u32; 8], q: &QTables) -> Jacobian {
+    let naf_g: [[i8; QUARTER_NAF_LEN]; 4] = quarters(u1).map(|s| wnaf(&s, G_SPLIT_WNAF_WIDTH));
+    let naf_q: [[i8; QUARTER_NAF_LEN]; 4] = quarters(u2).map(|s| wnaf(&s, Q_WNAF_WIDTH));
+    let mut acc = INFINITY;
+    for pos in (0..QUARTER_NAF_LEN).rev() {
+        acc = acc.double();
+        for (naf, table) in naf_q.iter().zip(q.0.iter()) {
+            acc = add_digit(&acc, naf.get(pos).copied().unwrap_or(0), table);
+        }
+        for (naf, table) in naf_g.iter().zip(G_SPLIT_TABLES.iter()) {
+            acc = add_digit(&acc, naf.get(pos).copied().unwrap_or(0), table);
+        }
+    }
+    acc
+}
+
+/// acc + d P for a wNAF digit d over a table of odd multiples of P.
+fn add_digit(acc: &Jacobian, digit: i8, table: &[Affine]) -> Jacobian {
+    match table.get(usize::from(digit.unsigned_abs() / 2)) {
+        Some(p) if digit > 0 => acc.add_affine(p),
+        Some(p) if digit < 0 => acc.add_affine(&p.neg()),
+        _ => *acc,
+    }
 }
 
 #[cfg(test)]
@@ -316,7 +413,7 @@ mod tests {
         ];
         for s in scalars {
             for w in [2, 5, 8] {
-                let naf = wnaf(&s, w);
+                let naf: [i8; NAF_LEN] = wnaf(&s, w);
                 // Rebuild as a 9-limb signed accumulation.
                 let mut acc = [0i128; 9];
                 for (i, &d) in naf.iter().enumerate() {
@@ -336,6 +433,74 @@ mod tests {
                 assert_eq!(carry, 0);
                 assert_eq!(&limbs[..8], &s[..], "w {w}");
                 assert_eq!(limbs[8], 0);
+            }
+        }
+    }
+
+    #[test]
+    fn split_g_tables_are_odd_multiples() {
+        let mut base = G_TABLE[0].to_jacobian();
+        for (j, table) in G_SPLIT_TABLES.iter().enumerate() {
+            if j > 0 {
+                for _ in 0..64 {
+                    base = base.double();
+                }
+            }
+            let twice = base.double();
+            let mut acc = base;
+            for (i, entry) in table.iter().enumerate() {
+                assert_eq!(to_affine(&acc), *entry, "table {j} entry {i}");
+                acc = acc.add(&twice);
+            }
+        }
+    }
+
+    #[test]
+    fn prepared_matches_unprepared() {
+        let q = to_affine(&G_TABLE[5].to_jacobian().add_affine(&G_TABLE[40]).double());
+        let tables = QTables::new(&q);
+        let scalars: [[u32; 8]; 5] = [
+            [0; 8],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            [
+                0xfc63_2550,
+                0xf3b9_cac2,
+                0xa717_9e84,
+                0xbce6_faad,
+                0xffff_ffff,
+                0xffff_ffff,
+                0,
+                0xffff_ffff,
+            ],
+            [
+                0xffff_ffff,
+                0xffff_ffff,
+                0,
+                0x8000_0000,
+                0xffff_ffff,
+                0,
+                0xdead_beef,
+                0x7fff_ffff,
+            ],
+            [
+                0x1234_5678,
+                0x9abc_def0,
+                0x0fed_cba9,
+                0x8765_4321,
+                1,
+                2,
+                3,
+                4,
+            ],
+        ];
+        for u1 in &scalars {
+            for u2 in &scalars {
+                let a = mul_g_plus_q(u1, u2, &q);
+                let b = mul_g_plus_q_prepared(u1, u2, &tables);
+                assert_eq!(a.is_infinity(), b.is_infinity());
+                if !a.is_infinity() {
+                    assert_eq!(to_affine(&a), to_affine(&b), "{u1:x?} {u2:x?}");
+                }
             }
         }
     }
