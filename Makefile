@@ -165,4 +165,4 @@ bench: setup setup-envoy setup-bench wasm wasm-floor bench-native
 # Native `decide` (criterion) and per-algorithm signature verification natively and under
 # Node's V8 (the wasm32-wasip1 release build): target/bench/native.json.
 bench-native: setup
-	@CARGO=$(CARGO) bash scripts/bench-native.sh
+	@CARGO=$(CARGO) WASM_OPT="$(WASM_OPT)" bash scripts/bench-native.sh

@@ -8,19 +8,20 @@
 #      target/criterion/<group>/<alg>/new/estimates.json.
 #   2. host-tests/verify-bench: signature verification per algorithm through the filter's
 #      code path (engine::verify_signature with crypto::RING), built with the release
-#      profile natively and for wasm32-wasip1 (the profile of dist/agentgate.wasm), the
-#      wasm build run under Node's WASI (V8, the stand-in for Envoy's V8).
+#      profile natively and for wasm32-wasip1, the wasm build optimized by wasm-opt as
+#      `make wasm` does for dist/agentgate.wasm and run under Node's WASI (V8, the
+#      stand-in for Envoy's V8).
 #
 # Output shape:
 #   {"decision": {"cached": {"ES256": {"median_us": N}}, "cached_chain3": {...},
 #                 "cold": {ALG: {"median_us": N}, ...}, "cold_chain3": {...}},
 #    "verify": {ALG: {"native_us": N, "v8_us": N, "v8_over_native": N,
 #                     "native_min_us": N, "v8_min_us": N}, ...},
-#    "profile": "<release opt-level>"}
+#    "profile": "<release opt-level>", "wasm_opt": "<the wasm-opt command, or null>"}
 #
 # Knobs (environment): BENCH_WARMUP_S (1), BENCH_MEASUREMENT_S (2) for criterion;
 # VERIFY_BENCH_ROUNDS (11), VERIFY_BENCH_ROUND_MS (100), VERIFY_BENCH_WARMUP_MS (200) for
-# verify-bench; CARGO (cargo). Extra cargo arguments for every build (e.g.
+# verify-bench; CARGO (cargo); WASM_OPT (the Makefile's). Extra cargo arguments for every build (e.g.
 # `--config profile.release.package.ring.opt-level=3` for an experiment) go in
 # BENCH_CARGO_ARGS; they are recorded in native.json as "cargo_args".
 # Takes about a minute and a half once built; the first build adds 3–4 minutes.
@@ -31,6 +32,9 @@ CARGO=${CARGO:-cargo}
 WARMUP_S=${BENCH_WARMUP_S:-1}
 MEASUREMENT_S=${BENCH_MEASUREMENT_S:-2}
 read -r -a CARGO_ARGS <<<"${BENCH_CARGO_ARGS:-}"
+# What `make wasm` runs on dist/agentgate.wasm after rustc (the Makefile passes its
+# WASM_OPT; this default is the same command); empty: no wasm-opt.
+WASM_OPT=${WASM_OPT-wasm-opt -O2 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals --enable-reference-types --enable-multivalue}
 OUT=target/bench
 mkdir -p "$OUT"
 
@@ -47,13 +51,22 @@ echo "== signature verification, native (release)"
 "$CARGO" "${CARGO_ARGS[@]}" build --release -p agentgate-verify-bench
 target/release/verify-bench >"$OUT/verify-native.json"
 
-echo "== signature verification, wasm32-wasip1 (release) under Node's V8"
+echo "== signature verification, wasm32-wasip1 (release, then wasm-opt as dist/) under Node's V8"
 CC_wasm32_wasip1=clang AR_wasm32_wasip1=llvm-ar \
     "$CARGO" "${CARGO_ARGS[@]}" build --release -p agentgate-verify-bench --target wasm32-wasip1
-node --no-warnings host-tests/verify-bench/run-v8.mjs \
-    target/wasm32-wasip1/release/verify-bench.wasm >"$OUT/verify-v8.json"
+WASM=target/wasm32-wasip1/release/verify-bench.wasm
+read -r -a WASM_OPT_CMD <<<"$WASM_OPT"
+if [ "${#WASM_OPT_CMD[@]}" -gt 0 ] && command -v "${WASM_OPT_CMD[0]}" >/dev/null; then
+    "${WASM_OPT_CMD[@]}" "$WASM" -o "$OUT/verify-bench.opt.wasm"
+    WASM=$OUT/verify-bench.opt.wasm
+else
+    echo "bench-native: warning: \`${WASM_OPT_CMD[0]:-wasm-opt}\` not found (make setup installs it);" \
+         "V8 runs the module as rustc wrote it" >&2
+    WASM_OPT=
+fi
+node --no-warnings host-tests/verify-bench/run-v8.mjs "$WASM" >"$OUT/verify-v8.json"
 
-BENCH_CARGO_ARGS="${BENCH_CARGO_ARGS:-}" python3 - "$OUT" <<'PY'
+BENCH_CARGO_ARGS="${BENCH_CARGO_ARGS:-}" WASM_OPT="$WASM_OPT" python3 - "$OUT" <<'PY'
 import json, os, pathlib, sys, tomllib
 
 out = pathlib.Path(sys.argv[1])
@@ -101,7 +114,8 @@ manifest = tomllib.loads(pathlib.Path("Cargo.toml").read_text())
 release = manifest.get("profile", {}).get("release", {})
 profile = str(os.environ.get("CARGO_PROFILE_RELEASE_OPT_LEVEL", release.get("opt-level", 3)))
 
-result = {"decision": decision, "verify": verify, "profile": profile}
+result = {"decision": decision, "verify": verify, "profile": profile,
+          "wasm_opt": os.environ.get("WASM_OPT") or None}
 if os.environ.get("BENCH_CARGO_ARGS"):
     result["cargo_args"] = os.environ["BENCH_CARGO_ARGS"]
 (out / "native.json").write_text(json.dumps(result, indent=2) + "\n")
