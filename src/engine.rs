@@ -306,14 +306,7 @@ fn evaluate<'p>(
     check_binding(policy, claims, request, &mut audit.binding)?;
 
     // 8. rule requirements
-    check_requirements(
-        policy,
-        rule,
-        claims,
-        &effective,
-        now,
-        provider.clock_skew_s,
-    )?;
+    check_requirements(policy, rule, claims, &effective, now, provider.clock_skew_s)?;
 
     let mut headers = vec![("x-agent-subject".to_owned(), claims.sub.clone())];
     if let Some(profile) = &claims.sub_profile {
