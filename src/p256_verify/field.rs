@@ -128,6 +128,7 @@ impl Fe {
     }
 }
 
+#[inline(always)]
 pub(super) fn add(a: &Fe, b: &Fe) -> Fe {
     let (s, carry) = add_raw(&a.0, &b.0);
     let (d, borrow) = sub_raw(&s, &P);
@@ -139,6 +140,7 @@ pub(super) fn add(a: &Fe, b: &Fe) -> Fe {
     }
 }
 
+#[inline(always)]
 pub(super) fn sub(a: &Fe, b: &Fe) -> Fe {
     let (d, borrow) = sub_raw(&a.0, &b.0);
     if borrow == 1 {
@@ -148,6 +150,7 @@ pub(super) fn sub(a: &Fe, b: &Fe) -> Fe {
     }
 }
 
+#[inline(always)]
 pub(super) fn neg(a: &Fe) -> Fe {
     sub(&ZERO, a)
 }
@@ -155,6 +158,21 @@ pub(super) fn neg(a: &Fe) -> Fe {
 #[inline(always)]
 pub(super) fn dbl(a: &Fe) -> Fe {
     add(a, a)
+}
+
+#[inline(always)]
+fn widen(a: &[u32; 8]) -> [u64; 8] {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = *a;
+    [
+        u64::from(a0),
+        u64::from(a1),
+        u64::from(a2),
+        u64::from(a3),
+        u64::from(a4),
+        u64::from(a5),
+        u64::from(a6),
+        u64::from(a7),
+    ]
 }
 
 #[inline(always)]
@@ -176,8 +194,8 @@ fn hi(p: u64) -> u64 {
 /// The 512-bit product as 16 column sums (64 multiplications).
 #[inline(always)]
 fn mul_wide(a: &[u32; 8], b: &[u32; 8]) -> [u64; 16] {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
-    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.map(u64::from);
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = widen(a);
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = widen(b);
     let p00 = a0 * b0;
     let p01 = a0 * b1;
     let p02 = a0 * b2;
@@ -337,7 +355,7 @@ fn mul_wide(a: &[u32; 8], b: &[u32; 8]) -> [u64; 16] {
 /// The 512-bit square as 16 column sums: 28 cross products doubled plus 8 squares.
 #[inline(always)]
 fn sqr_wide(a: &[u32; 8]) -> [u64; 16] {
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.map(u64::from);
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = widen(a);
     let p00 = a0 * a0;
     let p01 = a0 * a1;
     let p02 = a0 * a2;
@@ -422,9 +440,16 @@ fn propagate(w: [i64; 8]) -> ([u32; 8], i64) {
 /// magnitude.
 #[inline(always)]
 fn reduce(c: [u64; 16]) -> Fe {
-    // Each column is below 2^37, so the conversion to i64 is exact.
-    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] =
-        c.map(|w| w as i64);
+    // Each column is below 2^37, so the conversions to i64 are exact. (No `array::map`
+    // here or below: at opt-level "s" it stays a loop through memory.)
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] = c;
+    let (c0, c1, c2, c3, c4, c5, c6, c7) = (
+        c0 as i64, c1 as i64, c2 as i64, c3 as i64, c4 as i64, c5 as i64, c6 as i64, c7 as i64,
+    );
+    let (c8, c9, c10, c11, c12, c13, c14, c15) = (
+        c8 as i64, c9 as i64, c10 as i64, c11 as i64, c12 as i64, c13 as i64, c14 as i64,
+        c15 as i64,
+    );
     // s1 + 2 s2 + 2 s3 + s4 + s5 - s6 - s7 - s8 - s9, word by word.
     let w0 = c0 + c8 + c9 - c11 - c12 - c13 - c14;
     let w1 = c1 + c9 + c10 - c12 - c13 - c14 - c15;
@@ -445,8 +470,17 @@ fn reduce(c: [u64; 16]) -> Fe {
 fn finish(r: [u32; 8], top: i64) -> Fe {
     let (mut r, mut top) = (r, top);
     while top != 0 {
-        let [r0, r1, r2, r3, r4, r5, r6, r7] = r.map(i64::from);
-        (r, top) = propagate([r0 + top, r1, r2, r3 - top, r4, r5, r6 - top, r7 + top]);
+        let [r0, r1, r2, r3, r4, r5, r6, r7] = r;
+        (r, top) = propagate([
+            i64::from(r0) + top,
+            i64::from(r1),
+            i64::from(r2),
+            i64::from(r3) - top,
+            i64::from(r4),
+            i64::from(r5),
+            i64::from(r6) - top,
+            i64::from(r7) + top,
+        ]);
     }
     let (d, borrow) = sub_raw(&r, &P);
     if borrow == 0 {
