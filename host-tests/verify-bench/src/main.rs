@@ -144,6 +144,86 @@ fn bench(
     Ok((med, shown, n))
 }
 
+/// As `bench`, for any verification closure (the `p256_verify` rows).
+fn bench_fn(
+    mut verify: impl FnMut() -> Result<(), String>,
+    settings: &Settings,
+) -> Result<(f64, Vec<f64>, u64), String> {
+    verify()?;
+    let mut warm_n = 0u64;
+    let warm_start = Instant::now();
+    while warm_start.elapsed() < settings.warmup || warm_n < 10 {
+        verify()?;
+        warm_n += 1;
+    }
+    let per_op = warm_start.elapsed().as_secs_f64() / warm_n as f64;
+    let n = ((settings.round.as_secs_f64() / per_op.max(1e-9)) as u64).max(10);
+    let mut rounds = Vec::with_capacity(settings.rounds);
+    for _ in 0..settings.rounds {
+        let start = Instant::now();
+        for _ in 0..n {
+            verify()?;
+        }
+        rounds.push(micros_per_op(start.elapsed(), n));
+    }
+    let shown = rounds.clone();
+    let med = median(&mut rounds).ok_or("no rounds")?;
+    Ok((med, shown, n))
+}
+
+/// Rows `ES256-wasm32` and `ES256-wasm32-prepared`: `agentgate::p256_verify` (the issue 5
+/// exploration, NOT the filter's path) on an ES256 token of the same key: the key from the
+/// JWK's x/y, parsed once; `-prepared` with its per-key tables.
+fn p256_verify_rows(
+    key: &SigningKey,
+    rng: &SystemRandom,
+    settings: &Settings,
+    out: &mut Map<String, Value>,
+) -> Result<(), String> {
+    use agentgate::p256_verify::PublicKey;
+    let token = key
+        .mint(Alg::ES256, &claims(), None, rng)
+        .map_err(|e| format!("mint ES256: {e}"))?;
+    let jws = token::split(&token).map_err(|e| format!("ES256: {}", e.describe()))?;
+    let jwk = key.public_jwk();
+    let coordinate = |name: &str| {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .and_then(agentgate::b64::decode)
+            .ok_or_else(|| format!("ES256 JWK: no `{name}`"))
+    };
+    let public = PublicKey::from_coordinates(&coordinate("x")?, &coordinate("y")?)
+        .map_err(|e| format!("ES256 JWK: {e:?}"))?;
+    let prepared = public.prepare();
+    let message = jws.signing_input.as_bytes();
+    let plain = || {
+        public
+            .verify(black_box(message), black_box(&jws.signature))
+            .map_err(|e| format!("ES256-wasm32: {e:?}"))
+    };
+    let with_tables = || {
+        prepared
+            .verify(black_box(message), black_box(&jws.signature))
+            .map_err(|e| format!("ES256-wasm32-prepared: {e:?}"))
+    };
+    for (name, result) in [
+        ("ES256-wasm32", bench_fn(plain, settings)?),
+        ("ES256-wasm32-prepared", bench_fn(with_tables, settings)?),
+    ] {
+        let (us, rounds, n) = result;
+        let min = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+        eprintln!(
+            "{name} median {us:.2} µs/verify ({} rounds of {n})",
+            rounds.len()
+        );
+        out.insert(
+            name.to_owned(),
+            json!({ "us": round3(us), "min_us": round3(min) }),
+        );
+    }
+    Ok(())
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -189,6 +269,9 @@ fn main_result() -> Result<(), String> {
             alg.name().to_owned(),
             json!({ "us": round3(us), "min_us": round3(min) }),
         );
+    }
+    if let Some((_, key)) = signers.iter().find(|(n, _)| *n == "es256-a") {
+        p256_verify_rows(key, &rng, &settings, &mut out)?;
     }
     println!("{}", Value::Object(out));
     Ok(())
