@@ -548,7 +548,11 @@ fn verify_with_candidates(
     let jwt_alg = alg.to_jsonwebtoken();
     candidates
         .iter()
-        .find(|k| crypto::verify_with(crypto, jwt_alg, &k.decoding, message, &jws.signature))
+        .find(|k| match (&k.es256, alg) {
+            // crypto::OWN_ES256 (wasm builds): the key's prepared P-256 tables.
+            (Some(prepared), Alg::ES256) => prepared.verify(message, &jws.signature).is_ok(),
+            _ => crypto::verify_with(crypto, jwt_alg, &k.decoding, message, &jws.signature),
+        })
         .map(|k| k.fingerprint)
 }
 

@@ -12,9 +12,11 @@
 use crate::alg::{Alg, AlgName};
 use crate::b64;
 use crate::limits::{MAX_JWKS_BYTES, MAX_JWKS_KEYS};
+use crate::p256_verify::{PreparedKey, PublicKey as P256PublicKey};
 use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 
 /// Where a JWKS came from: `oct` (shared-secret) keys are only accepted from configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,11 @@ pub struct VerificationKey {
     /// key gives the same fingerprint in every fetch of a JWKS, so a cached verification
     /// can tell whether the key that verified it is still published.
     pub fingerprint: [u8; 32],
+    /// A P-256 key prepared for agentgate's own ES256 verifier (`crypto::OWN_ES256`: wasm
+    /// builds), its tables computed once here rather than per verification. `None`
+    /// natively, for every other key, and for a point not on the curve (ring then
+    /// refuses every signature, as before).
+    pub es256: Option<Arc<PreparedKey>>,
 }
 
 impl fmt::Debug for VerificationKey {
@@ -376,6 +383,7 @@ fn parse_key(
         problem: MemberProblem::Missing,
     })?;
     let kid = string_member(index, jwk, "kid")?.map(str::to_owned);
+    let mut es256 = None;
     let usage = string_member(index, jwk, "use")?;
     if usage.is_some_and(|u| u != "sig") {
         return Ok(Parsed::Skipped(SkipReason::NotForSignatures));
@@ -476,6 +484,11 @@ fn parse_key(
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
+            if crate::crypto::OWN_ES256 && curve == Curve::P256 {
+                es256 = P256PublicKey::from_sec1(&point)
+                    .ok()
+                    .map(|k| Arc::new(k.prepare()));
+            }
             (KeyKind::Ec(curve), DecodingKey::from_ec_der(&point))
         }
         "OKP" => {
@@ -543,6 +556,7 @@ fn parse_key(
         kind,
         decoding,
         fingerprint,
+        es256,
     };
     if let Some(alg) = alg {
         if !key.fits(alg) {

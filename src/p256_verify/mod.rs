@@ -1,9 +1,9 @@
-//! EXPLORATION (issue 5), not used by verification: verify-only ECDSA P-256 / SHA-256
-//! written for wasm32, to measure how far it can take ES256 in V8 against ring 0.17
-//! (whose wasm build runs portable 32-bit fiat-crypto C, constant time). Every signature
-//! agentgate accepts is still verified by ring (`crypto`); whether this replaces it for
-//! ES256 is the lead's decision, and only with every Wycheproof vector passing
-//! (`tests/p256_verify.rs`).
+//! Verify-only ECDSA P-256 / SHA-256 written for wasm32: agentgate's ES256 verifier in
+//! wasm builds (`crypto::OWN_ES256`), where ring 0.17 runs portable 32-bit fiat-crypto C
+//! and costs 3.5× (6× with a prepared key) more in V8 (bench/README.md). Natively ring
+//! verifies, as for every other algorithm. It passes every Wycheproof P-256 vector and
+//! agrees with ring on every differential test (`tests/p256_verify.rs`); the Envoy and
+//! browser corpus runs compare its decisions with the native CLI's (ring) case by case.
 //!
 //! Variable time throughout: verification handles only public data (key, message,
 //! signature). Pure Rust, no `unsafe`, no panics; no allocation except a prepared key's tables.

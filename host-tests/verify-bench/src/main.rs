@@ -1,8 +1,9 @@
 //! Signature verification per algorithm, through the filter's own code path:
 //! `agentgate::engine::verify_signature` with `agentgate::crypto::RING` (the `alg`
-//! allowlist, the `kid` lookup in the provider's key set, the key/`alg` fit, then ring's
-//! verify through jsonwebtoken's `CryptoProvider`, exactly what `decide` runs without a
-//! cache hit). The token is split once outside the loop (`decide` parses it separately);
+//! allowlist, the `kid` lookup in the provider's key set, the key/`alg` fit, then the
+//! signature — ring through jsonwebtoken's `CryptoProvider`, or in a wasm build for ES256
+//! agentgate's own P-256 (`crypto::OWN_ES256`) — exactly what `decide` runs without a
+//! cache hit). Row `ES256-ring` times ring's ES256 alone, for comparison. The token is split once outside the loop (`decide` parses it separately);
 //! only the verification is timed.
 //!
 //! For each of ES256, ES384, RS256, PS256 and EdDSA: mint a token with the corpus test
@@ -171,56 +172,46 @@ fn bench_fn(
     Ok((med, shown, n))
 }
 
-/// Rows `ES256-wasm32` and `ES256-wasm32-prepared`: `agentgate::p256_verify` (the issue 5
-/// exploration, NOT the filter's path) on an ES256 token of the same key: the key from the
-/// JWK's x/y, parsed once; `-prepared` with its per-key tables.
-fn p256_verify_rows(
+/// Row `ES256-ring`: ring's ES256 verify (through jsonwebtoken's `CryptoProvider`, as the
+/// filter verified ES256 before `crypto::OWN_ES256`) on a token of the same key: in a
+/// wasm build the `ES256` row is agentgate's own P-256, and this row is what it replaced.
+fn ring_es256_row(
     key: &SigningKey,
     rng: &SystemRandom,
     settings: &Settings,
     out: &mut Map<String, Value>,
 ) -> Result<(), String> {
-    use agentgate::p256_verify::PublicKey;
     let token = key
         .mint(Alg::ES256, &claims(), None, rng)
         .map_err(|e| format!("mint ES256: {e}"))?;
     let jws = token::split(&token).map_err(|e| format!("ES256: {}", e.describe()))?;
-    let jwk = key.public_jwk();
-    let coordinate = |name: &str| {
-        jwk.get(name)
-            .and_then(Value::as_str)
-            .and_then(agentgate::b64::decode)
-            .ok_or_else(|| format!("ES256 JWK: no `{name}`"))
-    };
-    let public = PublicKey::from_coordinates(&coordinate("x")?, &coordinate("y")?)
-        .map_err(|e| format!("ES256 JWK: {e:?}"))?;
-    let prepared = public.prepare();
+    let set = parse_jwks(&public_jwks(&[key]).to_string(), KeySource::Configured)
+        .map_err(|e| format!("ES256 key: {e}"))?;
+    let decoding = &set.keys.first().ok_or("ES256 key: none parsed")?.decoding;
     let message = jws.signing_input.as_bytes();
-    let plain = || {
-        public
-            .verify(black_box(message), black_box(&jws.signature))
-            .map_err(|e| format!("ES256-wasm32: {e:?}"))
+    let verify = || {
+        if agentgate::crypto::verify_with(
+            &RING,
+            Alg::ES256.to_jsonwebtoken(),
+            decoding,
+            black_box(message),
+            black_box(&jws.signature),
+        ) {
+            Ok(())
+        } else {
+            Err("ES256-ring: did not verify".to_owned())
+        }
     };
-    let with_tables = || {
-        prepared
-            .verify(black_box(message), black_box(&jws.signature))
-            .map_err(|e| format!("ES256-wasm32-prepared: {e:?}"))
-    };
-    for (name, result) in [
-        ("ES256-wasm32", bench_fn(plain, settings)?),
-        ("ES256-wasm32-prepared", bench_fn(with_tables, settings)?),
-    ] {
-        let (us, rounds, n) = result;
-        let min = rounds.iter().copied().fold(f64::INFINITY, f64::min);
-        eprintln!(
-            "{name} median {us:.2} µs/verify ({} rounds of {n})",
-            rounds.len()
-        );
-        out.insert(
-            name.to_owned(),
-            json!({ "us": round3(us), "min_us": round3(min) }),
-        );
-    }
+    let (us, rounds, n) = bench_fn(verify, settings)?;
+    let min = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "ES256-ring median {us:.2} µs/verify ({} rounds of {n})",
+        rounds.len()
+    );
+    out.insert(
+        "ES256-ring".to_owned(),
+        json!({ "us": round3(us), "min_us": round3(min) }),
+    );
     Ok(())
 }
 
@@ -271,7 +262,7 @@ fn main_result() -> Result<(), String> {
         );
     }
     if let Some((_, key)) = signers.iter().find(|(n, _)| *n == "es256-a") {
-        p256_verify_rows(key, &rng, &settings, &mut out)?;
+        ring_es256_row(key, &rng, &settings, &mut out)?;
     }
     println!("{}", Value::Object(out));
     Ok(())

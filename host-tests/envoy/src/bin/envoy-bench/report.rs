@@ -395,7 +395,7 @@ fn native_markdown(native: &Value) -> String {
     );
     let _ = writeln!(
         md,
-        "| alg | native µs | V8 µs | V8 / native |\n|---|---:|---:|---:|"
+        "| alg | native µs | V8 µs | V8 / native | verified in V8 by |\n|---|---:|---:|---:|---|"
     );
     for (alg, v) in verify {
         let f = |k: &str| {
@@ -406,10 +406,11 @@ fn native_markdown(native: &Value) -> String {
         };
         let _ = writeln!(
             md,
-            "| {alg} | {} | {} | {} |",
+            "| {alg} | {} | {} | {} | {} |",
             f("native_us"),
             f("v8_us"),
-            f("v8_over_native")
+            f("v8_over_native"),
+            v.get("v8_by").and_then(Value::as_str).unwrap_or("ring")
         );
     }
     if let Some(decision) = native.get("decision").and_then(Value::as_object) {
