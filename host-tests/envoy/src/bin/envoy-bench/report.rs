@@ -455,7 +455,12 @@ pub fn machine() -> Result<Value> {
             .map(|o| {
                 let text = String::from_utf8_lossy(&o.stdout).to_string()
                     + &String::from_utf8_lossy(&o.stderr);
-                text.lines().next().unwrap_or_default().trim().to_owned()
+                // The first line that says something (Envoy starts with an empty one).
+                text.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or_default()
+                    .to_owned()
             })
             .unwrap_or_default()
     };
