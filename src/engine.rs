@@ -342,18 +342,15 @@ fn verify<'p>(
     }
     let cached = ctx.cache.and_then(|c| c.get(token_hash, now));
     // A hit lends its header and claims; a miss parses the token (nothing trusted yet).
-    let hit = match &cached {
-        Some(Cached::Verified(v)) => Some(std::rc::Rc::clone(v)),
-        _ => None,
+    let parsed = match &cached {
+        Some(Cached::Verified(_)) => None,
+        _ => Some(token::parse(found.token).map_err(Denial::Token)?),
     };
-    let parsed = match hit {
-        Some(_) => None,
-        None => Some(token::parse(found.token).map_err(Denial::Token)?),
-    };
-    let (header, raw_claims) = match (&hit, &parsed) {
-        (Some(v), _) => (&v.header, &v.claims.raw),
-        (None, Some(p)) => (&p.jws.header, &p.claims),
-        (None, None) => return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 })),
+    let (header, raw_claims) = match (&cached, &parsed) {
+        (_, Some(p)) => (&p.jws.header, &p.claims),
+        (Some(Cached::Verified(v)), None) => (&v.header, &v.claims.raw),
+        // Unreachable: a token is parsed whenever there is no verified hit.
+        _ => return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 })),
     };
     audit.alg = Some(truncate(&header.alg, MAX_AUDIT_HEADER_VALUE));
     audit.kid = header

@@ -305,7 +305,7 @@ fn soak(
         wrk::run(
             script,
             file,
-            target_of(envoy)?,
+            envoy.listener("bench")?,
             load,
             Duration::from_secs(settings.seconds),
         )?;
@@ -314,10 +314,6 @@ fn soak(
     eprintln!("bench: soak {}: rss {samples:?} KiB", config.name());
     results.add_soak(config, samples);
     Ok(())
-}
-
-fn target_of(envoy: &Envoy) -> Result<SocketAddr> {
-    envoy.listener("bench")
 }
 
 /// Sends every distinct request once: valid ones must get 200 where the configuration
