@@ -1,8 +1,8 @@
-# agentgate — developer and CI entry points.
+# actwarden — developer and CI entry points.
 #
 #   make test    everything CI runs (.ci/run): setup, lint, tests, Envoy end-to-end, browser
 #   make demo    a short story through a real Envoy running the filter
-#   make wasm    dist/agentgate.wasm, the proxy-wasm filter for Envoy and Istio
+#   make wasm    dist/actwarden.wasm, the proxy-wasm filter for Envoy and Istio
 #   make web     www/pkg/, the playground's wasm-bindgen module
 #
 # `make test` runs the steps in TEST_STEPS in order, after `setup`; each step is a target
@@ -14,7 +14,7 @@ SHELL := bash
 MAKEFLAGS += --no-print-directory
 
 CARGO ?= cargo
-AGENTGATE := target/debug/agentgate
+ACTWARDEN := target/debug/actwarden
 
 # ring compiles C and assembly for the wasm targets: with clang, archived with llvm-ar
 # (scripts/setup.sh installs both). Set explicitly so that no other cc or ar is picked.
@@ -23,8 +23,8 @@ WASM_ENV := CC_wasm32_wasip1=clang AR_wasm32_wasip1=llvm-ar \
 
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
-WASM_OUT := target/wasm32-wasip1/release/agentgate.wasm
-WASM_TEST := target/agentgate-test.wasm
+WASM_OUT := target/wasm32-wasip1/release/actwarden.wasm
+WASM_TEST := target/actwarden-test.wasm
 
 TEST_STEPS := fmt-check clippy unit-test lint-config demo-cli wasm check-wasm-imports e2e-envoy \
               check-gateway-configs web test-browser
@@ -37,14 +37,14 @@ help:
 	@echo "make test        setup, then: $(TEST_STEPS)"
 	@echo "make demo        build the filter, start Envoy and walk the demo story through it"
 	@echo "make demo-cli    the same story through the CLI only (gateway-configs/example/)"
-	@echo "make wasm        dist/agentgate.wasm (proxy-wasm filter, wasm32-wasip1, release)"
+	@echo "make wasm        dist/actwarden.wasm (proxy-wasm filter, wasm32-wasip1, release)"
 	@echo "make web         www/pkg/ (playground module, wasm-bindgen --target web)"
 	@echo "make setup       install missing wasm targets, clang and llvm-ar (scripts/setup.sh)"
 	@echo "make e2e-envoy   the end-to-end tests against real Envoy (host-tests/envoy/)"
 	@echo "make test-browser the playground in headless Chromium (host-tests/browser/)"
 	@echo "make check-wasm  build the core for wasm32-wasip1 (Envoy) and wasm32-unknown-unknown (browser)"
-	@echo "make lint-config validate every gateway-configs/*/agentgate.json with the CLI"
-	@echo "make bench       agentgate vs jwt_authn vs the wasm floor in Envoy (wrk), and native; bench/results/"
+	@echo "make lint-config validate every gateway-configs/*/actwarden.json with the CLI"
+	@echo "make bench       actwarden vs jwt_authn vs the wasm floor in Envoy (wrk), and native; bench/results/"
 
 setup:
 	@bash scripts/setup.sh
@@ -88,13 +88,13 @@ cli:
 	$(CARGO) build --features cli
 
 lint-config: cli
-	@for config in gateway-configs/*/agentgate.json; do \
-	    echo "agentgate lint --config $$config"; \
-	    $(AGENTGATE) lint --config "$$config"; \
+	@for config in gateway-configs/*/actwarden.json; do \
+	    echo "actwarden lint --config $$config"; \
+	    $(ACTWARDEN) lint --config "$$config"; \
 	done
 
 demo-cli: setup cli
-	@AGENTGATE=$(AGENTGATE) bash scripts/demo.sh
+	@ACTWARDEN=$(ACTWARDEN) bash scripts/demo.sh
 
 # --- Envoy ----------------------------------------------------------------------------
 setup-envoy:
@@ -110,8 +110,8 @@ WASM_OPT := wasm-opt -O2 --enable-bulk-memory --enable-sign-ext --enable-nontrap
 wasm:
 	$(WASM_ENV) $(CARGO) build --lib --target wasm32-wasip1 --release --features proxy
 	@mkdir -p dist
-	$(WASM_OPT) $(WASM_OUT) -o dist/agentgate.wasm
-	@echo "dist/agentgate.wasm: $$(wc -c < dist/agentgate.wasm) bytes"
+	$(WASM_OPT) $(WASM_OUT) -o dist/actwarden.wasm
+	@echo "dist/actwarden.wasm: $$(wc -c < dist/actwarden.wasm) bytes"
 
 # The same filter with the test hooks (fixed clock and peer per request, see Cargo.toml),
 # optimized the same way; used only by the end-to-end corpus run, never shipped.
@@ -121,19 +121,19 @@ wasm-test:
 
 # The shipped module may import only proxy-wasm (`env.proxy_*`) and WASI.
 check-wasm-imports: wasm
-	python3 scripts/wasm_imports.py --check dist/agentgate.wasm
+	python3 scripts/wasm_imports.py --check dist/actwarden.wasm
 
 e2e-envoy: setup-envoy wasm-test wasm
 	@mkdir -p target
-	ENVOY_BIN=$(abspath $(ENVOY)) AGENTGATE_WASM=$(abspath dist/agentgate.wasm) \
-	AGENTGATE_TEST_WASM=$(abspath $(WASM_TEST)) \
-	    $(CARGO) test -p agentgate-envoy-tests --no-fail-fast 2>&1 | tee target/e2e-envoy.log
+	ENVOY_BIN=$(abspath $(ENVOY)) ACTWARDEN_WASM=$(abspath dist/actwarden.wasm) \
+	ACTWARDEN_TEST_WASM=$(abspath $(WASM_TEST)) \
+	    $(CARGO) test -p actwarden-envoy-tests --no-fail-fast 2>&1 | tee target/e2e-envoy.log
 
 check-gateway-configs: setup-envoy wasm cli
 	$(VENV)/bin/python host-tests/configs/check_gateway_configs.py
 
 demo: setup setup-envoy cli wasm
-	@ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p agentgate-envoy-tests --bin envoy-demo
+	@ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p actwarden-envoy-tests --bin envoy-demo
 
 # --- Browser playground ---------------------------------------------------------------
 setup-browser:
@@ -151,14 +151,14 @@ setup-bench:
 
 # The floor every proxy-wasm filter pays (host-tests/wasm-floor: reads one header).
 wasm-floor:
-	$(WASM_ENV) $(CARGO) build -p agentgate-wasm-floor --target wasm32-wasip1 --release
-	$(WASM_OPT) target/wasm32-wasip1/release/agentgate_wasm_floor.wasm -o target/wasm-floor.wasm
+	$(WASM_ENV) $(CARGO) build -p actwarden-wasm-floor --target wasm32-wasip1 --release
+	$(WASM_OPT) target/wasm32-wasip1/release/actwarden_wasm_floor.wasm -o target/wasm-floor.wasm
 
 # The native measurements first (target/bench/native.json), then Envoy; the runner
 # merges both into bench/results/latest.{md,json} (bench/README.md).
 bench: setup setup-envoy setup-bench wasm wasm-floor bench-native
-	$(CARGO) build --release -p agentgate-envoy-tests --bin envoy-bench
-	ENVOY_BIN=$(abspath $(ENVOY)) AGENTGATE_WASM=$(abspath dist/agentgate.wasm) \
+	$(CARGO) build --release -p actwarden-envoy-tests --bin envoy-bench
+	ENVOY_BIN=$(abspath $(ENVOY)) ACTWARDEN_WASM=$(abspath dist/actwarden.wasm) \
 	WASM_FLOOR=$(abspath target/wasm-floor.wasm) NATIVE_JSON=$(abspath target/bench/native.json) \
 	    target/release/envoy-bench
 

@@ -8,13 +8,13 @@
 //!   allowed with a ceiling, so the chain checks and scope intersection show.
 //!
 //! Keys are the corpus test keys (host-tests/corpus/keys.json); the policy is the example
-//! gateway policy's shape (gateway-configs/example/agentgate.json) with those keys. Every
+//! gateway policy's shape (gateway-configs/example/actwarden.json) with those keys. Every
 //! decision is asserted to be an allow once, before any timing.
 
-use agentgate::alg::Alg;
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate::token_cache::TokenCache;
-use agentgate::{decide, Context, NoRemoteKeys, Policy, Request, UnixTime};
+use actwarden::alg::Alg;
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::token_cache::TokenCache;
+use actwarden::{decide, Context, NoRemoteKeys, Policy, Request, UnixTime};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
@@ -181,7 +181,7 @@ fn context<'a>(policy: &'a Policy, cache: Option<&'a TokenCache>) -> Context<'a>
     Context {
         policy,
         remote_keys: &NoRemoteKeys,
-        crypto: &agentgate::crypto::RING,
+        crypto: &actwarden::crypto::RING,
         cache,
     }
 }

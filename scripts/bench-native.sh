@@ -9,7 +9,7 @@
 #   2. host-tests/verify-bench: signature verification per algorithm through the filter's
 #      code path (engine::verify_signature with crypto::RING), built with the release
 #      profile natively and for wasm32-wasip1, the wasm build optimized by wasm-opt as
-#      `make wasm` does for dist/agentgate.wasm and run under Node's WASI (V8, the
+#      `make wasm` does for dist/actwarden.wasm and run under Node's WASI (V8, the
 #      stand-in for Envoy's V8).
 #
 # Output shape:
@@ -32,7 +32,7 @@ CARGO=${CARGO:-cargo}
 WARMUP_S=${BENCH_WARMUP_S:-1}
 MEASUREMENT_S=${BENCH_MEASUREMENT_S:-2}
 read -r -a CARGO_ARGS <<<"${BENCH_CARGO_ARGS:-}"
-# What `make wasm` runs on dist/agentgate.wasm after rustc (the Makefile passes its
+# What `make wasm` runs on dist/actwarden.wasm after rustc (the Makefile passes its
 # WASM_OPT; this default is the same command); empty: no wasm-opt.
 WASM_OPT=${WASM_OPT-wasm-opt -O2 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals --enable-reference-types --enable-multivalue}
 OUT=target/bench
@@ -48,12 +48,12 @@ rm -rf target/criterion/decision_*
     --warm-up-time "$WARMUP_S" --measurement-time "$MEASUREMENT_S" --noplot
 
 echo "== signature verification, native (release)"
-"$CARGO" "${CARGO_ARGS[@]}" build --release -p agentgate-verify-bench
+"$CARGO" "${CARGO_ARGS[@]}" build --release -p actwarden-verify-bench
 target/release/verify-bench >"$OUT/verify-native.json"
 
 echo "== signature verification, wasm32-wasip1 (release, then wasm-opt as dist/) under Node's V8"
 CC_wasm32_wasip1=clang AR_wasm32_wasip1=llvm-ar \
-    "$CARGO" "${CARGO_ARGS[@]}" build --release -p agentgate-verify-bench --target wasm32-wasip1
+    "$CARGO" "${CARGO_ARGS[@]}" build --release -p actwarden-verify-bench --target wasm32-wasip1
 WASM=target/wasm32-wasip1/release/verify-bench.wasm
 read -r -a WASM_OPT_CMD <<<"$WASM_OPT"
 if [ "${#WASM_OPT_CMD[@]}" -gt 0 ] && command -v "${WASM_OPT_CMD[0]}" >/dev/null; then
@@ -107,10 +107,10 @@ for alg, n in native.items():
         # The fastest round of each: the least disturbed by other load on the machine.
         "native_min_us": n.get("min_us"),
         "v8_min_us": w.get("min_us"),
-        # Who verifies: natively always ring; in wasm, ES256 is agentgate's own P-256
+        # Who verifies: natively always ring; in wasm, ES256 is actwarden's own P-256
         # (crypto::OWN_ES256); the `ES256-ring` row is ring's ES256 for comparison.
         "native_by": "ring",
-        "v8_by": "agentgate p256_verify" if alg == "ES256" else "ring",
+        "v8_by": "actwarden p256_verify" if alg == "ES256" else "ring",
     }
 
 # The release opt-level the builds used: an environment override, else Cargo.toml's.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the playground's module: www/pkg/agentgate.js + agentgate_bg.wasm (wasm-bindgen
+# Builds the playground's module: www/pkg/actwarden.js + actwarden_bg.wasm (wasm-bindgen
 # --target web, an ES module the page imports). `make web` runs setup-browser first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,8 +10,8 @@ export CC_wasm32_unknown_unknown=clang AR_wasm32_unknown_unknown=llvm-ar
 
 echo "build-web: cargo build --lib --release --target wasm32-unknown-unknown --features web"
 cargo build --lib --release --target wasm32-unknown-unknown --features web
-echo "build-web: wasm-bindgen --target web --out-dir www/pkg --out-name agentgate"
+echo "build-web: wasm-bindgen --target web --out-dir www/pkg --out-name actwarden"
 rm -rf www/pkg
-wasm-bindgen --target web --out-dir www/pkg --out-name agentgate \
-    target/wasm32-unknown-unknown/release/agentgate.wasm
-echo "build-web: www/pkg/agentgate_bg.wasm: $(wc -c < www/pkg/agentgate_bg.wasm) bytes"
+wasm-bindgen --target web --out-dir www/pkg --out-name actwarden \
+    target/wasm32-unknown-unknown/release/actwarden.wasm
+echo "build-web: www/pkg/actwarden_bg.wasm: $(wc -c < www/pkg/actwarden_bg.wasm) bytes"

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# `make demo-cli`: a short story told with the agentgate CLI against gateway-configs/example/
+# `make demo-cli`: a short story told with the actwarden CLI against gateway-configs/example/
 # (`make demo` tells it through Envoy).
 #
 # Alice (a human) lets an orchestrator agent pay an invoice for her; the orchestrator
 # hands work to a billing sub-agent; a staging agent and a replayed token try their luck.
 # Tokens are minted fresh (valid 5 minutes) with the committed DEMO-ONLY key, written to
-# target/demo/, and each request is decided by `agentgate check`. The script fails if any
+# target/demo/, and each request is decided by `actwarden check`. The script fails if any
 # decision differs from the one the story expects.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-AG=${AGENTGATE:-target/debug/agentgate}
+AG=${ACTWARDEN:-target/debug/actwarden}
 EX=gateway-configs/example
 DEMO=$EX/demo
 OUT=target/demo
 KEY=$DEMO/keys/DEMO-ONLY-corp-sts.private.jwk.json
-CONFIG=$EX/agentgate.json
+CONFIG=$EX/actwarden.json
 
 if [ ! -x "$AG" ]; then
     echo "demo: $AG not found; run \`make demo-cli\` (it builds the CLI first)" >&2
@@ -23,8 +23,8 @@ if [ ! -x "$AG" ]; then
 fi
 mkdir -p "$OUT"
 
-echo "agentgate demo — configuration: $CONFIG"
-echo "  \$ agentgate lint --config $CONFIG"
+echo "actwarden demo — configuration: $CONFIG"
+echo "  \$ actwarden lint --config $CONFIG"
 printf '  '
 "$AG" lint --config "$CONFIG"
 echo "  rule \`pay\`: POST /v1/payments needs scope payments:write, a human subject, a delegated"
@@ -39,7 +39,7 @@ mint() {
 mint a alice-via-orchestrator
 mint b alice-via-orchestrator-via-billing
 mint c alice-via-staging-orchestrator
-echo "minted 3 tokens into $OUT/ (agentgate mint --key $KEY --claims ... --ttl 300)"
+echo "minted 3 tokens into $OUT/ (actwarden mint --key $KEY --claims ... --ttl 300)"
 
 failures=0
 # step LETTER TOKEN REQUEST EXPECTED_REASON TITLE
@@ -61,7 +61,7 @@ step d a d-replayed-from-billing binding_mismatch \
     "the token of (a), stolen and replayed from billing's mTLS connection"
 
 echo
-echo "Raw output of (b), exactly as \`agentgate check\` prints it (one JSON line, pretty-printed here):"
+echo "Raw output of (b), exactly as \`actwarden check\` prints it (one JSON line, pretty-printed here):"
 python3 -m json.tool "$OUT/b-billing-pays.out.json"
 echo
 echo "Try it yourself:"

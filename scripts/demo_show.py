@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Pretty-prints one `agentgate check` decision for `make demo` (standard library only).
+"""Pretty-prints one `actwarden check` decision for `make demo` (standard library only).
 
 usage: demo_show.py TITLE REQUEST.json OUTPUT.json EXIT_CODE EXPECTED_REASON
 
@@ -8,7 +8,7 @@ that matter. Exits 1 when the reason is not the expected one (or the exit code d
 fit the decision), so `make demo` fails loudly if the story stops being true.
 
 The token is decoded here only to describe the request line; nothing is verified by this
-script — the decision is agentgate's.
+script — the decision is actwarden's.
 """
 
 import base64
@@ -89,7 +89,7 @@ def main():
         with open(output_path, encoding="utf-8") as f:
             out = json.load(f)
     except (OSError, json.JSONDecodeError):
-        print(paint("31", f"  agentgate check failed (exit {rc}); no decision printed"))
+        print(paint("31", f"  actwarden check failed (exit {rc}); no decision printed"))
         return 1
 
     allowed = out["decision"] == "allow"

@@ -6,8 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-[ -f www/pkg/agentgate.js ] || { echo "test-browser: www/pkg/ is missing; run make web" >&2; exit 2; }
-[ -x target/debug/agentgate ] || { echo "test-browser: target/debug/agentgate is missing; run make cli" >&2; exit 2; }
+[ -f www/pkg/actwarden.js ] || { echo "test-browser: www/pkg/ is missing; run make web" >&2; exit 2; }
+[ -x target/debug/actwarden ] || { echo "test-browser: target/debug/actwarden is missing; run make cli" >&2; exit 2; }
 [ -d host-tests/browser/node_modules/playwright-core ] ||
     { echo "test-browser: playwright-core is missing; run make setup-browser" >&2; exit 2; }
 

@@ -1,9 +1,9 @@
-//! JWS algorithms agentgate knows, and which of them it can verify.
+//! JWS algorithms actwarden knows, and which of them it can verify.
 
 use jsonwebtoken::Algorithm;
 use serde::Serialize;
 
-/// A JWS algorithm that agentgate verifies (ring 0.17 backs every one of them).
+/// A JWS algorithm that actwarden verifies (ring 0.17 backs every one of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Alg {
     HS256,

@@ -27,7 +27,7 @@ pub struct MayAct {
 pub enum Confirmation {
     /// `x5t#S256`: SHA-256 of the client certificate DER.
     CertificateThumbprint([u8; 32]),
-    /// Only methods agentgate cannot check at the gateway (`jkt`, `jwk`, …).
+    /// Only methods actwarden cannot check at the gateway (`jkt`, `jwk`, …).
     Unsupported,
 }
 

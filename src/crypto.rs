@@ -1,7 +1,7 @@
-//! The ring-backed `jsonwebtoken::crypto::CryptoProvider` agentgate verifies with.
+//! The ring-backed `jsonwebtoken::crypto::CryptoProvider` actwarden verifies with.
 //!
 //! jsonwebtoken 11 separates its JWS logic from the cryptography; it ships aws-lc-rs and
-//! RustCrypto backends, neither of which suits both wasm targets and native, so agentgate
+//! RustCrypto backends, neither of which suits both wasm targets and native, so actwarden
 //! provides ring 0.17. The provider is passed as an argument to the core (never installed
 //! as a process default), so tests and hosts can see exactly which backend decides.
 //!
@@ -16,7 +16,7 @@ use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey, Verificat
 // jsonwebtoken's verifier trait is the `signature` crate's, re-exported by jsonwebtoken.
 use jsonwebtoken::signature::{self as signature_trait, Verifier};
 
-/// agentgate's crypto backend: ring 0.17 for every algorithm of `alg::Alg`.
+/// actwarden's crypto backend: ring 0.17 for every algorithm of `alg::Alg`.
 pub static RING: CryptoProvider = CryptoProvider {
     signer_factory: refuse_signer,
     verifier_factory: new_verifier,
@@ -149,7 +149,7 @@ pub fn verify_with(
     }
 }
 
-/// Whether ES256 signatures are verified by agentgate's own verify-only P-256
+/// Whether ES256 signatures are verified by actwarden's own verify-only P-256
 /// (`p256_verify`, with each key's tables prepared at load) instead of ring: in wasm
 /// builds (the Envoy filter, the playground), where ring runs portable 32-bit code and
 /// costs 3.5–6× more in V8 (bench/README.md); natively ring's assembly is faster. Both

@@ -1,4 +1,4 @@
-//! Dangerous: looking inside a token WITHOUT verifying it (for `agentgate decode` and the
+//! Dangerous: looking inside a token WITHOUT verifying it (for `actwarden decode` and the
 //! playground). Nothing here may feed a decision; the output says `"verified": false`.
 
 use crate::token::{self, TokenProblem};

@@ -4,7 +4,7 @@
 use crate::reason::{Denial, Reason};
 use serde::Serialize;
 
-/// Header names agentgate sets on allow. Inbound headers with this prefix are removed.
+/// Header names actwarden sets on allow. Inbound headers with this prefix are removed.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-agent-";
 
 /// Whether a request field (header or trailer) is an identity field that callers may not
@@ -74,7 +74,7 @@ pub struct AuditRecord {
 const AUDIT_LINE_CAPACITY: usize = 1024;
 
 impl AuditRecord {
-    /// One line of JSON, as Envoy logs it after `agentgate.audit `.
+    /// One line of JSON, as Envoy logs it after `actwarden.audit `.
     pub fn to_json_line(&self) -> String {
         let mut out = Vec::with_capacity(AUDIT_LINE_CAPACITY);
         self.write_json(&mut out);
@@ -82,7 +82,7 @@ impl AuditRecord {
     }
 
     /// Appends the record as one line of JSON to `out` (hosts that prefix it, like the
-    /// Envoy filter's `agentgate.audit `, build the whole line in one buffer).
+    /// Envoy filter's `actwarden.audit `, build the whole line in one buffer).
     ///
     /// Written by hand, member by member, rather than through serde: this runs for every
     /// request in Envoy, where serde_json's generic writer cost several µs per record in

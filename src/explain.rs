@@ -1,7 +1,7 @@
 //! Explanations of a decision for people: every check of SPEC §4 in order with its
 //! outcome, and the delegation chain drawn with each actor's ceiling and the scopes it
 //! removed. Pure views over a `Decision` (no new decisions are made here); the playground
-//! shows them and `agentgate check --explain` prints them.
+//! shows them and `actwarden check --explain` prints them.
 
 use crate::config::{CnfMode, Policy};
 use crate::decision::Decision;

@@ -28,7 +28,7 @@ struct StrictVisitor;
 
 /// Marker prefix that lets `parse_strict` tell a duplicate member from a syntax error
 /// without matching on free text from serde_json.
-const DUPLICATE_MARKER: &str = "\u{0}agentgate-duplicate:";
+const DUPLICATE_MARKER: &str = "\u{0}actwarden-duplicate:";
 
 impl<'de> Visitor<'de> for StrictVisitor {
     type Value = Value;

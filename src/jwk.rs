@@ -7,7 +7,7 @@
 //! asymmetric ones, `oct` keys without an HMAC `alg` or shorter than the hash, and `oct`
 //! keys from a remote source. Skipped (kept out of the set, reported): keys that are not
 //! for signature verification (`use` ≠ `sig`, `key_ops` without `verify`) and keys of a
-//! type, curve or algorithm agentgate does not verify (P-521, X25519, `RSA-OAEP`, …).
+//! type, curve or algorithm actwarden does not verify (P-521, X25519, `RSA-OAEP`, …).
 
 use crate::alg::{Alg, AlgName};
 use crate::b64;
@@ -51,7 +51,7 @@ pub struct VerificationKey {
     /// key gives the same fingerprint in every fetch of a JWKS, so a cached verification
     /// can tell whether the key that verified it is still published.
     pub fingerprint: [u8; 32],
-    /// A P-256 key prepared for agentgate's own ES256 verifier (`crypto::OWN_ES256`: wasm
+    /// A P-256 key prepared for actwarden's own ES256 verifier (`crypto::OWN_ES256`: wasm
     /// builds), its tables computed once here rather than per verification. `None`
     /// natively, for every other key, and for a point not on the curve (ring then
     /// refuses every signature, as before).

@@ -1,4 +1,4 @@
-//! agentgate: decides whether an AI agent, acting for someone through a chain of
+//! actwarden: decides whether an AI agent, acting for someone through a chain of
 //! delegations, may make this request. One pure core (no clock, no I/O, no globals) under
 //! three hosts: the Envoy proxy-wasm filter, the browser playground, and the CLI.
 //!

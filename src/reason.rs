@@ -153,7 +153,7 @@ pub enum BindingProblem {
     NoPeerCertificate,
     /// `cnf.x5t#S256` names another certificate.
     ThumbprintMismatch,
-    /// `cnf` holds only confirmation methods agentgate cannot check here (`jkt`, `jwk`).
+    /// `cnf` holds only confirmation methods actwarden cannot check here (`jkt`, `jwk`).
     UnsupportedMethod,
 }
 
@@ -196,7 +196,7 @@ pub enum Denial {
         provider: String,
     },
     AlgNone,
-    /// A registered JWS algorithm agentgate cannot verify (ES512: ring has no P-521).
+    /// A registered JWS algorithm actwarden cannot verify (ES512: ring has no P-521).
     AlgUnsupported,
     AlgNotAllowed {
         provider: String,
@@ -360,7 +360,7 @@ impl Denial {
                 format!("the token `typ` is not one provider `{provider}` accepts")
             }
             AlgNone => "unsigned tokens (`alg: none`) are never accepted".into(),
-            AlgUnsupported => "the token `alg` is not supported by agentgate (ES512 and ES256K: ring has no P-521 or secp256k1)".into(),
+            AlgUnsupported => "the token `alg` is not supported by actwarden (ES512 and ES256K: ring has no P-521 or secp256k1)".into(),
             AlgNotAllowed { provider } => {
                 format!("the token `alg` is not one provider `{provider}` accepts")
             }

@@ -46,7 +46,7 @@ pub enum FetchProblem {
         max: usize,
     },
     NotUtf8,
-    /// Not a JWKS agentgate accepts — including one without a usable key
+    /// Not a JWKS actwarden accepts — including one without a usable key
     /// (`JwksError::NoKeys`), so that a broken publication does not wipe the last good keys.
     Jwks(JwksError),
 }

@@ -2,7 +2,7 @@
 //!
 //! Only the compact serialization is accepted (JSON serialization, JWE and unsecured JWTs
 //! are refused). Sizes are budgets (`limits`), base64url is strict, both JSON parts must be
-//! objects without duplicate members, and `crit` is refused since agentgate understands no
+//! objects without duplicate members, and `crit` is refused since actwarden understands no
 //! extension (RFC 7515 §4.1.11).
 
 use crate::b64;
@@ -84,14 +84,14 @@ impl TokenProblem {
                 format!("the token header member `{m}` must be a string")
             }
             TokenProblem::CriticalExtension => {
-                "the token header lists `crit` extensions, which agentgate does not understand"
+                "the token header lists `crit` extensions, which actwarden does not understand"
                     .into()
             }
         }
     }
 }
 
-/// The JOSE header members agentgate reads. `jwk`, `jku`, `x5u` and `x5c` are never used
+/// The JOSE header members actwarden reads. `jwk`, `jku`, `x5u` and `x5c` are never used
 /// to find a key: keys come only from the provider's configuration.
 #[derive(Debug, Clone)]
 pub struct Header {

@@ -60,7 +60,7 @@ pub struct Failed {
     pub expires: UnixTime,
 }
 
-/// Hit and miss counts since creation (SPEC §8 `agentgate.cache.hit` / `.miss`).
+/// Hit and miss counts since creation (SPEC §8 `actwarden.cache.hit` / `.miss`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
     pub hits: u64,

@@ -71,7 +71,7 @@ fn strip_path(path: &str, message: String) -> String {
 fn parse_alg(name: &str) -> Result<Alg, String> {
     match Alg::classify(name) {
         AlgName::Supported(a) => Ok(a),
-        _ => Err(format!("`{name}` is not an algorithm agentgate can use")),
+        _ => Err(format!("`{name}` is not an algorithm actwarden can use")),
     }
 }
 
@@ -94,7 +94,7 @@ pub fn reasons() -> String {
 // ---------------------------------------------------------------------------------------
 // lint
 
-/// Validates a configuration (SPEC §2), as `agentgate lint`. On success: `notes` (keys that
+/// Validates a configuration (SPEC §2), as `actwarden lint`. On success: `notes` (keys that
 /// were skipped), `providers` and `rules` (ids, in order). On failure: `error.path`.
 #[wasm_bindgen]
 pub fn lint(config_json: &str) -> String {
@@ -126,7 +126,7 @@ pub fn lint(config_json: &str) -> String {
 // check
 
 /// Decides `request_json` (SPEC §7 REQUEST.json) under `config_json` at `now_seconds` (Unix
-/// seconds, fractions allowed), exactly as `agentgate check --config C --request R --now T
+/// seconds, fractions allowed), exactly as `actwarden check --config C --request R --now T
 /// [--jwks NAME=FILE …]`. `remote_jwks_json`, when given, is `{"provider": JWKS}` (the JWKS
 /// as text or as an object): the keys a gateway would have fetched for `remote_jwks`.
 ///
@@ -365,7 +365,7 @@ pub fn delegate(claims_json: &str, actor: &str, actor_profile: Option<String>) -
 // the shared corpus (browser tests)
 
 /// TEST SUPPORT: materialises one case of `host-tests/corpus/cases/*.json` (its twin when
-/// `twin` is true) with `agentgate::corpus`, exactly as the native runner does. Returns
+/// `twin` is true) with `actwarden::corpus`, exactly as the native runner does. Returns
 /// `name`, `config` (text), `request` (text), `now` (seconds), `remote_jwks`
 /// (`{provider: JWKS text}`) and `expect`; `absent: true` when a twin was asked for and the
 /// case has none. The decision itself is made separately, by `check`.

@@ -4,18 +4,18 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! Adversarial review of agentgate's policy semantics (SPEC §2–§6), through the public
+//! Adversarial review of actwarden's policy semantics (SPEC §2–§6), through the public
 //! JSON entry point (`api::check_json`), exactly as the CLI and the playground decide.
 //!
 //! Each test states the outcome the SPEC requires, or — where the SPEC is silent — what a
 //! demanding security engineer would expect (said so in a comment). The findings this
 //! review made were fixed in the core; their tests stay here as guards.
 
-use agentgate::alg::Alg;
-use agentgate::api::check_json;
-use agentgate::b64;
-use agentgate::mint::{delegate, public_jwks, SigningKey};
-use agentgate::{Decision, Policy, UnixTime};
+use actwarden::alg::Alg;
+use actwarden::api::check_json;
+use actwarden::b64;
+use actwarden::mint::{delegate, public_jwks, SigningKey};
+use actwarden::{Decision, Policy, UnixTime};
 use base64::Engine;
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
@@ -1524,7 +1524,7 @@ fn identity_headers_are_stripped_in_every_spelling_on_every_outcome() {
             "{path}"
         );
         assert!(report["stripped_headers"].as_array().unwrap().len() >= 3);
-        // Whatever is forwarded comes from agentgate.
+        // Whatever is forwarded comes from actwarden.
         if d.allowed && token.is_some() {
             assert_eq!(header(&d, "x-agent-subject"), Some("alice@example.com"));
         }
@@ -1536,7 +1536,7 @@ fn underscore_spelling_of_identity_headers_is_stripped() {
     // SPEC §5 strips `x-agent-*`; it is silent on `_`. Envoy forwards underscore headers by
     // default (`headers_with_underscores_action: ALLOW`), and CGI/WSGI/PHP/Rack map both
     // `x-agent-subject` and `x_agent_subject` to `HTTP_X_AGENT_SUBJECT`. On an anonymous
-    // route (no agentgate header to collide with) the caller then chooses the identity.
+    // route (no actwarden header to collide with) the caller then chooses the identity.
     // Demanding expectation: strip (or refuse) names equal to `x-agent-*` after `_` → `-`.
     let mut r = request("GET", "/healthz", None);
     r["headers"]["x_agent_subject"] = json!("root");
@@ -1956,7 +1956,7 @@ fn loader_refuses_structural_mistakes() {
 
 #[test]
 fn audit_log_setting_defaults_to_every_decision() {
-    use agentgate::config::AuditLog;
+    use actwarden::config::AuditLog;
     let policy = |c: &Value| Policy::from_json(&c.to_string()).unwrap().audit_log;
     let mut c = config();
     assert_eq!(policy(&c), AuditLog::All);

@@ -14,13 +14,13 @@
 //! SPEC determines it). The findings this review made were fixed in the core; their tests
 //! stay here as guards.
 
-use agentgate::alg::Alg;
-use agentgate::api::check_json;
-use agentgate::b64;
-use agentgate::config::ConfigProblem;
-use agentgate::jwk::{parse_jwks, JwksError, KeySet, KeySource};
-use agentgate::mint::{self, SigningKey};
-use agentgate::{decide, Context, Decision, Policy, Reason, Request, UnixTime};
+use actwarden::alg::Alg;
+use actwarden::api::check_json;
+use actwarden::b64;
+use actwarden::config::ConfigProblem;
+use actwarden::jwk::{parse_jwks, JwksError, KeySet, KeySource};
+use actwarden::mint::{self, SigningKey};
+use actwarden::{decide, Context, Decision, Policy, Reason, Request, UnixTime};
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -177,7 +177,7 @@ fn load(config: &Value) -> Policy {
     Policy::from_json(&config.to_string()).expect("configuration loads")
 }
 
-fn load_err(config: &Value) -> agentgate::ConfigError {
+fn load_err(config: &Value) -> actwarden::ConfigError {
     Policy::from_json(&config.to_string()).expect_err("configuration must be refused")
 }
 
@@ -190,7 +190,7 @@ fn run_at(
     let ctx = Context {
         policy,
         remote_keys: remote,
-        crypto: &agentgate::crypto::RING,
+        crypto: &actwarden::crypto::RING,
         cache: None,
     };
     decide(ctx, request, UnixTime::from_secs(now))
@@ -1416,7 +1416,7 @@ fn ec_key_not_on_the_curve_never_verifies() {
     }
 }
 
-/// ECDSA signatures are malleable: (r, n − s) verifies too. agentgate does not key
+/// ECDSA signatures are malleable: (r, n − s) verifies too. actwarden does not key
 /// anything security-relevant on signature bytes (revocation is by `jti`, the verified
 /// cache by the whole token), so a twin token has a different `token_id` and the same
 /// verified identity, nothing more.
@@ -1456,7 +1456,7 @@ fn ecdsa_twin_signature_is_a_different_token_with_the_same_identity() {
 // JWKS and provider configuration tricks
 
 #[track_caller]
-fn assert_config_error_at(config: &Value, path: &str) -> agentgate::ConfigError {
+fn assert_config_error_at(config: &Value, path: &str) -> actwarden::ConfigError {
     let e = load_err(config);
     assert_eq!(e.path, path, "{e}");
     e
@@ -2074,7 +2074,7 @@ fn forged_tokens_write_no_identity_into_the_audit_record() {
         let line = d.audit.to_json_line();
         assert!(!line.contains("FORGED"), "{line}");
         assert!(d.audit.token_id.as_ref().is_some_and(|id| id.len() == 16));
-        let report = agentgate::report::decision_json(&d).to_string();
+        let report = actwarden::report::decision_json(&d).to_string();
         assert!(!report.contains("FORGED"), "{report}");
         // Never the raw token, never the signature.
         let sig = t.rsplit_once('.').unwrap().1;

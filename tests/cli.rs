@@ -5,7 +5,7 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! End-to-end tests of the `agentgate` binary (SPEC §7): keys, JWKS and tokens are made with
+//! End-to-end tests of the `actwarden` binary (SPEC §7): keys, JWKS and tokens are made with
 //! the CLI itself (`keygen`, `jwks`, `mint`), then `check` runs with a fixed `--now` against
 //! `tests/fixtures/cli/policy.json`. Every run also asserts that the binary did not panic.
 
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentgate");
+const BIN: &str = env!("CARGO_BIN_EXE_actwarden");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cli");
 
 /// When tokens are minted (`iat`); checks run at `NOW`.
@@ -85,7 +85,7 @@ fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Out {
     let output = Command::new(BIN)
         .args(args)
         .output()
-        .expect("the agentgate binary runs");
+        .expect("the actwarden binary runs");
     let out = Out {
         code: output
             .status
@@ -96,7 +96,7 @@ fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Out {
     };
     assert!(
         !out.stderr.contains("panicked") && !out.stderr.contains("internal error"),
-        "agentgate panicked: {}",
+        "actwarden panicked: {}",
         out.stderr
     );
     out
@@ -115,7 +115,7 @@ impl Sandbox {
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
         let dir = std::env::temp_dir().join(format!(
-            "agentgate-cli-{tag}-{}-{}-{nanos}",
+            "actwarden-cli-{tag}-{}-{}-{nanos}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
@@ -199,7 +199,7 @@ impl Env {
         format!("{stem}-{}.json", self.seq.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// `agentgate mint --now T0 --ttl TTL`.
+    /// `actwarden mint --now T0 --ttl TTL`.
     fn mint_with(&self, key: &Path, claims: &Value) -> String {
         let claims_file = self
             .sb
@@ -763,7 +763,7 @@ fn grpc_denials_are_http_200_with_grpc_status() {
 fn hostile_tokens_are_decisions_not_crashes() {
     let env = Env::new("hostile");
     let rng = ring::rand::SystemRandom::new();
-    let key = agentgate::mint::SigningKey::from_jwk_json(
+    let key = actwarden::mint::SigningKey::from_jwk_json(
         &std::fs::read_to_string(&env.corp_es).unwrap(),
         &rng,
     )
@@ -773,7 +773,7 @@ fn hostile_tokens_are_decisions_not_crashes() {
         let header = r#"{"alg":"ES256","kid":"corp-1","typ":"at+jwt"}"#;
         let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
         let sig = key
-            .sign(agentgate::alg::Alg::ES256, input.as_bytes(), &rng)
+            .sign(actwarden::alg::Alg::ES256, input.as_bytes(), &rng)
             .unwrap();
         format!("{input}.{}", b64(&sig))
     };
@@ -1186,9 +1186,9 @@ fn assert_config_error(out: &Out, what: &str, path: &str, word: &str) {
         out.stdout
     );
     let expected = if path.is_empty() {
-        "agentgate: configuration: ".to_owned()
+        "actwarden: configuration: ".to_owned()
     } else {
-        format!("agentgate: configuration: {path}: ")
+        format!("actwarden: configuration: {path}: ")
     };
     assert!(
         out.stderr.starts_with(&expected),
@@ -1328,7 +1328,7 @@ fn malformed_request_files_are_usage_errors_not_panics() {
         assert_eq!(out.code, 2, "{fixture}: {}{}", out.stdout, out.stderr);
         assert!(out.stdout.is_empty(), "{fixture}: {}", out.stdout);
         assert!(
-            out.stderr.starts_with("agentgate: request: "),
+            out.stderr.starts_with("actwarden: request: "),
             "{fixture}: {}",
             out.stderr
         );
@@ -1350,10 +1350,10 @@ fn malformed_request_files_are_usage_errors_not_panics() {
         "{}",
         out.stderr
     );
-    let out = run(&["lint", "--config", "/nonexistent/agentgate/config.json"]);
+    let out = run(&["lint", "--config", "/nonexistent/actwarden/config.json"]);
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains("/nonexistent/agentgate/config.json"),
+        out.stderr.contains("/nonexistent/actwarden/config.json"),
         "{}",
         out.stderr
     );

@@ -20,13 +20,13 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::api::check_json;
-use agentgate::corpus::{
+use actwarden::api::check_json;
+use actwarden::corpus::{
     check_expect, load_keys, materialize, request_with_token, twin_case, Case,
 };
-use agentgate::jwk::{parse_jwks, KeySet, KeySource};
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate::{Reason, UnixTime};
+use actwarden::jwk::{parse_jwks, KeySet, KeySource};
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::{Reason, UnixTime};
 use ring::rand::SystemRandom;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -206,7 +206,7 @@ fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), Stri
 fn invariants(
     token: Option<&str>,
     request: &str,
-    decision: &agentgate::Decision,
+    decision: &actwarden::Decision,
     report: &Value,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -226,7 +226,7 @@ fn invariants(
         // token_id: the first 16 hex digits of SHA-256 of the token.
         if let Some(id) = field("token_id").as_str() {
             let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-            let want = agentgate::b64::hex(&digest.as_ref()[..8]);
+            let want = actwarden::b64::hex(&digest.as_ref()[..8]);
             if id != want {
                 problems.push(format!("audit token_id {id}, expected {want}"));
             }
@@ -458,14 +458,14 @@ fn corpus() {
     run_all();
 }
 
-/// Every case and twin once more through the `agentgate check` binary (SPEC §7): the same
+/// Every case and twin once more through the `actwarden check` binary (SPEC §7): the same
 /// report on stdout, exit 0 on allow and 1 on deny, nothing on stderr.
 #[cfg(feature = "cli")]
 #[test]
 fn corpus_through_the_cli() {
     let corpus = load();
     let rng = SystemRandom::new();
-    let dir = std::env::temp_dir().join(format!("agentgate-corpus-cli-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("actwarden-corpus-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut failures = Vec::new();
     let mut ran = 0usize;
@@ -478,7 +478,7 @@ fn corpus_through_the_cli() {
             let request = dir.join("request.json");
             std::fs::write(&config, &p.config).unwrap();
             std::fs::write(&request, &p.request).unwrap();
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"));
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_actwarden"));
             cmd.arg("check")
                 .arg("--config")
                 .arg(&config)
@@ -561,9 +561,9 @@ fn corpus_through_the_cli() {
 /// (`eval_us` aside), while the warm decisions hit the cache.
 #[test]
 fn corpus_with_a_token_cache() {
-    use agentgate::engine::{decide, Context};
-    use agentgate::token_cache::TokenCache;
-    use agentgate::{Policy, Request};
+    use actwarden::engine::{decide, Context};
+    use actwarden::token_cache::TokenCache;
+    use actwarden::{Policy, Request};
 
     let corpus = load();
     let rng = SystemRandom::new();
@@ -587,11 +587,11 @@ fn corpus_with_a_token_cache() {
             let ctx = Context {
                 policy,
                 remote_keys: &remote,
-                crypto: &agentgate::crypto::RING,
+                crypto: &actwarden::crypto::RING,
                 cache: Some(cache),
             };
             let decision = decide(ctx, &request, now);
-            let mut report = agentgate::report::decision_json(&decision);
+            let mut report = actwarden::report::decision_json(&decision);
             report["eval_us"] = Value::Null;
             if report != uncached {
                 failures.push(format!(
@@ -612,15 +612,15 @@ fn corpus_with_a_token_cache() {
     );
 }
 
-/// The explanations (`agentgate::explain`, shown by the playground and by
-/// `agentgate check --explain`) agree with every decision of the corpus: a deny has exactly
+/// The explanations (`actwarden::explain`, shown by the playground and by
+/// `actwarden check --explain`) agree with every decision of the corpus: a deny has exactly
 /// one failing check, and that check can give the reason; every check after it is
 /// `not_reached`; an allow fails nothing; the chain's effective scopes are the audit's.
 #[test]
 fn corpus_explained() {
-    use agentgate::api::decide_json;
-    use agentgate::explain;
-    use agentgate::{Policy, Request};
+    use actwarden::api::decide_json;
+    use actwarden::explain;
+    use actwarden::{Policy, Request};
 
     let corpus = load();
     let rng = SystemRandom::new();

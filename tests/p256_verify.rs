@@ -1,4 +1,4 @@
-//! `agentgate::p256_verify` (the issue 5 exploration, not used by verification):
+//! `actwarden::p256_verify` (the issue 5 exploration, not used by verification):
 //!
 //! - every vector of Wycheproof's `ecdsa_secp256r1_sha256_p1363_test.json`, through
 //!   `verify`, a parsed `PublicKey` and a `PreparedKey`, must get exactly Wycheproof's answer (`valid` accepted, `invalid` rejected; the file has no
@@ -14,7 +14,7 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::p256_verify::{self, PreparedKey, PublicKey, Rejected};
+use actwarden::p256_verify::{self, PreparedKey, PublicKey, Rejected};
 use proptest::prelude::*;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, UnparsedPublicKey};

@@ -7,8 +7,8 @@
 //! `Policy::from_plugin_config`: what the Envoy filter's `on_configure` loads (Envoy
 //! `configuration`, Istio `pluginConfig`).
 
-use agentgate::config::ConfigProblem;
-use agentgate::Policy;
+use actwarden::config::ConfigProblem;
+use actwarden::Policy;
 
 const DOC: &str =
     r#"{"rules":[{"id":"health","match":{"path_prefix":"/healthz"},"allow_anonymous":true}]}"#;

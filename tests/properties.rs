@@ -11,12 +11,12 @@
 //! (a) arbitrary tokens, (b) arbitrary configurations, (c) arbitrary signed claims,
 //! (d) arbitrary REQUEST.json, (e) arbitrary requests built directly.
 
-use agentgate::alg::Alg;
-use agentgate::api::check_json;
-use agentgate::jwk::{parse_jwks, KeySet, KeySource};
-use agentgate::mint::{self, SigningKey};
-use agentgate::request::Peer;
-use agentgate::{decide, Context, Decision, NoRemoteKeys, Policy, Reason, Request, UnixTime};
+use actwarden::alg::Alg;
+use actwarden::api::check_json;
+use actwarden::jwk::{parse_jwks, KeySet, KeySource};
+use actwarden::mint::{self, SigningKey};
+use actwarden::request::Peer;
+use actwarden::{decide, Context, Decision, NoRemoteKeys, Policy, Reason, Request, UnixTime};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use ring::rand::SystemRandom;
@@ -124,7 +124,7 @@ fn decide_with(policy: &Policy, request: &Request) -> Decision {
     let ctx = Context {
         policy,
         remote_keys: &NoRemoteKeys,
-        crypto: &agentgate::crypto::RING,
+        crypto: &actwarden::crypto::RING,
         cache: None,
     };
     decide(ctx, request, UnixTime::from_secs(NOW))
@@ -1331,7 +1331,7 @@ fn f_nesting_bomb_in_act_is_refused_cleanly() {
                 d.reason
             ),
         }
-        let _ = agentgate::dangerous::decode_unverified(&token);
+        let _ = actwarden::dangerous::decode_unverified(&token);
     }
 }
 
@@ -1355,7 +1355,7 @@ fn f_nesting_bomb_in_header_and_other_claims_is_refused_cleanly() {
             if depth >= 128 {
                 assert!(!d.allowed, "depth {depth} accepted");
             }
-            let _ = agentgate::dangerous::decode_unverified(&token);
+            let _ = actwarden::dangerous::decode_unverified(&token);
         }
         // The same bombs as configuration and request documents.
         assert!(Policy::from_json(&deep).is_err());
@@ -1381,7 +1381,7 @@ proptest! {
         let claims = json!({ "iss": ISS, "aud": AUD, "sub": "alice", "scope": "read",
                              "iat": NOW, "exp": NOW + ttl });
         let token = f.es256.mint(Alg::ES256, &claims, None, &rng).unwrap();
-        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &agentgate::crypto::RING, cache: None };
+        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::crypto::RING, cache: None };
         let now = UnixTime::from_millis(millis);
         let d = decide(ctx, &bearer_request("/scoped", &token), now);
         assert_well_formed(&d);

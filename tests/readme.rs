@@ -17,7 +17,7 @@ fn readme_cli_walkthrough_runs_and_allows() {
     let start = readme
         .find("# a key pair and its JWKS")
         .expect("walkthrough start in README");
-    let end_marker = "agentgate check --config agentgate.json --request request.json";
+    let end_marker = "actwarden check --config actwarden.json --request request.json";
     let end = readme[start..]
         .find(end_marker)
         .expect("walkthrough end in README")
@@ -25,9 +25,9 @@ fn readme_cli_walkthrough_runs_and_allows() {
         + end_marker.len();
     let script = &readme[start..end];
 
-    let dir = std::env::temp_dir().join(format!("agentgate-readme-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("actwarden-readme-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_agentgate")).parent().unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_actwarden")).parent().unwrap();
     let path = format!(
         "{}:{}",
         bin_dir.display(),

@@ -8,12 +8,12 @@
 //! never outlives the key that verified it nor the token, and a forged token replayed
 //! costs no second verification.
 
-use agentgate::alg::Alg;
-use agentgate::engine::{decide, Context};
-use agentgate::jwk::{parse_jwks, KeySet, KeySource};
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate::token_cache::TokenCache;
-use agentgate::{Policy, Reason, Request, UnixTime};
+use actwarden::alg::Alg;
+use actwarden::engine::{decide, Context};
+use actwarden::jwk::{parse_jwks, KeySet, KeySource};
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::token_cache::TokenCache;
+use actwarden::{Policy, Reason, Request, UnixTime};
 use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use ring::rand::SystemRandom;
@@ -31,11 +31,11 @@ fn counting_verifier(
     key: &DecodingKey,
 ) -> Result<Box<dyn JwtVerifier>, jsonwebtoken::errors::Error> {
     VERIFICATIONS.fetch_add(1, Ordering::SeqCst);
-    (agentgate::crypto::RING.verifier_factory)(alg, key)
+    (actwarden::crypto::RING.verifier_factory)(alg, key)
 }
 
 fn counting() -> CryptoProvider {
-    let ring = &agentgate::crypto::RING;
+    let ring = &actwarden::crypto::RING;
     let utils = &ring.key_utils;
     CryptoProvider {
         signer_factory: ring.signer_factory,

@@ -1,5 +1,5 @@
 //! Project Wycheproof vectors (C2SP/wycheproof `testvectors_v1`, see
-//! `tests/vectors/wycheproof/SOURCE.md`) against agentgate's JWS layer and crypto provider.
+//! `tests/vectors/wycheproof/SOURCE.md`) against actwarden's JWS layer and crypto provider.
 //!
 //! - `json_web_signature_test.json`, `json_web_key_test.json`: the group's key set through
 //!   `jwk::parse_jwks` (a load error is a rejection), each `jws` through `token::split` and
@@ -9,7 +9,7 @@
 //!   through `crypto::verify_with(&crypto::RING, ..)`.
 //!
 //! `invalid` must be rejected, `valid` accepted, `acceptable` may go either way (printed).
-//! A `valid` case whose `alg` agentgate does not support (ES512) must be rejected and is
+//! A `valid` case whose `alg` actwarden does not support (ES512) must be rejected and is
 //! printed and counted as skipped for that reason. Every other difference from Wycheproof's
 //! answer must be listed in `tests/vectors/wycheproof/DIVERGENCES.md`; an unlisted divergence
 //! or a listed one that no longer occurs fails the test. Summary lines go straight to stderr
@@ -22,10 +22,10 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::alg::{Alg, AlgName};
-use agentgate::jwk::{parse_jwks, JwksError, KeySet, KeySource};
-use agentgate::token::TokenProblem;
-use agentgate::{crypto, engine, token};
+use actwarden::alg::{Alg, AlgName};
+use actwarden::jwk::{parse_jwks, JwksError, KeySet, KeySource};
+use actwarden::token::TokenProblem;
+use actwarden::{crypto, engine, token};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -136,7 +136,7 @@ impl Expected {
     }
 }
 
-/// Where agentgate refused a case.
+/// Where actwarden refused a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// `jwk::parse_jwks` refused the key set.
@@ -192,7 +192,7 @@ struct CaseResult {
     flags: Vec<String>,
     expected: Expected,
     outcome: Outcome,
-    /// Set when the case uses an algorithm agentgate does not support (with why).
+    /// Set when the case uses an algorithm actwarden does not support (with why).
     unsupported: Option<String>,
 }
 
@@ -419,7 +419,7 @@ fn compare(t: &Tally, results: &[CaseResult], expected_total: u64) {
             }
             Some(l) if security => {
                 // Only a vector-file defect may be listed: the token must be byte-identical to
-                // a `valid` case of this file that agentgate also accepts.
+                // a `valid` case of this file that actwarden also accepts.
                 let twin =
                     identical_to(&l.why).and_then(|twin| by_id.get(&twin).map(|r| (twin, r)));
                 let same_input = |a: u64, b: u64| -> bool {
@@ -556,7 +556,7 @@ fn run_jws_case(keys: &Result<KeySet, JwksError>, key_set: &Value, case: &Value)
         .as_deref()
         .and_then(|alg| match Alg::classify(alg) {
             AlgName::Unsupported => Some(format!(
-                "header alg {alg} is a registered JWS algorithm agentgate does not verify \
+                "header alg {alg} is a registered JWS algorithm actwarden does not verify \
              (Alg::classify = Unsupported; ring has no P-521)"
             )),
             _ => None,
@@ -745,7 +745,7 @@ fn run_primitive_file(file: &'static str, alg: Alg, jwk_of: impl Fn(&Value) -> V
                 flags: flags(case).into_iter().map(str::to_owned).collect(),
                 expected: Expected::of(case),
                 outcome,
-                // Every algorithm of these files is one agentgate supports.
+                // Every algorithm of these files is one actwarden supports.
                 unsupported: None,
             });
         }

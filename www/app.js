@@ -1,9 +1,9 @@
-// The agentgate playground. Every decision is made by the wasm-bindgen module
-// (pkg/agentgate.js) built from the same Rust core as the Envoy filter and the CLI; this
+// The actwarden playground. Every decision is made by the wasm-bindgen module
+// (pkg/actwarden.js) built from the same Rust core as the Envoy filter and the CLI; this
 // file only moves text between the page and the module. Nothing is sent anywhere: the
 // state lives in the page and, when shared, in the URL fragment (never sent to a server).
 
-import init, * as ag from './pkg/agentgate.js';
+import init, * as ag from './pkg/actwarden.js';
 import { SCENARIOS, buildScenario, NOW } from './scenarios.js';
 
 const $ = (id) => document.getElementById(id);
@@ -396,21 +396,21 @@ const indent = (s, n) => s.split('\n').map((l) => ' '.repeat(n) + l).join('\n');
 function envoySnippet() {
   const json = exportJson();
   if (json == null) return NOT_JSON;
-  return `# http_filters entry (before envoy.filters.http.router). agentgate fails closed:
+  return `# http_filters entry (before envoy.filters.http.router). actwarden fails closed:
 # a configuration it refuses makes Envoy refuse the filter.
 - name: envoy.filters.http.wasm
   typed_config:
     "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
     config:
-      name: agentgate
-      root_id: agentgate
+      name: actwarden
+      root_id: actwarden
       fail_open: false
       vm_config:
-        vm_id: agentgate
+        vm_id: actwarden
         runtime: envoy.wasm.runtime.v8
         code:
           local:
-            filename: /etc/envoy/agentgate.wasm
+            filename: /etc/envoy/actwarden.wasm
       configuration:
         "@type": type.googleapis.com/google.protobuf.StringValue
         value: |
@@ -424,18 +424,18 @@ function istioSnippet() {
   return `apiVersion: extensions.istio.io/v1alpha1
 kind: WasmPlugin
 metadata:
-  name: agentgate
+  name: actwarden
   namespace: my-namespace            # where the workload runs
 spec:
   selector:
     matchLabels:
       app: my-api                    # the workloads to protect
-  url: oci://registry.example/agentgate:0.1.0   # publish dist/agentgate.wasm yourself
+  url: oci://registry.example/actwarden:0.1.0   # publish dist/actwarden.wasm yourself
   imagePullPolicy: IfNotPresent
   phase: AUTHN
   failStrategy: FAIL_CLOSE
   type: HTTP
-  pluginName: agentgate
+  pluginName: actwarden
   match:
   - mode: SERVER
   pluginConfig:
@@ -982,7 +982,7 @@ async function main() {
   try {
     await init();
   } catch (e) {
-    showFatal(`The agentgate module did not load: ${e.message}. Build it with \`make web\` and serve www/ over http.`);
+    showFatal(`The actwarden module did not load: ${e.message}. Build it with \`make web\` and serve www/ over http.`);
     throw e;
   }
   $('version').textContent = `core ${ag.version()}`;

@@ -1,6 +1,6 @@
 // Browser tests of the playground: headless Debian Chromium (/usr/bin/chromium) driven by
 // playwright-core, against www/ served from loopback. Compares every decision the page
-// makes with the CLI's (target/debug/agentgate) for the same configuration, request, time
+// makes with the CLI's (target/debug/actwarden) for the same configuration, request, time
 // and keys. Prints `browser tests: N passed, M failed` and exits non-zero on a failure.
 //
 //   node host-tests/browser/run.mjs          (after `make web cli`; `make test-browser`)
@@ -17,7 +17,7 @@ import { adversarial } from './adversarial.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const CLI = process.env.AGENTGATE || path.join(root, 'target/debug/agentgate');
+const CLI = process.env.ACTWARDEN || path.join(root, 'target/debug/actwarden');
 const CORPUS = path.join(root, 'host-tests/corpus');
 const SCREENSHOT = path.join(root, 'target/playground.png');
 const FILTER = process.env.FILTER || '';
@@ -41,7 +41,7 @@ function check(name, cond, why) {
 
 // --- the CLI -----------------------------------------------------------------------------------
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'agentgate-browser-'));
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'actwarden-browser-'));
 let fileNo = 0;
 function tmpFile(content) {
   fileNo += 1;
@@ -58,7 +58,7 @@ function run(args) {
   });
 }
 
-/// `agentgate check` for page inputs {config, request, now, remote_jwks}.
+/// `actwarden check` for page inputs {config, request, now, remote_jwks}.
 async function cliCheck(inp) {
   const args = ['check', '--config', tmpFile(inp.config), '--request', tmpFile(inp.request), '--now', String(inp.now)];
   for (const [name, jwks] of Object.entries(inp.remote_jwks || {})) {
@@ -115,7 +115,7 @@ async function pool(items, n, fn) {
 
 const server = await serve(path.join(root, 'www'));
 const origin = new URL(server.url).origin;
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentgate-chromium-'));
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'actwarden-chromium-'));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: '/usr/bin/chromium',
   headless: true,

@@ -67,10 +67,10 @@ export function serve(root, port = 0) {
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const root = path.resolve(here, '../../www');
-  if (!fs.existsSync(path.join(root, 'pkg', 'agentgate.js'))) {
+  if (!fs.existsSync(path.join(root, 'pkg', 'actwarden.js'))) {
     console.error('www/pkg/ is missing: run `make web` first.');
     process.exit(2);
   }
   const { url } = await serve(root, Number(process.argv[2] || 0));
-  console.log(`agentgate playground: ${url}  (Ctrl+C to stop)`);
+  console.log(`actwarden playground: ${url}  (Ctrl+C to stop)`);
 }

@@ -5,7 +5,7 @@
 
 (`make check-gateway-configs` runs it after `make setup-envoy wasm`.) Needs PyYAML and
 jsonschema (in .venv, installed by scripts/setup-envoy.sh), Envoy at .venv/bin/envoy (or
-$ENVOY_BIN), dist/agentgate.wasm (`make wasm`) and the CLI target/debug/agentgate (built
+$ENVOY_BIN), dist/actwarden.wasm (`make wasm`) and the CLI target/debug/actwarden (built
 here with cargo when missing). One line per check, then
 `gateway-config checks: N passed, M failed`; exit 1 when any check failed.
 
@@ -14,13 +14,13 @@ What is checked:
 (a) Envoy: `envoy --mode validate -c FILE` for every gateway-configs/envoy/*.yaml, run from
     the repository root because the configs use repository-relative paths. Validate mode
     DOES load the wasm module and calls its on_configure (Envoy 1.40: a missing file is
-    "Invalid path: dist/agentgate.wasm"; a module that refuses its configuration makes
-    validation fail with "Unable to create Wasm plugin agentgate"), so dist/agentgate.wasm
+    "Invalid path: dist/actwarden.wasm"; a module that refuses its configuration makes
+    validation fail with "Unable to create Wasm plugin actwarden"), so dist/actwarden.wasm
     must exist and be the real filter. Negative controls: a config routing to an undefined
     cluster, one with an unknown field, and one whose pluginConfig is invalid (the filter
-    must refuse it and log `agentgate: configuration: on_no_match: ...`) must all FAIL
+    must refuse it and log `actwarden: configuration: on_no_match: ...`) must all FAIL
     validation. `--wasm FILE` runs Envoy from a scratch directory whose
-    dist/agentgate.wasm is FILE (to try a build without touching dist/).
+    dist/actwarden.wasm is FILE (to try a build without touching dist/).
     Also: the structure the README promises (listeners, mTLS that requires a client
     certificate, wasm filter before the router, clusters named by remote_jwks exist, access
     log fields) and the demo PKI (chain, SANs, key/cert pairs, validity), checked with an
@@ -36,14 +36,14 @@ What is checked:
     CEL_RULES (matched by their message) and an unknown rule on such a path fails the
     check, so a CRD update cannot silently skip one. Negative controls prove the validator
     rejects what the API server would (bad enum, unknown field, wrong type, a CEL rule).
-(c) The pluginConfig JSON: envoy.yaml embeds exactly gateway-configs/envoy/agentgate.json
+(c) The pluginConfig JSON: envoy.yaml embeds exactly gateway-configs/envoy/actwarden.json
     (parsed JSON equality), the WasmPlugin carries the same document except for the JWKS
     cluster/uri, which must be Istio's `outbound|PORT||HOST` of the ServiceEntry, and each
-    of them passes `agentgate lint`.
+    of them passes `actwarden lint`.
 (d) The WasmPlugin runs in phase AUTHN with failStrategy FAIL_CLOSE (and the other settings
     its README relies on).
 (e) scripts/wasm_imports.py: its unit tests (host-tests/configs/test_wasm_imports.py), and
-    the import check on dist/agentgate.wasm when it exists.
+    the import check on dist/actwarden.wasm when it exists.
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ ENVOY_DIR = os.path.join(ROOT, "gateway-configs", "envoy")
 ISTIO_DIR = os.path.join(ROOT, "gateway-configs", "istio")
 CERTS = os.path.join(ENVOY_DIR, "certs")
 CRDS = os.path.join(HERE, "istio-crds", "crds.yaml")
-AGENTGATE_JSON = os.path.join(ENVOY_DIR, "agentgate.json")
+ACTWARDEN_JSON = os.path.join(ENVOY_DIR, "actwarden.json")
 ENVOY_YAML = os.path.join(ENVOY_DIR, "envoy.yaml")
 WASMPLUGIN_YAML = os.path.join(ISTIO_DIR, "wasmplugin.yaml")
-DIST_WASM = "dist/agentgate.wasm"  # as written in envoy.yaml, relative to the repo root
+DIST_WASM = "dist/actwarden.wasm"  # as written in envoy.yaml, relative to the repo root
 WASM_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network."
             "http_connection_manager.v3.HttpConnectionManager")
@@ -162,7 +162,7 @@ def remote_jwks(cfg) -> dict[str, dict]:
 
 class Env:
     envoy = os.environ.get("ENVOY_BIN") or os.path.join(ROOT, ".venv", "bin", "envoy")
-    agentgate = os.path.join(ROOT, "target", "debug", "agentgate")
+    actwarden = os.path.join(ROOT, "target", "debug", "actwarden")
     cwd = ROOT  # where Envoy runs (repo root, or a scratch root with --wasm)
     tmp = ""
 
@@ -188,8 +188,8 @@ def write_tmp(name: str, text: str) -> str:
 
 def lint(cfg, label: str) -> str:
     path = write_tmp(f"lint-{label}.json", json.dumps(cfg))
-    res = subprocess.run([Env.agentgate, "lint", "--config", path], capture_output=True, text=True)
-    expect(res.returncode == 0, f"agentgate lint exit {res.returncode}: {res.stderr.strip()}")
+    res = subprocess.run([Env.actwarden, "lint", "--config", path], capture_output=True, text=True)
+    expect(res.returncode == 0, f"actwarden lint exit {res.returncode}: {res.stderr.strip()}")
     return res.stdout.strip()
 
 
@@ -257,7 +257,7 @@ def check_envoy_structure():
         vm = c["vm_config"]
         got = (c.get("name"), c.get("root_id"), c.get("fail_open", False), vm.get("vm_id"),
                vm.get("runtime"), vm["code"]["local"].get("filename"))
-        want = ("agentgate", "agentgate", False, "agentgate", "envoy.wasm.runtime.v8", DIST_WASM)
+        want = ("actwarden", "actwarden", False, "actwarden", "envoy.wasm.runtime.v8", DIST_WASM)
         expect(got == want, f"{p}: {got} != {want}")
         for provider, uri in remote_jwks(plugin_json(tc)).items():
             expect(uri["cluster"] in clusters,
@@ -480,16 +480,16 @@ def check_istio_rejects(doc, crds, mutate, want_in_error):
 
 # --- (c) pluginConfig --------------------------------------------------------------------
 def check_envoy_plugin_config_equal():
-    want = load_json(AGENTGATE_JSON)
+    want = load_json(ACTWARDEN_JSON)
     filters = wasm_filters(load_yaml_docs(ENVOY_YAML)[0])
     expect(filters, "no wasm filter in envoy.yaml")
     for p, tc in filters:
-        expect(plugin_json(tc) == want, f"{p}: configuration differs from agentgate.json")
-    return f"{len(filters)} filters embed agentgate.json"
+        expect(plugin_json(tc) == want, f"{p}: configuration differs from actwarden.json")
+    return f"{len(filters)} filters embed actwarden.json"
 
 
 def check_istio_plugin_config(istio_docs):
-    envoy_cfg = load_json(AGENTGATE_JSON)
+    envoy_cfg = load_json(ACTWARDEN_JSON)
     wp = find_kind(istio_docs, "WasmPlugin")
     cfg = copy.deepcopy(wp["spec"]["pluginConfig"])
     istio_uris, envoy_uris = remote_jwks(cfg), remote_jwks(envoy_cfg)
@@ -508,9 +508,9 @@ def check_istio_plugin_config(istio_docs):
         expect(urlsplit(uri["uri"]).hostname == host, f"{name}: uri host of {uri['uri']} != {host}")
         # Modulo the JWKS cluster and uri, the document is the Envoy one.
         uri["cluster"], uri["uri"] = envoy_uris[name]["cluster"], envoy_uris[name]["uri"]
-    expect(cfg == envoy_cfg, "WasmPlugin pluginConfig differs from gateway-configs/envoy/agentgate.json "
+    expect(cfg == envoy_cfg, "WasmPlugin pluginConfig differs from gateway-configs/envoy/actwarden.json "
                              "beyond the JWKS cluster/uri")
-    return f"same as agentgate.json except cluster {ISTIO_JWKS_CLUSTER}"
+    return f"same as actwarden.json except cluster {ISTIO_JWKS_CLUSTER}"
 
 
 def check_istio_cluster_visible(istio_docs):
@@ -546,7 +546,7 @@ def check_wasmplugin_settings(istio_docs):
     expect(spec.get("url", "").startswith("oci://"), f"url {spec.get('url')}")
     expect(spec.get("imagePullPolicy") == "IfNotPresent", "imagePullPolicy")
     expect(spec.get("selector", {}).get("matchLabels") == {"app": "payments-api"}, "selector")
-    expect(spec.get("pluginName") == "agentgate", "pluginName (Envoy root_id) is not agentgate")
+    expect(spec.get("pluginName") == "actwarden", "pluginName (Envoy root_id) is not actwarden")
     expect(spec.get("match") == [{"mode": "SERVER"}], "match should be [{mode: SERVER}] (inbound only)")
     return "AUTHN, FAIL_CLOSE, inbound only"
 
@@ -588,24 +588,24 @@ def check_dist_imports():
 
 # --- main --------------------------------------------------------------------------------
 def ensure_cli():
-    if not os.access(Env.agentgate, os.X_OK):
-        print("building target/debug/agentgate (cargo build --features cli)")
+    if not os.access(Env.actwarden, os.X_OK):
+        print("building target/debug/actwarden (cargo build --features cli)")
         subprocess.run(["cargo", "build", "-q", "--features", "cli"], cwd=ROOT, check=False)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--wasm", help="use this module as dist/agentgate.wasm (Envoy runs from a scratch root)")
+    ap.add_argument("--wasm", help="use this module as dist/actwarden.wasm (Envoy runs from a scratch root)")
     args = ap.parse_args()
     os.chdir(ROOT)
-    with tempfile.TemporaryDirectory(prefix="agentgate-configs-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="actwarden-configs-") as tmp:
         Env.tmp = tmp
         if args.wasm:
             Env.cwd = os.path.join(tmp, "root")
             os.makedirs(os.path.join(Env.cwd, "dist"))
             os.symlink(os.path.join(ROOT, "gateway-configs"), os.path.join(Env.cwd, "gateway-configs"))
             shutil.copyfile(args.wasm, os.path.join(Env.cwd, DIST_WASM))
-            print(f"note: Envoy runs from {Env.cwd} with dist/agentgate.wasm = {args.wasm}")
+            print(f"note: Envoy runs from {Env.cwd} with dist/actwarden.wasm = {args.wasm}")
         ensure_cli()
         expect_envoy = os.access(Env.envoy, os.X_OK)
 
@@ -626,7 +626,7 @@ def main() -> int:
                     "max_request_headers_kb: 96", "max_request_header_kb: 96"), "max_request_header_kb"))
             check("envoy validate rejects: invalid pluginConfig, filter refuses it (negative control)")(
                 lambda: check_envoy_rejects("pluginconfig", envoy_text_with(
-                    '"on_no_match": "deny"', '"on_no_match": "maybe"'), "agentgate: configuration: on_no_match"))
+                    '"on_no_match": "deny"', '"on_no_match": "maybe"'), "actwarden: configuration: on_no_match"))
         check("envoy.yaml structure (listeners, mTLS, filters, clusters, access log)")(check_envoy_structure)
         check("demo PKI gateway-configs/envoy/certs/ (chain, SANs, keys, >= 20 years)")(check_demo_pki)
 
@@ -665,18 +665,18 @@ def main() -> int:
                     expect(doc is not None, "manifest missing") or check_istio_rejects(doc, crds, mutate, want)))
 
         # (c) pluginConfig
-        check("envoy.yaml embeds exactly gateway-configs/envoy/agentgate.json")(check_envoy_plugin_config_equal)
-        check("istio pluginConfig == agentgate.json modulo JWKS cluster/uri")(check_istio_plugin_config, istio_docs)
+        check("envoy.yaml embeds exactly gateway-configs/envoy/actwarden.json")(check_envoy_plugin_config_equal)
+        check("istio pluginConfig == actwarden.json modulo JWKS cluster/uri")(check_istio_plugin_config, istio_docs)
         check("istio JWKS cluster exists where the plugin runs, TLS originated")(
             check_istio_cluster_visible, istio_docs)
-        check("agentgate lint gateway-configs/envoy/agentgate.json")(lambda: lint(load_json(AGENTGATE_JSON), "file"))
-        check("agentgate lint envoy.yaml pluginConfig")(lambda: lint(
+        check("actwarden lint gateway-configs/envoy/actwarden.json")(lambda: lint(load_json(ACTWARDEN_JSON), "file"))
+        check("actwarden lint envoy.yaml pluginConfig")(lambda: lint(
             plugin_json(wasm_filters(load_yaml_docs(ENVOY_YAML)[0])[0][1]), "envoy"))
-        check("agentgate lint istio WasmPlugin pluginConfig")(lambda: lint(
+        check("actwarden lint istio WasmPlugin pluginConfig")(lambda: lint(
             find_kind(istio_docs, "WasmPlugin")["spec"]["pluginConfig"], "istio"))
-        check("agentgate lint rejects an invalid pluginConfig (negative control)")(lambda: expect(
-            subprocess.run([Env.agentgate, "lint", "--config", write_tmp("bad.json", json.dumps(
-                {**load_json(AGENTGATE_JSON), "on_no_match": "maybe"}))], capture_output=True).returncode == 2,
+        check("actwarden lint rejects an invalid pluginConfig (negative control)")(lambda: expect(
+            subprocess.run([Env.actwarden, "lint", "--config", write_tmp("bad.json", json.dumps(
+                {**load_json(ACTWARDEN_JSON), "on_no_match": "maybe"}))], capture_output=True).returncode == 2,
             "lint accepted on_no_match: maybe"))
 
         # (d) WasmPlugin settings
@@ -685,7 +685,7 @@ def main() -> int:
         # (e) wasm imports
         run_wasm_import_tests()
         if os.path.isfile(os.path.join(Env.cwd, DIST_WASM)):
-            check("dist/agentgate.wasm imports only env.proxy_* / wasi_snapshot_preview1.*")(check_dist_imports)
+            check("dist/actwarden.wasm imports only env.proxy_* / wasi_snapshot_preview1.*")(check_dist_imports)
 
     passed = sum(ok for _, ok in RESULTS)
     failed = len(RESULTS) - passed

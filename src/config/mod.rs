@@ -204,7 +204,7 @@ pub enum AuditLog {
     /// Every decision (SPEC §6). The default.
     All,
     /// Denials only: for routes where one line per allowed request is more than the log
-    /// pipeline should carry; allows remain in `agentgate.allow`.
+    /// pipeline should carry; allows remain in `actwarden.allow`.
     Denials,
 }
 
@@ -388,7 +388,7 @@ impl Policy {
     }
 
     /// Things that load but deserve a look: keys of a configured JWKS that were skipped
-    /// (not for signatures, or of a type agentgate does not verify).
+    /// (not for signatures, or of a type actwarden does not verify).
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         for p in &self.providers {

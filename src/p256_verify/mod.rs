@@ -1,4 +1,4 @@
-//! Verify-only ECDSA P-256 / SHA-256 written for wasm32: agentgate's ES256 verifier in
+//! Verify-only ECDSA P-256 / SHA-256 written for wasm32: actwarden's ES256 verifier in
 //! wasm builds (`crypto::OWN_ES256`), where ring 0.17 runs portable 32-bit fiat-crypto C
 //! and costs 3.5× (6× with a prepared key) more in V8 (bench/README.md). Natively ring
 //! verifies, as for every other algorithm. It passes every Wycheproof P-256 vector and

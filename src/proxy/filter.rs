@@ -34,7 +34,7 @@ impl HttpContext for Filter {
         match read_request() {
             Ok(pending) => self.plugin.process(self.context_id, pending, false),
             Err(problem) => {
-                host::log(LogLevel::Error, &format!("agentgate: {problem}"));
+                host::log(LogLevel::Error, &format!("actwarden: {problem}"));
                 send_error(problem.status());
                 Action::Pause
             }
@@ -125,7 +125,7 @@ fn connection_peer() -> Option<Peer> {
     })
 }
 
-/// TEST BUILDS ONLY (feature `test-hooks`, never in `dist/agentgate.wasm`): the corpus
+/// TEST BUILDS ONLY (feature `test-hooks`, never in `dist/actwarden.wasm`): the corpus
 /// runs through Envoy at its fixed time and peers.
 #[cfg(feature = "test-hooks")]
 mod test_hooks {
@@ -133,8 +133,8 @@ mod test_hooks {
     use crate::request::Peer;
     use crate::time::UnixTime;
 
-    const NOW: &str = "x-agentgate-test-now";
-    const PEER: &str = "x-agentgate-test-peer";
+    const NOW: &str = "x-actwarden-test-now";
+    const PEER: &str = "x-actwarden-test-peer";
 
     pub fn apply(pending: &mut PendingRequest) -> Result<(), ReadProblem> {
         let headers = std::mem::take(&mut pending.request.headers);

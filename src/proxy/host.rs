@@ -104,7 +104,7 @@ pub fn resume_request() {
 extern "C" {
     // proxy-wasm ABI 0.2.1 `proxy_send_local_response`. Called directly (not through the
     // SDK's `send_http_response`) to pass `details` — Envoy's %RESPONSE_CODE_DETAILS%,
-    // so access logs say which agentgate reason answered — and to get the host status as
+    // so access logs say which actwarden reason answered — and to get the host status as
     // a value instead of the SDK's panic.
     fn proxy_send_local_response(
         status_code: u32,

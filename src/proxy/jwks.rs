@@ -128,7 +128,7 @@ fn claim_fetch(
                 host::log(
                     LogLevel::Warn,
                     &format!(
-                        "agentgate: jwks {} fetch failed: {why}; {}",
+                        "actwarden: jwks {} fetch failed: {why}; {}",
                         remote.name,
                         keeping(remote, now_ms)
                     ),
@@ -157,7 +157,7 @@ fn dispatch(remote: &RemoteProvider) -> Result<u32, String> {
                 },
             ),
             ("accept", "application/jwk-set+json, application/json"),
-            ("user-agent", "agentgate"),
+            ("user-agent", "actwarden"),
         ],
         None,
         vec![],
@@ -241,7 +241,7 @@ pub fn on_response(
             host::log(
                 LogLevel::Info,
                 &format!(
-                    "agentgate: jwks {} fetch ok ({count} keys, {} ms)",
+                    "actwarden: jwks {} fetch ok ({count} keys, {} ms)",
                     remote.name,
                     now_ms.saturating_sub(callout.started_ms)
                 ),
@@ -253,7 +253,7 @@ pub fn on_response(
             host::log(
                 LogLevel::Warn,
                 &format!(
-                    "agentgate: jwks {} fetch failed: {problem}; {}",
+                    "actwarden: jwks {} fetch failed: {problem}; {}",
                     remote.name,
                     keeping(remote, now_ms)
                 ),

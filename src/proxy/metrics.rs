@@ -1,5 +1,5 @@
 //! SPEC §8 counters. Envoy shows wasm-defined metrics in admin `/stats` under its own
-//! prefix for custom wasm stats (e.g. `wasmcustom.agentgate.allow`).
+//! prefix for custom wasm stats (e.g. `wasmcustom.actwarden.allow`).
 
 use crate::reason::Reason;
 use proxy_wasm::hostcalls;
@@ -30,16 +30,16 @@ fn add(metric: Option<u32>, n: u64) {
 impl Metrics {
     pub fn define() -> Metrics {
         Metrics {
-            allow: counter("agentgate.allow"),
+            allow: counter("actwarden.allow"),
             deny: Reason::ALL
                 .iter()
                 .filter(|r| r.status().is_some())
-                .map(|r| (*r, counter(&format!("agentgate.deny.{}", r.code()))))
+                .map(|r| (*r, counter(&format!("actwarden.deny.{}", r.code()))))
                 .collect(),
-            jwks_fetch_ok: counter("agentgate.jwks.fetch_ok"),
-            jwks_fetch_failed: counter("agentgate.jwks.fetch_failed"),
-            cache_hit: counter("agentgate.cache.hit"),
-            cache_miss: counter("agentgate.cache.miss"),
+            jwks_fetch_ok: counter("actwarden.jwks.fetch_ok"),
+            jwks_fetch_failed: counter("actwarden.jwks.fetch_failed"),
+            cache_hit: counter("actwarden.cache.hit"),
+            cache_miss: counter("actwarden.cache.miss"),
         }
     }
 

@@ -40,7 +40,7 @@ pub struct Waiter {
 /// A request as read from Envoy, ready to decide.
 pub struct PendingRequest {
     pub request: Request,
-    /// Test builds only: the decision time from `x-agentgate-test-now`.
+    /// Test builds only: the decision time from `x-actwarden-test-now`.
     pub now_override: Option<UnixTime>,
 }
 
@@ -75,7 +75,7 @@ impl Plugin {
                 KeyConfig::Remote(config) => Some(RemoteProvider {
                     name: p.name.clone(),
                     config: config.clone(),
-                    shared_key: format!("agentgate.jwks.v1|{}|{}", config.cluster, config.uri),
+                    shared_key: format!("actwarden.jwks.v1|{}|{}", config.cluster, config.uri),
                     keys: RefCell::new(None),
                     kid_refetch_wanted: Cell::new(false),
                 }),
@@ -169,7 +169,7 @@ impl Plugin {
                         // An identity the upstream would not see is not an allow.
                         host::log(
                             LogLevel::Error,
-                            &format!("agentgate: could not set `{name}`; refusing the request"),
+                            &format!("actwarden: could not set `{name}`; refusing the request"),
                         );
                         send_error(500);
                         return Action::Pause;
@@ -229,7 +229,7 @@ impl Plugin {
 
 /// The audit line (SPEC §6), built in one buffer.
 fn log_audit(audit: &crate::decision::AuditRecord) {
-    const MARKER: &[u8] = b"agentgate.audit ";
+    const MARKER: &[u8] = b"actwarden.audit ";
     let mut line = Vec::with_capacity(1024 + MARKER.len());
     line.extend_from_slice(MARKER);
     audit.write_json(&mut line);
@@ -240,7 +240,7 @@ fn log_audit(audit: &crate::decision::AuditRecord) {
 }
 
 fn send_deny(response: &crate::decision::DenyResponse, grpc: bool, reason: Reason) {
-    let details = format!("agentgate_{}", reason.code());
+    let details = format!("actwarden_{}", reason.code());
     let sent = if grpc {
         // Envoy builds the gRPC trailers-only reply itself (content-type, grpc-status,
         // grpc-message) from the status passed here; our copies of those would be
@@ -274,7 +274,7 @@ fn send_deny(response: &crate::decision::DenyResponse, grpc: bool, reason: Reaso
         )
     };
     if !sent {
-        host::log(LogLevel::Error, "agentgate: envoy refused the local reply");
+        host::log(LogLevel::Error, "actwarden: envoy refused the local reply");
     }
 }
 
@@ -282,7 +282,7 @@ fn send_deny(response: &crate::decision::DenyResponse, grpc: bool, reason: Reaso
 pub fn send_error(status: u32) {
     host::send_local_response(
         status,
-        "agentgate_internal_error",
+        "actwarden_internal_error",
         &[("content-type", b"application/json")],
         br#"{"error":"internal","detail":"the gateway could not evaluate this request"}"#,
         None,

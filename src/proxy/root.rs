@@ -51,7 +51,7 @@ impl RootContext for Root {
         let Some(bytes) = host::plugin_configuration() else {
             host::log(
                 LogLevel::Critical,
-                "agentgate: configuration: missing (set the filter's `configuration` / the WasmPlugin's `pluginConfig`)",
+                "actwarden: configuration: missing (set the filter's `configuration` / the WasmPlugin's `pluginConfig`)",
             );
             return false;
         };
@@ -61,13 +61,13 @@ impl RootContext for Root {
                 // Fail closed: Envoy refuses the plugin, so no request passes unchecked.
                 host::log(
                     LogLevel::Critical,
-                    &format!("agentgate: configuration: {message}"),
+                    &format!("actwarden: configuration: {message}"),
                 );
                 return false;
             }
         };
         for note in policy.notes() {
-            host::log(LogLevel::Warn, &format!("agentgate: configuration: {note}"));
+            host::log(LogLevel::Warn, &format!("actwarden: configuration: {note}"));
         }
         let plugin = Plugin::new(policy);
         for remote in &plugin.remotes {
@@ -76,7 +76,7 @@ impl RootContext for Root {
         host::log(
             LogLevel::Info,
             &format!(
-                "agentgate: configured ({} providers, {} rules, {} remote jwks)",
+                "actwarden: configured ({} providers, {} rules, {} remote jwks)",
                 plugin.policy.providers.len(),
                 plugin.policy.rules.len(),
                 plugin.remotes.len()

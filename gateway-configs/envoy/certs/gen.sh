@@ -18,7 +18,7 @@ cd "$(dirname "$0")"
 command -v openssl >/dev/null || { echo "gen.sh: openssl not found" >&2; exit 1; }
 
 DAYS=9131   # 25 years
-ORG="agentgate demo (DEMO ONLY)"
+ORG="actwarden demo (DEMO ONLY)"
 
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
@@ -33,7 +33,7 @@ keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 EXT
 openssl req -new -x509 -sha256 -days "$DAYS" -key ca.DEMO-ONLY.key.pem \
-    -subj "/O=$ORG/CN=agentgate demo CA (DEMO ONLY)" \
+    -subj "/O=$ORG/CN=actwarden demo CA (DEMO ONLY)" \
     -extensions v3_ca -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[v3_ca]\n'; cat "$tmp/ca.ext") \
     -out ca.pem
 

@@ -51,10 +51,10 @@ def b64u(data):
 
 
 # Client certificates are stood in for by their SHA-256 digests (what Envoy exposes).
-CERT_A = hashlib.sha256(b"agentgate corpus client certificate A").digest()
-CERT_B = hashlib.sha256(b"agentgate corpus client certificate B").digest()
+CERT_A = hashlib.sha256(b"actwarden corpus client certificate A").digest()
+CERT_B = hashlib.sha256(b"actwarden corpus client certificate B").digest()
 # A PEM block whose DER is these bytes (not a real certificate: only its hash matters).
-PEM_DER = b"agentgate corpus client certificate C (DER stand-in)"
+PEM_DER = b"actwarden corpus client certificate C (DER stand-in)"
 PEM_TEXT = ("-----BEGIN CERTIFICATE-----\n" + base64.b64encode(PEM_DER).decode()
             + "\n-----END CERTIFICATE-----\n")
 CERT_C = hashlib.sha256(PEM_DER).digest()
@@ -363,7 +363,7 @@ def route_token():
              twin=tw({"token": {"header": {"x": "a" * 100}}}, allow(ids()))),
         case("token-alg-missing", "A header without `alg`.", deny("token_malformed"),
              tok(header={"alg": None})),
-        case("token-header-crit", "`crit` names an extension agentgate does not know.",
+        case("token-header-crit", "`crit` names an extension actwarden does not know.",
              deny("token_malformed"), tok(header={"crit": ["exp"], "exp": NOW}),
              twin=tw({"token": {"header": None}}, allow(ids()))),
         case("token-typ-not-string", "`typ` must be a string.", deny("token_malformed"),

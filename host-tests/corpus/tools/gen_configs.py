@@ -4,9 +4,9 @@
     cargo build --features cli
     python3 host-tests/corpus/tools/gen_configs.py
 
-Public JWKS are produced by `agentgate jwks` and inlined literally
+Public JWKS are produced by `actwarden jwks` and inlined literally
 (`local_jwks.inline_string`), so every host reads the same bytes. Each configuration is
-linted with `agentgate lint`; the script fails if one does not load.
+linted with `actwarden lint`; the script fails if one does not load.
 """
 import copy
 import json
@@ -18,7 +18,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.dirname(HERE)
 ROOT = os.path.dirname(os.path.dirname(CORPUS))
-CLI = os.path.join(ROOT, "target", "debug", "agentgate")
+CLI = os.path.join(ROOT, "target", "debug", "actwarden")
 
 ORCH = "spiffe://prod.example.com/agent/orchestrator"
 BILLING = "spiffe://prod.example.com/agent/billing"

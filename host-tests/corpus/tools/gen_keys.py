@@ -7,7 +7,7 @@ from keys.json by gen_configs.py and cases name keys, never key material):
     cargo build --features cli
     python3 host-tests/corpus/tools/gen_keys.py [--wycheproof PATH]
 
-EC, EdDSA and HMAC keys come from `agentgate keygen`. ring cannot generate RSA keys, so
+EC, EdDSA and HMAC keys come from `actwarden keygen`. ring cannot generate RSA keys, so
 the RSA key is the `kid-rsa-sign` private JWK of Wycheproof's json_web_signature_test.json
 (Apache-2.0, https://github.com/C2SP/wycheproof), re-labelled.
 """
@@ -20,7 +20,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.dirname(HERE)
 ROOT = os.path.dirname(os.path.dirname(CORPUS))
-CLI = os.path.join(ROOT, "target", "debug", "agentgate")
+CLI = os.path.join(ROOT, "target", "debug", "actwarden")
 
 
 def keygen(alg, kid):

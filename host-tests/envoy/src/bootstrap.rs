@@ -1,4 +1,4 @@
-//! Envoy bootstrap documents with the agentgate filter. Every listener and the admin
+//! Envoy bootstrap documents with the actwarden filter. Every listener and the admin
 //! interface bind 127.0.0.1 port 0; [`crate::envoy::Envoy`] learns the ports from admin
 //! `/listeners`, so tests running in parallel never race for a port.
 
@@ -9,15 +9,15 @@ use std::path::Path;
 /// The name of the cluster of the echo upstream in every bootstrap built here.
 pub const UPSTREAM_CLUSTER: &str = "upstream";
 
-/// The agentgate HTTP filter (README: "Running agentgate in Envoy and Istio"): `config` is the SPEC §2 JSON text.
+/// The actwarden HTTP filter (README: "Running actwarden in Envoy and Istio"): `config` is the SPEC §2 JSON text.
 pub fn wasm_filter(wasm: &Path, config: &str, vm_id: &str) -> Value {
     json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
             "config": {
-                "name": "agentgate",
-                "root_id": "agentgate",
+                "name": "actwarden",
+                "root_id": "actwarden",
                 "fail_open": false,
                 "vm_config": {
                     "vm_id": vm_id,
@@ -106,8 +106,8 @@ pub fn listener(name: &str, hcm: Value, tls: Option<Value>) -> Value {
     })
 }
 
-/// A listener with the agentgate filter (plain HTTP, or TLS with `tls`).
-pub fn agentgate_listener(
+/// A listener with the actwarden filter (plain HTTP, or TLS with `tls`).
+pub fn actwarden_listener(
     name: &str,
     wasm: &Path,
     config: &str,

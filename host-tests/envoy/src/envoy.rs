@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The marker of an audit line in the log (SPEC §6).
-pub const AUDIT_MARKER: &str = "agentgate.audit ";
+pub const AUDIT_MARKER: &str = "actwarden.audit ";
 
 /// How long Envoy may take to be ready (V8 compiles the module per worker).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ impl Log {
     }
 }
 
-/// The audit record of a log line, if it is one: the JSON object after `agentgate.audit `.
+/// The audit record of a log line, if it is one: the JSON object after `actwarden.audit `.
 pub fn parse_audit_line(line: &str) -> Option<Value> {
     let at = line.find(AUDIT_MARKER)?;
     let rest = line.get(at + AUDIT_MARKER.len()..)?.trim_start();
@@ -305,7 +305,7 @@ impl Envoy {
             .collect())
     }
 
-    /// The agentgate counter `name` (e.g. `agentgate.allow`). Envoy shows custom wasm
+    /// The actwarden counter `name` (e.g. `actwarden.allow`). Envoy shows custom wasm
     /// metrics under a prefix (`wasmcustom.`), so a stat matches when it is `name` or ends
     /// in `.name`; the values of all matches are added (0 when none).
     pub fn counter(&self, name: &str) -> Result<u64> {
@@ -318,14 +318,14 @@ impl Envoy {
             .sum())
     }
 
-    /// Every agentgate counter, keyed by its SPEC name (`agentgate.allow`, …). Envoy 1.40
+    /// Every actwarden counter, keyed by its SPEC name (`actwarden.allow`, …). Envoy 1.40
     /// shows proxy-wasm metrics as `wasmcustom.<name>`; the plugin's own Envoy stats
-    /// (`wasm.agentgate.vm_reload`, …) are not agentgate counters and are left out.
-    pub fn agentgate_counters(&self) -> Result<BTreeMap<String, u64>> {
+    /// (`wasm.actwarden.vm_reload`, …) are not actwarden counters and are left out.
+    pub fn actwarden_counters(&self) -> Result<BTreeMap<String, u64>> {
         let mut out = BTreeMap::new();
         for (k, v) in self.stats()? {
             let short = k.strip_prefix("wasmcustom.").unwrap_or(&k);
-            if short.starts_with("agentgate.") {
+            if short.starts_with("actwarden.") {
                 *out.entry(short.to_owned()).or_insert(0) += v;
             }
         }
@@ -513,13 +513,13 @@ mod tests {
 
     #[test]
     fn audit_line_as_envoy_1_40_prints_it() {
-        let line = r#"[2026-11-23 08:39:21.842][2171][info][wasm] [source/extensions/common/wasm/context.cc:1151] wasm log agentgate agentgate-corpus: agentgate.audit {"decision":"deny","reason":"token_missing","request_id":"r-1"}"#;
+        let line = r#"[2026-11-23 08:39:21.842][2171][info][wasm] [source/extensions/common/wasm/context.cc:1151] wasm log actwarden actwarden-corpus: actwarden.audit {"decision":"deny","reason":"token_missing","request_id":"r-1"}"#;
         let audit = parse_audit_line(line).unwrap();
         assert_eq!(audit["reason"], "token_missing");
         assert_eq!(audit["request_id"], "r-1");
         assert!(
-            parse_audit_line("[info][wasm] agentgate: jwks sts fetch ok (1 keys, 5 ms)").is_none()
+            parse_audit_line("[info][wasm] actwarden: jwks sts fetch ok (1 keys, 5 ms)").is_none()
         );
-        assert!(parse_audit_line("agentgate.audit not json").is_none());
+        assert!(parse_audit_line("actwarden.audit not json").is_none());
     }
 }

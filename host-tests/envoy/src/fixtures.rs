@@ -5,7 +5,7 @@ use crate::envoy::Envoy;
 use crate::http::{Request, Response};
 use crate::servers::echoed;
 use crate::{Error, Result};
-use agentgate::mint::SigningKey;
+use actwarden::mint::SigningKey;
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 use std::net::SocketAddr;

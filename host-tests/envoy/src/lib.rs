@@ -1,11 +1,11 @@
-//! Harness for the agentgate end-to-end tests against a real Envoy.
+//! Harness for the actwarden end-to-end tests against a real Envoy.
 //!
-//! - [`paths`]: where Envoy and the wasm modules are (`ENVOY_BIN`, `AGENTGATE_WASM`,
-//!   `AGENTGATE_TEST_WASM`, set by `make e2e-envoy`; a missing one is an error, never a
+//! - [`paths`]: where Envoy and the wasm modules are (`ENVOY_BIN`, `ACTWARDEN_WASM`,
+//!   `ACTWARDEN_TEST_WASM`, set by `make e2e-envoy`; a missing one is an error, never a
 //!   skip) and a clean work directory per test under `target/e2e/`.
-//! - [`bootstrap`]: Envoy bootstrap documents (JSON, which is YAML) with the agentgate filter.
+//! - [`bootstrap`]: Envoy bootstrap documents (JSON, which is YAML) with the actwarden filter.
 //! - [`envoy`]: Envoy as a child process: readiness via admin `/ready`, listener ports via
-//!   admin `/listeners`, its log captured to a file and parsed (`agentgate.audit {…}`
+//!   admin `/listeners`, its log captured to a file and parsed (`actwarden.audit {…}`
 //!   lines), counters from `/stats`. Killed when dropped (also on panic) and when the thread
 //!   that started it dies.
 //! - [`http`]: a small HTTP/1.1 client and server over `std::net`.

@@ -11,8 +11,8 @@ pub fn repo_root() -> PathBuf {
 
 fn required_file(var: &str, what: &str) -> Result<PathBuf> {
     let how = "run the end-to-end tests with `make e2e-envoy` (it installs Envoy into .venv, \
-               builds dist/agentgate.wasm and target/agentgate-test.wasm, and sets ENVOY_BIN, \
-               AGENTGATE_WASM and AGENTGATE_TEST_WASM)";
+               builds dist/actwarden.wasm and target/actwarden-test.wasm, and sets ENVOY_BIN, \
+               ACTWARDEN_WASM and ACTWARDEN_TEST_WASM)";
     match std::env::var_os(var) {
         None => fail!("{var} is not set: it must name {what}; {how}"),
         Some(p) if p.is_empty() => fail!("{var} is empty: it must name {what}; {how}"),
@@ -32,16 +32,16 @@ pub fn envoy_bin() -> Result<PathBuf> {
     required_file("ENVOY_BIN", "the Envoy binary (.venv/bin/envoy)")
 }
 
-/// The filter as shipped (`AGENTGATE_WASM`, dist/agentgate.wasm): real clock, real peer.
+/// The filter as shipped (`ACTWARDEN_WASM`, dist/actwarden.wasm): real clock, real peer.
 pub fn wasm() -> Result<PathBuf> {
-    required_file("AGENTGATE_WASM", "the filter module dist/agentgate.wasm")
+    required_file("ACTWARDEN_WASM", "the filter module dist/actwarden.wasm")
 }
 
-/// The filter with test hooks (`AGENTGATE_TEST_WASM`, target/agentgate-test.wasm).
+/// The filter with test hooks (`ACTWARDEN_TEST_WASM`, target/actwarden-test.wasm).
 pub fn test_wasm() -> Result<PathBuf> {
     required_file(
-        "AGENTGATE_TEST_WASM",
-        "the test-hooks filter module target/agentgate-test.wasm",
+        "ACTWARDEN_TEST_WASM",
+        "the test-hooks filter module target/actwarden-test.wasm",
     )
 }
 

@@ -1,4 +1,4 @@
-//! The filter attacked through a real Envoy 1.40 (dist/agentgate.wasm: real clock, real
+//! The filter attacked through a real Envoy 1.40 (dist/actwarden.wasm: real clock, real
 //! peer, no test hooks). Every test asserts the secure outcome — the decision and status,
 //! what reaches the upstream, the audit line — and that Envoy still serves afterwards.
 //!
@@ -19,17 +19,17 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::alg::Alg;
-use agentgate::api::check_json;
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate::UnixTime;
-use agentgate_envoy_tests::bootstrap as boot;
-use agentgate_envoy_tests::envoy::{Envoy, Options};
-use agentgate_envoy_tests::fixtures::{self, bearer_get, decide, mint, now, Decided, Via};
-use agentgate_envoy_tests::http::{self, Handler, Request, Response, Server};
-use agentgate_envoy_tests::paths;
-use agentgate_envoy_tests::raw::{self, RawEchoServer, SilentServer};
-use agentgate_envoy_tests::servers::{echoed, EchoServer, ECHO_MARK};
+use actwarden::alg::Alg;
+use actwarden::api::check_json;
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::UnixTime;
+use actwarden_envoy_tests::bootstrap as boot;
+use actwarden_envoy_tests::envoy::{Envoy, Options};
+use actwarden_envoy_tests::fixtures::{self, bearer_get, decide, mint, now, Decided, Via};
+use actwarden_envoy_tests::http::{self, Handler, Request, Response, Server};
+use actwarden_envoy_tests::paths;
+use actwarden_envoy_tests::raw::{self, RawEchoServer, SilentServer};
+use actwarden_envoy_tests::servers::{echoed, EchoServer, ECHO_MARK};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -155,7 +155,7 @@ fn gate() -> &'static Gate {
             let raw_echo = RawEchoServer::start().unwrap();
             let mut hcm = boot::http_connection_manager(
                 "gate",
-                vec![boot::wasm_filter(&wasm, &config, "agentgate")],
+                vec![boot::wasm_filter(&wasm, &config, "actwarden")],
             );
             // Trailers on: HTTP/1.1 downstream trailers are parsed and forwarded (as they
             // are for gRPC over HTTP/2), so a trailer can try to smuggle an identity.
@@ -243,7 +243,7 @@ impl Gate {
         assert_eq!(d.reason(), "allowed", "{}", d.describe());
         let d = self.decide(Request::new("GET", "/v1/invoices"));
         assert_eq!(d.reason(), "token_missing", "{}", d.describe());
-        assert!(self.envoy.log_grep("agentgate: panic").is_empty());
+        assert!(self.envoy.log_grep("actwarden: panic").is_empty());
     }
 }
 
@@ -1146,7 +1146,7 @@ fn keys() -> &'static Keys {
                 "rules": [{ "id": "any", "match": { "path_prefix": "/" } }]
             });
             let bootstrap = boot::bootstrap(
-                vec![boot::agentgate_listener("keys", &wasm, &config.to_string(), "agentgate", None)],
+                vec![boot::actwarden_listener("keys", &wasm, &config.to_string(), "actwarden", None)],
                 vec![
                     boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr()),
                     boot::cluster("jwks", jwks.server.addr()),
@@ -1199,7 +1199,7 @@ impl Keys {
         let token = self.token("flood", &self.good["flood"], "user:alive");
         let d = self.decide(bearer_get("/v1/x", &token));
         assert_eq!(d.reason(), "allowed", "{}", d.describe());
-        assert!(self.envoy.log_grep("agentgate: panic").is_empty());
+        assert!(self.envoy.log_grep("actwarden: panic").is_empty());
     }
 }
 
@@ -1216,7 +1216,7 @@ fn hostile_jwks_documents_never_become_keys() {
         ("redirect", "http status 302"),
     ] {
         let line = k.wait_log(
-            &format!("agentgate: jwks {provider} fetch failed"),
+            &format!("actwarden: jwks {provider} fetch failed"),
             Duration::from_secs(10),
         );
         assert!(
@@ -1246,7 +1246,7 @@ fn hostile_jwks_documents_never_become_keys() {
         "{} fetches of /big",
         k.jwks.count("/big")
     );
-    assert!(k.envoy.counter("agentgate.jwks.fetch_failed").unwrap() >= 6);
+    assert!(k.envoy.counter("actwarden.jwks.fetch_failed").unwrap() >= 6);
     k.assert_serving();
 }
 
@@ -1254,7 +1254,7 @@ fn hostile_jwks_documents_never_become_keys() {
 fn grpc_jwks_unavailable_is_grpc_status_14() {
     let k = keys();
     k.wait_log(
-        "agentgate: jwks empty fetch failed",
+        "actwarden: jwks empty fetch failed",
         Duration::from_secs(10),
     );
     let token = k.token("empty", &key("e"), "user:alice");
@@ -1279,7 +1279,7 @@ fn grpc_jwks_unavailable_is_grpc_status_14() {
 #[test]
 fn a_jwks_server_that_never_answers_costs_at_most_timeout_ms() {
     let k = keys();
-    let line = k.wait_log("agentgate: jwks slow fetch failed", Duration::from_secs(10));
+    let line = k.wait_log("actwarden: jwks slow fetch failed", Duration::from_secs(10));
     // Envoy's async client reports its own timeout as a 504.
     assert!(
         line.contains("no response") || line.contains("http status 504"),
@@ -1334,7 +1334,7 @@ fn bad_refreshes_keep_the_last_good_keys() {
         k.jwks.set("/rotbad", doc, Duration::ZERO);
         k.envoy
             .wait_log(
-                "agentgate: jwks rotbad fetch failed",
+                "actwarden: jwks rotbad fetch failed",
                 mark,
                 Duration::from_secs(5),
             )
@@ -1574,7 +1574,7 @@ fn hostile_plugin_configurations_are_refused_and_envoy_exits_cleanly() {
         (
             "not-json",
             "\u{feff}{\"providers\":{}}\0".to_owned(),
-            "agentgate: configuration",
+            "actwarden: configuration",
         ),
     ]);
 }
@@ -1593,7 +1593,7 @@ fn a_megabyte_rule_id_is_refused_with_a_short_message() {
 }
 
 /// Starts one Envoy per configuration (in parallel); each must exit with status 1 and a
-/// critical line `agentgate: configuration: …` containing its needle.
+/// critical line `actwarden: configuration: …` containing its needle.
 fn refuse_all(cases: Vec<(&'static str, String, &'static str)>) {
     let wasm = paths::wasm().unwrap();
     let runs: Vec<_> = cases
@@ -1604,11 +1604,11 @@ fn refuse_all(cases: Vec<(&'static str, String, &'static str)>) {
                 let dir = paths::work_dir(&format!("adversarial-config-{name}")).unwrap();
                 let echo = EchoServer::start().unwrap();
                 let bootstrap = boot::bootstrap(
-                    vec![boot::agentgate_listener(
+                    vec![boot::actwarden_listener(
                         "main",
                         &wasm,
                         &config,
-                        "agentgate",
+                        "actwarden",
                         None,
                     )],
                     vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
@@ -1628,7 +1628,7 @@ fn refuse_all(cases: Vec<(&'static str, String, &'static str)>) {
                     "{name}: {status}\n{}",
                     envoy.log_tail(20)
                 );
-                let lines = envoy.log_grep("agentgate: configuration");
+                let lines = envoy.log_grep("actwarden: configuration");
                 let line = lines
                     .iter()
                     .find(|l| l.contains(needle))
@@ -1644,7 +1644,7 @@ fn refuse_all(cases: Vec<(&'static str, String, &'static str)>) {
                     "{name}: a {} byte log line",
                     line.len()
                 );
-                assert!(envoy.log_grep("agentgate: panic").is_empty(), "{name}");
+                assert!(envoy.log_grep("actwarden: panic").is_empty(), "{name}");
                 assert_eq!(echo.count(), 0);
             })
         })

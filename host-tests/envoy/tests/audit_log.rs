@@ -1,5 +1,5 @@
 //! `audit.log` (an extension of SPEC §6) in Envoy: with `"denials"`, an allowed request
-//! writes no audit line but is still counted in `agentgate.allow` and still carries its
+//! writes no audit line but is still counted in `actwarden.allow` and still carries its
 //! identity headers upstream; a denied one is logged as always.
 
 #![allow(
@@ -9,13 +9,13 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::alg::Alg;
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate_envoy_tests::bootstrap as boot;
-use agentgate_envoy_tests::envoy::{Envoy, Options};
-use agentgate_envoy_tests::fixtures::{bearer_get, claims, decide, mint, request_id, Via};
-use agentgate_envoy_tests::paths;
-use agentgate_envoy_tests::servers::{echoed, EchoServer};
+use actwarden::alg::Alg;
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden_envoy_tests::bootstrap as boot;
+use actwarden_envoy_tests::envoy::{Envoy, Options};
+use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, request_id, Via};
+use actwarden_envoy_tests::paths;
+use actwarden_envoy_tests::servers::{echoed, EchoServer};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 
@@ -34,11 +34,11 @@ fn denials_only_logs_denials_and_still_counts_allows() {
     let dir = paths::work_dir("audit-log-denials").unwrap();
     let echo = EchoServer::start().unwrap();
     let bootstrap = boot::bootstrap(
-        vec![boot::agentgate_listener(
+        vec![boot::actwarden_listener(
             "main",
             &wasm,
             &config,
-            "agentgate",
+            "actwarden",
             None,
         )],
         vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
@@ -56,7 +56,7 @@ fn denials_only_logs_denials_and_still_counts_allows() {
     let req = bearer_get("/v1/invoices", &token)
         .header("x-request-id", &allowed_id)
         .header("host", "api.example.com");
-    let response = agentgate_envoy_tests::http::send(addr, &req).unwrap();
+    let response = actwarden_envoy_tests::http::send(addr, &req).unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
     let upstream = echoed(&response).expect("the upstream answered");
     assert_eq!(upstream.get("x-agent-subject"), Some("user:alice"));
@@ -75,10 +75,10 @@ fn denials_only_logs_denials_and_still_counts_allows() {
         .iter()
         .all(|a| a.get("request_id").and_then(Value::as_str) != Some(allowed_id.as_str())));
 
-    let counters = envoy.agentgate_counters().unwrap();
-    assert_eq!(counters.get("agentgate.allow"), Some(&1), "{counters:?}");
+    let counters = envoy.actwarden_counters().unwrap();
+    assert_eq!(counters.get("actwarden.allow"), Some(&1), "{counters:?}");
     assert_eq!(
-        counters.get("agentgate.deny.token_malformed"),
+        counters.get("actwarden.deny.token_malformed"),
         Some(&1),
         "{counters:?}"
     );

@@ -11,13 +11,13 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::alg::Alg;
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate_envoy_tests::bootstrap as boot;
-use agentgate_envoy_tests::envoy::{Envoy, Options};
-use agentgate_envoy_tests::fixtures::{bearer_get, claims, decide, mint, Via};
-use agentgate_envoy_tests::paths;
-use agentgate_envoy_tests::servers::EchoServer;
+use actwarden::alg::Alg;
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden_envoy_tests::bootstrap as boot;
+use actwarden_envoy_tests::envoy::{Envoy, Options};
+use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, Via};
+use actwarden_envoy_tests::paths;
+use actwarden_envoy_tests::servers::EchoServer;
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -38,11 +38,11 @@ fn refused(name: &str, config: &str, json_path: &str) -> String {
     let dir = paths::work_dir(&format!("config-error-{name}")).unwrap();
     let echo = EchoServer::start().unwrap();
     let bootstrap = boot::bootstrap(
-        vec![boot::agentgate_listener(
+        vec![boot::actwarden_listener(
             "main",
             &wasm,
             config,
-            "agentgate",
+            "actwarden",
             None,
         )],
         vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
@@ -57,7 +57,7 @@ fn refused(name: &str, config: &str, json_path: &str) -> String {
         )
     });
     assert!(!status.success(), "Envoy exited with {status}");
-    let needle = format!("agentgate: configuration: {json_path}");
+    let needle = format!("actwarden: configuration: {json_path}");
     let line = envoy
         .log_grep(&needle)
         .into_iter()
@@ -65,7 +65,7 @@ fn refused(name: &str, config: &str, json_path: &str) -> String {
         .unwrap_or_else(|| panic!("no log line naming {needle:?}:\n{log}"));
     assert!(line.contains("[critical]"), "not at critical: {line}");
     assert!(
-        log.contains("Unable to create Wasm plugin agentgate"),
+        log.contains("Unable to create Wasm plugin actwarden"),
         "Envoy did not refuse the plugin:\n{log}"
     );
     assert_eq!(echo.count(), 0);
@@ -110,8 +110,8 @@ fn the_corrected_configuration_loads_also_as_a_json_string() {
     let as_string = Value::String(config.clone()).to_string();
     let bootstrap = boot::bootstrap(
         vec![
-            boot::agentgate_listener("object", &wasm, &config, "agentgate", None),
-            boot::agentgate_listener("string", &wasm, &as_string, "agentgate", None),
+            boot::actwarden_listener("object", &wasm, &config, "actwarden", None),
+            boot::actwarden_listener("string", &wasm, &as_string, "actwarden", None),
         ],
         vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
     );
@@ -129,5 +129,5 @@ fn the_corrected_configuration_loads_also_as_a_json_string() {
             d.describe()
         );
     }
-    assert!(envoy.log_grep("agentgate: configuration:").is_empty());
+    assert!(envoy.log_grep("actwarden: configuration:").is_empty());
 }

@@ -1,6 +1,6 @@
 //! The decision corpus (`host-tests/corpus/`) through a real Envoy, unchanged.
 //!
-//! One Envoy runs the test-hooks filter (`target/agentgate-test.wasm`) with one listener per
+//! One Envoy runs the test-hooks filter (`target/actwarden-test.wasm`) with one listener per
 //! configuration of `configs.json` (all in the same VM, `vm_id` shared), and, for a
 //! configuration with `remote_jwks` providers, one listener per distinct set of fetched keys
 //! the cases name, its provider pointed at a path of the JWKS server serving exactly those
@@ -28,18 +28,18 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::api::check_json;
-use agentgate::corpus::{
+use actwarden::api::check_json;
+use actwarden::corpus::{
     check_expect, load_keys, materialize, request_with_token, twin_case, Case,
 };
-use agentgate::jwk::{parse_jwks, KeySet, KeySource};
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate::{Reason, UnixTime};
-use agentgate_envoy_tests::bootstrap as boot;
-use agentgate_envoy_tests::envoy::{Envoy, Options};
-use agentgate_envoy_tests::http::{self, Request};
-use agentgate_envoy_tests::paths;
-use agentgate_envoy_tests::servers::{echoed, EchoServer, JwksServer, Serve};
+use actwarden::jwk::{parse_jwks, KeySet, KeySource};
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::{Reason, UnixTime};
+use actwarden_envoy_tests::bootstrap as boot;
+use actwarden_envoy_tests::envoy::{Envoy, Options};
+use actwarden_envoy_tests::http::{self, Request};
+use actwarden_envoy_tests::paths;
+use actwarden_envoy_tests::servers::{echoed, EchoServer, JwksServer, Serve};
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -49,7 +49,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const JWKS_CLUSTER: &str = "jwks";
-const VM_ID: &str = "agentgate-corpus";
+const VM_ID: &str = "actwarden-corpus";
 /// `max_request_headers_kb` of the corpus listeners.
 const CORPUS_HEADERS_KB: u32 = 1024;
 /// A listener with configuration `main` and Envoy's usual 96 KiB header limit.
@@ -330,9 +330,9 @@ fn http_request(request: &Value, now: u64) -> Request {
             other => req = req.header(name, other.as_str().unwrap_or_default()),
         }
     }
-    req = req.header("x-agentgate-test-now", &now.to_string());
+    req = req.header("x-actwarden-test-now", &now.to_string());
     if let Some(peer) = request.get("peer") {
-        req = req.header("x-agentgate-test-peer", &peer.to_string());
+        req = req.header("x-actwarden-test-peer", &peer.to_string());
     }
     req
 }
@@ -541,7 +541,7 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
             }
             for (k, v) in &up.headers {
                 let k = k.to_ascii_lowercase();
-                if k.starts_with("x-agentgate-test-") {
+                if k.starts_with("x-actwarden-test-") {
                     problems.push(format!("test-hook header {k} reached the upstream"));
                 }
                 if k.starts_with("x_agent_") {
@@ -633,12 +633,12 @@ fn corpus_through_envoy() {
         .iter()
         .map(|(_, l)| {
             boot::with_max_request_headers_kb(
-                boot::agentgate_listener(&l.name, &wasm, &l.config, VM_ID, None),
+                boot::actwarden_listener(&l.name, &wasm, &l.config, VM_ID, None),
                 CORPUS_HEADERS_KB,
             )
         })
         .collect();
-    envoy_listeners.push(boot::agentgate_listener(
+    envoy_listeners.push(boot::actwarden_listener(
         LISTENER_96K,
         &wasm,
         &corpus.configs["main"].to_string(),
@@ -666,7 +666,7 @@ fn corpus_through_envoy() {
         jwks.wait_fetches(path, 1, Duration::from_secs(15)).unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(15);
-    while envoy.counter("agentgate.jwks.fetch_ok").unwrap() < served.len() as u64 {
+    while envoy.counter("actwarden.jwks.fetch_ok").unwrap() < served.len() as u64 {
         assert!(
             Instant::now() < deadline,
             "fetch_ok stays below {} (log {})",
@@ -700,7 +700,7 @@ fn corpus_through_envoy() {
                 .header("host", "api.example.com")
                 .header("authorization", &format!("Bearer {token}"))
                 .header("x-request-id", &id)
-                .header("x-agentgate-test-now", &CANARY_NOW.to_string());
+                .header("x-actwarden-test-now", &CANARY_NOW.to_string());
             http::send(addrs[key], &req).unwrap();
             let audit = envoy.wait_audit(&id, AUDIT_TIMEOUT).unwrap();
             if audit["reason"] == json!("jwks_unavailable") {
@@ -834,13 +834,13 @@ fn corpus_through_envoy() {
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
     for a in &audits {
         let name = match (a["decision"].as_str(), a["reason"].as_str()) {
-            (Some("allow"), _) => "agentgate.allow".to_owned(),
-            (_, Some(r)) => format!("agentgate.deny.{r}"),
+            (Some("allow"), _) => "actwarden.allow".to_owned(),
+            (_, Some(r)) => format!("actwarden.deny.{r}"),
             _ => "?".to_owned(),
         };
         *tally.entry(name).or_insert(0) += 1;
     }
-    let counters = envoy.agentgate_counters().unwrap();
+    let counters = envoy.actwarden_counters().unwrap();
     for (name, want) in &tally {
         let got = counters.get(name).copied().unwrap_or(0);
         if got != *want {
@@ -848,7 +848,7 @@ fn corpus_through_envoy() {
         }
     }
     for (name, got) in &counters {
-        if (name == "agentgate.allow" || name.starts_with("agentgate.deny."))
+        if (name == "actwarden.allow" || name.starts_with("actwarden.deny."))
             && !tally.contains_key(name)
             && *got != 0
         {
@@ -874,7 +874,7 @@ fn corpus_through_envoy() {
     let mut spec_counters: Vec<String> = Reason::ALL
         .iter()
         .filter(|r| r.status().is_some())
-        .map(|r| format!("agentgate.deny.{}", r.code()))
+        .map(|r| format!("actwarden.deny.{}", r.code()))
         .collect();
     spec_counters.extend(
         [
@@ -885,17 +885,17 @@ fn corpus_through_envoy() {
             "cache.miss",
         ]
         .iter()
-        .map(|n| format!("agentgate.{n}")),
+        .map(|n| format!("actwarden.{n}")),
     );
     for name in &spec_counters {
         if !counters.contains_key(name) {
             failures.push(format!("counter {name} is not in /stats"));
         }
     }
-    let cache = counters.get("agentgate.cache.hit").copied().unwrap_or(0)
-        + counters.get("agentgate.cache.miss").copied().unwrap_or(0);
+    let cache = counters.get("actwarden.cache.hit").copied().unwrap_or(0)
+        + counters.get("actwarden.cache.miss").copied().unwrap_or(0);
     if cache == 0 {
-        failures.push("counters agentgate.cache.hit + miss are 0".into());
+        failures.push("counters actwarden.cache.hit + miss are 0".into());
     }
     eprintln!(
         "corpus through Envoy: {} runs, {} failed; Envoy ready after {:?}, total {:?}; counters {:?}",

@@ -8,17 +8,17 @@
     clippy::indexing_slicing
 )]
 
-use agentgate_envoy_tests::paths;
+use actwarden_envoy_tests::paths;
 use std::process::Command;
 
 #[test]
 fn demo_story_through_envoy() {
-    // Fail, not skip, without Envoy or the module (the demo reads dist/agentgate.wasm).
+    // Fail, not skip, without Envoy or the module (the demo reads dist/actwarden.wasm).
     let envoy = paths::envoy_bin().unwrap();
     let wasm = paths::wasm().unwrap();
     assert!(
-        paths::repo_root().join("dist/agentgate.wasm").is_file(),
-        "the demo loads dist/agentgate.wasm ({} given)",
+        paths::repo_root().join("dist/actwarden.wasm").is_file(),
+        "the demo loads dist/actwarden.wasm ({} given)",
         wasm.display()
     );
     let out = Command::new(env!("CARGO_BIN_EXE_envoy-demo"))

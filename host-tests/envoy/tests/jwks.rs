@@ -4,7 +4,7 @@
 //! `max_stale_s`), one fetch per interval across two workers (counted at the JWKS server),
 //! and the rotation drill {k1} → {k1,k2} → {k2}.
 //!
-//! Each test runs its own Envoy (2 workers, dist/agentgate.wasm: the real clock) with one
+//! Each test runs its own Envoy (2 workers, dist/actwarden.wasm: the real clock) with one
 //! provider `sts` whose `remote_jwks` points at a JWKS server the test controls.
 
 #![allow(
@@ -14,13 +14,13 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::alg::Alg;
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate_envoy_tests::bootstrap as boot;
-use agentgate_envoy_tests::envoy::{Envoy, Options};
-use agentgate_envoy_tests::fixtures::{bearer_get, claims, decide, mint, Decided, Via};
-use agentgate_envoy_tests::paths;
-use agentgate_envoy_tests::servers::{EchoServer, JwksServer, Serve};
+use actwarden::alg::Alg;
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden_envoy_tests::bootstrap as boot;
+use actwarden_envoy_tests::envoy::{Envoy, Options};
+use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, Decided, Via};
+use actwarden_envoy_tests::paths;
+use actwarden_envoy_tests::servers::{EchoServer, JwksServer, Serve};
 use ring::rand::SystemRandom;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -73,11 +73,11 @@ fn rig_through(
         "rules": [{ "id": "any", "match": { "path_prefix": "/" } }]
     });
     let bootstrap = boot::bootstrap(
-        vec![boot::agentgate_listener(
+        vec![boot::actwarden_listener(
             "main",
             &wasm,
             &config.to_string(),
-            "agentgate",
+            "actwarden",
             None,
         )],
         vec![
@@ -172,13 +172,13 @@ fn first_fetch_then_refresh_once_per_interval_across_workers() {
     assert_eq!(first.authority.as_deref(), Some("sts.e2e"));
     rig.envoy
         .wait_log(
-            "agentgate: jwks sts fetch ok (1 keys",
+            "actwarden: jwks sts fetch ok (1 keys",
             0,
             Duration::from_secs(5),
         )
         .unwrap();
     rig.until(Duration::from_secs(5), "fetch_ok counted", || {
-        rig.counter("agentgate.jwks.fetch_ok") >= 1
+        rig.counter("actwarden.jwks.fetch_ok") >= 1
     });
     let took = rig.wait_allowed(&k1);
     eprintln!("every worker had the first keys {took:?} after fetch_ok was counted");
@@ -204,13 +204,13 @@ fn first_fetch_then_refresh_once_per_interval_across_workers() {
         );
     }
     // Every fetch is counted once, as a success.
-    let ok = rig.counter("agentgate.jwks.fetch_ok");
+    let ok = rig.counter("actwarden.jwks.fetch_ok");
     let served = rig.jwks.count(PATH) as u64;
     assert!(
         ok + 1 >= served && ok <= served,
         "fetch_ok {ok}, JWKS server answered {served}"
     );
-    assert_eq!(rig.counter("agentgate.jwks.fetch_failed"), 0);
+    assert_eq!(rig.counter("actwarden.jwks.fetch_failed"), 0);
     // Still the same keys, still allowed; a key that was never published is not.
     assert_reason(&rig.call(&k1), "allowed", None);
 }
@@ -221,7 +221,7 @@ fn unknown_kid_refetch_makes_the_request_wait_once_per_30s() {
     // A long cache: any fetch after the first is the unknown-kid refetch.
     let rig = rig("refetch", 300, 3600, jwks_of(&[&k1]));
     rig.envoy
-        .wait_log("agentgate: jwks sts fetch ok", 0, Duration::from_secs(10))
+        .wait_log("actwarden: jwks sts fetch ok", 0, Duration::from_secs(10))
         .unwrap();
     rig.wait_allowed(&k1);
     assert_reason(&rig.call(&k1), "allowed", None);
@@ -262,11 +262,11 @@ fn jwks_down_at_start_is_503_then_recovers_without_restart() {
         .wait_fetches(PATH, 1, Duration::from_secs(10))
         .unwrap();
     rig.until(Duration::from_secs(5), "fetch_failed counted", || {
-        rig.counter("agentgate.jwks.fetch_failed") >= 1
+        rig.counter("actwarden.jwks.fetch_failed") >= 1
     });
     rig.envoy
         .wait_log(
-            "agentgate: jwks sts fetch failed",
+            "actwarden: jwks sts fetch failed",
             0,
             Duration::from_secs(5),
         )
@@ -287,7 +287,7 @@ fn jwks_down_at_start_is_503_then_recovers_without_restart() {
     );
     eprintln!("recovered {took:?} after the JWKS came back");
     assert_eq!(rig.envoy.pid(), pid);
-    assert!(rig.counter("agentgate.jwks.fetch_ok") >= 1);
+    assert!(rig.counter("actwarden.jwks.fetch_ok") >= 1);
 }
 
 /// A cluster name Envoy does not know (Istio's `outbound|PORT||HOST` mistyped, say): every
@@ -298,18 +298,18 @@ fn a_cluster_envoy_does_not_know_is_a_counted_failure() {
     let k1 = key("k1");
     let rig = rig_through("nocluster", 1, 300, jwks_of(&[&k1]), "no-such-cluster");
     rig.until(Duration::from_secs(5), "fetch_failed counted", || {
-        rig.counter("agentgate.jwks.fetch_failed") >= 1
+        rig.counter("actwarden.jwks.fetch_failed") >= 1
     });
     rig.envoy
         .wait_log(
-            "agentgate: jwks sts fetch failed: cluster `no-such-cluster` refused the call",
+            "actwarden: jwks sts fetch failed: cluster `no-such-cluster` refused the call",
             0,
             Duration::from_secs(5),
         )
         .unwrap();
     assert_reason(&rig.call(&k1), "jwks_unavailable", Some(503));
     assert_eq!(rig.jwks.count(PATH), 0, "nothing reached the JWKS server");
-    assert_eq!(rig.counter("agentgate.jwks.fetch_ok"), 0);
+    assert_eq!(rig.counter("actwarden.jwks.fetch_ok"), 0);
 }
 
 #[test]
@@ -319,7 +319,7 @@ fn garbage_keeps_the_last_good_keys_until_max_stale() {
     let max_stale_s = 4;
     let rig = rig("garbage", cache_s, max_stale_s, jwks_of(&[&k1]));
     rig.envoy
-        .wait_log("agentgate: jwks sts fetch ok", 0, Duration::from_secs(10))
+        .wait_log("actwarden: jwks sts fetch ok", 0, Duration::from_secs(10))
         .unwrap();
     rig.wait_allowed(&k1);
     let token = mint(&k1, &claims(ISS, AUD, "user:alice")).unwrap();
@@ -345,7 +345,7 @@ fn garbage_keeps_the_last_good_keys_until_max_stale() {
         .wait_fetches(PATH, n + 2, Duration::from_secs(5))
         .unwrap();
     rig.until(Duration::from_secs(3), "fetch_failed counted", || {
-        rig.counter("agentgate.jwks.fetch_failed") >= 2
+        rig.counter("actwarden.jwks.fetch_failed") >= 2
     });
     // The last good keys still verify (a fresh token, and the cached one).
     let stale_limit = last_good + Duration::from_secs(cache_s + max_stale_s);
@@ -357,7 +357,7 @@ fn garbage_keeps_the_last_good_keys_until_max_stale() {
     assert_reason(&rig.call_token(&token), "allowed", None);
     assert!(!rig
         .envoy
-        .log_grep("agentgate: jwks sts fetch failed")
+        .log_grep("actwarden: jwks sts fetch failed")
         .is_empty());
 
     // After cache_duration_s + max_stale_s without a good fetch: jwks_unavailable.
@@ -381,7 +381,7 @@ fn rotation_drill() {
     let cache_s = 1;
     let rig = rig("rotation", cache_s, 300, jwks_of(&[&k1]));
     rig.envoy
-        .wait_log("agentgate: jwks sts fetch ok", 0, Duration::from_secs(10))
+        .wait_log("actwarden: jwks sts fetch ok", 0, Duration::from_secs(10))
         .unwrap();
     rig.wait_allowed(&k1);
     // The same token again and again (the verified-token cache must not outlive its key)

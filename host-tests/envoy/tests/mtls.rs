@@ -1,4 +1,4 @@
-//! mTLS through a real Envoy (dist/agentgate.wasm, no test hooks): the peer the filter sees
+//! mTLS through a real Envoy (dist/actwarden.wasm, no test hooks): the peer the filter sees
 //! is the client certificate of the TLS connection.
 //!
 //! The test makes its own PKI with rcgen: a CA, Envoy's server certificate (localhost), and
@@ -16,17 +16,17 @@
     clippy::indexing_slicing
 )]
 
-use agentgate::alg::Alg;
-use agentgate::api::check_json;
-use agentgate::mint::{delegate, public_jwks, SigningKey};
-use agentgate::UnixTime;
-use agentgate_envoy_tests::bootstrap as boot;
-use agentgate_envoy_tests::envoy::{Envoy, Options};
-use agentgate_envoy_tests::fixtures::{claims, decide, mint, now, Decided, Via};
-use agentgate_envoy_tests::http::Request;
-use agentgate_envoy_tests::paths;
-use agentgate_envoy_tests::servers::EchoServer;
-use agentgate_envoy_tests::tls::{self, ClientIdentity};
+use actwarden::alg::Alg;
+use actwarden::api::check_json;
+use actwarden::mint::{delegate, public_jwks, SigningKey};
+use actwarden::UnixTime;
+use actwarden_envoy_tests::bootstrap as boot;
+use actwarden_envoy_tests::envoy::{Envoy, Options};
+use actwarden_envoy_tests::fixtures::{claims, decide, mint, now, Decided, Via};
+use actwarden_envoy_tests::http::Request;
+use actwarden_envoy_tests::paths;
+use actwarden_envoy_tests::servers::EchoServer;
+use actwarden_envoy_tests::tls::{self, ClientIdentity};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -62,7 +62,7 @@ fn pki() -> Pki {
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "agentgate e2e test CA");
+        .push(DnType::CommonName, "actwarden e2e test CA");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
 
@@ -271,12 +271,12 @@ fn rig() -> Rig {
     configs.insert("plain", config(&jwks, false));
     configs.insert("mtls-peer", config(&jwks, true));
     let listeners = vec![
-        boot::agentgate_listener("mtls", &wasm, &configs["mtls"], "agentgate", tls_required()),
-        boot::agentgate_listener(
+        boot::actwarden_listener("mtls", &wasm, &configs["mtls"], "actwarden", tls_required()),
+        boot::actwarden_listener(
             "mtls-optional",
             &wasm,
             &configs["mtls-optional"],
-            "agentgate",
+            "actwarden",
             Some(boot::downstream_tls(
                 &pki.server_cert_pem,
                 &pki.server_key_pem,
@@ -284,12 +284,12 @@ fn rig() -> Rig {
                 false,
             )),
         ),
-        boot::agentgate_listener("plain", &wasm, &configs["plain"], "agentgate", None),
-        boot::agentgate_listener(
+        boot::actwarden_listener("plain", &wasm, &configs["plain"], "actwarden", None),
+        boot::actwarden_listener(
             "mtls-peer",
             &wasm,
             &configs["mtls-peer"],
-            "agentgate",
+            "actwarden",
             tls_required(),
         ),
     ];
@@ -377,7 +377,7 @@ fn mtls_binding_and_peer_through_envoy() {
             listener: "plain",
             cert: None,
             token: bound.clone(),
-            headers: vec![("x-agentgate-test-peer", orchestrator_peer.clone())],
+            headers: vec![("x-actwarden-test-peer", orchestrator_peer.clone())],
             reason: "binding_mismatch",
             status: 401,
             binding: "mismatch",
@@ -458,8 +458,8 @@ fn mtls_binding_and_peer_through_envoy() {
     // The shipped module has no test hooks: the headers are ordinary headers there, they
     // change nothing and reach the upstream unchanged.
     let hooks = [
-        ("x-agentgate-test-now", "4102444800".to_owned()),
-        ("x-agentgate-test-peer", orchestrator_peer),
+        ("x-actwarden-test-now", "4102444800".to_owned()),
+        ("x-actwarden-test-peer", orchestrator_peer),
     ];
     let mut req =
         Request::new("GET", "/v1/x").header("authorization", &format!("Bearer {unbound}"));

@@ -1,8 +1,8 @@
 //! Signature verification per algorithm, through the filter's own code path:
-//! `agentgate::engine::verify_signature` with `agentgate::crypto::RING` (the `alg`
+//! `actwarden::engine::verify_signature` with `actwarden::crypto::RING` (the `alg`
 //! allowlist, the `kid` lookup in the provider's key set, the key/`alg` fit, then the
 //! signature — ring through jsonwebtoken's `CryptoProvider`, or in a wasm build for ES256
-//! agentgate's own P-256 (`crypto::OWN_ES256`) — exactly what `decide` runs without a
+//! actwarden's own P-256 (`crypto::OWN_ES256`) — exactly what `decide` runs without a
 //! cache hit). Row `ES256-ring` times ring's ES256 alone, for comparison. The token is split once outside the loop (`decide` parses it separately);
 //! only the verification is timed.
 //!
@@ -13,15 +13,15 @@
 //! the fastest round, the least disturbed by other load). Per-round details go to stderr.
 //!
 //! Built natively and for wasm32-wasip1 with the release profile (the one of
-//! dist/agentgate.wasm); `run-v8.mjs` runs the wasm build under Node's WASI (V8). The
+//! dist/actwarden.wasm); `run-v8.mjs` runs the wasm build under Node's WASI (V8). The
 //! clock is `std::time::Instant` (WASI `clock_time_get` monotonic under wasm).
 
-use agentgate::alg::Alg;
-use agentgate::crypto::RING;
-use agentgate::engine::verify_signature;
-use agentgate::jwk::{parse_jwks, KeySet, KeySource};
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate::token;
+use actwarden::alg::Alg;
+use actwarden::crypto::RING;
+use actwarden::engine::verify_signature;
+use actwarden::jwk::{parse_jwks, KeySet, KeySource};
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::token;
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
@@ -174,7 +174,7 @@ fn bench_fn(
 
 /// Row `ES256-ring`: ring's ES256 verify (through jsonwebtoken's `CryptoProvider`, as the
 /// filter verified ES256 before `crypto::OWN_ES256`) on a token of the same key: in a
-/// wasm build the `ES256` row is agentgate's own P-256, and this row is what it replaced.
+/// wasm build the `ES256` row is actwarden's own P-256, and this row is what it replaced.
 fn ring_es256_row(
     key: &SigningKey,
     rng: &SystemRandom,
@@ -190,7 +190,7 @@ fn ring_es256_row(
     let decoding = &set.keys.first().ok_or("ES256 key: none parsed")?.decoding;
     let message = jws.signing_input.as_bytes();
     let verify = || {
-        if agentgate::crypto::verify_with(
+        if actwarden::crypto::verify_with(
             &RING,
             Alg::ES256.to_jsonwebtoken(),
             decoding,

@@ -1,4 +1,4 @@
-//! `make demo`: the demo story through a real Envoy running dist/agentgate.wasm.
+//! `make demo`: the demo story through a real Envoy running dist/actwarden.wasm.
 //!
 //! Starts the echo upstream (127.0.0.1:18080) and the demo STS's JWKS (127.0.0.1:18081,
 //! `/jwks`), then Envoy with the committed `gateway-configs/envoy/envoy.yaml`, mints the
@@ -9,14 +9,14 @@
 //! story, status 0 when every decision was the expected one), `DEMO_PORTS=auto` (free ports
 //! instead of 9901/10000/10443/18080/18081; the rewritten YAML goes under target/).
 
-use agentgate::mint::{public_jwks, SigningKey};
-use agentgate::Reason;
-use agentgate_envoy_tests::envoy::{Envoy, Options, READY_TIMEOUT};
-use agentgate_envoy_tests::http::{self, Request, Response};
-use agentgate_envoy_tests::paths::{read_repo_file, repo_root};
-use agentgate_envoy_tests::servers::{echoed, EchoServer, JwksServer, Serve};
-use agentgate_envoy_tests::tls::{self, ClientIdentity};
-use agentgate_envoy_tests::{fail, Error, Result};
+use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::Reason;
+use actwarden_envoy_tests::envoy::{Envoy, Options, READY_TIMEOUT};
+use actwarden_envoy_tests::http::{self, Request, Response};
+use actwarden_envoy_tests::paths::{read_repo_file, repo_root};
+use actwarden_envoy_tests::servers::{echoed, EchoServer, JwksServer, Serve};
+use actwarden_envoy_tests::tls::{self, ClientIdentity};
+use actwarden_envoy_tests::{fail, Error, Result};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -27,7 +27,7 @@ const YAML: &str = "gateway-configs/envoy/envoy.yaml";
 const CERTS: &str = "gateway-configs/envoy/certs";
 const KEY: &str = "gateway-configs/example/demo/keys/DEMO-ONLY-corp-sts.private.jwk.json";
 const CLAIMS: &str = "gateway-configs/example/demo/claims";
-const WASM: &str = "dist/agentgate.wasm";
+const WASM: &str = "dist/actwarden.wasm";
 const OUT: &str = "target/demo-envoy";
 const TTL_S: u64 = 300;
 
@@ -300,7 +300,7 @@ fn run() -> Result<bool> {
     let orchestrator_der =
         tls::cert_der_from_pem(&read_repo_file(&format!("{CERTS}/orchestrator.pem"))?)?;
 
-    println!("agentgate demo through Envoy — {}", yaml.display());
+    println!("actwarden demo through Envoy — {}", yaml.display());
     println!(
         "  echo upstream 127.0.0.1:{}, demo STS JWKS http://127.0.0.1:{}/jwks (DEMO-ONLY key)",
         ports.upstream, ports.sts
@@ -378,7 +378,7 @@ fn run() -> Result<bool> {
         demo.ports.mtls
     );
     println!(
-        "  curl -s http://127.0.0.1:{}/stats | grep agentgate",
+        "  curl -s http://127.0.0.1:{}/stats | grep actwarden",
         demo.ports.admin
     );
     println!("Ctrl-C to stop.");

@@ -15,10 +15,10 @@ pub enum Config {
     JwtAuthn,
     /// The same with `jwt_cache_config` (verified tokens cached).
     JwtAuthnCache,
-    /// agentgate with the equivalent policy (issuer, audience, expiry, scope).
-    Agentgate,
-    /// agentgate with a three-actor delegation chain, actor ceilings, a revocation list.
-    AgentgateFull,
+    /// actwarden with the equivalent policy (issuer, audience, expiry, scope).
+    Actwarden,
+    /// actwarden with a three-actor delegation chain, actor ceilings, a revocation list.
+    ActwardenFull,
 }
 
 impl Config {
@@ -27,8 +27,8 @@ impl Config {
         Config::WasmFloor,
         Config::JwtAuthn,
         Config::JwtAuthnCache,
-        Config::Agentgate,
-        Config::AgentgateFull,
+        Config::Actwarden,
+        Config::ActwardenFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,15 +37,15 @@ impl Config {
             Config::WasmFloor => "wasm_floor",
             Config::JwtAuthn => "jwt_authn",
             Config::JwtAuthnCache => "jwt_authn_cache",
-            Config::Agentgate => "agentgate",
-            Config::AgentgateFull => "agentgate_full",
+            Config::Actwarden => "actwarden",
+            Config::ActwardenFull => "actwarden_full",
         }
     }
 
     /// Which tokens its workloads carry.
     pub fn family(self) -> Family {
         match self {
-            Config::AgentgateFull => Family::Chain,
+            Config::ActwardenFull => Family::Chain,
             _ => Family::Simple,
         }
     }
@@ -57,7 +57,7 @@ impl Config {
 }
 
 pub struct Modules<'a> {
-    pub agentgate: &'a Path,
+    pub actwarden: &'a Path,
     pub floor: &'a Path,
 }
 
@@ -68,15 +68,15 @@ pub fn bootstrap(config: Config, port: u16, modules: &Modules<'_>, jwks: &str) -
         Config::WasmFloor => vec![wasm(modules.floor, "wasm_floor", None)],
         Config::JwtAuthn => vec![jwt_authn(jwks, false), rbac_scope()],
         Config::JwtAuthnCache => vec![jwt_authn(jwks, true), rbac_scope()],
-        Config::Agentgate => vec![wasm(
-            modules.agentgate,
-            "agentgate",
-            Some(agentgate_policy(jwks, false)),
+        Config::Actwarden => vec![wasm(
+            modules.actwarden,
+            "actwarden",
+            Some(actwarden_policy(jwks, false)),
         )],
-        Config::AgentgateFull => vec![wasm(
-            modules.agentgate,
-            "agentgate",
-            Some(agentgate_policy(jwks, true)),
+        Config::ActwardenFull => vec![wasm(
+            modules.actwarden,
+            "actwarden",
+            Some(actwarden_policy(jwks, true)),
         )],
     };
     let mut http_filters = filters;
@@ -142,7 +142,7 @@ fn wasm(module: &Path, root_id: &str, configuration: Option<String>) -> Value {
     })
 }
 
-/// `jwt_authn` checking what agentgate's equivalent policy checks: signature (ES256, the
+/// `jwt_authn` checking what actwarden's equivalent policy checks: signature (ES256, the
 /// inline JWKS), `iss`, `aud`, `exp`/`nbf` with 60 s skew. The payload goes to dynamic
 /// metadata with `scope` split on spaces, for RBAC.
 fn jwt_authn(jwks: &str, cache: bool) -> Value {
@@ -191,10 +191,10 @@ fn rbac_scope() -> Value {
     })
 }
 
-/// agentgate's policy (SPEC §2). `full`: the route also requires a human subject acting
+/// actwarden's policy (SPEC §2). `full`: the route also requires a human subject acting
 /// through the three allowed actors, each with a scope ceiling, a revocation list of
 /// realistic size is consulted, and every decision is logged.
-pub fn agentgate_policy(jwks: &str, full: bool) -> String {
+pub fn actwarden_policy(jwks: &str, full: bool) -> String {
     let provider = json!({
         "issuer": ISSUER,
         "audiences": [AUDIENCE],
@@ -204,7 +204,7 @@ pub fn agentgate_policy(jwks: &str, full: bool) -> String {
         "max_lifetime_s": 86400
     });
     // jwt_authn writes nothing per request; the equivalent policy logs denials only
-    // (`audit.log`), `agentgate_full` every decision (the default).
+    // (`audit.log`), `actwarden_full` every decision (the default).
     let mut policy = json!({
         "providers": { "bench": provider },
         "rules": [{ "id": "invoices", "match": { "path_prefix": "/" }, "providers": ["bench"],

@@ -1,4 +1,4 @@
-//! `make bench`: agentgate against Envoy's `jwt_authn` (+RBAC), the wasm floor and no
+//! `make bench`: actwarden against Envoy's `jwt_authn` (+RBAC), the wasm floor and no
 //! filter at all, through one real Envoy, measured in one run on this machine.
 //!
 //! Envoy runs one worker (`--concurrency 1`) pinned to CPU 0; wrk runs pinned to CPU 1.
@@ -12,7 +12,7 @@
 //! target/bench/ instead of bench/results/):
 //! `BENCH_SECONDS` (10 per point), `BENCH_REPEATS` (3), `BENCH_WARMUP_SECONDS` (2),
 //! `BENCH_CONNECTIONS` (32), `BENCH_PORT` (18900), `BENCH_CONFIGS` / `BENCH_WORKLOADS`
-//! (comma lists, all by default), `BENCH_SOAK_ROUNDS` (4), `ENVOY_BIN`, `AGENTGATE_WASM`,
+//! (comma lists, all by default), `BENCH_SOAK_ROUNDS` (4), `ENVOY_BIN`, `ACTWARDEN_WASM`,
 //! `WASM_FLOOR`, `NATIVE_JSON` (target/bench/native.json from `make bench-native`).
 
 mod configs;
@@ -20,10 +20,10 @@ mod report;
 mod workloads;
 mod wrk;
 
-use agentgate_envoy_tests::envoy::{Envoy, Options, READY_TIMEOUT};
-use agentgate_envoy_tests::http::{self, Request};
-use agentgate_envoy_tests::paths::repo_root;
-use agentgate_envoy_tests::{fail, Error, Result};
+use actwarden_envoy_tests::envoy::{Envoy, Options, READY_TIMEOUT};
+use actwarden_envoy_tests::http::{self, Request};
+use actwarden_envoy_tests::paths::repo_root;
+use actwarden_envoy_tests::{fail, Error, Result};
 use configs::{Config, Modules};
 use report::{Point, Results};
 use std::net::SocketAddr;
@@ -116,9 +116,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let settings = Settings::from_env()?;
-    let agentgate_wasm = path_from_env("AGENTGATE_WASM", "dist/agentgate.wasm");
+    let actwarden_wasm = path_from_env("ACTWARDEN_WASM", "dist/actwarden.wasm");
     let floor_wasm = path_from_env("WASM_FLOOR", "target/wasm-floor.wasm");
-    for module in [&agentgate_wasm, &floor_wasm] {
+    for module in [&actwarden_wasm, &floor_wasm] {
         if !module.is_file() {
             return fail!("{} is missing (make bench builds it)", module.display());
         }
@@ -150,7 +150,7 @@ fn run() -> Result<()> {
     }
 
     let modules = Modules {
-        agentgate: &agentgate_wasm,
+        actwarden: &actwarden_wasm,
         floor: &floor_wasm,
     };
     let script = repo_root().join("bench/wrk/cycle.lua");
@@ -261,7 +261,7 @@ fn run() -> Result<()> {
 
     let native_json = path_from_env("NATIVE_JSON", "target/bench/native.json");
     results.set_native(std::fs::read_to_string(&native_json).ok().as_deref())?;
-    results.set_wasm_bytes(file_len(&agentgate_wasm), file_len(&floor_wasm));
+    results.set_wasm_bytes(file_len(&actwarden_wasm), file_len(&floor_wasm));
     results.set_machine(report::machine()?);
     let (markdown, json) = results.render();
     println!("{markdown}");

@@ -7,7 +7,7 @@ use crate::configs::Config;
 use crate::workloads::Workload;
 use crate::wrk::Run;
 use crate::Settings;
-use agentgate_envoy_tests::Result;
+use actwarden_envoy_tests::Result;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -93,8 +93,8 @@ impl Results {
         Ok(())
     }
 
-    pub fn set_wasm_bytes(&mut self, agentgate: u64, floor: u64) {
-        self.wasm_bytes = agentgate;
+    pub fn set_wasm_bytes(&mut self, actwarden: u64, floor: u64) {
+        self.wasm_bytes = actwarden;
         self.floor_bytes = floor;
     }
 
@@ -155,9 +155,9 @@ impl Results {
         let mut goals = vec![
             goal(
                 "hot",
-                "agentgate rps / jwt_authn_cache rps (hot)",
+                "actwarden rps / jwt_authn_cache rps (hot)",
                 ratio(
-                    self.rps(Config::Agentgate, Workload::Hot),
+                    self.rps(Config::Actwarden, Workload::Hot),
                     self.rps(Config::JwtAuthnCache, Workload::Hot),
                 ),
                 1.2,
@@ -165,9 +165,9 @@ impl Results {
             ),
             goal(
                 "overhead",
-                "agentgate per-request cost over no_filter / wasm_floor's (hot)",
+                "actwarden per-request cost over no_filter / wasm_floor's (hot)",
                 ratio(
-                    self.overhead_us(Config::Agentgate),
+                    self.overhead_us(Config::Actwarden),
                     self.overhead_us(Config::WasmFloor),
                 ),
                 1.5,
@@ -175,9 +175,9 @@ impl Results {
             ),
             goal(
                 "cold",
-                "agentgate rps / jwt_authn rps (cold)",
+                "actwarden rps / jwt_authn rps (cold)",
                 ratio(
-                    self.rps(Config::Agentgate, Workload::Cold),
+                    self.rps(Config::Actwarden, Workload::Cold),
                     self.rps(Config::JwtAuthn, Workload::Cold),
                 ),
                 0.5,
@@ -185,7 +185,7 @@ impl Results {
             ),
             goal(
                 "wasm_size",
-                "dist/agentgate.wasm KiB",
+                "dist/actwarden.wasm KiB",
                 Some(self.wasm_bytes as f64 / 1024.0),
                 (WASM_GOAL_BYTES / 1024) as f64,
                 false,
@@ -286,7 +286,7 @@ impl Results {
                 })
                 .unwrap_or_default()
         };
-        let _ = writeln!(md, "## agentgate benchmark ({})\n", m("date"));
+        let _ = writeln!(md, "## actwarden benchmark ({})\n", m("date"));
         let _ = writeln!(
             md,
             "Machine: {} ({} CPUs), Linux {}; Envoy {} (`--concurrency 1`, CPU 0); wrk {} (1 thread, {} connections, CPU 1). \
@@ -362,16 +362,16 @@ impl Results {
         }
         let _ = writeln!(
             md,
-            "\n`.wasm`: agentgate {} bytes ({:.0} KiB), wasm_floor {} bytes.",
+            "\n`.wasm`: actwarden {} bytes ({:.0} KiB), wasm_floor {} bytes.",
             self.wasm_bytes,
             self.wasm_bytes as f64 / 1024.0,
             self.floor_bytes
         );
-        if let Some(o) = self.overhead_us(Config::Agentgate) {
+        if let Some(o) = self.overhead_us(Config::Actwarden) {
             let floor = self.overhead_us(Config::WasmFloor).unwrap_or_default();
             let _ = writeln!(
                 md,
-                "Per-request cost over `no_filter` (hot, one worker): agentgate {o:.1} µs, wasm_floor {floor:.1} µs{}.",
+                "Per-request cost over `no_filter` (hot, one worker): actwarden {o:.1} µs, wasm_floor {floor:.1} µs{}.",
                 self.overhead_us(Config::JwtAuthnCache)
                     .map(|j| format!(", jwt_authn_cache {j:.1} µs"))
                     .unwrap_or_default()
@@ -464,7 +464,7 @@ pub fn machine() -> Result<Value> {
             })
             .unwrap_or_default()
     };
-    let envoy_line = version_of(&agentgate_envoy_tests::paths::envoy_bin()?, "--version");
+    let envoy_line = version_of(&actwarden_envoy_tests::paths::envoy_bin()?, "--version");
     // "envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL" → "1.40.0"
     let envoy = envoy_line
         .split('/')

@@ -2,16 +2,16 @@
 //!
 //! - `hot`: one valid token, reused (every cache hits).
 //! - `cold`: `COLD_TOKENS` distinct valid tokens, cycled: more than any cache holds
-//!   (agentgate keeps 4096 per worker, `jwt_cache_config` is set to 100), so every request
+//!   (actwarden keeps 4096 per worker, `jwt_cache_config` is set to 100), so every request
 //!   verifies a signature.
 //! - `mixed`: 100 requests, 80 valid (8 tokens) and 20 invalid of five kinds, interleaved.
 //!
 //! Two token families: `simple` (subject only: the checks `jwt_authn` can also do) and
-//! `chain` (a three-actor RFC 8693 chain, for `agentgate_full`).
+//! `chain` (a three-actor RFC 8693 chain, for `actwarden_full`).
 
-use agentgate::alg::Alg;
-use agentgate::mint::{delegate, public_jwks, SigningKey};
-use agentgate_envoy_tests::{Error, Result};
+use actwarden::alg::Alg;
+use actwarden::mint::{delegate, public_jwks, SigningKey};
+use actwarden_envoy_tests::{Error, Result};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 
@@ -20,7 +20,7 @@ pub const AUDIENCE: &str = "bench-api";
 pub const SCOPE: &str = "invoices:read";
 pub const PATH: &str = "/v1/invoices";
 pub const AUTHORITY: &str = "api.example.com";
-/// Twice agentgate's verified-token cache (limits::VERIFIED_CACHE_ENTRIES, 4096).
+/// Twice actwarden's verified-token cache (limits::VERIFIED_CACHE_ENTRIES, 4096).
 pub const COLD_TOKENS: usize = 8192;
 /// Tokens stay valid for the whole run.
 const TTL_S: u64 = 4 * 3600;
@@ -87,7 +87,7 @@ impl Tokens {
         })
     }
 
-    /// The JWKS both `jwt_authn` and agentgate are given (inline).
+    /// The JWKS both `jwt_authn` and actwarden are given (inline).
     pub fn jwks(&self) -> String {
         public_jwks(&[&self.key]).to_string()
     }

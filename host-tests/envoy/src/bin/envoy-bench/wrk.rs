@@ -1,7 +1,7 @@
 //! One wrk run (Debian's wrk 4), pinned to its own CPU, driven by bench/wrk/cycle.lua.
 
-use agentgate_envoy_tests::envoy::dies_with_parent;
-use agentgate_envoy_tests::{fail, Error, Result};
+use actwarden_envoy_tests::envoy::dies_with_parent;
+use actwarden_envoy_tests::{fail, Error, Result};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,11 +1,11 @@
-//! `agentgate`: the core on the command line (SPEC §7). Exit 0 allow, 1 deny, 2 usage or
+//! `actwarden`: the core on the command line (SPEC §7). Exit 0 allow, 1 deny, 2 usage or
 //! configuration error. All decisions are made by the library; this file only does I/O.
 
-use agentgate::alg::{Alg, AlgName};
-use agentgate::api::{decide_json, ApiError};
-use agentgate::jwk::{self, KeySet, KeySource};
-use agentgate::mint::{self, SigningKey};
-use agentgate::{Policy, UnixTime};
+use actwarden::alg::{Alg, AlgName};
+use actwarden::api::{decide_json, ApiError};
+use actwarden::jwk::{self, KeySet, KeySource};
+use actwarden::mint::{self, SigningKey};
+use actwarden::{Policy, UnixTime};
 use clap::{Parser, Subcommand};
 use ring::rand::SystemRandom;
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Parser)]
 #[command(
-    name = "agentgate",
+    name = "actwarden",
     version,
     about = "Decide whether an AI agent acting through a delegation chain may make a request."
 )]
@@ -106,7 +106,7 @@ fn now_or_clock(now: Option<f64>) -> Result<UnixTime, String> {
     }
 }
 
-/// Writes one line to stdout. A closed pipe (`agentgate check … | head`) is not an error of
+/// Writes one line to stdout. A closed pipe (`actwarden check … | head`) is not an error of
 /// the decision: the exit code already says allow or deny.
 fn emit(line: &str) {
     use std::io::Write;
@@ -115,13 +115,13 @@ fn emit(line: &str) {
 }
 
 fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("agentgate: {msg}");
+    eprintln!("actwarden: {msg}");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("agentgate: internal error (a bug; please report it): {info}");
+        eprintln!("actwarden: internal error (a bug; please report it): {info}");
     }));
     let cli = Cli::parse();
     match run(cli.command) {
@@ -162,15 +162,15 @@ fn run(command: Command) -> Result<ExitCode, String> {
             if let Some(obj) = report.as_object_mut() {
                 obj.insert("eval_us".into(), elapsed.into());
                 if explain {
-                    let token = agentgate::Request::from_json(&request_text)
+                    let token = actwarden::Request::from_json(&request_text)
                         .ok()
-                        .and_then(|r| agentgate::explain::find_token(&policy, &r));
+                        .and_then(|r| actwarden::explain::find_token(&policy, &r));
                     // One member of its own: the audit record already has a `chain`.
                     obj.insert(
                         "explain".into(),
                         serde_json::json!({
-                            "checks": agentgate::explain::checks(&policy, &decision),
-                            "chain": agentgate::explain::chain(&policy, &decision, token.as_deref()),
+                            "checks": actwarden::explain::checks(&policy, &decision),
+                            "chain": actwarden::explain::chain(&policy, &decision, token.as_deref()),
                         }),
                     );
                 }
@@ -187,7 +187,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let policy = Policy::from_json_with_files(&text, &read_relative(&config))
                 .map_err(|e| format!("configuration: {e}"))?;
             for note in policy.notes() {
-                eprintln!("agentgate: note: {note}");
+                eprintln!("actwarden: note: {note}");
             }
             emit("ok");
             Ok(ExitCode::SUCCESS)
@@ -245,7 +245,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Decode { token } => {
-            let report = agentgate::dangerous::decode_unverified(&token);
+            let report = actwarden::dangerous::decode_unverified(&token);
             emit(&serde_json::to_string_pretty(&report).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
@@ -263,7 +263,7 @@ fn path_prefix(path: &str) -> String {
 fn parse_alg(name: &str) -> Result<Alg, String> {
     match Alg::classify(name) {
         AlgName::Supported(a) => Ok(a),
-        _ => Err(format!("`{name}` is not an algorithm agentgate can use")),
+        _ => Err(format!("`{name}` is not an algorithm actwarden can use")),
     }
 }
 
