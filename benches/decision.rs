@@ -11,9 +11,9 @@
 //! gateway policy's shape (gateway-configs/example/actwarden.json) with those keys. Every
 //! decision is asserted to be an allow once, before any timing.
 
-use actwarden::alg::Alg;
 use actwarden::mint::{public_jwks, SigningKey};
-use actwarden::token_cache::TokenCache;
+use actwarden::Alg;
+use actwarden::TokenCache;
 use actwarden::{decide, Context, NoRemoteKeys, Policy, Request, UnixTime};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ring::rand::SystemRandom;
@@ -181,7 +181,7 @@ fn context<'a>(policy: &'a Policy, cache: Option<&'a TokenCache>) -> Context<'a>
     Context {
         policy,
         remote_keys: &NoRemoteKeys,
-        crypto: &actwarden::crypto::RING,
+        crypto: &actwarden::RING,
         cache,
     }
 }

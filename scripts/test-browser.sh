@@ -12,4 +12,6 @@ cd "$root"
     { echo "test-browser: playwright-core is missing; run make setup-browser" >&2; exit 2; }
 
 mkdir -p target
+# The corpus, materialised natively (tokens minted) for the browser to decide.
+"${CARGO:-cargo}" run -q -p actwarden-test-support --bin corpus-materialize > target/corpus-materialized.json
 node host-tests/browser/run.mjs 2>&1 | tee target/test-browser.log

@@ -2,46 +2,50 @@
 //! delegations, may make this request. One pure core (no clock, no I/O, no globals) under
 //! three hosts: the Envoy proxy-wasm filter, the browser playground, and the CLI.
 //!
-//! Pipeline (SPEC §1) and where each step lives:
-//! `config` (load + check) → `request` → `engine` (rule, token, verify, claims, chain,
-//! revocation, binding, requirements) → `decision` (response, headers, audit).
-//! Support: `token` (compact JWS), `jwk` (key sets), `crypto` (ring provider), `claims`,
-//! `spiffe`, `json` (strict JSON), `limits` (every budget), `time`.
+//! The tree is the design:
+//! - `core/`: the pipeline of SPEC §1, one module per step, declared in `core/mod.rs` in
+//!   the order a request meets them; `decide` runs the whole of it.
+//! - `api/`: JSON in, JSON out — the one entry the CLI and the playground share.
+//! - `tools/`: minting, explaining, decoding without verification (not the decision).
+//! - `hosts/`: the Envoy filter and the playground bindings; `bin/actwarden.rs` is the CLI.
+//!
+//! This file is the public facade: the modules are private, and what a library user needs
+//! is re-exported here.
 
-pub mod alg;
-pub mod api;
-pub mod b64;
-pub mod claims;
-pub mod config;
-pub mod corpus;
-pub mod crypto;
-pub mod dangerous;
-pub mod decision;
-pub mod engine;
-pub mod explain;
-pub mod json;
-pub mod jwk;
-pub mod limits;
-pub mod mint;
+#![warn(unreachable_pub)]
+
+mod core;
+mod hosts;
 // Exploration for issue 5, not used by verification (see its module docs).
+#[doc(hidden)]
 pub mod p256_verify;
-pub mod path;
-#[cfg(feature = "proxy")]
-mod proxy;
-pub mod reason;
-pub mod remote_jwks;
-pub mod report;
-pub mod request;
-pub mod spiffe;
-pub mod time;
-pub mod token;
-pub mod token_cache;
-#[cfg(feature = "web")]
-pub mod web;
+mod tools;
 
-pub use config::{ConfigError, Policy};
-pub use decision::{AuditRecord, Decision};
-pub use engine::{decide, Context, NoRemoteKeys, RemoteKeys};
-pub use reason::{Denial, Reason};
-pub use request::Request;
-pub use time::UnixTime;
+pub mod api;
+
+pub use crate::core::config::{AuditLog, ConfigError, ConfigProblem, FileReader, Policy};
+pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse};
+pub use crate::core::keys::alg::{Alg, AlgName, UnknownAlg};
+pub use crate::core::keys::{parse_jwks, JwksError, KeySet, KeySource, NoRemoteKeys, RemoteKeys};
+pub use crate::core::pipeline::{decide, Context};
+pub use crate::core::reasons::{Denial, Reason};
+pub use crate::core::request::{Peer, Request, RequestError};
+pub use crate::core::time::UnixTime;
+pub use crate::core::verification::cache::TokenCache;
+pub use crate::core::verification::crypto::RING;
+
+/// Making keys and tokens for tests, scripts and demos (`actwarden mint`, the playground).
+pub use crate::tools::mint;
+
+/// Views of a decision for people: the checks in order and the delegation chain.
+pub use crate::tools::explain;
+
+/// Risky on purpose: reading a token without verifying it, and checking one JWS signature
+/// outside the pipeline (for external test suites such as Wycheproof). Nothing here may
+/// feed a decision.
+pub mod dangerous {
+    pub use crate::core::token::{parse as parse_unverified, split, Header, Jws, TokenProblem};
+    pub use crate::core::verification::crypto::verify_with;
+    pub use crate::core::verification::{candidate_keys, verify_signature, SignatureFailure};
+    pub use crate::tools::decode::decode_unverified;
+}

@@ -11,11 +11,11 @@
 //! demanding security engineer would expect (said so in a comment). The findings this
 //! review made were fixed in the core; their tests stay here as guards.
 
-use actwarden::alg::Alg;
 use actwarden::api::check_json;
-use actwarden::b64;
 use actwarden::mint::{delegate, public_jwks, SigningKey};
+use actwarden::Alg;
 use actwarden::{Decision, Policy, UnixTime};
+use actwarden_test_support::b64;
 use base64::Engine;
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
@@ -1956,7 +1956,7 @@ fn loader_refuses_structural_mistakes() {
 
 #[test]
 fn audit_log_setting_defaults_to_every_decision() {
-    use actwarden::config::AuditLog;
+    use actwarden::AuditLog;
     let policy = |c: &Value| Policy::from_json(&c.to_string()).unwrap().audit_log;
     let mut c = config();
     assert_eq!(policy(&c), AuditLog::All);

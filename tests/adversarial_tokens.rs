@@ -14,13 +14,13 @@
 //! SPEC determines it). The findings this review made were fixed in the core; their tests
 //! stay here as guards.
 
-use actwarden::alg::Alg;
 use actwarden::api::check_json;
-use actwarden::b64;
-use actwarden::config::ConfigProblem;
-use actwarden::jwk::{parse_jwks, JwksError, KeySet, KeySource};
 use actwarden::mint::{self, SigningKey};
+use actwarden::Alg;
+use actwarden::ConfigProblem;
 use actwarden::{decide, Context, Decision, Policy, Reason, Request, UnixTime};
+use actwarden::{parse_jwks, JwksError, KeySet, KeySource};
+use actwarden_test_support::b64;
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -190,7 +190,7 @@ fn run_at(
     let ctx = Context {
         policy,
         remote_keys: remote,
-        crypto: &actwarden::crypto::RING,
+        crypto: &actwarden::RING,
         cache: None,
     };
     decide(ctx, request, UnixTime::from_secs(now))
@@ -2074,7 +2074,7 @@ fn forged_tokens_write_no_identity_into_the_audit_record() {
         let line = d.audit.to_json_line();
         assert!(!line.contains("FORGED"), "{line}");
         assert!(d.audit.token_id.as_ref().is_some_and(|id| id.len() == 16));
-        let report = actwarden::report::decision_json(&d).to_string();
+        let report = actwarden::api::report::decision_json(&d).to_string();
         assert!(!report.contains("FORGED"), "{report}");
         // Never the raw token, never the signature.
         let sig = t.rsplit_once('.').unwrap().1;

@@ -773,7 +773,7 @@ fn hostile_tokens_are_decisions_not_crashes() {
         let header = r#"{"alg":"ES256","kid":"corp-1","typ":"at+jwt"}"#;
         let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
         let sig = key
-            .sign(actwarden::alg::Alg::ES256, input.as_bytes(), &rng)
+            .sign(actwarden::Alg::ES256, input.as_bytes(), &rng)
             .unwrap();
         format!("{input}.{}", b64(&sig))
     };

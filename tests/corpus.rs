@@ -21,18 +21,14 @@
 )]
 
 use actwarden::api::check_json;
-use actwarden::corpus::{
-    check_expect, load_keys, materialize, request_with_token, twin_case, Case,
-};
-use actwarden::jwk::{parse_jwks, KeySet, KeySource};
-use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::{parse_jwks, KeySet, KeySource};
 use actwarden::{Reason, UnixTime};
+use actwarden_test_support::{
+    check_expect, corpus_dir, prepare, twin_case, Case, Corpus, Prepared,
+};
 use ring::rand::SystemRandom;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
-
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/host-tests/corpus");
 
 /// Reasons decided before (or by) signature verification: no claim is trusted yet.
 const PRE_SIGNATURE: [&str; 10] = [
@@ -51,108 +47,18 @@ const PRE_SIGNATURE: [&str; 10] = [
 /// Audit fields that only a verified token may fill.
 const IDENTITY_FIELDS: [&str; 6] = ["sub", "iss", "actor", "chain", "scopes", "jti"];
 
-fn read(path: &PathBuf) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-struct Corpus {
-    keys: HashMap<String, SigningKey>,
-    configs: Map<String, Value>,
-    /// (file, case JSON) in file order.
-    cases: Vec<(String, Value)>,
-}
-
 fn load() -> Corpus {
-    let rng = SystemRandom::new();
-    let dir = PathBuf::from(CORPUS);
-    let keys = load_keys(&read(&dir.join("keys.json")), &rng).unwrap();
-    let configs: Map<String, Value> =
-        serde_json::from_str(&read(&dir.join("configs.json"))).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("cases"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no case files in {CORPUS}/cases");
-    let mut cases = Vec::new();
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let list: Vec<Value> = serde_json::from_str(&read(&file))
-            .unwrap_or_else(|e| panic!("{name}: not a JSON array of cases: {e}"));
-        cases.extend(list.into_iter().map(|c| (name.clone(), c)));
-    }
-    Corpus {
-        keys,
-        configs,
-        cases,
-    }
-}
-
-/// A case ready to decide: configuration text, REQUEST.json text with its token, and the
-/// public JWKS text standing in for each remote provider.
-struct Prepared {
-    config: String,
-    request: String,
-    token: Option<String>,
-    remote_jwks: Vec<(String, String)>,
-}
-
-fn prepare(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<Prepared, String> {
-    let config = corpus
-        .configs
-        .get(&case.config)
-        .ok_or_else(|| format!("no config `{}` in configs.json", case.config))?
-        .to_string();
-    let token = case
-        .token
-        .as_ref()
-        .map(|spec| materialize(spec, &corpus.keys, rng))
-        .transpose()
-        .map_err(|e| format!("cannot materialise the token: {e}"))?;
-    let request = request_with_token(&case.request, token.as_deref());
-    let mut remote_jwks = Vec::new();
-    for (provider, names) in &case.remote_jwks {
-        let keys: Vec<&SigningKey> = names
-            .iter()
-            .map(|n| {
-                corpus
-                    .keys
-                    .get(n)
-                    .ok_or_else(|| format!("remote_jwks: no key `{n}` in keys.json"))
-            })
-            .collect::<Result<_, _>>()?;
-        remote_jwks.push((provider.clone(), public_jwks(&keys).to_string()));
-    }
-    Ok(Prepared {
-        config,
-        request,
-        token,
-        remote_jwks,
-    })
+    actwarden_test_support::load(&corpus_dir(), &SystemRandom::new()).unwrap()
 }
 
 /// Every case followed by its twin, in file order.
 fn cases_and_twins(corpus: &Corpus) -> Vec<Case> {
-    let mut out = Vec::new();
-    for (_, value) in &corpus.cases {
-        out.push(serde_json::from_value(value.clone()).unwrap());
-        out.extend(twin_case(value).unwrap());
-    }
-    out
+    actwarden_test_support::cases_and_twins(corpus).unwrap()
 }
 
 /// The prepared case's remote JWKS, parsed as a host that fetched them would hold them.
 fn fetched_keys(p: &Prepared) -> HashMap<String, KeySet> {
-    p.remote_jwks
-        .iter()
-        .map(|(provider, jwks)| {
-            (
-                provider.clone(),
-                parse_jwks(jwks, KeySource::Fetched).unwrap(),
-            )
-        })
-        .collect()
+    actwarden_test_support::fetched_keys(p).unwrap()
 }
 
 fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), String> {
@@ -226,7 +132,7 @@ fn invariants(
         // token_id: the first 16 hex digits of SHA-256 of the token.
         if let Some(id) = field("token_id").as_str() {
             let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-            let want = actwarden::b64::hex(&digest.as_ref()[..8]);
+            let want = actwarden_test_support::b64::hex(&digest.as_ref()[..8]);
             if id != want {
                 problems.push(format!("audit token_id {id}, expected {want}"));
             }
@@ -561,8 +467,8 @@ fn corpus_through_the_cli() {
 /// (`eval_us` aside), while the warm decisions hit the cache.
 #[test]
 fn corpus_with_a_token_cache() {
-    use actwarden::engine::{decide, Context};
-    use actwarden::token_cache::TokenCache;
+    use actwarden::TokenCache;
+    use actwarden::{decide, Context};
     use actwarden::{Policy, Request};
 
     let corpus = load();
@@ -587,11 +493,11 @@ fn corpus_with_a_token_cache() {
             let ctx = Context {
                 policy,
                 remote_keys: &remote,
-                crypto: &actwarden::crypto::RING,
+                crypto: &actwarden::RING,
                 cache: Some(cache),
             };
             let decision = decide(ctx, &request, now);
-            let mut report = actwarden::report::decision_json(&decision);
+            let mut report = actwarden::api::report::decision_json(&decision);
             report["eval_us"] = Value::Null;
             if report != uncached {
                 failures.push(format!(

@@ -7,7 +7,7 @@
 //! `Policy::from_plugin_config`: what the Envoy filter's `on_configure` loads (Envoy
 //! `configuration`, Istio `pluginConfig`).
 
-use actwarden::config::ConfigProblem;
+use actwarden::ConfigProblem;
 use actwarden::Policy;
 
 const DOC: &str =

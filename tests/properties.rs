@@ -11,12 +11,12 @@
 //! (a) arbitrary tokens, (b) arbitrary configurations, (c) arbitrary signed claims,
 //! (d) arbitrary REQUEST.json, (e) arbitrary requests built directly.
 
-use actwarden::alg::Alg;
 use actwarden::api::check_json;
-use actwarden::jwk::{parse_jwks, KeySet, KeySource};
 use actwarden::mint::{self, SigningKey};
-use actwarden::request::Peer;
+use actwarden::Alg;
+use actwarden::Peer;
 use actwarden::{decide, Context, Decision, NoRemoteKeys, Policy, Reason, Request, UnixTime};
+use actwarden::{parse_jwks, KeySet, KeySource};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use ring::rand::SystemRandom;
@@ -124,7 +124,7 @@ fn decide_with(policy: &Policy, request: &Request) -> Decision {
     let ctx = Context {
         policy,
         remote_keys: &NoRemoteKeys,
-        crypto: &actwarden::crypto::RING,
+        crypto: &actwarden::RING,
         cache: None,
     };
     decide(ctx, request, UnixTime::from_secs(NOW))
@@ -1381,7 +1381,7 @@ proptest! {
         let claims = json!({ "iss": ISS, "aud": AUD, "sub": "alice", "scope": "read",
                              "iat": NOW, "exp": NOW + ttl });
         let token = f.es256.mint(Alg::ES256, &claims, None, &rng).unwrap();
-        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::crypto::RING, cache: None };
+        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::RING, cache: None };
         let now = UnixTime::from_millis(millis);
         let d = decide(ctx, &bearer_request("/scoped", &token), now);
         assert_well_formed(&d);

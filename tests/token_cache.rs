@@ -8,11 +8,11 @@
 //! never outlives the key that verified it nor the token, and a forged token replayed
 //! costs no second verification.
 
-use actwarden::alg::Alg;
-use actwarden::engine::{decide, Context};
-use actwarden::jwk::{parse_jwks, KeySet, KeySource};
 use actwarden::mint::{public_jwks, SigningKey};
-use actwarden::token_cache::TokenCache;
+use actwarden::Alg;
+use actwarden::TokenCache;
+use actwarden::{decide, Context};
+use actwarden::{parse_jwks, KeySet, KeySource};
 use actwarden::{Policy, Reason, Request, UnixTime};
 use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -31,11 +31,11 @@ fn counting_verifier(
     key: &DecodingKey,
 ) -> Result<Box<dyn JwtVerifier>, jsonwebtoken::errors::Error> {
     VERIFICATIONS.fetch_add(1, Ordering::SeqCst);
-    (actwarden::crypto::RING.verifier_factory)(alg, key)
+    (actwarden::RING.verifier_factory)(alg, key)
 }
 
 fn counting() -> CryptoProvider {
-    let ring = &actwarden::crypto::RING;
+    let ring = &actwarden::RING;
     let utils = &ring.key_utils;
     CryptoProvider {
         signer_factory: ring.signer_factory,

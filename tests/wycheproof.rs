@@ -6,7 +6,7 @@
 //!   `engine::verify_signature` with every algorithm allowed.
 //! - ECDSA P-256/P-384 (P1363), Ed25519, RSA PKCS#1 2048/SHA-256 and RSA-PSS 2048/SHA-256:
 //!   a JWK built from the group's raw public key, loaded by `parse_jwks`, then the primitive
-//!   through `crypto::verify_with(&crypto::RING, ..)`.
+//!   through `verify_with(&RING, ..)`.
 //!
 //! `invalid` must be rejected, `valid` accepted, `acceptable` may go either way (printed).
 //! A `valid` case whose `alg` actwarden does not support (ES512) must be rejected and is
@@ -22,10 +22,11 @@
     clippy::indexing_slicing
 )]
 
-use actwarden::alg::{Alg, AlgName};
-use actwarden::jwk::{parse_jwks, JwksError, KeySet, KeySource};
-use actwarden::token::TokenProblem;
-use actwarden::{crypto, engine, token};
+use actwarden::dangerous::TokenProblem;
+use actwarden::dangerous::{self, verify_signature, verify_with};
+use actwarden::Alg;
+use actwarden::{parse_jwks, JwksError, KeySet, KeySource};
+use actwarden::{AlgName, RING};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -520,7 +521,7 @@ fn skip_reasons(set: &Value) -> String {
 
 fn run_jws_case(keys: &Result<KeySet, JwksError>, key_set: &Value, case: &Value) -> CaseResult {
     let text = jws_string(&case["jws"]);
-    let split = token::split(&text);
+    let split = dangerous::split(&text);
     let header_alg = split.as_ref().ok().map(|j| j.header.alg.clone());
     let outcome = match (keys, &split) {
         (Err(e), _) => Outcome::Rejected {
@@ -534,23 +535,21 @@ fn run_jws_case(keys: &Result<KeySet, JwksError>, key_set: &Value, case: &Value)
             stage: Stage::Split,
             detail: format!("{problem:?}"),
         },
-        (Ok(set), Ok(jws)) => {
-            match engine::verify_signature(jws, Some(set), &Alg::ALL, &crypto::RING) {
-                Ok(alg) => {
-                    assert_eq!(
-                        alg.name(),
-                        jws.header.alg,
-                        "tcId {}: verified under another alg than the header's",
-                        tc_id(case)
-                    );
-                    Outcome::Accepted
-                }
-                Err(failure) => Outcome::Rejected {
-                    stage: Stage::Verify,
-                    detail: format!("{failure:?}"),
-                },
+        (Ok(set), Ok(jws)) => match verify_signature(jws, Some(set), &Alg::ALL, &RING) {
+            Ok(alg) => {
+                assert_eq!(
+                    alg.name(),
+                    jws.header.alg,
+                    "tcId {}: verified under another alg than the header's",
+                    tc_id(case)
+                );
+                Outcome::Accepted
             }
-        }
+            Err(failure) => Outcome::Rejected {
+                stage: Stage::Verify,
+                detail: format!("{failure:?}"),
+            },
+        },
     };
     let unsupported = header_alg
         .as_deref()
@@ -581,7 +580,10 @@ fn assert_json_serialization_refused(file: &str, results: &[CaseResult], doc: &V
         }
         seen += 1;
         assert!(
-            matches!(token::split(&text), Err(TokenProblem::NotCompact { .. })),
+            matches!(
+                dangerous::split(&text),
+                Err(TokenProblem::NotCompact { .. })
+            ),
             "{file} tcId {}: a JSON-serialized JWS must be refused as not compact",
             tc_id(case)
         );
@@ -723,13 +725,7 @@ fn run_primitive_file(file: &'static str, alg: Alg, jwk_of: impl Fn(&Value) -> V
                 },
                 Ok(set) => {
                     let key = &set.keys[0];
-                    if crypto::verify_with(
-                        &crypto::RING,
-                        alg.to_jsonwebtoken(),
-                        &key.decoding,
-                        &msg,
-                        &sig,
-                    ) {
+                    if verify_with(&RING, alg.to_jsonwebtoken(), &key.decoding, &msg, &sig) {
                         Outcome::Accepted
                     } else {
                         Outcome::Rejected {
@@ -865,7 +861,8 @@ fn vector_files_match_source_md() {
             continue;
         }
         let bytes = std::fs::read(format!("{DIR}/{file}")).unwrap();
-        let actual: String = crypto::sha256(&bytes)
+        let actual: String = ring::digest::digest(&ring::digest::SHA256, &bytes)
+            .as_ref()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();

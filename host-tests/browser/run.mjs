@@ -18,7 +18,7 @@ import { adversarial } from './adversarial.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const CLI = process.env.ACTWARDEN || path.join(root, 'target/debug/actwarden');
-const CORPUS = path.join(root, 'host-tests/corpus');
+const MATERIALIZED = path.join(root, 'target/corpus-materialized.json');
 const SCREENSHOT = path.join(root, 'target/playground.png');
 const FILTER = process.env.FILTER || '';
 
@@ -445,27 +445,19 @@ try {
 
   // 7. The whole decision corpus: decided in the browser, compared with the CLI.
   if (want('corpus')) {
-    const keys = fs.readFileSync(path.join(CORPUS, 'keys.json'), 'utf8');
-    const configs = fs.readFileSync(path.join(CORPUS, 'configs.json'), 'utf8');
-    const cases = [];
-    for (const f of fs.readdirSync(path.join(CORPUS, 'cases')).filter((n) => n.endsWith('.json')).sort()) {
-      for (const c of JSON.parse(fs.readFileSync(path.join(CORPUS, 'cases', f), 'utf8'))) {
-        cases.push({ json: JSON.stringify(c), twin: false });
-        if (c.twin) cases.push({ json: JSON.stringify(c), twin: true });
-      }
-    }
+    // Materialised natively by the test-support crate (scripts/test-browser.sh runs
+    // `corpus-materialize`): the playground's public API carries no corpus code.
+    const cases = JSON.parse(fs.readFileSync(MATERIALIZED, 'utf8'));
     const decided = await page.evaluate(
-      ({ cases, keys, configs }) => {
+      ({ cases }) => {
         const ag = window.playground.module;
-        return cases.map(({ json, twin }) => {
-          const m = JSON.parse(ag.corpusMaterialize(json, keys, configs, twin));
-          if (!m.ok) return { error: m.error };
+        return cases.map((m) => {
           const remote = Object.keys(m.remote_jwks).length ? JSON.stringify(m.remote_jwks) : undefined;
           const r = JSON.parse(ag.check(m.config, m.request, m.now, remote));
           return { name: m.name, expect: m.expect, inputs: { config: m.config, request: m.request, now: m.now, remote_jwks: m.remote_jwks }, result: r };
         });
       },
-      { cases, keys, configs },
+      { cases },
     );
     let same = 0;
     const problems = [];

@@ -1,10 +1,10 @@
 //! `actwarden`: the core on the command line (SPEC §7). Exit 0 allow, 1 deny, 2 usage or
 //! configuration error. All decisions are made by the library; this file only does I/O.
 
-use actwarden::alg::{Alg, AlgName};
 use actwarden::api::{decide_json, ApiError};
-use actwarden::jwk::{self, KeySet, KeySource};
 use actwarden::mint::{self, SigningKey};
+use actwarden::Alg;
+use actwarden::{parse_jwks, KeySet, KeySource};
 use actwarden::{Policy, UnixTime};
 use clap::{Parser, Subcommand};
 use ring::rand::SystemRandom;
@@ -148,7 +148,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 let (name, file) = spec
                     .split_once('=')
                     .ok_or_else(|| format!("`--jwks {spec}`: expected NAME=FILE"))?;
-                let set = jwk::parse_jwks(&read(file)?, KeySource::Fetched)
+                let set = parse_jwks(&read(file)?, KeySource::Fetched)
                     .map_err(|e| format!("`--jwks {name}`: {}{e}", path_prefix(&e.path())))?;
                 remote.insert(name.to_owned(), set);
             }
@@ -193,7 +193,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { alg, kid } => {
-            let alg = parse_alg(&alg)?;
+            let alg = parse_alg_str(&alg)?;
             let key = SigningKey::generate(alg, &kid, &rng).map_err(|e| e.to_string())?;
             emit(&key.private_jwk().to_string());
             Ok(ExitCode::SUCCESS)
@@ -235,7 +235,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 },
             };
             let alg = match alg {
-                Some(a) => parse_alg(&a)?,
+                Some(a) => parse_alg_str(&a)?,
                 None => key.default_alg(),
             };
             let token = key
@@ -260,13 +260,6 @@ fn path_prefix(path: &str) -> String {
     }
 }
 
-fn parse_alg(name: &str) -> Result<Alg, String> {
-    match Alg::classify(name) {
-        AlgName::Supported(a) => Ok(a),
-        _ => Err(format!("`{name}` is not an algorithm actwarden can use")),
-    }
-}
-
 /// `local_jwks.filename` is resolved relative to the configuration file's directory.
 fn read_relative(config_path: &str) -> impl Fn(&str) -> Result<String, String> {
     let base = std::path::Path::new(config_path)
@@ -277,4 +270,8 @@ fn read_relative(config_path: &str) -> impl Fn(&str) -> Result<String, String> {
         let path = base.join(name);
         std::fs::read_to_string(&path).map_err(|e| format!("`{}`: {e}", path.display()))
     }
+}
+
+fn parse_alg_str(name: &str) -> Result<Alg, String> {
+    Alg::parse(name).map_err(|e| e.to_string())
 }

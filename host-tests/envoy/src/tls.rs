@@ -85,10 +85,10 @@ pub fn sha256(der: &[u8]) -> Vec<u8> {
 
 /// `cnf.x5t#S256` of a certificate: base64url (no padding) of SHA-256 of its DER.
 pub fn x5t_s256(der: &[u8]) -> String {
-    actwarden::b64::encode(&sha256(der))
+    actwarden_test_support::b64::encode(&sha256(der))
 }
 
 /// What Envoy exposes as `connection.sha256_peer_certificate_digest`: lowercase hex.
 pub fn sha256_hex(der: &[u8]) -> String {
-    actwarden::b64::hex(&sha256(der))
+    actwarden_test_support::b64::hex(&sha256(der))
 }

@@ -29,17 +29,17 @@
 )]
 
 use actwarden::api::check_json;
-use actwarden::corpus::{
-    check_expect, load_keys, materialize, request_with_token, twin_case, Case,
-};
-use actwarden::jwk::{parse_jwks, KeySet, KeySource};
 use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::{parse_jwks, KeySet, KeySource};
 use actwarden::{Reason, UnixTime};
 use actwarden_envoy_tests::bootstrap as boot;
 use actwarden_envoy_tests::envoy::{Envoy, Options};
 use actwarden_envoy_tests::http::{self, Request};
 use actwarden_envoy_tests::paths;
 use actwarden_envoy_tests::servers::{echoed, EchoServer, JwksServer, Serve};
+use actwarden_test_support::{
+    check_expect, load_keys, materialize, request_with_token, twin_case, Case,
+};
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -14,8 +14,8 @@
     clippy::indexing_slicing
 )]
 
-use actwarden::alg::Alg;
 use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::Alg;
 use actwarden_envoy_tests::bootstrap as boot;
 use actwarden_envoy_tests::envoy::{Envoy, Options};
 use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, Decided, Via};

@@ -16,9 +16,9 @@
     clippy::indexing_slicing
 )]
 
-use actwarden::alg::Alg;
 use actwarden::api::check_json;
 use actwarden::mint::{delegate, public_jwks, SigningKey};
+use actwarden::Alg;
 use actwarden::UnixTime;
 use actwarden_envoy_tests::bootstrap as boot;
 use actwarden_envoy_tests::envoy::{Envoy, Options};

@@ -1,5 +1,5 @@
 //! Signature verification per algorithm, through the filter's own code path:
-//! `actwarden::engine::verify_signature` with `actwarden::crypto::RING` (the `alg`
+//! `actwarden::dangerous::verify_signature` with `actwarden::RING` (the `alg`
 //! allowlist, the `kid` lookup in the provider's key set, the key/`alg` fit, then the
 //! signature — ring through jsonwebtoken's `CryptoProvider`, or in a wasm build for ES256
 //! actwarden's own P-256 (`crypto::OWN_ES256`) — exactly what `decide` runs without a
@@ -16,12 +16,12 @@
 //! dist/actwarden.wasm); `run-v8.mjs` runs the wasm build under Node's WASI (V8). The
 //! clock is `std::time::Instant` (WASI `clock_time_get` monotonic under wasm).
 
-use actwarden::alg::Alg;
-use actwarden::crypto::RING;
-use actwarden::engine::verify_signature;
-use actwarden::jwk::{parse_jwks, KeySet, KeySource};
+use actwarden::dangerous::verify_signature;
 use actwarden::mint::{public_jwks, SigningKey};
-use actwarden::token;
+use actwarden::dangerous as token;
+use actwarden::Alg;
+use actwarden::RING;
+use actwarden::{parse_jwks, KeySet, KeySource};
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
@@ -190,7 +190,7 @@ fn ring_es256_row(
     let decoding = &set.keys.first().ok_or("ES256 key: none parsed")?.decoding;
     let message = jws.signing_input.as_bytes();
     let verify = || {
-        if actwarden::crypto::verify_with(
+        if actwarden::dangerous::verify_with(
             &RING,
             Alg::ES256.to_jsonwebtoken(),
             decoding,

@@ -9,8 +9,8 @@
 //! Two token families: `simple` (subject only: the checks `jwt_authn` can also do) and
 //! `chain` (a three-actor RFC 8693 chain, for `actwarden_full`).
 
-use actwarden::alg::Alg;
 use actwarden::mint::{delegate, public_jwks, SigningKey};
+use actwarden::Alg;
 use actwarden_envoy_tests::{Error, Result};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};

@@ -1,0 +1,529 @@
+//! The shared test corpus format (`host-tests/corpus/`): one set of JSON cases that the
+//! native tests, the Envoy end-to-end tests and the browser tests all run unchanged.
+//!
+//! A case names a configuration, a time, a request and a token *recipe*; tokens are minted
+//! when the case runs (signatures need private keys, and a recipe says in words what the
+//! token is: "ES256 with the RSA key's kid", "exp as a string"). This module turns recipes
+//! into tokens and applies twin patches, so every host materialises cases identically.
+
+use actwarden::Alg;
+
+use actwarden::mint::{MintError, SigningKey};
+use ring::rand::SecureRandom;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// How to make the token of a case.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// A literal token; nothing else applies.
+    pub raw: Option<String>,
+    /// Key whose `kid` goes in the header (and that signs, unless `signer` is given).
+    pub key: Option<String>,
+    /// Header `alg` and signing algorithm; defaults to the signer's.
+    pub alg: Option<String>,
+    /// Algorithm actually used to sign when it differs from the header `alg`.
+    pub sign_alg: Option<String>,
+    /// Key that signs, when it is not `key` (forgeries, algorithm confusion).
+    pub signer: Option<String>,
+    /// Members merged over the default header `{alg, typ: "at+jwt", kid}`; `null` removes.
+    pub header: Option<Map<String, Value>>,
+    /// Literal header JSON text (e.g. with duplicate members), replacing `header`.
+    pub header_json: Option<String>,
+    pub claims: Option<Value>,
+    /// Literal claims JSON text, replacing `claims`.
+    pub claims_json: Option<String>,
+    /// Literal base64url payload, replacing `claims` (invalid UTF-8, not JSON).
+    pub payload_b64: Option<String>,
+    /// Adds a `pad` claim so that the claims JSON is at least this many bytes.
+    pub pad_claims_to: Option<usize>,
+    /// Replaces `act` with a chain of this many nested actors
+    /// `spiffe://prod.example.com/agent/hop-N`.
+    pub act_depth: Option<usize>,
+    /// `valid` (default), `empty`, or `flipped` (last byte changed).
+    pub signature: Option<String>,
+    /// HMAC secret = these bytes (UTF-8) instead of a key: the "sign HS256 with the RSA
+    /// public key" confusion attack. Requires `sign_alg`/`alg` HS*.
+    pub hmac_secret: Option<String>,
+}
+
+/// One corpus case (see `host-tests/corpus/README.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    #[serde(default)]
+    pub about: Option<String>,
+    pub config: String,
+    pub now: u64,
+    /// Public keys (by key name) standing in for each `remote_jwks` provider's fetched set.
+    #[serde(default)]
+    pub remote_jwks: HashMap<String, Vec<String>>,
+    /// SPEC §7 REQUEST.json; the string `{token}` in a header value is replaced by the
+    /// token. Without any `{token}`, a token goes in `authorization: Bearer`.
+    pub request: Value,
+    pub token: Option<TokenSpec>,
+    pub expect: Expect,
+    /// A near-identical case (this case with a JSON merge patch) and what it gives.
+    pub twin: Option<Twin>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Twin {
+    pub patch: Value,
+    pub expect: Expect,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// `allow` or `deny`.
+    pub decision: String,
+    pub reason: String,
+    /// HTTP status of the reason (`null` on allow).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Exactly the identity headers forwarded (checked when present).
+    pub headers: Option<Map<String, Value>>,
+    /// Response headers that must be present with these values (deny).
+    pub response_headers: Option<Map<String, Value>>,
+    /// HTTP status of the local reply (200 for gRPC).
+    pub response_status: Option<u16>,
+    /// Audit fields that must have these values.
+    pub audit: Option<Map<String, Value>>,
+}
+
+/// RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// The twin of a case (given as the case's JSON), as a full case: the case with the
+/// twin's merge patch applied, the twin's expectation, and `(twin)` appended to the name.
+pub fn twin_case(case: &Value) -> Result<Option<Case>, String> {
+    let Some(twin) = case.get("twin") else {
+        return Ok(None);
+    };
+    let mut value = case.clone();
+    if let Value::Object(m) = &mut value {
+        m.remove("twin");
+    }
+    if let Some(patch) = twin.get("patch") {
+        merge_patch(&mut value, patch);
+    }
+    if let Value::Object(m) = &mut value {
+        let name = case.get("name").and_then(Value::as_str).unwrap_or_default();
+        m.insert("name".into(), json!(format!("{name} (twin)")));
+        m.insert(
+            "expect".into(),
+            twin.get("expect").cloned().unwrap_or(Value::Null),
+        );
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| format!("twin: {e}"))
+}
+
+fn parse_alg(name: &str) -> Result<Alg, MintError> {
+    Alg::parse(name).map_err(|e| MintError::UnsupportedAlgorithm(e.0))
+}
+
+/// `{"sub":"spiffe://prod.example.com/agent/hop-1","act":{…hop-2…}}` as JSON text. Built
+/// as text, not as a `serde_json::Value`: a 5000-deep `Value` overflows small stacks when it
+/// is serialised or dropped (browsers, test threads).
+fn nested_act_json(depth: usize) -> String {
+    let mut out = String::new();
+    for hop in 1..=depth {
+        out.push_str(&format!(
+            "{{\"sub\":\"spiffe://prod.example.com/agent/hop-{hop}\""
+        ));
+        if hop < depth {
+            out.push_str(",\"act\":");
+        }
+    }
+    out.push_str(&"}".repeat(depth));
+    out
+}
+
+/// Makes the token a recipe describes.
+pub fn materialize(
+    spec: &TokenSpec,
+    keys: &HashMap<String, SigningKey>,
+    rng: &dyn SecureRandom,
+) -> Result<String, MintError> {
+    if let Some(raw) = &spec.raw {
+        return Ok(raw.clone());
+    }
+    let key_of = |name: &str| {
+        keys.get(name)
+            .ok_or(MintError::NotAPrivateKey("no such key in keys.json"))
+    };
+    let header_key = spec.key.as_deref().map(key_of).transpose()?;
+    let signer = match (&spec.signer, header_key) {
+        (Some(name), _) => Some(key_of(name)?),
+        (None, k) => k,
+    };
+    let header_alg_name = match (&spec.alg, signer) {
+        (Some(a), _) => a.clone(),
+        (None, Some(k)) => k.default_alg().name().to_owned(),
+        (None, None) => "HS256".to_owned(),
+    };
+    let header_json = match &spec.header_json {
+        Some(text) => text.clone(),
+        None => {
+            let mut header = Map::new();
+            header.insert("alg".into(), json!(header_alg_name));
+            header.insert("typ".into(), json!("at+jwt"));
+            if let Some(kid) = header_key.and_then(SigningKey::kid) {
+                header.insert("kid".into(), json!(kid));
+            }
+            for (k, v) in spec.header.iter().flatten() {
+                if v.is_null() {
+                    header.remove(k);
+                } else {
+                    header.insert(k.clone(), v.clone());
+                }
+            }
+            Value::Object(header).to_string()
+        }
+    };
+    let payload = match (&spec.payload_b64, &spec.claims_json) {
+        (Some(p), _) => p.clone(),
+        (None, Some(text)) => b64_encode(text.as_bytes()),
+        (None, None) => {
+            let mut claims = spec.claims.clone().unwrap_or_else(|| json!({}));
+            if let (Some(target), Value::Object(m)) = (spec.pad_claims_to, &mut claims) {
+                let len = Value::Object(m.clone()).to_string().len();
+                m.insert("pad".into(), json!("x".repeat(target.saturating_sub(len))));
+            }
+            let mut text = claims.to_string();
+            if let (Some(depth @ 1..), Value::Object(m)) = (spec.act_depth, &claims) {
+                // Splice the chain in as text, replacing any `act` of the recipe.
+                let mut without_act = m.clone();
+                without_act.remove("act");
+                let rest = Value::Object(without_act).to_string();
+                let inner = rest.strip_prefix('{').unwrap_or("}");
+                let sep = if inner == "}" { "" } else { "," };
+                text = format!("{{\"act\":{}{sep}{inner}", nested_act_json(depth));
+            }
+            b64_encode(text.as_bytes())
+        }
+    };
+    let input = format!("{}.{}", b64_encode(header_json.as_bytes()), payload);
+    let sign_alg = parse_alg(spec.sign_alg.as_deref().unwrap_or(&header_alg_name));
+    let mut signature = match spec.signature.as_deref() {
+        Some("empty") => Vec::new(),
+        _ => match (&spec.hmac_secret, signer) {
+            (Some(secret), _) => {
+                let hmac = match sign_alg? {
+                    Alg::HS384 => ring::hmac::HMAC_SHA384,
+                    Alg::HS512 => ring::hmac::HMAC_SHA512,
+                    _ => ring::hmac::HMAC_SHA256,
+                };
+                ring::hmac::sign(
+                    &ring::hmac::Key::new(hmac, secret.as_bytes()),
+                    input.as_bytes(),
+                )
+                .as_ref()
+                .to_vec()
+            }
+            (None, Some(k)) => k.sign(sign_alg?, input.as_bytes(), rng)?,
+            (None, None) => {
+                return Err(MintError::NotAPrivateKey(
+                    "a token recipe needs `key`, `signer`, `hmac_secret` or `raw`",
+                ))
+            }
+        },
+    };
+    if spec.signature.as_deref() == Some("flipped") {
+        if let Some(last) = signature.last_mut() {
+            *last ^= 0x01;
+        }
+    }
+    Ok(format!("{input}.{}", b64_encode(&signature)))
+}
+
+/// Loads `keys.json` (`{"name": private JWK, …}`).
+pub fn load_keys(
+    text: &str,
+    rng: &dyn SecureRandom,
+) -> Result<HashMap<String, SigningKey>, String> {
+    let map: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| format!("keys.json: {e}"))?;
+    map.into_iter()
+        .map(|(name, jwk)| match jwk {
+            Value::Object(j) => SigningKey::from_jwk(j, rng)
+                .map(|k| (name.clone(), k))
+                .map_err(|e| format!("keys.json `{name}`: {e}")),
+            _ => Err(format!("keys.json `{name}`: not an object")),
+        })
+        .collect()
+}
+
+/// REQUEST.json text of a case with its token in place.
+pub fn request_with_token(request: &Value, token: Option<&str>) -> String {
+    let mut request = request.clone();
+    if let Some(token) = token {
+        let mut placed = false;
+        if let Some(Value::Object(headers)) = request.get_mut("headers") {
+            for value in headers.values_mut() {
+                placed |= replace_placeholder(value, token);
+            }
+        }
+        if !placed {
+            if let Value::Object(r) = &mut request {
+                let headers = r.entry("headers").or_insert_with(|| json!({}));
+                if let Value::Object(h) = headers {
+                    h.insert("authorization".into(), json!(format!("Bearer {token}")));
+                }
+            }
+        }
+    }
+    request.to_string()
+}
+
+fn replace_placeholder(value: &mut Value, token: &str) -> bool {
+    match value {
+        Value::String(s) if s.contains("{token}") => {
+            *s = s.replace("{token}", token);
+            true
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, v| replace_placeholder(v, token) | acc),
+        _ => false,
+    }
+}
+
+/// Checks a decision report (the CLI's JSON) against an expectation; `Err` says what differs.
+pub fn check_expect(report: &Value, expect: &Expect) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let field = |name: &str| report.get(name).cloned().unwrap_or(Value::Null);
+    if field("decision") != json!(expect.decision) {
+        problems.push(format!(
+            "decision: expected {}, got {}",
+            expect.decision,
+            field("decision")
+        ));
+    }
+    if field("reason") != json!(expect.reason) {
+        problems.push(format!(
+            "reason: expected {}, got {} ({})",
+            expect.reason,
+            field("reason"),
+            field("detail")
+        ));
+    }
+    if field("status") != json!(expect.status) {
+        problems.push(format!(
+            "status: expected {:?}, got {}",
+            expect.status,
+            field("status")
+        ));
+    }
+    if let Some(headers) = &expect.headers {
+        if field("headers") != Value::Object(headers.clone()) {
+            problems.push(format!(
+                "headers: expected {}, got {}",
+                Value::Object(headers.clone()),
+                field("headers")
+            ));
+        }
+    }
+    let response = field("response");
+    if let Some(status) = expect.response_status {
+        if response.get("status") != Some(&json!(status)) {
+            problems.push(format!(
+                "response status: expected {status}, got {}",
+                response.get("status").unwrap_or(&Value::Null)
+            ));
+        }
+    }
+    for (name, value) in expect.response_headers.iter().flatten() {
+        let got = response
+            .get("headers")
+            .and_then(|h| h.get(name))
+            .unwrap_or(&Value::Null);
+        if got != value {
+            problems.push(format!(
+                "response header {name}: expected {value}, got {got}"
+            ));
+        }
+    }
+    for (name, value) in expect.audit.iter().flatten() {
+        if &field(name) != value {
+            problems.push(format!(
+                "audit {name}: expected {value}, got {}",
+                field(name)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn b64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading the corpus from disk, and preparing a case for a host.
+
+/// The corpus directory of this repository (`host-tests/corpus/`).
+pub fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus")
+}
+
+/// The whole corpus: signing keys, named configurations, and every case in file order.
+pub struct Corpus {
+    pub keys: HashMap<String, SigningKey>,
+    pub configs: Map<String, Value>,
+    /// (file name, case JSON) in file order.
+    pub cases: Vec<(String, Value)>,
+}
+
+fn read(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads `keys.json`, `configs.json` and `cases/*.json` under `dir`.
+pub fn load(dir: &std::path::Path, rng: &dyn SecureRandom) -> Result<Corpus, String> {
+    let keys = load_keys(&read(&dir.join("keys.json"))?, rng)?;
+    let configs: Map<String, Value> = serde_json::from_str(&read(&dir.join("configs.json"))?)
+        .map_err(|e| format!("configs.json: {e}"))?;
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("cases"))
+        .map_err(|e| format!("{}/cases: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no case files in {}/cases", dir.display()));
+    }
+    let mut cases = Vec::new();
+    for file in files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let list: Vec<Value> = serde_json::from_str(&read(&file)?)
+            .map_err(|e| format!("{name}: not a JSON array of cases: {e}"))?;
+        cases.extend(list.into_iter().map(|c| (name.clone(), c)));
+    }
+    Ok(Corpus {
+        keys,
+        configs,
+        cases,
+    })
+}
+
+/// Every case followed by its twin, in file order.
+pub fn cases_and_twins(corpus: &Corpus) -> Result<Vec<Case>, String> {
+    let mut out = Vec::new();
+    for (file, value) in &corpus.cases {
+        out.push(serde_json::from_value(value.clone()).map_err(|e| format!("{file}: {e}"))?);
+        out.extend(twin_case(value).map_err(|e| format!("{file}: {e}"))?);
+    }
+    Ok(out)
+}
+
+/// A case ready to decide: configuration text, REQUEST.json text with its token, and the
+/// public JWKS text standing in for each remote provider.
+pub struct Prepared {
+    pub config: String,
+    pub request: String,
+    pub token: Option<String>,
+    pub remote_jwks: Vec<(String, String)>,
+}
+
+/// Mints the case's token and builds its request and remote key sets.
+pub fn prepare(corpus: &Corpus, case: &Case, rng: &dyn SecureRandom) -> Result<Prepared, String> {
+    let config = corpus
+        .configs
+        .get(&case.config)
+        .ok_or_else(|| format!("no config `{}` in configs.json", case.config))?
+        .to_string();
+    let token = case
+        .token
+        .as_ref()
+        .map(|spec| materialize(spec, &corpus.keys, rng))
+        .transpose()
+        .map_err(|e| format!("cannot materialise the token: {e}"))?;
+    let request = request_with_token(&case.request, token.as_deref());
+    let mut remote_jwks = Vec::new();
+    for (provider, names) in &case.remote_jwks {
+        let keys: Vec<&SigningKey> = names
+            .iter()
+            .map(|n| {
+                corpus
+                    .keys
+                    .get(n)
+                    .ok_or_else(|| format!("remote_jwks: no key `{n}` in keys.json"))
+            })
+            .collect::<Result<_, _>>()?;
+        remote_jwks.push((
+            provider.clone(),
+            actwarden::mint::public_jwks(&keys).to_string(),
+        ));
+    }
+    Ok(Prepared {
+        config,
+        request,
+        token,
+        remote_jwks,
+    })
+}
+
+/// The prepared case's remote JWKS, parsed as a host that fetched them would hold them.
+pub fn fetched_keys(p: &Prepared) -> Result<HashMap<String, actwarden::KeySet>, String> {
+    p.remote_jwks
+        .iter()
+        .map(|(provider, jwks)| {
+            actwarden::parse_jwks(jwks, actwarden::KeySource::Fetched)
+                .map(|set| (provider.clone(), set))
+                .map_err(|e| format!("remote_jwks `{provider}`: {e}"))
+        })
+        .collect()
+}
+
+/// base64url without padding and hex, for tests that build or take apart tokens by hand.
+pub mod b64 {
+    use base64::Engine as _;
+
+    pub fn encode(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+    }
+
+    pub fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

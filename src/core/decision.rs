@@ -1,0 +1,158 @@
+//! What a decision produces: the verdict, the deny response (SPEC §4), the identity
+//! headers (SPEC §5) and the audit record (SPEC §6). Hosts only copy these out.
+
+pub use crate::core::audit::{AuditRecord, BindingOutcome};
+use crate::core::reasons::{Denial, Reason};
+
+/// Header names actwarden sets on allow. Inbound headers with this prefix are removed.
+pub(crate) const IDENTITY_HEADER_PREFIX: &str = "x-agent-";
+
+/// Whether a request field (header or trailer) is an identity field that callers may not
+/// send (SPEC §5): `x-agent-…` in any letter case, and `x_agent_…` too — CGI, WSGI, PHP and
+/// Rack map `_` and `-` to the same variable, and Envoy passes underscores through by
+/// default.
+pub(crate) fn is_identity_header(name: &str) -> bool {
+    name.get(..IDENTITY_HEADER_PREFIX.len()).is_some_and(|p| {
+        p.bytes()
+            .map(|b| {
+                if b == b'_' {
+                    b'-'
+                } else {
+                    b.to_ascii_lowercase()
+                }
+            })
+            .eq(IDENTITY_HEADER_PREFIX.bytes())
+    })
+}
+
+/// The local reply for a denied request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyResponse {
+    /// HTTP status to send: the reason's status, or 200 for gRPC (status in `grpc-status`).
+    pub http_status: u16,
+    pub headers: Vec<(String, String)>,
+    /// JSON `{"error", "detail"}`; empty for gRPC.
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    pub denial: Option<Denial>,
+    /// Inbound header names (as received) starting with `x-agent-`: always removed.
+    pub strip_headers: Vec<String>,
+    /// Identity headers to set on the forwarded request (empty on deny).
+    pub identity_headers: Vec<(String, String)>,
+    pub response: Option<DenyResponse>,
+    pub audit: AuditRecord,
+}
+
+impl Decision {
+    pub fn status(&self) -> Option<u16> {
+        self.reason.status()
+    }
+}
+
+/// gRPC status for an HTTP denial status (SPEC §4).
+pub(crate) fn grpc_status(http: u16) -> u16 {
+    match http {
+        401 => 16, // UNAUTHENTICATED
+        403 => 7,  // PERMISSION_DENIED
+        503 => 14, // UNAVAILABLE
+        _ => 2,    // UNKNOWN
+    }
+}
+
+/// Escapes a value for a quoted-string auth-param (RFC 9110 §5.6.4).
+fn quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The `WWW-Authenticate` challenge for a denial, if it has one (RFC 6750 §3, RFC 9470).
+pub(crate) fn www_authenticate(
+    denial: &Denial,
+    required_scopes: &[String],
+    acr_values: Option<&[String]>,
+) -> Option<String> {
+    let reason = denial.reason();
+    match (reason, reason.status()) {
+        (Reason::TokenMissing, _) => Some("Bearer".to_owned()),
+        (Reason::StepupRequired, _) => {
+            let mut v = format!(
+                "Bearer error=\"insufficient_user_authentication\", error_description={}",
+                quoted(reason.code())
+            );
+            if let Denial::StepUpRequired { max, .. } = denial {
+                v.push_str(&format!(", max_age={}", quoted(&max.to_string())));
+            }
+            if let Some(acr) = acr_values.filter(|a| !a.is_empty()) {
+                v.push_str(&format!(", acr_values={}", quoted(&acr.join(" "))));
+            }
+            Some(v)
+        }
+        (_, Some(401)) => Some(format!(
+            "Bearer error=\"invalid_token\", error_description={}",
+            quoted(reason.code())
+        )),
+        (_, Some(403)) => {
+            let mut v = format!(
+                "Bearer error=\"insufficient_scope\", error_description={}",
+                quoted(reason.code())
+            );
+            if matches!(
+                reason,
+                Reason::ScopeInsufficient | Reason::ActorScopeExceeded
+            ) && !required_scopes.is_empty()
+            {
+                v.push_str(&format!(", scope={}", quoted(&required_scopes.join(" "))));
+            }
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn deny_response(
+    denial: &Denial,
+    detail: &str,
+    grpc: bool,
+    required_scopes: &[String],
+    acr_values: Option<&[String]>,
+) -> DenyResponse {
+    let reason = denial.reason();
+    let status = reason.status().unwrap_or(403);
+    let mut headers = Vec::new();
+    if let Some(challenge) = www_authenticate(denial, required_scopes, acr_values) {
+        headers.push(("www-authenticate".to_owned(), challenge));
+    }
+    if grpc {
+        headers.push(("content-type".to_owned(), "application/grpc".to_owned()));
+        headers.push(("grpc-status".to_owned(), grpc_status(status).to_string()));
+        headers.push(("grpc-message".to_owned(), reason.code().to_owned()));
+        DenyResponse {
+            http_status: 200,
+            headers,
+            body: String::new(),
+        }
+    } else {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        let body = serde_json::json!({ "error": reason.code(), "detail": detail }).to_string();
+        DenyResponse {
+            http_status: status,
+            headers,
+            body,
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Every budget the core enforces on untrusted input, in one place, each with where its
+//! number comes from. Exceeding a budget is a decision (a reason code) or a load-time
+//! error, never a panic.
+
+/// Largest token accepted, in bytes (SPEC §4 `token_too_large`). Envoy's default
+/// request-header limit is 60 KiB; real access tokens with a delegation chain stay well
+/// under 4 KiB, so 16 KiB leaves room for long chains without inviting abuse.
+pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Largest JOSE header after base64url decoding. A header holds `alg`, `typ`, `kid` and
+/// perhaps `x5t`; 2 KiB is ten times what any issuer we know of emits.
+pub(crate) const MAX_HEADER_BYTES: usize = 2 * 1024;
+
+/// Largest claims set after base64url decoding: the token budget, since the payload is
+/// most of the token and base64url only shrinks it.
+pub(crate) const MAX_CLAIMS_BYTES: usize = MAX_TOKEN_BYTES;
+
+/// JSON nesting allowed in a token's header or claims. serde_json refuses deeper input
+/// with an error (its recursion limit is 128), so this is the depth at which a nesting
+/// bomb becomes `token_malformed` instead of a stack overflow; a chain within it that is
+/// still too deep for the policy is `chain_too_deep`.
+#[allow(dead_code)] // documents serde_json's limit, which enforces it
+pub(crate) const MAX_JSON_DEPTH: usize = 128;
+
+/// Longest identity (`sub`, `act.sub`) copied into headers and the audit record. SPIFFE
+/// IDs are limited to 2048 bytes by the SPIFFE ID specification (§2.3).
+pub(crate) const MAX_IDENTITY_BYTES: usize = 2048;
+
+/// Most scopes taken from one token. OAuth servers we know of cap scope strings far
+/// lower; the bound keeps effective-scope computation linear and headers small.
+pub(crate) const MAX_SCOPES: usize = 256;
+
+/// Largest `kid` or `alg` value written to the audit record (both come from an unverified
+/// header and must not let a caller write large blobs into logs).
+pub(crate) const MAX_AUDIT_HEADER_VALUE: usize = 128;
+
+/// Longest `method`, `path` or `authority` copied into the audit record. These come from
+/// the caller; 2 KiB keeps every real path (browsers cap URLs near 2 KiB for the same
+/// reason) and stops a caller from writing megabytes into logs.
+pub(crate) const MAX_AUDIT_REQUEST_FIELD: usize = 2048;
+
+/// Most keys in one JWKS. Identity providers publish a handful (current, next, previous);
+/// 64 leaves room for multi-tenant issuers while bounding the per-token key search.
+pub(crate) const MAX_JWKS_KEYS: usize = 64;
+
+/// Largest JWKS document, in bytes: 64 RSA-8192 keys fit comfortably.
+pub(crate) const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Deepest `max_chain_depth` a configuration may ask for. RFC 8693 sets no bound; a chain
+/// deeper than 32 hops is not a delegation anyone can audit.
+pub(crate) const MAX_CONFIGURABLE_CHAIN_DEPTH: u32 = 32;
+
+/// Verified tokens one cache (one Envoy worker's copy of one policy) remembers. A token
+/// entry is its claims plus ~100 bytes, typically under 2 KiB: 4096 entries stay below
+/// ~8 MiB per worker while covering the distinct tokens of thousands of active agents
+/// within a token lifetime.
+pub(crate) const MAX_CACHED_TOKENS: usize = 4096;
+
+/// Failed signatures remembered. Smaller than the verified cache: its job is to make a
+/// replayed forgery cheap, not to hold every garbage token an attacker can invent (those
+/// still cost a verification each, the same as without a cache).
+pub(crate) const MAX_CACHED_TOKEN_FAILURES: usize = 1024;
+
+/// How long a failed signature is remembered, in seconds. Short, because the failure is
+/// about keys that may be replaced (a refetch brings a new key for the same `kid`).
+pub(crate) const TOKEN_FAILURE_TTL_S: u64 = 60;
+
+/// Shortest interval between two refetches of a provider's JWKS caused by an unknown `kid`
+/// (SPEC §8: "at most one refetch per provider per 30 s"). Without it, tokens with random
+/// `kid`s would turn the gateway into an amplifier against the identity provider.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
+pub(crate) const KID_REFETCH_INTERVAL_S: u64 = 30;
+
+/// Longest wait before retrying a failed JWKS fetch, in seconds (it is also never longer
+/// than `cache_duration_s`). Short enough that a JWKS that was down at start recovers
+/// quickly; long enough not to hammer an identity provider that is struggling.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
+pub(crate) const JWKS_RETRY_MAX_S: u64 = 10;
+
+/// Requests one worker keeps paused while an unknown-`kid` refetch runs. Each holds its
+/// headers (a few KiB), so 1024 stay in the low MiB; past it, an unknown `kid` is decided
+/// at once (`kid_unknown`), so a flood of made-up `kid`s cannot pile up paused requests.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
+pub(crate) const MAX_WAITING_REQUESTS: usize = 1024;
+
+/// Longest piece of user input (a rule id, a member name, a JSON path) a configuration or
+/// JWKS error repeats, in bytes. Enough to recognise it; short enough that a hostile
+/// configuration cannot write megabytes into Envoy's log through one error line.
+pub(crate) const MAX_ERROR_INPUT: usize = 512;
+
+/// `text` cut to `MAX_ERROR_INPUT` bytes (at a character boundary), saying how long it was.
+pub(crate) fn clip_for_error(text: String) -> String {
+    if text.len() <= MAX_ERROR_INPUT {
+        return text;
+    }
+    let mut end = MAX_ERROR_INPUT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} bytes in all)",
+        text.get(..end).unwrap_or_default(),
+        text.len()
+    )
+}

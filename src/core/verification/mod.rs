@@ -1,0 +1,270 @@
+//! Step 3 of SPEC §4: the provider by the (not yet trusted) `iss`, `typ`, `alg`, the keys,
+//! `kid`, and the signature. Nothing in a token is trusted before `verify` returns `Ok`.
+//! With a `TokenCache`, a token seen before skips parsing and the signature — never the
+//! checks around them.
+
+pub(crate) mod cache;
+pub(crate) mod crypto;
+
+use crate::core::audit::truncate;
+use crate::core::claims;
+use crate::core::config::{typ_is_one_of, KeyConfig, Provider, Rule};
+use crate::core::decision::AuditRecord;
+use crate::core::keys::alg::{Alg, AlgName};
+use crate::core::keys::{KeySet, VerificationKey};
+use crate::core::limits::MAX_AUDIT_HEADER_VALUE;
+use crate::core::pipeline::Context;
+use crate::core::reasons::Denial;
+use crate::core::time::UnixTime;
+use crate::core::token::extract::Found;
+use crate::core::token::{self, TokenProblem};
+use cache::{Cached, Failed, TokenCache, TokenHash, Verified};
+use jsonwebtoken::crypto::CryptoProvider;
+
+/// A token whose signature verified and whose claims were read, with the provider that
+/// verified it. Shared with the cache (`Rc`): a hit copies nothing.
+pub(crate) struct VerifiedToken<'p> {
+    pub provider: &'p Provider,
+    pub token: std::rc::Rc<Verified>,
+}
+
+/// Step 2 (shape) and 3 (provider, type, algorithm, key, signature). Nothing in the token
+/// is trusted before this returns `Ok`. With a `TokenCache`, a token seen before skips
+/// parsing and the signature — never the checks around them.
+pub(crate) fn verify<'p>(
+    ctx: Context<'p>,
+    rule: &Rule,
+    found: &Found<'_>,
+    token_hash: &TokenHash,
+    now: UnixTime,
+    audit: &mut AuditRecord,
+) -> Result<VerifiedToken<'p>, Denial> {
+    if found.token.is_empty() {
+        return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 }));
+    }
+    let cached = ctx.cache.and_then(|c| c.get(token_hash, now));
+    // A hit lends its header and claims; a miss parses the token (nothing trusted yet).
+    let parsed = match &cached {
+        Some(Cached::Verified(_)) => None,
+        _ => Some(token::parse(found.token).map_err(Denial::Token)?),
+    };
+    let (header, raw_claims) = match (&cached, &parsed) {
+        (_, Some(p)) => (&p.jws.header, &p.claims),
+        (Some(Cached::Verified(v)), None) => (&v.header, &v.claims.raw),
+        // Unreachable: a token is parsed whenever there is no verified hit.
+        _ => return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 })),
+    };
+    audit.alg = Some(truncate(&header.alg, MAX_AUDIT_HEADER_VALUE));
+    audit.kid = header
+        .kid
+        .as_deref()
+        .map(|k| truncate(k, MAX_AUDIT_HEADER_VALUE));
+
+    let iss = match raw_claims.get("iss") {
+        Some(serde_json::Value::String(s)) => s.as_str(),
+        _ => return Err(Denial::IssuerMissing),
+    };
+    let Some((index, provider)) = ctx
+        .policy
+        .providers
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.issuer == iss)
+    else {
+        return Err(Denial::IssuerUnknown);
+    };
+    if !rule.providers.contains(&index) {
+        return Err(Denial::ProviderNotForRule {
+            provider: provider.name.clone(),
+        });
+    }
+    if !provider.sources.contains(&found.source) {
+        return Err(Denial::TokenFromOtherHeader {
+            provider: provider.name.clone(),
+        });
+    }
+    audit.provider = Some(provider.name.clone());
+
+    match &header.typ {
+        None if provider.token_types.iter().any(|t| t == "jwt") => {}
+        None => {
+            return Err(Denial::TypeMissing {
+                provider: provider.name.clone(),
+            })
+        }
+        Some(typ) => {
+            if !typ_is_one_of(typ, &provider.token_types) {
+                return Err(Denial::TypeNotAllowed {
+                    provider: provider.name.clone(),
+                });
+            }
+        }
+    }
+    let keys: Option<&KeySet> = match &provider.keys {
+        KeyConfig::Local(set) => Some(set),
+        KeyConfig::Remote(_) => ctx.remote_keys.remote_keys(&provider.name),
+    };
+    let (alg, candidates) = candidate_keys(header, keys, &provider.algorithms)
+        .map_err(|e| e.into_denial(&provider.name))?;
+    let fingerprints = || candidates.iter().map(|k| k.fingerprint);
+    match cached {
+        // A hit counts only while the key that verified it is still published; after a
+        // rotation the token is verified afresh (and fails unless a current key verifies).
+        Some(Cached::Verified(v))
+            if v.provider == index && v.alg == alg && fingerprints().any(|f| f == v.key) =>
+        {
+            return Ok(VerifiedToken { provider, token: v });
+        }
+        Some(Cached::Failed(f))
+            if f.provider == index
+                && f.alg == alg
+                && fingerprints().all(|k| f.tried.contains(&k)) =>
+        {
+            return Err(Denial::SignatureInvalid);
+        }
+        _ => {}
+    }
+    // A hit whose key is gone: verify afresh, from the token text.
+    let parsed = match parsed {
+        Some(p) => p,
+        None => token::parse(found.token).map_err(Denial::Token)?,
+    };
+    let Some(key) = verify_with_candidates(&parsed.jws, alg, &candidates, ctx.crypto) else {
+        if let Some(cache) = ctx.cache {
+            cache.put_failed(
+                *token_hash,
+                Failed {
+                    provider: index,
+                    alg,
+                    tried: fingerprints().collect(),
+                    expires: TokenCache::failure_expiry(now),
+                },
+            );
+        }
+        return Err(Denial::SignatureInvalid);
+    };
+    // 4. (first part) claim types: depend on the token only, so they are read once and
+    // cached with it. A token whose claims are ill-typed is refused and not cached.
+    let token::UnverifiedToken { jws, claims: raw } = parsed;
+    let claims = claims::read(raw)?;
+    // An entry never outlives its token: `exp` plus skew bounds it (an already expired
+    // token is remembered with the failures instead, see token_cache).
+    let expires_s = claims.exp + provider.clock_skew_s as f64;
+    let expires = if expires_s.is_finite() && expires_s > 0.0 {
+        UnixTime::from_millis((expires_s * 1000.0) as u64)
+    } else {
+        UnixTime::from_millis(0)
+    };
+    let entry = std::rc::Rc::new(Verified {
+        header: jws.header,
+        claims,
+        provider: index,
+        alg,
+        key,
+        expires,
+    });
+    if let Some(cache) = ctx.cache {
+        cache.put_verified(*token_hash, std::rc::Rc::clone(&entry), now);
+    }
+    Ok(VerifiedToken {
+        provider,
+        token: entry,
+    })
+}
+
+/// Why a JWS signature was not accepted (mapped to a `Denial` with the provider's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureFailure {
+    AlgNone,
+    AlgUnsupported,
+    AlgNotAllowed,
+    NoKeys,
+    KidUnknown,
+    KeyDoesNotFitAlg,
+    Invalid,
+}
+
+impl SignatureFailure {
+    fn into_denial(self, provider: &str) -> Denial {
+        let provider = provider.to_owned();
+        match self {
+            SignatureFailure::AlgNone => Denial::AlgNone,
+            SignatureFailure::AlgUnsupported => Denial::AlgUnsupported,
+            SignatureFailure::AlgNotAllowed => Denial::AlgNotAllowed { provider },
+            SignatureFailure::NoKeys => Denial::JwksUnavailable { provider },
+            SignatureFailure::KidUnknown => Denial::KidUnknown { provider },
+            SignatureFailure::KeyDoesNotFitAlg => Denial::KeyDoesNotFitAlg { provider },
+            SignatureFailure::Invalid => Denial::SignatureInvalid,
+        }
+    }
+}
+
+/// The JWS layer of step 3 before any cryptography, in SPEC order: `alg` against the
+/// allowlist, keys available, `kid`, key/`alg` fit. Returns the algorithm and the keys to
+/// try: the one with the token's `kid`, or without a `kid`, every key that fits the `alg`.
+pub fn candidate_keys<'k>(
+    header: &token::Header,
+    keys: Option<&'k KeySet>,
+    algorithms: &[Alg],
+) -> Result<(Alg, Vec<&'k VerificationKey>), SignatureFailure> {
+    let alg = match Alg::classify(&header.alg) {
+        AlgName::None => return Err(SignatureFailure::AlgNone),
+        AlgName::Unsupported => return Err(SignatureFailure::AlgUnsupported),
+        AlgName::Supported(a) if algorithms.contains(&a) => a,
+        _ => return Err(SignatureFailure::AlgNotAllowed),
+    };
+    let keys = keys.ok_or(SignatureFailure::NoKeys)?;
+    match &header.kid {
+        Some(kid) => {
+            let key = keys
+                .keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid.as_str()))
+                .ok_or(SignatureFailure::KidUnknown)?;
+            if !key.fits(alg) {
+                return Err(SignatureFailure::KeyDoesNotFitAlg);
+            }
+            Ok((alg, vec![key]))
+        }
+        None => {
+            let candidates: Vec<_> = keys.keys.iter().filter(|k| k.fits(alg)).collect();
+            if candidates.is_empty() {
+                return Err(SignatureFailure::KeyDoesNotFitAlg);
+            }
+            Ok((alg, candidates))
+        }
+    }
+}
+
+/// The fingerprint of the first candidate whose signature over the JWS verifies.
+fn verify_with_candidates(
+    jws: &token::Jws<'_>,
+    alg: Alg,
+    candidates: &[&VerificationKey],
+    crypto: &CryptoProvider,
+) -> Option<[u8; 32]> {
+    let message = jws.signing_input.as_bytes();
+    let jwt_alg = alg.to_jsonwebtoken();
+    candidates
+        .iter()
+        .find(|k| match (&k.es256, alg) {
+            // crypto::OWN_ES256 (wasm builds): the key's prepared P-256 tables.
+            (Some(prepared), Alg::ES256) => prepared.verify(message, &jws.signature).is_ok(),
+            _ => crypto::verify_with(crypto, jwt_alg, &k.decoding, message, &jws.signature),
+        })
+        .map(|k| k.fingerprint)
+}
+
+/// The whole JWS layer of step 3: `candidate_keys`, then the signature.
+pub fn verify_signature(
+    jws: &token::Jws<'_>,
+    keys: Option<&KeySet>,
+    algorithms: &[Alg],
+    crypto: &CryptoProvider,
+) -> Result<Alg, SignatureFailure> {
+    let (alg, candidates) = candidate_keys(&jws.header, keys, algorithms)?;
+    match verify_with_candidates(jws, alg, &candidates, crypto) {
+        Some(_) => Ok(alg),
+        None => Err(SignatureFailure::Invalid),
+    }
+}

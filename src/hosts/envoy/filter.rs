@@ -1,0 +1,161 @@
+//! One request: read it from Envoy, hand it to `Plugin::process`.
+
+use super::host;
+use super::plugin::{send_error, PendingRequest, Plugin};
+use crate::core::request::{Peer, Request};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, LogLevel};
+use std::rc::Rc;
+
+pub(crate) struct Filter {
+    context_id: u32,
+    plugin: Rc<Plugin>,
+}
+
+impl Filter {
+    pub(crate) fn new(context_id: u32, plugin: Rc<Plugin>) -> Filter {
+        Filter { context_id, plugin }
+    }
+}
+
+impl Drop for Filter {
+    fn drop(&mut self) {
+        // A request that was waiting for a refetch and went away is not decided later.
+        if let Ok(mut waiters) = self.plugin.waiters.try_borrow_mut() {
+            waiters.retain(|w| w.context_id != self.context_id);
+        }
+    }
+}
+
+impl Context for Filter {}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        match read_request() {
+            Ok(pending) => self.plugin.process(self.context_id, pending, false),
+            Err(problem) => {
+                host::log(LogLevel::Error, &format!("actwarden: {problem}"));
+                send_error(problem.status());
+                Action::Pause
+            }
+        }
+    }
+
+    /// Identity fields are refused in trailers too (SPEC §5): a chunked HTTP/1 request or
+    /// any HTTP/2 request (gRPC) can carry trailers, which reach the upstream after the
+    /// body. Decisions read headers only, so trailers are stripped, never decided on.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        for name in host::request_trailer_names() {
+            if crate::core::decision::is_identity_header(&name) {
+                host::remove_request_trailer(&name);
+            }
+        }
+        Action::Continue
+    }
+}
+
+/// Why a request could not even be read (a host failure or a bad test hook; never policy).
+enum ReadProblem {
+    NoHeaders,
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+    BadTestHook(String),
+}
+
+impl ReadProblem {
+    fn status(&self) -> u32 {
+        match self {
+            ReadProblem::NoHeaders => 500,
+            ReadProblem::BadTestHook(_) => 400,
+        }
+    }
+}
+
+impl std::fmt::Display for ReadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadProblem::NoHeaders => write!(f, "could not read the request headers"),
+            ReadProblem::BadTestHook(why) => write!(f, "test hook: {why}"),
+        }
+    }
+}
+
+/// The request view of SPEC §1 from Envoy: pseudo-headers, headers, and the mTLS peer.
+fn read_request() -> Result<PendingRequest, ReadProblem> {
+    let all = host::request_headers().ok_or(ReadProblem::NoHeaders)?;
+    let mut request = Request::default();
+    for (name, value) in all {
+        match name.as_str() {
+            ":method" => request.method = value,
+            ":path" => request.path = value,
+            ":authority" => request.authority = Some(value),
+            n if n.starts_with(':') => {}
+            _ => {
+                // Envoy's names are lowercase already (HTTP/2 requires it, HTTP/1 is
+                // normalized); lowered in place, without a copy, to be sure.
+                let mut name = name;
+                name.make_ascii_lowercase();
+                request.headers.push((name, value));
+            }
+        }
+    }
+    request.peer = connection_peer();
+    #[allow(unused_mut)]
+    let mut pending = PendingRequest {
+        request,
+        now_override: None,
+    };
+    #[cfg(feature = "test-hooks")]
+    test_hooks::apply(&mut pending)?;
+    Ok(pending)
+}
+
+/// The client certificate of this connection, as Envoy exposes it (only on TLS with a
+/// client certificate).
+fn connection_peer() -> Option<Peer> {
+    let uri_san = host::property(&["connection", "uri_san_peer_certificate"]);
+    let digest = host::property(&["connection", "sha256_peer_certificate_digest"])
+        .and_then(|hex| crate::core::token::b64::unhex(&hex))
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+    if uri_san.is_none() && digest.is_none() {
+        return None;
+    }
+    Some(Peer {
+        uri_san,
+        certificate_sha256: digest,
+    })
+}
+
+/// TEST BUILDS ONLY (feature `test-hooks`, never in `dist/actwarden.wasm`): the corpus
+/// runs through Envoy at its fixed time and peers.
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    use super::{host, PendingRequest, ReadProblem};
+    use crate::core::request::Peer;
+    use crate::core::time::UnixTime;
+
+    const NOW: &str = "x-actwarden-test-now";
+    const PEER: &str = "x-actwarden-test-peer";
+
+    pub(crate) fn apply(pending: &mut PendingRequest) -> Result<(), ReadProblem> {
+        let headers = std::mem::take(&mut pending.request.headers);
+        for (name, value) in headers {
+            match name.as_str() {
+                NOW => {
+                    let secs: f64 = value
+                        .parse()
+                        .map_err(|_| ReadProblem::BadTestHook(format!("`{NOW}: {value}`")))?;
+                    pending.now_override = Some(UnixTime::from_millis((secs * 1000.0) as u64));
+                    host::remove_request_header(NOW);
+                }
+                PEER => {
+                    let peer = Peer::from_json(&value)
+                        .map_err(|e| ReadProblem::BadTestHook(format!("`{PEER}`: {e}")))?;
+                    pending.request.peer = Some(peer);
+                    host::remove_request_header(PEER);
+                }
+                _ => pending.request.headers.push((name, value)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! The Envoy / Istio host (feature `proxy`, target `wasm32-wasip1`): a proxy-wasm HTTP
+//! filter over the core. It does I/O only — reading the request, the clock, shared data,
+//! JWKS fetches, logs and counters — and holds no policy: every decision is `core::pipeline::decide`.
+//!
+//! - `root`: one per plugin configuration per worker VM. Loads the `Policy` once in
+//!   `on_configure` (fail closed on error), owns keys, the token cache and counters, and
+//!   runs the JWKS fetches on its ticks.
+//! - `plugin`: what the root shares with its request contexts (same VM, so `Rc`).
+//! - `filter`: one per request: reads the request, decides, answers or forwards.
+//! - `jwks`: remote JWKS through Envoy shared data, one fetch per interval for all workers.
+//! - `host`: the proxy-wasm host calls, wrapped so that a host error is a value.
+//! - `metrics`: SPEC §8 counters.
+
+mod filter;
+mod host;
+mod jwks;
+mod metrics;
+mod plugin;
+mod root;
+
+use proxy_wasm::traits::RootContext;
+use proxy_wasm::types::LogLevel;
+
+proxy_wasm::main! {{
+    // A panic is a defect: say so at critical before the VM aborts (release builds abort
+    // on panic), so the operator sees it in Envoy's log next to the failing request.
+    std::panic::set_hook(Box::new(|info| {
+        host::log(LogLevel::Critical, &format!("actwarden: panic: {info}"));
+    }));
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(root::Root::new(context_id))
+    });
+}}

@@ -1,0 +1,298 @@
+//! What a root context shares with its request contexts (one VM, one thread: `Rc` and
+//! `RefCell`): the policy, keys, the token cache, counters, and the requests waiting for a
+//! JWKS refetch. `process` is the one path from a request to an answer, used both when a
+//! request arrives and when a waiting request is resumed.
+
+use super::host;
+use super::metrics::Metrics;
+use crate::core::config::{KeyConfig, Policy, RemoteJwks};
+use crate::core::keys::remote::{LocalKeys, UnknownKid};
+use crate::core::keys::KeySet;
+use crate::core::keys::RemoteKeys;
+use crate::core::pipeline::{decide, Context};
+use crate::core::reasons::{Denial, Reason};
+use crate::core::request::Request;
+use crate::core::time::UnixTime;
+use crate::core::verification::cache::TokenCache;
+use proxy_wasm::types::{Action, LogLevel};
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+/// One `remote_jwks` provider, as this worker sees it.
+pub(crate) struct RemoteProvider {
+    pub name: String,
+    pub config: RemoteJwks,
+    /// Shared-data key of its `SharedJwks`: by cluster and URI, so plugins (and workers)
+    /// that fetch the same document share one fetch.
+    pub shared_key: String,
+    pub keys: RefCell<Option<LocalKeys>>,
+    /// A request met an unknown `kid`: the next tick asks for a refetch.
+    pub kid_refetch_wanted: Cell<bool>,
+}
+
+/// A request paused until its provider's refetch reports (or its deadline).
+pub(crate) struct Waiter {
+    pub context_id: u32,
+    pub provider: usize,
+    pub request: PendingRequest,
+    pub deadline_ms: u64,
+}
+
+/// A request as read from Envoy, ready to decide.
+pub(crate) struct PendingRequest {
+    pub request: Request,
+    /// Test builds only: the decision time from `x-actwarden-test-now`.
+    pub now_override: Option<UnixTime>,
+}
+
+pub(crate) struct Plugin {
+    pub policy: Policy,
+    pub cache: TokenCache,
+    pub metrics: Metrics,
+    pub remotes: Vec<RemoteProvider>,
+    pub waiters: RefCell<Vec<Waiter>>,
+}
+
+/// The keys every remote provider may use now, for one decision.
+struct KeysNow<'p> {
+    entries: Vec<(&'p str, Option<Arc<KeySet>>)>,
+}
+
+impl RemoteKeys for KeysNow<'_> {
+    fn remote_keys(&self, provider: &str) -> Option<&KeySet> {
+        self.entries
+            .iter()
+            .find(|(name, _)| *name == provider)
+            .and_then(|(_, keys)| keys.as_deref())
+    }
+}
+
+impl Plugin {
+    pub(crate) fn new(policy: Policy) -> Plugin {
+        let remotes = policy
+            .providers
+            .iter()
+            .filter_map(|p| match &p.keys {
+                KeyConfig::Remote(config) => Some(RemoteProvider {
+                    name: p.name.clone(),
+                    config: config.clone(),
+                    shared_key: format!("actwarden.jwks.v1|{}|{}", config.cluster, config.uri),
+                    keys: RefCell::new(None),
+                    kid_refetch_wanted: Cell::new(false),
+                }),
+                KeyConfig::Local(_) => None,
+            })
+            .collect();
+        Plugin {
+            policy,
+            cache: TokenCache::default(),
+            metrics: Metrics::define(),
+            remotes,
+            waiters: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn keys_now(&self, now_ms: u64) -> KeysNow<'_> {
+        for remote in &self.remotes {
+            super::jwks::adopt_if_newer(remote);
+        }
+        KeysNow {
+            entries: self
+                .remotes
+                .iter()
+                .map(|r| {
+                    let keys = r.keys.borrow();
+                    let usable = keys
+                        .as_ref()
+                        .and_then(|k| k.usable(&r.config, now_ms).map(|_| Arc::clone(&k.set)));
+                    (r.name.as_str(), usable)
+                })
+                .collect(),
+        }
+    }
+
+    /// Decides `pending` for the request context `context_id` (the effective context) and
+    /// answers it — or, when its token's `kid` is unknown to a remote provider that may
+    /// refetch, parks it until the refetch reports. `resumed`: the request was paused
+    /// before, so an allow must resume it.
+    pub(crate) fn process(
+        &self,
+        context_id: u32,
+        pending: PendingRequest,
+        resumed: bool,
+    ) -> Action {
+        // One clock read serves the decision time and the start of `eval_us`.
+        let started = host::now_nanos();
+        let host_now_ms = started / 1_000_000;
+        let now = pending
+            .now_override
+            .unwrap_or(UnixTime::from_millis(host_now_ms));
+        let keys = self.keys_now(host_now_ms);
+        let ctx = Context {
+            policy: &self.policy,
+            remote_keys: &keys,
+            crypto: &crate::core::verification::crypto::RING,
+            cache: Some(&self.cache),
+        };
+        let before = self.cache.stats();
+        let mut decision = decide(ctx, &pending.request, now);
+        decision.audit.eval_us = Some(host::now_nanos().saturating_sub(started) / 1000);
+        let after = self.cache.stats();
+        self.metrics.cache(
+            after.hits.saturating_sub(before.hits),
+            after.misses.saturating_sub(before.misses),
+        );
+
+        let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
+        if !resumed && room {
+            if let Some(Denial::KidUnknown { provider }) = &decision.denial {
+                if let Some(index) = self.remotes.iter().position(|r| &r.name == provider) {
+                    if let Some(deadline_ms) = self.may_wait_for_refetch(index, host_now_ms) {
+                        self.waiters.borrow_mut().push(Waiter {
+                            context_id,
+                            provider: index,
+                            request: pending,
+                            deadline_ms,
+                        });
+                        return Action::Pause;
+                    }
+                }
+            }
+        }
+
+        // SPEC §5: inbound identity headers never reach the upstream, allowed or not.
+        for name in &decision.strip_headers {
+            host::remove_request_header(name);
+        }
+        if self.policy.audit_log.logs(decision.allowed) {
+            log_audit(&decision.audit);
+        }
+        self.metrics.decision(decision.allowed, decision.reason);
+        match &decision.response {
+            None => {
+                for (name, value) in &decision.identity_headers {
+                    if !host::set_request_header(name, value) {
+                        // An identity the upstream would not see is not an allow.
+                        host::log(
+                            LogLevel::Error,
+                            &format!("actwarden: could not set `{name}`; refusing the request"),
+                        );
+                        send_error(500);
+                        return Action::Pause;
+                    }
+                }
+                if resumed {
+                    host::resume_request();
+                }
+                Action::Continue
+            }
+            Some(response) => {
+                send_deny(response, pending.request.is_grpc(), decision.reason);
+                Action::Pause
+            }
+        }
+    }
+
+    /// Whether a request whose `kid` is unknown to remote provider `index` waits, and
+    /// until when (SPEC §8: at most one refetch per provider per 30 s, bounded by
+    /// `timeout_ms`). The refetch itself starts on the next tick (`jwks::tick`).
+    fn may_wait_for_refetch(&self, index: usize, now_ms: u64) -> Option<u64> {
+        let remote = self.remotes.get(index)?;
+        let shared = super::jwks::read_shared(remote).0;
+        // One tick (jwks::TICK_MS) to start the fetch, then the fetch's own timeout.
+        let start_slack = super::jwks::TICK_MS.saturating_mul(2);
+        match shared.on_unknown_kid(&remote.config, now_ms) {
+            UnknownKid::Refetch => {
+                remote.kid_refetch_wanted.set(true);
+                Some(
+                    now_ms
+                        .saturating_add(remote.config.timeout_ms)
+                        .saturating_add(start_slack),
+                )
+            }
+            UnknownKid::Wait { until_ms } => Some(until_ms.saturating_add(start_slack)),
+            UnknownKid::DecideNow => None,
+        }
+    }
+
+    /// Decides the waiting requests of `provider` (all when `None`) whose refetch has
+    /// reported or whose deadline has passed.
+    pub(crate) fn wake_waiters(&self, ready: impl Fn(&Waiter) -> bool, root_context_id: u32) {
+        let woken: Vec<Waiter> = {
+            let mut waiters = self.waiters.borrow_mut();
+            let (woken, waiting) = std::mem::take(&mut *waiters).into_iter().partition(&ready);
+            *waiters = waiting;
+            woken
+        };
+        for waiter in woken {
+            if host::set_effective_context(waiter.context_id) {
+                self.process(waiter.context_id, waiter.request, true);
+            }
+        }
+        host::set_effective_context(root_context_id);
+    }
+}
+
+/// The audit line (SPEC §6), built in one buffer.
+fn log_audit(audit: &crate::core::decision::AuditRecord) {
+    const MARKER: &[u8] = b"actwarden.audit ";
+    let mut line = Vec::with_capacity(1024 + MARKER.len());
+    line.extend_from_slice(MARKER);
+    audit.write_json(&mut line);
+    // Always UTF-8 (JSON of Rust strings); checked rather than assumed.
+    if let Ok(line) = std::str::from_utf8(&line) {
+        host::log(LogLevel::Info, line);
+    }
+}
+
+fn send_deny(response: &crate::core::decision::DenyResponse, grpc: bool, reason: Reason) {
+    let details = format!("actwarden_{}", reason.code());
+    let sent = if grpc {
+        // Envoy builds the gRPC trailers-only reply itself (content-type, grpc-status,
+        // grpc-message) from the status passed here; our copies of those would be
+        // duplicated, so only the other headers (WWW-Authenticate) go along.
+        let status = i32::from(crate::core::decision::grpc_status(
+            reason.status().unwrap_or(403),
+        ));
+        let extra: Vec<(&str, &[u8])> = response
+            .headers
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "grpc-status" | "grpc-message" | "content-type"))
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        host::send_local_response(
+            200,
+            &details,
+            &extra,
+            reason.code().as_bytes(),
+            Some(status),
+        )
+    } else {
+        let headers: Vec<(&str, &[u8])> = response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        host::send_local_response(
+            u32::from(response.http_status),
+            &details,
+            &headers,
+            response.body.as_bytes(),
+            None,
+        )
+    };
+    if !sent {
+        host::log(LogLevel::Error, "actwarden: envoy refused the local reply");
+    }
+}
+
+/// A reply for a host failure (not a policy decision): fail closed, say nothing more.
+pub(crate) fn send_error(status: u32) {
+    host::send_local_response(
+        status,
+        "actwarden_internal_error",
+        &[("content-type", b"application/json")],
+        br#"{"error":"internal","detail":"the gateway could not evaluate this request"}"#,
+        None,
+    );
+}

@@ -1,0 +1,108 @@
+//! The root context: one per plugin configuration per worker VM.
+
+use super::filter::Filter;
+use super::host;
+use super::jwks::{self, Callout, TICK_MS};
+use super::plugin::Plugin;
+use crate::core::config::Policy;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{ContextType, LogLevel};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub(crate) struct Root {
+    context_id: u32,
+    plugin: Option<Rc<Plugin>>,
+    callouts: Vec<Callout>,
+}
+
+impl Root {
+    pub(crate) fn new(context_id: u32) -> Root {
+        Root {
+            context_id,
+            plugin: None,
+            callouts: Vec::new(),
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let Some(plugin) = &self.plugin {
+            jwks::on_response(
+                plugin,
+                &mut self.callouts,
+                token_id,
+                body_size,
+                self.context_id,
+            );
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let Some(bytes) = host::plugin_configuration() else {
+            host::log(
+                LogLevel::Critical,
+                "actwarden: configuration: missing (set the filter's `configuration` / the WasmPlugin's `pluginConfig`)",
+            );
+            return false;
+        };
+        let policy = match Policy::from_plugin_config(&bytes) {
+            Ok(policy) => policy,
+            Err(message) => {
+                // Fail closed: Envoy refuses the plugin, so no request passes unchecked.
+                host::log(
+                    LogLevel::Critical,
+                    &format!("actwarden: configuration: {message}"),
+                );
+                return false;
+            }
+        };
+        for note in policy.notes() {
+            host::log(LogLevel::Warn, &format!("actwarden: configuration: {note}"));
+        }
+        let plugin = Plugin::new(policy);
+        for remote in &plugin.remotes {
+            jwks::ensure_shared(remote);
+        }
+        host::log(
+            LogLevel::Info,
+            &format!(
+                "actwarden: configured ({} providers, {} rules, {} remote jwks)",
+                plugin.policy.providers.len(),
+                plugin.policy.rules.len(),
+                plugin.remotes.len()
+            ),
+        );
+        if !plugin.remotes.is_empty() {
+            // Fetches start on the first tick, not here: Envoy cannot dispatch calls
+            // while the plugin is being configured.
+            self.set_tick_period(Duration::from_millis(TICK_MS));
+        }
+        self.plugin = Some(Rc::new(plugin));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(plugin) = &self.plugin {
+            jwks::tick(plugin, &mut self.callouts, self.context_id);
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let plugin = self.plugin.as_ref()?;
+        Some(Box::new(Filter::new(context_id, Rc::clone(plugin))))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,0 +1,6 @@
+//! What is not the decision: minting tokens for tests and demos, explaining a decision to
+//! people, and looking inside a token without verifying it. Nothing here feeds `decide`.
+
+pub(crate) mod decode;
+pub mod explain;
+pub mod mint;
