@@ -30,7 +30,7 @@ TEST_STEPS := fmt-check clippy unit-test lint-config demo-cli wasm check-wasm-im
               check-gateway-configs web test-browser
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
-        check-wasm-browser unit-test cli lint-config demo demo-cli wasm wasm-test check-wasm-imports \
+        check-wasm-browser unit-test cli cli-release lint-config demo demo-cli wasm wasm-test check-wasm-imports \
         e2e-envoy check-gateway-configs web test-browser setup-bench wasm-floor bench bench-native
 
 help:
@@ -39,6 +39,7 @@ help:
 	@echo "make demo-cli    the same story through the CLI only (gateway-configs/example/)"
 	@echo "make wasm        dist/actwarden.wasm (proxy-wasm filter, wasm32-wasip1, release)"
 	@echo "make web         www/pkg/ (playground module, wasm-bindgen --target web)"
+	@echo "make cli-release target/release/actwarden (the CLI, release build)"
 	@echo "make setup       install missing wasm targets, clang and llvm-ar (scripts/setup.sh)"
 	@echo "make e2e-envoy   the end-to-end tests against real Envoy (host-tests/envoy/)"
 	@echo "make test-browser the playground in headless Chromium (host-tests/browser/)"
@@ -86,6 +87,11 @@ unit-test:
 
 cli:
 	$(CARGO) build --features cli
+
+# The CLI as users install it: target/release/actwarden (release profile, feature cli).
+cli-release:
+	$(CARGO) build --release --features cli
+	@echo "target/release/actwarden: $$(target/release/actwarden --version)"
 
 lint-config: cli
 	@for config in gateway-configs/*/actwarden.json; do \
