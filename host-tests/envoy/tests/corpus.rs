@@ -38,7 +38,7 @@ use actwarden_envoy_tests::http::{self, Request};
 use actwarden_envoy_tests::paths;
 use actwarden_envoy_tests::servers::{echoed, EchoServer, JwksServer, Serve};
 use actwarden_test_support::{
-    check_expect, load_keys, materialize, request_with_token, twin_case, Case,
+    check_expect, corpus_dir, materialize, request_with_token, twin_case, Case,
 };
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
@@ -132,37 +132,19 @@ struct Corpus {
 }
 
 fn load() -> Corpus {
-    let rng = SystemRandom::new();
-    let dir = paths::repo_root().join("host-tests/corpus");
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    };
-    let keys = load_keys(&read(&dir.join("keys.json")), &rng).unwrap();
-    let configs: Map<String, Value> =
-        serde_json::from_str(&read(&dir.join("configs.json"))).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("cases"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no case files");
+    let corpus = actwarden_test_support::load(&corpus_dir(), &SystemRandom::new()).unwrap();
     let mut runs = Vec::new();
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let list: Vec<Value> = serde_json::from_str(&read(&file)).unwrap();
-        for value in list {
-            let case: Case = serde_json::from_value(value.clone())
-                .unwrap_or_else(|e| panic!("{name}: not a case: {e}: {value}"));
-            runs.push((name.clone(), case));
-            if let Some(twin) = twin_case(&value).unwrap() {
-                runs.push((name.clone(), twin));
-            }
+    for (file, value) in &corpus.cases {
+        let case: Case = serde_json::from_value(value.clone())
+            .unwrap_or_else(|e| panic!("{file}: not a case: {e}: {value}"));
+        runs.push((file.clone(), case));
+        if let Some(twin) = twin_case(value).unwrap() {
+            runs.push((file.clone(), twin));
         }
     }
     Corpus {
-        keys,
-        configs,
+        keys: corpus.keys,
+        configs: corpus.configs,
         runs,
     }
 }
