@@ -313,30 +313,12 @@ pub fn parse_jwks(text: &str, source: KeySource) -> Result<KeySet, JwksError> {
         });
     }
     let mut out = KeySet::default();
-    let mut first_symmetric: Option<bool> = None;
     for (index, key) in keys.iter().enumerate() {
         let Value::Object(jwk) = key else {
             return Err(JwksError::KeyNotAnObject { index });
         };
         match parse_key(index, jwk, source)? {
-            Parsed::Key(k) => {
-                let symmetric = matches!(k.kind, KeyKind::Oct { .. });
-                match first_symmetric {
-                    Some(s) if s != symmetric => {
-                        return Err(JwksError::MixedSymmetricAndAsymmetric { index })
-                    }
-                    _ => first_symmetric = Some(symmetric),
-                }
-                if let Some(kid) = &k.kid {
-                    if out.keys.iter().any(|other| other.kid.as_ref() == Some(kid)) {
-                        return Err(JwksError::DuplicateKid {
-                            index,
-                            kid: kid.clone(),
-                        });
-                    }
-                }
-                out.keys.push(k);
-            }
+            Parsed::Key(k) => admit(&mut out, index, k)?,
             Parsed::Skipped(reason) => out.skipped.push(SkippedKey {
                 index,
                 kid: jwk.get("kid").and_then(Value::as_str).map(str::to_owned),
@@ -348,6 +330,29 @@ pub fn parse_jwks(text: &str, source: KeySource) -> Result<KeySet, JwksError> {
         return Err(JwksError::NoKeys);
     }
     Ok(out)
+}
+
+/// Adds a key to the set: all keys shared secrets or none (one set, one kind of trust),
+/// and each `kid` once (a token's `kid` must name one key).
+fn admit(set: &mut KeySet, index: usize, key: VerificationKey) -> Result<(), JwksError> {
+    let symmetric = |k: &VerificationKey| matches!(k.kind, KeyKind::Oct { .. });
+    if set
+        .keys
+        .first()
+        .is_some_and(|first| symmetric(first) != symmetric(&key))
+    {
+        return Err(JwksError::MixedSymmetricAndAsymmetric { index });
+    }
+    if let Some(kid) = &key.kid {
+        if set.keys.iter().any(|other| other.kid.as_ref() == Some(kid)) {
+            return Err(JwksError::DuplicateKid {
+                index,
+                kid: kid.clone(),
+            });
+        }
+    }
+    set.keys.push(key);
+    Ok(())
 }
 
 /// What reading one part of a key found: a usable value, or why the key is left out.
