@@ -19,22 +19,23 @@ pub(crate) struct RawConfig {
     /// Token issuers by name. Defaults to none (then only anonymous rules can load).
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
-    /// Defaults to no trust-domain pinning, no actor allowlist, `human_profiles`
-    /// `["user"]`, `max_chain_depth` 4.
+    /// Who may appear in a token. Defaults to no trust-domain pinning, no actor
+    /// allowlist, `human_profiles` `["user"]`, `max_chain_depth` `4` (`Identity::default`).
     #[serde(default, deserialize_with = "present")]
     pub identity: Option<RawIdentity>,
-    /// Defaults to `cnf: "if_present"`, `actor_must_match_peer: false`.
+    /// Ties between token and TLS peer. Defaults to `cnf: "if_present"`,
+    /// `actor_must_match_peer: false` (`Binding::default`).
     #[serde(default, deserialize_with = "present")]
     pub binding: Option<RawBinding>,
-    /// Defaults to empty lists.
+    /// Tokens refused whatever their signature. Defaults to empty lists.
     #[serde(default, deserialize_with = "present")]
     pub revoked: Option<RawRevoked>,
     /// Required; tried in order, the first match decides.
     pub rules: Vec<RawRule>,
-    /// Defaults to `deny` (`route_denied`).
+    /// What a request no rule matches gets. Defaults to `"deny"` (`route_denied`).
     #[serde(default, deserialize_with = "present")]
     pub on_no_match: Option<RawOnNoMatch>,
-    /// Extension of SPEC §6. Defaults to `{"log": "all"}`.
+    /// Audit settings, an extension of SPEC §6. Defaults to `{"log": "all"}`.
     #[serde(default, deserialize_with = "present")]
     pub audit: Option<RawAudit>,
 }
@@ -50,36 +51,40 @@ pub(crate) struct RawAudit {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RawAuditLog {
+    /// `"all"`: every decision.
     All,
+    /// `"denials"`: denials only.
     Denials,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProvider {
-    /// Required, compared exactly with `iss`.
+    /// Compared exactly with `iss`; required, unique across providers.
     pub issuer: String,
-    /// Required and non-empty.
+    /// `aud` must contain one of these; required and non-empty.
     pub audiences: Vec<String>,
-    /// Exactly one of `local_jwks` and `remote_jwks`.
+    /// Keys in the configuration. Exactly one of `local_jwks` and `remote_jwks`.
     #[serde(default, deserialize_with = "present")]
     pub local_jwks: Option<RawLocalJwks>,
+    /// Keys the host fetches. Exactly one of `local_jwks` and `remote_jwks`.
     #[serde(default, deserialize_with = "present")]
     pub remote_jwks: Option<RawRemoteJwks>,
-    /// Defaults to every asymmetric algorithm the keys can verify (all nine for remote
-    /// keys). HMAC is never a default.
+    /// The `alg` allowlist. Defaults to every asymmetric algorithm the keys can verify
+    /// (all nine for remote keys). HMAC is never a default.
     #[serde(default, deserialize_with = "present")]
     pub algorithms: Option<Vec<String>>,
-    /// Defaults to `["at+jwt", "jwt"]`.
+    /// Accepted `typ` values. Defaults to `["at+jwt", "jwt"]` (`DEFAULT_TOKEN_TYPES`).
     #[serde(default, deserialize_with = "present")]
     pub token_types: Option<Vec<String>>,
-    /// Defaults to 60.
+    /// Leeway on `exp`, `nbf`, future `iat`. Defaults to `60` (`DEFAULT_CLOCK_SKEW_S`).
     #[serde(default, deserialize_with = "present")]
     pub clock_skew_s: Option<u64>,
-    /// Defaults to 86400.
+    /// Longest accepted token lifetime. Defaults to `86400` (`DEFAULT_MAX_LIFETIME_S`).
     #[serde(default, deserialize_with = "present")]
     pub max_lifetime_s: Option<u64>,
-    /// Defaults to `authorization` with prefix `Bearer ` (matched case-insensitively).
+    /// Where tokens are read from. Defaults to `authorization` with prefix `Bearer `
+    /// (matched case-insensitively; `DEFAULT_TOKEN_HEADER`, `DEFAULT_TOKEN_PREFIX`).
     #[serde(default, deserialize_with = "present")]
     pub from_headers: Option<Vec<RawFromHeader>>,
 }
@@ -87,8 +92,10 @@ pub(crate) struct RawProvider {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLocalJwks {
+    /// The JWKS itself, as a string. Exactly one of `inline_string` and `filename`.
     #[serde(default, deserialize_with = "present")]
     pub inline_string: Option<String>,
+    /// A JWKS file, for hosts that read files (the CLI). Exactly one of the two.
     #[serde(default, deserialize_with = "present")]
     pub filename: Option<String>,
 }
@@ -96,11 +103,14 @@ pub(crate) struct RawLocalJwks {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRemoteJwks {
+    /// Where the keys are fetched; required.
     pub http_uri: RawHttpUri,
-    /// Defaults to 300.
+    /// Seconds fetched keys are used before a refresh. Defaults to `300`
+    /// (`DEFAULT_CACHE_DURATION_S`).
     #[serde(default, deserialize_with = "present")]
     pub cache_duration_s: Option<u64>,
-    /// Defaults to 86400: how long the last good keys outlive failed refreshes.
+    /// How long the last good keys outlive failed refreshes. Defaults to `86400`
+    /// (`DEFAULT_MAX_STALE_S`).
     #[serde(default, deserialize_with = "present")]
     pub max_stale_s: Option<u64>,
 }
@@ -108,9 +118,11 @@ pub(crate) struct RawRemoteJwks {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHttpUri {
+    /// The JWKS url, `http://` or `https://`; required.
     pub uri: String,
+    /// The Envoy cluster that reaches `uri`; required.
     pub cluster: String,
-    /// Defaults to 2000.
+    /// How long one fetch may take. Defaults to `2000` (`DEFAULT_TIMEOUT_MS`).
     #[serde(default, deserialize_with = "present")]
     pub timeout_ms: Option<u64>,
 }
@@ -118,7 +130,9 @@ pub(crate) struct RawHttpUri {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFromHeader {
+    /// The header name (any case); required.
     pub name: String,
+    /// What precedes the token in the value. Defaults to none: the whole value.
     #[serde(default, deserialize_with = "present")]
     pub value_prefix: Option<String>,
 }
@@ -126,13 +140,13 @@ pub(crate) struct RawFromHeader {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawIdentity {
-    /// Defaults to no pinning.
+    /// Trust domains every actor and SPIFFE subject must be in. Defaults to no pinning.
     #[serde(default, deserialize_with = "present")]
     pub trust_domains: Option<Vec<String>>,
-    /// Defaults to `["user"]`.
+    /// `sub_profile` values of a human. Defaults to `["user"]` (`DEFAULT_HUMAN_PROFILES`).
     #[serde(default, deserialize_with = "present")]
     pub human_profiles: Option<Vec<String>>,
-    /// Defaults to 4.
+    /// Longest delegation chain. Defaults to `4` (`DEFAULT_MAX_CHAIN_DEPTH`).
     #[serde(default, deserialize_with = "present")]
     pub max_chain_depth: Option<u32>,
     /// Defaults to no allowlist; when present, only these actors may appear in a chain.
@@ -143,7 +157,7 @@ pub(crate) struct RawIdentity {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawActor {
-    /// Defaults to no ceiling.
+    /// The most this actor's scopes can be. Defaults to no ceiling.
     #[serde(default, deserialize_with = "present")]
     pub max_scopes: Option<Vec<String>>,
 }
@@ -151,10 +165,10 @@ pub(crate) struct RawActor {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBinding {
-    /// Defaults to `if_present`.
+    /// How `cnf` is enforced. Defaults to `"if_present"` (`CnfMode::IfPresent`).
     #[serde(default, deserialize_with = "present")]
     pub cnf: Option<RawCnfMode>,
-    /// Defaults to false.
+    /// Whether the innermost actor must be the TLS peer. Defaults to `false`.
     #[serde(default, deserialize_with = "present")]
     pub actor_must_match_peer: Option<bool>,
 }
@@ -162,17 +176,22 @@ pub(crate) struct RawBinding {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RawCnfMode {
+    /// `"if_present"`: checked when the token has `cnf`.
     IfPresent,
+    /// `"required"`: every token must have a matching `cnf`.
     Required,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRevoked {
+    /// Revoked token ids. Defaults to none.
     #[serde(default)]
     pub jti: Vec<String>,
+    /// Revoked subjects. Defaults to none.
     #[serde(default)]
     pub subjects: Vec<String>,
+    /// Revoked actors. Defaults to none.
     #[serde(default)]
     pub actors: Vec<String>,
 }
@@ -180,16 +199,18 @@ pub(crate) struct RawRevoked {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
+    /// Names the rule in headers, audit records and metrics; required, unique.
     pub id: String,
+    /// Which requests the rule is for; required.
     #[serde(rename = "match")]
     pub matcher: RawMatch,
-    /// Defaults to false: a token is required.
+    /// Whether a request without a token passes. Defaults to `false`: a token is required.
     #[serde(default, deserialize_with = "present")]
     pub allow_anonymous: Option<bool>,
-    /// Defaults to every provider.
+    /// Providers whose tokens the rule accepts. Defaults to every provider.
     #[serde(default, deserialize_with = "present")]
     pub providers: Option<Vec<String>>,
-    /// Defaults to no requirement beyond a valid token.
+    /// What a valid token must also show. Defaults to nothing beyond a valid token.
     #[serde(default, deserialize_with = "present")]
     pub require: Option<RawRequire>,
 }
@@ -197,12 +218,13 @@ pub(crate) struct RawRule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMatch {
-    /// Exactly one of `path_prefix` and `path_exact`.
+    /// Request paths starting with this. Exactly one of `path_prefix` and `path_exact`.
     #[serde(default, deserialize_with = "present")]
     pub path_prefix: Option<String>,
+    /// The one request path. Exactly one of `path_prefix` and `path_exact`.
     #[serde(default, deserialize_with = "present")]
     pub path_exact: Option<String>,
-    /// Defaults to any method.
+    /// Upper-case methods. Defaults to any method.
     #[serde(default, deserialize_with = "present")]
     pub methods: Option<Vec<String>>,
 }
@@ -210,18 +232,25 @@ pub(crate) struct RawMatch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRequire {
+    /// Scopes that must all be effective. Defaults to none.
     #[serde(default, deserialize_with = "present")]
     pub scopes: Option<Vec<String>>,
+    /// The subject must be human. Defaults to `false`.
     #[serde(default, deserialize_with = "present")]
     pub human_subject: Option<bool>,
+    /// There must (`true`) or must not (`false`) be a chain. Defaults to either.
     #[serde(default, deserialize_with = "present")]
     pub delegated: Option<bool>,
+    /// The innermost actor must be one of these. Defaults to any actor.
     #[serde(default, deserialize_with = "present")]
     pub actors: Option<Vec<String>>,
+    /// A tighter chain depth for this rule. Defaults to `identity.max_chain_depth`.
     #[serde(default, deserialize_with = "present")]
     pub max_chain_depth: Option<u32>,
+    /// Longest accepted age of `auth_time`. Defaults to no limit.
     #[serde(default, deserialize_with = "present")]
     pub fresh_auth_s: Option<u64>,
+    /// Claims that must hold one of the listed values. Defaults to none.
     #[serde(default, deserialize_with = "present")]
     pub claims: Option<BTreeMap<String, Vec<Value>>>,
 }
@@ -229,6 +258,8 @@ pub(crate) struct RawRequire {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RawOnNoMatch {
+    /// `"deny"`: refuse with `route_denied`.
     Deny,
+    /// `"allow"`: pass the request on unchecked.
     Allow,
 }

@@ -99,10 +99,15 @@ impl VerificationKey {
 
 /// Why a key was left out of a set without making the set invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SkipReason {
+    /// `use` other than `sig`, or `key_ops` without `verify`.
     NotForSignatures,
+    /// A `kty` actwarden does not verify with (as written).
     UnsupportedKeyType(String),
+    /// A `crv` actwarden does not verify with (as written), e.g. P-521, X25519.
     UnsupportedCurve(String),
+    /// An `alg` actwarden does not verify with (as written), e.g. `RSA-OAEP`.
     UnsupportedAlgorithm(String),
 }
 
@@ -122,10 +127,15 @@ pub struct KeySet {
 
 /// A member problem inside one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MemberProblem {
+    /// A required member is absent.
     Missing,
+    /// The member is not a string (for `key_ops`: not an array).
     NotAString,
+    /// The member is not unpadded base64url.
     NotBase64url,
+    /// A coordinate or key of the wrong size for its curve, in bytes.
     WrongLength { expected: usize, actual: usize },
 }
 
@@ -303,30 +313,12 @@ pub fn parse_jwks(text: &str, source: KeySource) -> Result<KeySet, JwksError> {
         });
     }
     let mut out = KeySet::default();
-    let mut first_symmetric: Option<bool> = None;
     for (index, key) in keys.iter().enumerate() {
         let Value::Object(jwk) = key else {
             return Err(JwksError::KeyNotAnObject { index });
         };
         match parse_key(index, jwk, source)? {
-            Parsed::Key(k) => {
-                let symmetric = matches!(k.kind, KeyKind::Oct { .. });
-                match first_symmetric {
-                    Some(s) if s != symmetric => {
-                        return Err(JwksError::MixedSymmetricAndAsymmetric { index })
-                    }
-                    _ => first_symmetric = Some(symmetric),
-                }
-                if let Some(kid) = &k.kid {
-                    if out.keys.iter().any(|other| other.kid.as_ref() == Some(kid)) {
-                        return Err(JwksError::DuplicateKid {
-                            index,
-                            kid: kid.clone(),
-                        });
-                    }
-                }
-                out.keys.push(k);
-            }
+            Parsed::Key(k) => admit(&mut out, index, k)?,
             Parsed::Skipped(reason) => out.skipped.push(SkippedKey {
                 index,
                 kid: jwk.get("kid").and_then(Value::as_str).map(str::to_owned),
@@ -340,8 +332,32 @@ pub fn parse_jwks(text: &str, source: KeySource) -> Result<KeySet, JwksError> {
     Ok(out)
 }
 
-enum Parsed {
-    Key(VerificationKey),
+/// Adds a key to the set: all keys shared secrets or none (one set, one kind of trust),
+/// and each `kid` once (a token's `kid` must name one key).
+fn admit(set: &mut KeySet, index: usize, key: VerificationKey) -> Result<(), JwksError> {
+    let symmetric = |k: &VerificationKey| matches!(k.kind, KeyKind::Oct { .. });
+    if set
+        .keys
+        .first()
+        .is_some_and(|first| symmetric(first) != symmetric(&key))
+    {
+        return Err(JwksError::MixedSymmetricAndAsymmetric { index });
+    }
+    if let Some(kid) = &key.kid {
+        if set.keys.iter().any(|other| other.kid.as_ref() == Some(kid)) {
+            return Err(JwksError::DuplicateKid {
+                index,
+                kid: kid.clone(),
+            });
+        }
+    }
+    set.keys.push(key);
+    Ok(())
+}
+
+/// What reading one part of a key found: a usable value, or why the key is left out.
+enum Parsed<T = VerificationKey> {
+    Key(T),
     Skipped(SkipReason),
 }
 
@@ -378,198 +394,249 @@ fn bytes_member(
     })
 }
 
+/// Members only a private key has (RFC 7518 §6.2.2, §6.3.2): a verification set
+/// publishes none of them.
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// One key, checked in the order its members are read: type and id, usage, stated
+/// algorithm, no private material, then the public material of its type.
 fn parse_key(
     index: usize,
     jwk: &Map<String, Value>,
     source: KeySource,
 ) -> Result<Parsed, JwksError> {
-    let kty = string_member(index, jwk, "kty")?.ok_or(JwksError::Member {
-        index,
-        member: "kty",
-        problem: MemberProblem::Missing,
-    })?;
+    let kty = required_string(index, jwk, "kty")?;
     let kid = string_member(index, jwk, "kid")?.map(str::to_owned);
-    let mut es256 = None;
-    let usage = string_member(index, jwk, "use")?;
-    if usage.is_some_and(|u| u != "sig") {
+    if !for_signatures(index, jwk)? {
         return Ok(Parsed::Skipped(SkipReason::NotForSignatures));
     }
-    if let Some(ops) = jwk.get("key_ops") {
-        let Value::Array(ops) = ops else {
-            return Err(JwksError::Member {
-                index,
-                member: "key_ops",
-                problem: MemberProblem::NotAString,
-            });
-        };
-        if !ops.iter().any(|op| op.as_str() == Some("verify")) {
-            return Ok(Parsed::Skipped(SkipReason::NotForSignatures));
-        }
-    }
-    let alg = match string_member(index, jwk, "alg")? {
-        None => None,
-        Some(name) => match Alg::classify(name) {
-            AlgName::Supported(a) => Some(a),
-            AlgName::None | AlgName::Unsupported | AlgName::Unknown => {
-                return Ok(Parsed::Skipped(SkipReason::UnsupportedAlgorithm(
-                    name.to_owned(),
-                )))
-            }
-        },
+    let alg = match stated_alg(index, jwk)? {
+        Parsed::Key(alg) => alg,
+        Parsed::Skipped(why) => return Ok(Parsed::Skipped(why)),
     };
-    for member in ["d", "p", "q", "dp", "dq", "qi", "oth"] {
-        if kty != "oct" && jwk.contains_key(member) {
-            let member: &'static str = match member {
-                "d" => "d",
-                "p" => "p",
-                "q" => "q",
-                "dp" => "dp",
-                "dq" => "dq",
-                "qi" => "qi",
-                _ => "oth",
-            };
+    if kty != "oct" {
+        if let Some(member) = PRIVATE_MEMBERS.into_iter().find(|m| jwk.contains_key(*m)) {
             return Err(JwksError::PrivateKeyMaterial { index, member });
         }
     }
-    let (kind, decoding) = match kty {
-        "RSA" => {
-            let n = bytes_member(index, jwk, "n")?;
-            let e = bytes_member(index, jwk, "e")?;
-            let n = strip_leading_zeros(&n);
-            let e = strip_leading_zeros(&e);
-            let bits = bit_length(n);
-            if !(2048..=8192).contains(&bits) || n.last().is_some_and(|b| b & 1 == 0) {
-                return Err(JwksError::RsaModulusSize { index, bits });
-            }
-            // ring accepts 3 ≤ e < 2^33, odd; say so at load time rather than at verify.
-            let e_ok = e.len() <= 5
-                && e.last().is_some_and(|b| b & 1 == 1)
-                && be_value(e) >= 3
-                && be_value(e) < (1u64 << 33);
-            if !e_ok {
-                return Err(JwksError::RsaExponent { index });
-            }
-            if is_roca_weak(n) {
-                return Err(JwksError::RsaRocaWeak { index });
-            }
-            (
-                KeyKind::Rsa { bits },
-                DecodingKey::from_rsa_raw_components(n, e),
-            )
-        }
-        "EC" => {
-            let crv = string_member(index, jwk, "crv")?.ok_or(JwksError::Member {
-                index,
-                member: "crv",
-                problem: MemberProblem::Missing,
-            })?;
-            let (curve, size) = match crv {
-                "P-256" => (Curve::P256, 32),
-                "P-384" => (Curve::P384, 48),
-                other => {
-                    return Ok(Parsed::Skipped(SkipReason::UnsupportedCurve(
-                        other.to_owned(),
-                    )))
-                }
-            };
-            let x = bytes_member(index, jwk, "x")?;
-            let y = bytes_member(index, jwk, "y")?;
-            for (member, coord) in [("x", &x), ("y", &y)] {
-                if coord.len() != size {
-                    return Err(JwksError::Member {
-                        index,
-                        member,
-                        problem: MemberProblem::WrongLength {
-                            expected: size,
-                            actual: coord.len(),
-                        },
-                    });
-                }
-            }
-            let mut point = Vec::with_capacity(1 + 2 * size);
-            point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            if crate::core::verification::crypto::OWN_ES256 && curve == Curve::P256 {
-                es256 = P256PublicKey::from_sec1(&point)
-                    .ok()
-                    .map(|k| Arc::new(k.prepare()));
-            }
-            (KeyKind::Ec(curve), DecodingKey::from_ec_der(&point))
-        }
-        "OKP" => {
-            let crv = string_member(index, jwk, "crv")?.ok_or(JwksError::Member {
-                index,
-                member: "crv",
-                problem: MemberProblem::Missing,
-            })?;
-            if crv != "Ed25519" {
-                return Ok(Parsed::Skipped(SkipReason::UnsupportedCurve(
-                    crv.to_owned(),
-                )));
-            }
-            let x = bytes_member(index, jwk, "x")?;
-            if x.len() != 32 {
-                return Err(JwksError::Member {
-                    index,
-                    member: "x",
-                    problem: MemberProblem::WrongLength {
-                        expected: 32,
-                        actual: x.len(),
-                    },
-                });
-            }
-            if is_small_order_ed25519(&x) {
-                return Err(JwksError::Ed25519SmallOrder { index });
-            }
-            (KeyKind::Ed25519, DecodingKey::from_ed_der(&x))
-        }
-        "oct" => {
-            if source == KeySource::Fetched {
-                return Err(JwksError::SymmetricKeyFetched { index });
-            }
-            let Some(alg) = alg else {
-                return Err(JwksError::HmacKeyWithoutAlg { index });
-            };
-            let Some(min) = alg.hmac_min_key_bytes() else {
-                return Err(JwksError::AlgDoesNotFitKey { index, alg });
-            };
-            let secret = bytes_member(index, jwk, "k")?;
-            if secret.len() < min {
-                return Err(JwksError::HmacKeyTooShort {
-                    index,
-                    bytes: secret.len(),
-                    min,
-                });
-            }
-            (
-                KeyKind::Oct {
-                    bytes: secret.len(),
-                },
-                DecodingKey::from_secret(&secret),
-            )
-        }
-        other => {
-            return Ok(Parsed::Skipped(SkipReason::UnsupportedKeyType(
-                other.to_owned(),
-            )))
-        }
+    let material = match kty {
+        "RSA" => Parsed::Key(rsa_material(index, jwk)?),
+        "EC" => ec_material(index, jwk)?,
+        "OKP" => okp_material(index, jwk)?,
+        "oct" => Parsed::Key(oct_material(index, jwk, source, alg)?),
+        other => Parsed::Skipped(SkipReason::UnsupportedKeyType(other.to_owned())),
     };
-    let fingerprint = fingerprint(&decoding, alg);
+    let Material {
+        kind,
+        decoding,
+        es256,
+    } = match material {
+        Parsed::Key(m) => m,
+        Parsed::Skipped(why) => return Ok(Parsed::Skipped(why)),
+    };
     let key = VerificationKey {
         kid,
         alg,
         kind,
+        fingerprint: fingerprint(&decoding, alg),
         decoding,
-        fingerprint,
         es256,
     };
-    if let Some(alg) = alg {
-        if !key.fits(alg) {
-            return Err(JwksError::AlgDoesNotFitKey { index, alg });
+    match alg {
+        Some(alg) if !key.fits(alg) => Err(JwksError::AlgDoesNotFitKey { index, alg }),
+        _ => Ok(Parsed::Key(key)),
+    }
+}
+
+/// A string member that must be there.
+fn required_string<'a>(
+    index: usize,
+    jwk: &'a Map<String, Value>,
+    member: &'static str,
+) -> Result<&'a str, JwksError> {
+    string_member(index, jwk, member)?.ok_or(JwksError::Member {
+        index,
+        member,
+        problem: MemberProblem::Missing,
+    })
+}
+
+/// `use` and `key_ops` (RFC 7517 §4.2, §4.3): absent, or saying the key verifies.
+fn for_signatures(index: usize, jwk: &Map<String, Value>) -> Result<bool, JwksError> {
+    if string_member(index, jwk, "use")?.is_some_and(|u| u != "sig") {
+        return Ok(false);
+    }
+    match jwk.get("key_ops") {
+        None => Ok(true),
+        Some(Value::Array(ops)) => Ok(ops.iter().any(|op| op.as_str() == Some("verify"))),
+        Some(_) => Err(JwksError::Member {
+            index,
+            member: "key_ops",
+            problem: MemberProblem::NotAString,
+        }),
+    }
+}
+
+/// The JWK's `alg`, when it states one actwarden verifies; a key for another algorithm
+/// is skipped (it is not ours to use), not an error.
+fn stated_alg(index: usize, jwk: &Map<String, Value>) -> Result<Parsed<Option<Alg>>, JwksError> {
+    let Some(name) = string_member(index, jwk, "alg")? else {
+        return Ok(Parsed::Key(None));
+    };
+    Ok(match Alg::classify(name) {
+        AlgName::Supported(a) => Parsed::Key(Some(a)),
+        AlgName::None | AlgName::Unsupported | AlgName::Unknown => {
+            Parsed::Skipped(SkipReason::UnsupportedAlgorithm(name.to_owned()))
+        }
+    })
+}
+
+/// The public material of one key, by type.
+struct Material {
+    kind: KeyKind,
+    decoding: DecodingKey,
+    es256: Option<Arc<PreparedKey>>,
+}
+
+impl Material {
+    fn of(kind: KeyKind, decoding: DecodingKey) -> Material {
+        Material {
+            kind,
+            decoding,
+            es256: None,
         }
     }
-    Ok(Parsed::Key(key))
+}
+
+/// `kty: "RSA"`: 2048 to 8192 bits, an odd modulus without the ROCA fingerprint, and an
+/// exponent ring accepts.
+fn rsa_material(index: usize, jwk: &Map<String, Value>) -> Result<Material, JwksError> {
+    let n = bytes_member(index, jwk, "n")?;
+    let e = bytes_member(index, jwk, "e")?;
+    let n = strip_leading_zeros(&n);
+    let e = strip_leading_zeros(&e);
+    let bits = bit_length(n);
+    if !(RSA_BITS.contains(&bits)) || n.last().is_some_and(|b| b & 1 == 0) {
+        return Err(JwksError::RsaModulusSize { index, bits });
+    }
+    // ring accepts 3 ≤ e < 2^33, odd; say so at load time rather than at verify.
+    let e_ok = e.len() <= 5
+        && e.last().is_some_and(|b| b & 1 == 1)
+        && be_value(e) >= 3
+        && be_value(e) < (1u64 << 33);
+    if !e_ok {
+        return Err(JwksError::RsaExponent { index });
+    }
+    if is_roca_weak(n) {
+        return Err(JwksError::RsaRocaWeak { index });
+    }
+    Ok(Material::of(
+        KeyKind::Rsa { bits },
+        DecodingKey::from_rsa_raw_components(n, e),
+    ))
+}
+
+/// RSA modulus sizes accepted: below 2048 is breakable, above 8192 a verification cost.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+
+/// `kty: "EC"`: P-256 or P-384 (others are skipped), coordinates of the curve's size.
+fn ec_material(index: usize, jwk: &Map<String, Value>) -> Result<Parsed<Material>, JwksError> {
+    let (curve, size) = match required_string(index, jwk, "crv")? {
+        "P-256" => (Curve::P256, 32),
+        "P-384" => (Curve::P384, 48),
+        other => {
+            return Ok(Parsed::Skipped(SkipReason::UnsupportedCurve(
+                other.to_owned(),
+            )))
+        }
+    };
+    let x = bytes_member(index, jwk, "x")?;
+    let y = bytes_member(index, jwk, "y")?;
+    for (member, coord) in [("x", &x), ("y", &y)] {
+        check_length(index, member, coord, size)?;
+    }
+    let mut point = Vec::with_capacity(1 + 2 * size);
+    point.push(0x04);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    let mut material = Material::of(KeyKind::Ec(curve), DecodingKey::from_ec_der(&point));
+    if crate::core::verification::crypto::OWN_ES256 && curve == Curve::P256 {
+        material.es256 = P256PublicKey::from_sec1(&point)
+            .ok()
+            .map(|k| Arc::new(k.prepare()));
+    }
+    Ok(Parsed::Key(material))
+}
+
+/// `kty: "OKP"`: Ed25519 (others are skipped), not a small-order point.
+fn okp_material(index: usize, jwk: &Map<String, Value>) -> Result<Parsed<Material>, JwksError> {
+    let crv = required_string(index, jwk, "crv")?;
+    if crv != "Ed25519" {
+        return Ok(Parsed::Skipped(SkipReason::UnsupportedCurve(
+            crv.to_owned(),
+        )));
+    }
+    let x = bytes_member(index, jwk, "x")?;
+    check_length(index, "x", &x, 32)?;
+    if is_small_order_ed25519(&x) {
+        return Err(JwksError::Ed25519SmallOrder { index });
+    }
+    Ok(Parsed::Key(Material::of(
+        KeyKind::Ed25519,
+        DecodingKey::from_ed_der(&x),
+    )))
+}
+
+/// `kty: "oct"`: only from configuration, with a stated HMAC `alg` and a secret at least
+/// as long as its hash.
+fn oct_material(
+    index: usize,
+    jwk: &Map<String, Value>,
+    source: KeySource,
+    alg: Option<Alg>,
+) -> Result<Material, JwksError> {
+    if source == KeySource::Fetched {
+        return Err(JwksError::SymmetricKeyFetched { index });
+    }
+    let Some(alg) = alg else {
+        return Err(JwksError::HmacKeyWithoutAlg { index });
+    };
+    let Some(min) = alg.hmac_min_key_bytes() else {
+        return Err(JwksError::AlgDoesNotFitKey { index, alg });
+    };
+    let secret = bytes_member(index, jwk, "k")?;
+    if secret.len() < min {
+        return Err(JwksError::HmacKeyTooShort {
+            index,
+            bytes: secret.len(),
+            min,
+        });
+    }
+    Ok(Material::of(
+        KeyKind::Oct {
+            bytes: secret.len(),
+        },
+        DecodingKey::from_secret(&secret),
+    ))
+}
+
+fn check_length(
+    index: usize,
+    member: &'static str,
+    bytes: &[u8],
+    expected: usize,
+) -> Result<(), JwksError> {
+    if bytes.len() == expected {
+        return Ok(());
+    }
+    Err(JwksError::Member {
+        index,
+        member,
+        problem: MemberProblem::WrongLength {
+            expected,
+            actual: bytes.len(),
+        },
+    })
 }
 
 /// Ed25519 public keys of small order (the identity, points of order 2, 4 and 8, and the
