@@ -7,7 +7,7 @@
 #      three-actor `act` chain. The median of each comes from criterion's
 #      target/criterion/<group>/<alg>/new/estimates.json.
 #   2. host-tests/verify-bench: signature verification per algorithm through the filter's
-#      code path (engine::verify_signature with crypto::RING), built with the release
+#      code path (dangerous::verify_signature with crypto::RING), built with the release
 #      profile natively and for wasm32-wasip1, the wasm build optimized by wasm-opt as
 #      `make wasm` does for dist/actwarden.wasm and run under Node's WASI (V8, the
 #      stand-in for Envoy's V8).

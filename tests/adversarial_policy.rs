@@ -573,7 +573,7 @@ fn token_presented_with_another_providers_prefix_is_issuer_unknown() {
     // SPEC silent; demanding expectation: `from_headers` is (name, prefix). Provider
     // `partner` reads `Authorization: Token …` only, yet its token is accepted as
     // `Authorization: Bearer …` because only the header name is compared
-    // (`engine::verify`, `TokenFromOtherHeader`).
+    // (`verification::verify`, `TokenFromOtherHeader`).
     let mut c = two_provider_config();
     c["providers"]["partner"]["from_headers"] =
         json!([{ "name": "authorization", "value_prefix": "Token " }]);

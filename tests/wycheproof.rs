@@ -2,8 +2,8 @@
 //! `tests/vectors/wycheproof/SOURCE.md`) against actwarden's JWS layer and crypto provider.
 //!
 //! - `json_web_signature_test.json`, `json_web_key_test.json`: the group's key set through
-//!   `jwk::parse_jwks` (a load error is a rejection), each `jws` through `token::split` and
-//!   `engine::verify_signature` with every algorithm allowed.
+//!   `parse_jwks` (a load error is a rejection), each `jws` through `dangerous::split` and
+//!   `dangerous::verify_signature` with every algorithm allowed.
 //! - ECDSA P-256/P-384 (P1363), Ed25519, RSA PKCS#1 2048/SHA-256 and RSA-PSS 2048/SHA-256:
 //!   a JWK built from the group's raw public key, loaded by `parse_jwks`, then the primitive
 //!   through `verify_with(&RING, ..)`.
@@ -140,11 +140,11 @@ impl Expected {
 /// Where actwarden refused a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    /// `jwk::parse_jwks` refused the key set.
+    /// `parse_jwks` refused the key set.
     Load,
-    /// `token::split` refused the compact JWS.
+    /// `dangerous::split` refused the compact JWS.
     Split,
-    /// `engine::verify_signature` or `crypto::verify_with` refused.
+    /// `dangerous::verify_signature` or `dangerous::verify_with` refused.
     Verify,
 }
 
@@ -570,7 +570,7 @@ fn run_jws_case(keys: &Result<KeySet, JwksError>, key_set: &Value, case: &Value)
     }
 }
 
-/// JSON serialization is out of scope: it must die in `token::split` as "not compact".
+/// JSON serialization is out of scope: it must die in `dangerous::split` as "not compact".
 fn assert_json_serialization_refused(file: &str, results: &[CaseResult], doc: &Value) {
     let mut seen = 0;
     for case in groups(doc).iter().flat_map(tests) {
