@@ -12,10 +12,9 @@ mod provider;
 mod raw;
 mod rule;
 
-pub use error::{ConfigError, ConfigProblem};
+pub use error::{ConfigError, ConfigProblem, SyntaxProblem};
 // Reachable as `ConfigProblem::Syntax`'s payload; naming it outside needs a re-export in
 // lib.rs (the facade), which this module does not own.
-use error::SyntaxProblem;
 pub(crate) use provider::typ_is_one_of;
 
 use crate::core::keys::alg::Alg;
