@@ -18,6 +18,7 @@ mod metrics;
 mod plugin;
 mod root;
 
+use host::Host;
 use proxy_wasm::traits::RootContext;
 use proxy_wasm::types::LogLevel;
 
@@ -25,10 +26,10 @@ proxy_wasm::main! {{
     // A panic is a defect: say so at critical before the VM aborts (release builds abort
     // on panic), so the operator sees it in Envoy's log next to the failing request.
     std::panic::set_hook(Box::new(|info| {
-        host::log(LogLevel::Critical, &format!("actwarden: panic: {info}"));
+        host::ProxyWasmHost.log(LogLevel::Critical, &format!("actwarden: panic: {info}"));
     }));
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(root::Root::new(context_id))
+        Box::new(root::Root::new(context_id, host::ProxyWasmHost))
     });
 }}
