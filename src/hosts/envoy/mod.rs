@@ -11,12 +11,16 @@
 //! - `host`: the proxy-wasm host calls, wrapped so that a host error is a value.
 //! - `metrics`: SPEC §8 counters.
 
+#[cfg(test)]
+mod fake;
 mod filter;
 mod host;
 mod jwks;
 mod metrics;
 mod plugin;
 mod root;
+#[cfg(test)]
+mod tests;
 
 use host::Host;
 use proxy_wasm::traits::RootContext;

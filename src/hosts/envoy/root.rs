@@ -27,6 +27,15 @@ impl<H: Host + Clone> Root<H> {
             callouts: Vec::new(),
         }
     }
+
+    /// The request context for `context_id`; `None` while unconfigured (Envoy then
+    /// refuses the request). Unit tests use it directly: boxing it as `dyn HttpContext`
+    /// would pull the SDK's default methods, and with them the host imports, into a native
+    /// test binary.
+    pub(crate) fn filter(&self, context_id: u32) -> Option<Filter<H>> {
+        let plugin = self.plugin.as_ref()?;
+        Some(Filter::new(context_id, Rc::clone(plugin)))
+    }
 }
 
 impl<H: Host + Clone> Context for Root<H> {
@@ -109,11 +118,17 @@ impl<H: Host + Clone + 'static> RootContext for Root<H> {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let plugin = self.plugin.as_ref()?;
-        Some(Box::new(Filter::new(context_id, Rc::clone(plugin))))
+        Some(Box::new(self.filter(context_id)?))
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+#[cfg(test)]
+impl<H> Root<H> {
+    pub(crate) fn plugin(&self) -> Option<&Rc<Plugin<H>>> {
+        self.plugin.as_ref()
     }
 }
