@@ -24,7 +24,7 @@ pub(crate) enum Call {
     SharedData(String),
     SetSharedData { key: String, written: bool },
     Dispatch(Dispatch),
-    CallResponse,
+    HttpCallResponse,
     SetEffectiveContext(u32),
     Resume(u32),
     LocalReply(LocalReply),
@@ -64,8 +64,8 @@ impl LocalReply {
 /// What one request context holds: `None` maps are ones the host cannot give.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FakeRequest {
-    pub headers: Option<Vec<(String, String)>>,
-    pub trailers: Option<Vec<(String, String)>>,
+    pub headers: Option<Fields>,
+    pub trailers: Option<Fields>,
 }
 
 /// Host calls the fake refuses, to drive the error paths.
@@ -217,23 +217,18 @@ impl FakeHost {
     }
 }
 
-fn effective_map<'s>(
-    state: &'s mut State,
-    pick: fn(&mut FakeRequest) -> &mut Option<Vec<(String, String)>>,
-) -> Option<&'s mut Vec<(String, String)>> {
-    let effective = state.effective;
-    state
-        .requests
-        .get_mut(&effective)
-        .and_then(|r| pick(r).as_mut())
-}
+type Fields = Vec<(String, String)>;
 
-fn headers_of(r: &mut FakeRequest) -> &mut Option<Vec<(String, String)>> {
-    &mut r.headers
-}
-
-fn trailers_of(r: &mut FakeRequest) -> &mut Option<Vec<(String, String)>> {
-    &mut r.trailers
+impl State {
+    /// The effective request's headers (`trailers`: its trailers), if the host has them.
+    fn fields(&mut self, trailers: bool) -> Option<&mut Fields> {
+        let request = self.requests.get_mut(&self.effective)?;
+        if trailers {
+            request.trailers.as_mut()
+        } else {
+            request.headers.as_mut()
+        }
+    }
 }
 
 impl Host for FakeHost {
@@ -248,12 +243,13 @@ impl Host for FakeHost {
 
     fn request_headers(&self) -> Option<Vec<(String, String)>> {
         self.record(Call::RequestHeaders);
-        effective_map(&mut self.state(), headers_of).map(|h| h.clone())
+        self.state().fields(false).map(|h| h.clone())
     }
 
     fn request_trailer_names(&self) -> Option<Vec<String>> {
         self.record(Call::RequestTrailers);
-        effective_map(&mut self.state(), trailers_of)
+        self.state()
+            .fields(true)
             .map(|t| t.iter().map(|(n, _)| n.clone()).collect())
     }
 
@@ -263,7 +259,7 @@ impl Host for FakeHost {
         if state.fail.remove_header {
             return false;
         }
-        match effective_map(&mut state, headers_of) {
+        match state.fields(false) {
             Some(h) => {
                 h.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                 true
@@ -278,7 +274,7 @@ impl Host for FakeHost {
         if state.fail.set_header {
             return false;
         }
-        match effective_map(&mut state, headers_of) {
+        match state.fields(false) {
             Some(h) => {
                 h.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                 h.push((name.to_owned(), value.to_owned()));
@@ -294,7 +290,7 @@ impl Host for FakeHost {
         if state.fail.remove_trailer {
             return false;
         }
-        match effective_map(&mut state, trailers_of) {
+        match state.fields(true) {
             Some(t) => {
                 t.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                 true
@@ -378,7 +374,7 @@ impl Host for FakeHost {
     }
 
     fn http_call_response_status(&self) -> Option<u16> {
-        self.record(Call::CallResponse);
+        self.record(Call::HttpCallResponse);
         self.0.borrow().call_response.0
     }
 

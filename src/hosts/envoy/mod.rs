@@ -8,8 +8,20 @@
 //! - `plugin`: what the root shares with its request contexts (same VM, so `Rc`).
 //! - `filter`: one per request: reads the request, decides, answers or forwards.
 //! - `jwks`: remote JWKS through Envoy shared data, one fetch per interval for all workers.
-//! - `host`: the proxy-wasm host calls, wrapped so that a host error is a value.
+//! - `host`: the `Host` trait — every host call the filter makes, a host error as a value —
+//!   and `ProxyWasmHost`, its zero-sized implementation over `proxy_wasm::hostcalls`.
+//!   `Root`, `Plugin`, `Filter` and the JWKS code are generic over `H: Host` (static
+//!   dispatch: the wasm build calls the host directly, as before).
 //! - `metrics`: SPEC §8 counters.
+//!
+//! A host call that fails never turns into an allow: unreadable headers or trailers, a
+//! failed peer-certificate lookup, an identity header that cannot be removed or set, each
+//! answers 500 (`actwarden_internal_error`).
+//!
+//! Tests: `fake` (`FakeHost`, test builds only) serves canned requests, properties, shared
+//! data and call responses and records every call; `tests` drives the filter through it
+//! (stripping, local replies, gRPC, parking for an unknown `kid`, the waiting cap,
+//! configuration, host failures). host-tests/envoy runs the same paths in a real Envoy.
 
 #[cfg(test)]
 mod fake;
