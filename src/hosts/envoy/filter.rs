@@ -1,24 +1,32 @@
 //! One request: read it from Envoy, hand it to `Plugin::process`.
 
-use super::host;
+use super::host::{Host, HostError};
 use super::plugin::{send_error, PendingRequest, Plugin};
 use crate::core::request::{Peer, Request};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 use std::rc::Rc;
 
-pub(crate) struct Filter {
+pub(crate) struct Filter<H: Host> {
     context_id: u32,
-    plugin: Rc<Plugin>,
+    plugin: Rc<Plugin<H>>,
 }
 
-impl Filter {
-    pub(crate) fn new(context_id: u32, plugin: Rc<Plugin>) -> Filter {
+impl<H: Host> Filter<H> {
+    pub(crate) fn new(context_id: u32, plugin: Rc<Plugin<H>>) -> Filter<H> {
         Filter { context_id, plugin }
+    }
+
+    /// Refuses the request for a host failure, after saying why.
+    fn refuse(&self, problem: &ReadProblem) -> Action {
+        let host = &self.plugin.host;
+        host.log(LogLevel::Error, &format!("actwarden: {problem}"));
+        send_error(host, problem.status());
+        Action::Pause
     }
 }
 
-impl Drop for Filter {
+impl<H: Host> Drop for Filter<H> {
     fn drop(&mut self) {
         // A request that was waiting for a refetch and went away is not decided later.
         if let Ok(mut waiters) = self.plugin.waiters.try_borrow_mut() {
@@ -27,27 +35,30 @@ impl Drop for Filter {
     }
 }
 
-impl Context for Filter {}
+impl<H: Host> Context for Filter<H> {}
 
-impl HttpContext for Filter {
+impl<H: Host> HttpContext for Filter<H> {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        match read_request() {
+        match read_request(&self.plugin.host) {
             Ok(pending) => self.plugin.process(self.context_id, pending, false),
-            Err(problem) => {
-                host::log(LogLevel::Error, &format!("actwarden: {problem}"));
-                send_error(problem.status());
-                Action::Pause
-            }
+            Err(problem) => self.refuse(&problem),
         }
     }
 
     /// Identity fields are refused in trailers too (SPEC §5): a chunked HTTP/1 request or
     /// any HTTP/2 request (gRPC) can carry trailers, which reach the upstream after the
-    /// body. Decisions read headers only, so trailers are stripped, never decided on.
+    /// body. Decisions read headers only, so trailers are stripped, never decided on; a
+    /// trailer that cannot be read or removed fails the request closed.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        for name in host::request_trailer_names() {
-            if crate::core::decision::is_identity_header(&name) {
-                host::remove_request_trailer(&name);
+        let host = &self.plugin.host;
+        let Some(names) = host.request_trailer_names() else {
+            return self.refuse(&ReadProblem::NoTrailers);
+        };
+        for name in names {
+            if crate::core::decision::is_identity_header(&name)
+                && !host.remove_request_trailer(&name)
+            {
+                return self.refuse(&ReadProblem::TrailerNotRemoved(name));
             }
         }
         Action::Continue
@@ -57,6 +68,10 @@ impl HttpContext for Filter {
 /// Why a request could not even be read (a host failure or a bad test hook; never policy).
 enum ReadProblem {
     NoHeaders,
+    NoTrailers,
+    TrailerNotRemoved(String),
+    /// A property lookup failed: the mTLS peer is unknown, not absent.
+    Host(HostError),
     #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     BadTestHook(String),
 }
@@ -64,7 +79,10 @@ enum ReadProblem {
 impl ReadProblem {
     fn status(&self) -> u32 {
         match self {
-            ReadProblem::NoHeaders => 500,
+            ReadProblem::NoHeaders
+            | ReadProblem::NoTrailers
+            | ReadProblem::TrailerNotRemoved(_)
+            | ReadProblem::Host(_) => 500,
             ReadProblem::BadTestHook(_) => 400,
         }
     }
@@ -74,14 +92,19 @@ impl std::fmt::Display for ReadProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReadProblem::NoHeaders => write!(f, "could not read the request headers"),
+            ReadProblem::NoTrailers => write!(f, "could not read the request trailers"),
+            ReadProblem::TrailerNotRemoved(name) => {
+                write!(f, "could not remove the request trailer `{name}`")
+            }
+            ReadProblem::Host(e) => write!(f, "host call failed: {e}"),
             ReadProblem::BadTestHook(why) => write!(f, "test hook: {why}"),
         }
     }
 }
 
 /// The request view of SPEC §1 from Envoy: pseudo-headers, headers, and the mTLS peer.
-fn read_request() -> Result<PendingRequest, ReadProblem> {
-    let all = host::request_headers().ok_or(ReadProblem::NoHeaders)?;
+fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
+    let all = host.request_headers().ok_or(ReadProblem::NoHeaders)?;
     let mut request = Request::default();
     for (name, value) in all {
         match name.as_str() {
@@ -98,45 +121,47 @@ fn read_request() -> Result<PendingRequest, ReadProblem> {
             }
         }
     }
-    request.peer = connection_peer();
+    request.peer = connection_peer(host).map_err(ReadProblem::Host)?;
     #[allow(unused_mut)]
     let mut pending = PendingRequest {
         request,
         now_override: None,
     };
     #[cfg(feature = "test-hooks")]
-    test_hooks::apply(&mut pending)?;
+    test_hooks::apply(host, &mut pending)?;
     Ok(pending)
 }
 
 /// The client certificate of this connection, as Envoy exposes it (only on TLS with a
-/// client certificate).
-fn connection_peer() -> Option<Peer> {
-    let uri_san = host::property(&["connection", "uri_san_peer_certificate"]);
-    let digest = host::property(&["connection", "sha256_peer_certificate_digest"])
+/// client certificate). A failed lookup is an error, not "no peer": a binding check must
+/// not pass or fail on a certificate the host could not read.
+fn connection_peer(host: &impl Host) -> Result<Option<Peer>, HostError> {
+    let uri_san = host.property(&["connection", "uri_san_peer_certificate"])?;
+    let digest = host
+        .property(&["connection", "sha256_peer_certificate_digest"])?
         .and_then(|hex| crate::core::token::b64::unhex(&hex))
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
     if uri_san.is_none() && digest.is_none() {
-        return None;
+        return Ok(None);
     }
-    Some(Peer {
+    Ok(Some(Peer {
         uri_san,
         certificate_sha256: digest,
-    })
+    }))
 }
 
 /// TEST BUILDS ONLY (feature `test-hooks`, never in `dist/actwarden.wasm`): the corpus
 /// runs through Envoy at its fixed time and peers.
 #[cfg(feature = "test-hooks")]
 mod test_hooks {
-    use super::{host, PendingRequest, ReadProblem};
+    use super::{Host, PendingRequest, ReadProblem};
     use crate::core::request::Peer;
     use crate::core::time::UnixTime;
 
     const NOW: &str = "x-actwarden-test-now";
     const PEER: &str = "x-actwarden-test-peer";
 
-    pub(crate) fn apply(pending: &mut PendingRequest) -> Result<(), ReadProblem> {
+    pub(crate) fn apply(host: &impl Host, pending: &mut PendingRequest) -> Result<(), ReadProblem> {
         let headers = std::mem::take(&mut pending.request.headers);
         for (name, value) in headers {
             match name.as_str() {
@@ -145,13 +170,13 @@ mod test_hooks {
                         .parse()
                         .map_err(|_| ReadProblem::BadTestHook(format!("`{NOW}: {value}`")))?;
                     pending.now_override = Some(UnixTime::from_millis((secs * 1000.0) as u64));
-                    host::remove_request_header(NOW);
+                    host.remove_request_header(NOW);
                 }
                 PEER => {
                     let peer = Peer::from_json(&value)
                         .map_err(|e| ReadProblem::BadTestHook(format!("`{PEER}`: {e}")))?;
                     pending.request.peer = Some(peer);
-                    host::remove_request_header(PEER);
+                    host.remove_request_header(PEER);
                 }
                 _ => pending.request.headers.push((name, value)),
             }

@@ -5,13 +5,12 @@
 //! context (on ticks, and when a fetch reports); every decision first adopts a newer
 //! document, so a rotation reaches all workers at once.
 
-use super::host;
+use super::host::Host;
 use super::metrics::Metrics;
 use super::plugin::{Plugin, RemoteProvider};
 use crate::core::keys::remote::{
     check_document, LocalKeys, SharedDocument, SharedJwks, UnknownKid,
 };
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 use std::time::Duration;
 
@@ -24,8 +23,8 @@ pub(crate) const TICK_MS: u64 = 100;
 /// the next tick (another worker is writing the same record right now).
 const CAS_ATTEMPTS: usize = 4;
 
-pub(crate) fn read_shared(remote: &RemoteProvider) -> (SharedJwks, Option<u32>) {
-    let (bytes, cas) = host::shared_data(&remote.shared_key);
+pub(crate) fn read_shared(host: &impl Host, remote: &RemoteProvider) -> (SharedJwks, Option<u32>) {
+    let (bytes, cas) = host.shared_data(&remote.shared_key);
     let record = bytes
         .as_deref()
         .and_then(SharedJwks::from_bytes)
@@ -35,9 +34,9 @@ pub(crate) fn read_shared(remote: &RemoteProvider) -> (SharedJwks, Option<u32>) 
 
 /// Creates the shared record if no worker has yet, so that every later write can be a
 /// compare-and-swap (Envoy lets anyone create a missing key).
-pub(crate) fn ensure_shared(remote: &RemoteProvider) {
-    if host::shared_data(&remote.shared_key).0.is_none() {
-        host::set_shared_data(&remote.shared_key, &SharedJwks::default().to_bytes(), None);
+pub(crate) fn ensure_shared(host: &impl Host, remote: &RemoteProvider) {
+    if host.shared_data(&remote.shared_key).0.is_none() {
+        host.set_shared_data(&remote.shared_key, &SharedJwks::default().to_bytes(), None);
     }
 }
 
@@ -49,11 +48,12 @@ fn document_key(remote: &RemoteProvider) -> String {
 /// Adopts the shared document when the shared state says it is newer than this worker's
 /// keys. Called before every decision (the state is small), so that a key withdrawn from
 /// the JWKS stops verifying on every worker at once (SPEC §8), not a tick later.
-pub(crate) fn adopt_if_newer(remote: &RemoteProvider) -> SharedJwks {
-    let (state, _) = read_shared(remote);
+pub(crate) fn adopt_if_newer(host: &impl Host, remote: &RemoteProvider) -> SharedJwks {
+    let (state, _) = read_shared(host, remote);
     let local = remote.keys.borrow().as_ref().map(|k| k.fetched_at_ms);
     if state.fetched_at_ms > 0 && local.is_none_or(|l| state.fetched_at_ms > l) {
-        let document = host::shared_data(&document_key(remote))
+        let document = host
+            .shared_data(&document_key(remote))
             .0
             .as_deref()
             .and_then(SharedDocument::from_bytes);
@@ -75,12 +75,13 @@ pub(crate) struct Callout {
 }
 
 /// One tick for every remote provider: adopt, then fetch when due or asked for.
-pub(crate) fn tick(plugin: &Plugin, callouts: &mut Vec<Callout>, root_context_id: u32) {
-    let now_ms = host::now_millis();
+pub(crate) fn tick<H: Host>(plugin: &Plugin<H>, callouts: &mut Vec<Callout>, root_context_id: u32) {
+    let host = &plugin.host;
+    let now_ms = host.now_millis();
     for (index, remote) in plugin.remotes.iter().enumerate() {
-        adopt_if_newer(remote);
+        adopt_if_newer(host, remote);
         let for_kid = remote.kid_refetch_wanted.replace(false);
-        if let Some(token) = claim_fetch(remote, &plugin.metrics, now_ms, for_kid) {
+        if let Some(token) = claim_fetch(host, remote, &plugin.metrics, now_ms, for_kid) {
             callouts.push(Callout {
                 token,
                 provider: index,
@@ -93,7 +94,7 @@ pub(crate) fn tick(plugin: &Plugin, callouts: &mut Vec<Callout>, root_context_id
     let pending: Vec<bool> = plugin
         .remotes
         .iter()
-        .map(|r| r.kid_refetch_wanted.get() || read_shared(r).0.in_flight)
+        .map(|r| r.kid_refetch_wanted.get() || read_shared(host, r).0.in_flight)
         .collect();
     plugin.wake_waiters(
         |w| now_ms >= w.deadline_ms || !pending.get(w.provider).copied().unwrap_or(false),
@@ -104,30 +105,31 @@ pub(crate) fn tick(plugin: &Plugin, callouts: &mut Vec<Callout>, root_context_id
 /// Starts a fetch if one is due (or asked for by an unknown `kid`) and this worker wins
 /// the compare-and-swap on the shared record. Returns the call's token.
 fn claim_fetch(
+    host: &impl Host,
     remote: &RemoteProvider,
     metrics: &Metrics,
     now_ms: u64,
     for_kid: bool,
 ) -> Option<u32> {
     for _ in 0..CAS_ATTEMPTS {
-        let (record, cas) = read_shared(remote);
+        let (record, cas) = read_shared(host, remote);
         let wanted = record.fetch_due(&remote.config, now_ms)
             || (for_kid && record.on_unknown_kid(&remote.config, now_ms) == UnknownKid::Refetch);
         if !wanted {
             return None;
         }
         let started = record.fetch_started(now_ms, for_kid);
-        if !host::set_shared_data(&remote.shared_key, &started.to_bytes(), cas) {
+        if !host.set_shared_data(&remote.shared_key, &started.to_bytes(), cas) {
             continue; // another worker wrote first: look again
         }
-        return match dispatch(remote) {
+        return match dispatch(host, remote) {
             Ok(token) => Some(token),
             Err(why) => {
                 // A call Envoy refuses (no such cluster) is a failed fetch like any other:
                 // logged and counted (SPEC §8).
-                finish(remote, |r| r.fetch_failed());
-                metrics.fetch(false);
-                host::log(
+                finish(host, remote, |r| r.fetch_failed());
+                metrics.fetch(host, false);
+                host.log(
                     LogLevel::Warn,
                     &format!(
                         "actwarden: jwks {} fetch failed: {why}; {}",
@@ -142,11 +144,11 @@ fn claim_fetch(
     None
 }
 
-fn dispatch(remote: &RemoteProvider) -> Result<u32, String> {
+fn dispatch(host: &impl Host, remote: &RemoteProvider) -> Result<u32, String> {
     let (authority, path) = split_uri(&remote.config.uri);
-    hostcalls::dispatch_http_call(
+    host.dispatch_http_call(
         &remote.config.cluster,
-        vec![
+        &[
             (":method", "GET"),
             (":path", path),
             (":authority", authority),
@@ -161,13 +163,11 @@ fn dispatch(remote: &RemoteProvider) -> Result<u32, String> {
             ("accept", "application/jwk-set+json, application/json"),
             ("user-agent", "actwarden"),
         ],
-        None,
-        vec![],
         Duration::from_millis(remote.config.timeout_ms),
     )
     .map_err(|status| {
         format!(
-            "cluster `{}` refused the call ({status:?})",
+            "cluster `{}` refused the call ({status})",
             remote.config.cluster
         )
     })
@@ -188,10 +188,10 @@ fn split_uri(uri: &str) -> (&str, &str) {
 /// Writes the outcome of a fetch into the shared state (compare-and-swap, retried). If
 /// every attempt loses the race, the result stays local to this worker and the in-flight
 /// mark expires by its timeout.
-fn finish(remote: &RemoteProvider, outcome: impl Fn(&SharedJwks) -> SharedJwks) {
+fn finish(host: &impl Host, remote: &RemoteProvider, outcome: impl Fn(&SharedJwks) -> SharedJwks) {
     for _ in 0..CAS_ATTEMPTS {
-        let (record, cas) = read_shared(remote);
-        if host::set_shared_data(&remote.shared_key, &outcome(&record).to_bytes(), cas) {
+        let (record, cas) = read_shared(host, remote);
+        if host.set_shared_data(&remote.shared_key, &outcome(&record).to_bytes(), cas) {
             return;
         }
     }
@@ -207,8 +207,8 @@ fn keeping(remote: &RemoteProvider, now_ms: u64) -> &'static str {
 }
 
 /// A fetch reported (`on_http_call_response` of the root context).
-pub(crate) fn on_response(
-    plugin: &Plugin,
+pub(crate) fn on_response<H: Host>(
+    plugin: &Plugin<H>,
     callouts: &mut Vec<Callout>,
     token: u32,
     body_size: usize,
@@ -221,9 +221,10 @@ pub(crate) fn on_response(
     let Some(remote) = plugin.remotes.get(callout.provider) else {
         return;
     };
-    let now_ms = host::now_millis();
-    let status = host::http_call_response_status();
-    let body = host::http_call_response_body(body_size);
+    let host = &plugin.host;
+    let now_ms = host.now_millis();
+    let status = host.http_call_response_status();
+    let body = host.http_call_response_body(body_size);
     match check_document(status, &body) {
         Ok((text, set)) => {
             let count = set.keys.len();
@@ -233,14 +234,14 @@ pub(crate) fn on_response(
                 fetched_at_ms: now_ms,
                 jwks: text,
             };
-            host::set_shared_data(&document_key(remote), &document.to_bytes(), None);
-            finish(remote, |r| r.fetch_succeeded(now_ms));
+            host.set_shared_data(&document_key(remote), &document.to_bytes(), None);
+            finish(host, remote, |r| r.fetch_succeeded(now_ms));
             *remote.keys.borrow_mut() = Some(LocalKeys {
                 fetched_at_ms: now_ms,
                 set: std::sync::Arc::new(set),
             });
-            plugin.metrics.fetch(true);
-            host::log(
+            plugin.metrics.fetch(host, true);
+            host.log(
                 LogLevel::Info,
                 &format!(
                     "actwarden: jwks {} fetch ok ({count} keys, {} ms)",
@@ -250,9 +251,9 @@ pub(crate) fn on_response(
             );
         }
         Err(problem) => {
-            finish(remote, |r| r.fetch_failed());
-            plugin.metrics.fetch(false);
-            host::log(
+            finish(host, remote, |r| r.fetch_failed());
+            plugin.metrics.fetch(host, false);
+            host.log(
                 LogLevel::Warn,
                 &format!(
                     "actwarden: jwks {} fetch failed: {problem}; {}",

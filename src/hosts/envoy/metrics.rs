@@ -1,9 +1,8 @@
 //! SPEC §8 counters. Envoy shows wasm-defined metrics in admin `/stats` under its own
 //! prefix for custom wasm stats (e.g. `wasmcustom.actwarden.allow`).
 
+use super::host::Host;
 use crate::core::reasons::Reason;
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
 
 pub(crate) struct Metrics {
     allow: Option<u32>,
@@ -15,20 +14,17 @@ pub(crate) struct Metrics {
     cache_miss: Option<u32>,
 }
 
-fn counter(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
-}
-
-fn add(metric: Option<u32>, n: u64) {
+fn add(host: &impl Host, metric: Option<u32>, n: u64) {
     if let (Some(id), Ok(n)) = (metric, i64::try_from(n)) {
         if n > 0 {
-            let _ = hostcalls::increment_metric(id, n);
+            host.increment_counter(id, n);
         }
     }
 }
 
 impl Metrics {
-    pub(crate) fn define() -> Metrics {
+    pub(crate) fn define(host: &impl Host) -> Metrics {
+        let counter = |name: &str| host.define_counter(name);
         Metrics {
             allow: counter("actwarden.allow"),
             deny: Reason::ALL
@@ -43,16 +39,17 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn decision(&self, allowed: bool, reason: Reason) {
+    pub(crate) fn decision(&self, host: &impl Host, allowed: bool, reason: Reason) {
         if allowed {
-            add(self.allow, 1);
+            add(host, self.allow, 1);
         } else if let Some((_, id)) = self.deny.iter().find(|(r, _)| *r == reason) {
-            add(*id, 1);
+            add(host, *id, 1);
         }
     }
 
-    pub(crate) fn fetch(&self, ok: bool) {
+    pub(crate) fn fetch(&self, host: &impl Host, ok: bool) {
         add(
+            host,
             if ok {
                 self.jwks_fetch_ok
             } else {
@@ -62,8 +59,8 @@ impl Metrics {
         );
     }
 
-    pub(crate) fn cache(&self, hits: u64, misses: u64) {
-        add(self.cache_hit, hits);
-        add(self.cache_miss, misses);
+    pub(crate) fn cache(&self, host: &impl Host, hits: u64, misses: u64) {
+        add(host, self.cache_hit, hits);
+        add(host, self.cache_miss, misses);
     }
 }

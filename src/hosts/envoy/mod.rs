@@ -8,16 +8,33 @@
 //! - `plugin`: what the root shares with its request contexts (same VM, so `Rc`).
 //! - `filter`: one per request: reads the request, decides, answers or forwards.
 //! - `jwks`: remote JWKS through Envoy shared data, one fetch per interval for all workers.
-//! - `host`: the proxy-wasm host calls, wrapped so that a host error is a value.
+//! - `host`: the `Host` trait — every host call the filter makes, a host error as a value —
+//!   and `ProxyWasmHost`, its zero-sized implementation over `proxy_wasm::hostcalls`.
+//!   `Root`, `Plugin`, `Filter` and the JWKS code are generic over `H: Host` (static
+//!   dispatch: the wasm build calls the host directly, as before).
 //! - `metrics`: SPEC §8 counters.
+//!
+//! A host call that fails never turns into an allow: unreadable headers or trailers, a
+//! failed peer-certificate lookup, an identity header that cannot be removed or set, each
+//! answers 500 (`actwarden_internal_error`).
+//!
+//! Tests: `fake` (`FakeHost`, test builds only) serves canned requests, properties, shared
+//! data and call responses and records every call; `tests` drives the filter through it
+//! (stripping, local replies, gRPC, parking for an unknown `kid`, the waiting cap,
+//! configuration, host failures). host-tests/envoy runs the same paths in a real Envoy.
 
+#[cfg(test)]
+mod fake;
 mod filter;
 mod host;
 mod jwks;
 mod metrics;
 mod plugin;
 mod root;
+#[cfg(test)]
+mod tests;
 
+use host::Host;
 use proxy_wasm::traits::RootContext;
 use proxy_wasm::types::LogLevel;
 
@@ -25,10 +42,10 @@ proxy_wasm::main! {{
     // A panic is a defect: say so at critical before the VM aborts (release builds abort
     // on panic), so the operator sees it in Envoy's log next to the failing request.
     std::panic::set_hook(Box::new(|info| {
-        host::log(LogLevel::Critical, &format!("actwarden: panic: {info}"));
+        host::ProxyWasmHost.log(LogLevel::Critical, &format!("actwarden: panic: {info}"));
     }));
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(root::Root::new(context_id))
+        Box::new(root::Root::new(context_id, host::ProxyWasmHost))
     });
 }}

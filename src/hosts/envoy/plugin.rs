@@ -3,7 +3,7 @@
 //! JWKS refetch. `process` is the one path from a request to an answer, used both when a
 //! request arrives and when a waiting request is resumed.
 
-use super::host;
+use super::host::Host;
 use super::metrics::Metrics;
 use crate::core::config::{KeyConfig, Policy, RemoteJwks};
 use crate::core::keys::remote::{LocalKeys, UnknownKid};
@@ -45,7 +45,9 @@ pub(crate) struct PendingRequest {
     pub now_override: Option<UnixTime>,
 }
 
-pub(crate) struct Plugin {
+pub(crate) struct Plugin<H> {
+    /// The host this plugin's VM runs in (`ProxyWasmHost`, zero-sized, in Envoy).
+    pub host: H,
     pub policy: Policy,
     pub cache: TokenCache,
     pub metrics: Metrics,
@@ -67,8 +69,8 @@ impl RemoteKeys for KeysNow<'_> {
     }
 }
 
-impl Plugin {
-    pub(crate) fn new(policy: Policy) -> Plugin {
+impl<H: Host> Plugin<H> {
+    pub(crate) fn new(policy: Policy, host: H) -> Plugin<H> {
         let remotes = policy
             .providers
             .iter()
@@ -84,9 +86,10 @@ impl Plugin {
             })
             .collect();
         Plugin {
+            metrics: Metrics::define(&host),
+            host,
             policy,
             cache: TokenCache::default(),
-            metrics: Metrics::define(),
             remotes,
             waiters: RefCell::new(Vec::new()),
         }
@@ -94,7 +97,7 @@ impl Plugin {
 
     fn keys_now(&self, now_ms: u64) -> KeysNow<'_> {
         for remote in &self.remotes {
-            super::jwks::adopt_if_newer(remote);
+            super::jwks::adopt_if_newer(&self.host, remote);
         }
         KeysNow {
             entries: self
@@ -122,7 +125,7 @@ impl Plugin {
         resumed: bool,
     ) -> Action {
         // One clock read serves the decision time and the start of `eval_us`.
-        let started = host::now_nanos();
+        let started = self.host.now_nanos();
         let host_now_ms = started / 1_000_000;
         let now = pending
             .now_override
@@ -136,9 +139,10 @@ impl Plugin {
         };
         let before = self.cache.stats();
         let mut decision = decide(ctx, &pending.request, now);
-        decision.audit.eval_us = Some(host::now_nanos().saturating_sub(started) / 1000);
+        decision.audit.eval_us = Some(self.host.now_nanos().saturating_sub(started) / 1000);
         let after = self.cache.stats();
         self.metrics.cache(
+            &self.host,
             after.hits.saturating_sub(before.hits),
             after.misses.saturating_sub(before.misses),
         );
@@ -161,33 +165,49 @@ impl Plugin {
         }
 
         // SPEC §5: inbound identity headers never reach the upstream, allowed or not.
+        let mut stripped = true;
         for name in &decision.strip_headers {
-            host::remove_request_header(name);
+            stripped &= self.host.remove_request_header(name);
         }
         if self.policy.audit_log.logs(decision.allowed) {
-            log_audit(&decision.audit);
+            log_audit(&self.host, &decision.audit);
         }
-        self.metrics.decision(decision.allowed, decision.reason);
+        self.metrics
+            .decision(&self.host, decision.allowed, decision.reason);
         match &decision.response {
             None => {
+                if !stripped {
+                    // A caller's identity header the upstream would see is not an allow.
+                    self.host.log(
+                        LogLevel::Error,
+                        "actwarden: could not remove an inbound identity header; refusing the request",
+                    );
+                    send_error(&self.host, 500);
+                    return Action::Pause;
+                }
                 for (name, value) in &decision.identity_headers {
-                    if !host::set_request_header(name, value) {
+                    if !self.host.set_request_header(name, value) {
                         // An identity the upstream would not see is not an allow.
-                        host::log(
+                        self.host.log(
                             LogLevel::Error,
                             &format!("actwarden: could not set `{name}`; refusing the request"),
                         );
-                        send_error(500);
+                        send_error(&self.host, 500);
                         return Action::Pause;
                     }
                 }
                 if resumed {
-                    host::resume_request();
+                    self.host.resume_request();
                 }
                 Action::Continue
             }
             Some(response) => {
-                send_deny(response, pending.request.is_grpc(), decision.reason);
+                send_deny(
+                    &self.host,
+                    response,
+                    pending.request.is_grpc(),
+                    decision.reason,
+                );
                 Action::Pause
             }
         }
@@ -198,7 +218,7 @@ impl Plugin {
     /// `timeout_ms`). The refetch itself starts on the next tick (`jwks::tick`).
     fn may_wait_for_refetch(&self, index: usize, now_ms: u64) -> Option<u64> {
         let remote = self.remotes.get(index)?;
-        let shared = super::jwks::read_shared(remote).0;
+        let shared = super::jwks::read_shared(&self.host, remote).0;
         // One tick (jwks::TICK_MS) to start the fetch, then the fetch's own timeout.
         let start_slack = super::jwks::TICK_MS.saturating_mul(2);
         match shared.on_unknown_kid(&remote.config, now_ms) {
@@ -225,27 +245,32 @@ impl Plugin {
             woken
         };
         for waiter in woken {
-            if host::set_effective_context(waiter.context_id) {
+            if self.host.set_effective_context(waiter.context_id) {
                 self.process(waiter.context_id, waiter.request, true);
             }
         }
-        host::set_effective_context(root_context_id);
+        self.host.set_effective_context(root_context_id);
     }
 }
 
 /// The audit line (SPEC §6), built in one buffer.
-fn log_audit(audit: &crate::core::decision::AuditRecord) {
+fn log_audit(host: &impl Host, audit: &crate::core::decision::AuditRecord) {
     const MARKER: &[u8] = b"actwarden.audit ";
     let mut line = Vec::with_capacity(1024 + MARKER.len());
     line.extend_from_slice(MARKER);
     audit.write_json(&mut line);
     // Always UTF-8 (JSON of Rust strings); checked rather than assumed.
     if let Ok(line) = std::str::from_utf8(&line) {
-        host::log(LogLevel::Info, line);
+        host.log(LogLevel::Info, line);
     }
 }
 
-fn send_deny(response: &crate::core::decision::DenyResponse, grpc: bool, reason: Reason) {
+fn send_deny(
+    host: &impl Host,
+    response: &crate::core::decision::DenyResponse,
+    grpc: bool,
+    reason: Reason,
+) {
     let details = format!("actwarden_{}", reason.code());
     let sent = if grpc {
         // Envoy builds the gRPC trailers-only reply itself (content-type, grpc-status,
@@ -260,7 +285,7 @@ fn send_deny(response: &crate::core::decision::DenyResponse, grpc: bool, reason:
             .filter(|(n, _)| !matches!(n.as_str(), "grpc-status" | "grpc-message" | "content-type"))
             .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
-        host::send_local_response(
+        host.send_local_response(
             200,
             &details,
             &extra,
@@ -273,7 +298,7 @@ fn send_deny(response: &crate::core::decision::DenyResponse, grpc: bool, reason:
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
-        host::send_local_response(
+        host.send_local_response(
             u32::from(response.http_status),
             &details,
             &headers,
@@ -282,13 +307,13 @@ fn send_deny(response: &crate::core::decision::DenyResponse, grpc: bool, reason:
         )
     };
     if !sent {
-        host::log(LogLevel::Error, "actwarden: envoy refused the local reply");
+        host.log(LogLevel::Error, "actwarden: envoy refused the local reply");
     }
 }
 
 /// A reply for a host failure (not a policy decision): fail closed, say nothing more.
-pub(crate) fn send_error(status: u32) {
-    host::send_local_response(
+pub(crate) fn send_error(host: &impl Host, status: u32) {
+    host.send_local_response(
         status,
         "actwarden_internal_error",
         &[("content-type", b"application/json")],

@@ -1,7 +1,7 @@
 //! The root context: one per plugin configuration per worker VM.
 
 use super::filter::Filter;
-use super::host;
+use super::host::Host;
 use super::jwks::{self, Callout, TICK_MS};
 use super::plugin::Plugin;
 use crate::core::config::Policy;
@@ -10,23 +10,35 @@ use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
 use std::time::Duration;
 
-pub(crate) struct Root {
+pub(crate) struct Root<H> {
     context_id: u32,
-    plugin: Option<Rc<Plugin>>,
+    /// Given to the plugin once configured (a copy: `ProxyWasmHost` is zero-sized).
+    host: H,
+    plugin: Option<Rc<Plugin<H>>>,
     callouts: Vec<Callout>,
 }
 
-impl Root {
-    pub(crate) fn new(context_id: u32) -> Root {
+impl<H: Host + Clone> Root<H> {
+    pub(crate) fn new(context_id: u32, host: H) -> Root<H> {
         Root {
             context_id,
+            host,
             plugin: None,
             callouts: Vec::new(),
         }
     }
+
+    /// The request context for `context_id`; `None` while unconfigured (Envoy then
+    /// refuses the request). Unit tests use it directly: boxing it as `dyn HttpContext`
+    /// would pull the SDK's default methods, and with them the host imports, into a native
+    /// test binary.
+    pub(crate) fn filter(&self, context_id: u32) -> Option<Filter<H>> {
+        let plugin = self.plugin.as_ref()?;
+        Some(Filter::new(context_id, Rc::clone(plugin)))
+    }
 }
 
-impl Context for Root {
+impl<H: Host + Clone> Context for Root<H> {
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -46,10 +58,11 @@ impl Context for Root {
     }
 }
 
-impl RootContext for Root {
+impl<H: Host + Clone + 'static> RootContext for Root<H> {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let Some(bytes) = host::plugin_configuration() else {
-            host::log(
+        let host = &self.host;
+        let Some(bytes) = host.plugin_configuration() else {
+            host.log(
                 LogLevel::Critical,
                 "actwarden: configuration: missing (set the filter's `configuration` / the WasmPlugin's `pluginConfig`)",
             );
@@ -59,7 +72,7 @@ impl RootContext for Root {
             Ok(policy) => policy,
             Err(message) => {
                 // Fail closed: Envoy refuses the plugin, so no request passes unchecked.
-                host::log(
+                host.log(
                     LogLevel::Critical,
                     &format!("actwarden: configuration: {message}"),
                 );
@@ -67,13 +80,13 @@ impl RootContext for Root {
             }
         };
         for note in policy.notes() {
-            host::log(LogLevel::Warn, &format!("actwarden: configuration: {note}"));
+            host.log(LogLevel::Warn, &format!("actwarden: configuration: {note}"));
         }
-        let plugin = Plugin::new(policy);
+        let plugin = Plugin::new(policy, host.clone());
         for remote in &plugin.remotes {
-            jwks::ensure_shared(remote);
+            jwks::ensure_shared(host, remote);
         }
-        host::log(
+        host.log(
             LogLevel::Info,
             &format!(
                 "actwarden: configured ({} providers, {} rules, {} remote jwks)",
@@ -85,7 +98,14 @@ impl RootContext for Root {
         if !plugin.remotes.is_empty() {
             // Fetches start on the first tick, not here: Envoy cannot dispatch calls
             // while the plugin is being configured.
-            self.set_tick_period(Duration::from_millis(TICK_MS));
+            if !host.set_tick_period(Duration::from_millis(TICK_MS)) {
+                // Without ticks no JWKS is ever fetched: refuse the plugin, loudly.
+                host.log(
+                    LogLevel::Critical,
+                    "actwarden: configuration: envoy refused the tick period",
+                );
+                return false;
+            }
         }
         self.plugin = Some(Rc::new(plugin));
         true
@@ -98,11 +118,17 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let plugin = self.plugin.as_ref()?;
-        Some(Box::new(Filter::new(context_id, Rc::clone(plugin))))
+        Some(Box::new(self.filter(context_id)?))
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+#[cfg(test)]
+impl<H> Root<H> {
+    pub(crate) fn plugin(&self) -> Option<&Rc<Plugin<H>>> {
+        self.plugin.as_ref()
     }
 }

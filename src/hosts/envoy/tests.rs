@@ -1,0 +1,688 @@
+//! The Envoy filter against `FakeHost`: stripping, identity headers, local replies, gRPC,
+//! parking for an unknown-`kid` refetch, the waiting cap, configuration and host failures.
+//! The end-to-end suite (host-tests/envoy) runs the same paths in a real Envoy.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use super::fake::{Call, FakeHost};
+use super::filter::Filter;
+use super::root::Root;
+use crate::core::keys::alg::Alg;
+use crate::core::keys::remote::{SharedDocument, SharedJwks};
+use crate::core::limits::MAX_WAITING_REQUESTS;
+use crate::tools::mint::{delegate, public_jwks, SigningKey};
+// Called statically on concrete types: see `Root::filter`.
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, LogLevel};
+use ring::rand::SystemRandom;
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const ROOT: u32 = 1;
+const NOW_S: u64 = 1_800_000_000;
+const STS_STATE: &str = "actwarden.jwks.v1|sts|http://sts.internal/jwks";
+const STS_DOCUMENT: &str = "actwarden.jwks.v1|sts|http://sts.internal/jwks|document";
+const BILLING: &str = "spiffe://prod.example.com/agent/billing";
+
+struct Keys {
+    local: SigningKey,
+    /// Published by the remote provider from the start.
+    remote_a: SigningKey,
+    /// Published only after a refetch.
+    remote_b: SigningKey,
+}
+
+/// Key generation is the slow part: once per test binary.
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let rng = SystemRandom::new();
+        Keys {
+            local: SigningKey::generate(Alg::ES256, "local-1", &rng).unwrap(),
+            remote_a: SigningKey::generate(Alg::ES256, "a", &rng).unwrap(),
+            remote_b: SigningKey::generate(Alg::ES256, "b", &rng).unwrap(),
+        }
+    })
+}
+
+fn config() -> Value {
+    json!({
+        "providers": {
+            "local": { "issuer": "https://local.example.com", "audiences": ["api"],
+                       "local_jwks": { "inline_string": public_jwks(&[&keys().local]).to_string() } },
+            "sts": { "issuer": "https://sts.example.com", "audiences": ["api"],
+                     "remote_jwks": { "http_uri": { "uri": "http://sts.internal/jwks",
+                                                    "cluster": "sts", "timeout_ms": 2000 },
+                                      "cache_duration_s": 300 } }
+        },
+        "rules": [
+            { "id": "pay", "match": { "path_prefix": "/pay" }, "providers": ["local"],
+              "require": { "scopes": ["payments:write"] } },
+            { "id": "api", "match": { "path_prefix": "/api" }, "providers": ["local"] },
+            { "id": "remote", "match": { "path_prefix": "/remote" }, "providers": ["sts"] }
+        ]
+    })
+}
+
+fn token(key: &SigningKey, iss: &str) -> String {
+    let claims = json!({ "iss": iss, "sub": "alice", "aud": "api", "iat": NOW_S - 10,
+                         "exp": NOW_S + 300, "scope": "read" });
+    let claims = delegate(&claims, BILLING, None);
+    key.mint(Alg::ES256, &claims, None, &SystemRandom::new())
+        .unwrap()
+}
+
+fn local_token() -> String {
+    token(&keys().local, "https://local.example.com")
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A configured root context on a fresh fake host at `NOW_S`.
+fn configured(config: &Value) -> (FakeHost, Root<FakeHost>) {
+    let fake = FakeHost::default();
+    {
+        let mut state = fake.state();
+        state.now_ms = NOW_S * 1000;
+        state.effective = ROOT;
+        state.plugin_configuration = Some(config.to_string().into_bytes());
+    }
+    let mut root = Root::new(ROOT, fake.clone());
+    assert!(root.on_configure(0), "{:?}", fake.logs(LogLevel::Critical));
+    fake.clear_calls();
+    (fake, root)
+}
+
+/// Runs `on_http_request_headers` for a new request context, as the SDK would.
+fn request(
+    fake: &FakeHost,
+    root: &Root<FakeHost>,
+    context_id: u32,
+    headers: &[(&str, &str)],
+) -> (Filter<FakeHost>, Action) {
+    fake.enter_request(context_id, headers);
+    let mut filter = root.filter(context_id).unwrap();
+    let action = filter.on_http_request_headers(headers.len(), true);
+    (filter, action)
+}
+
+fn get(path: &str) -> Vec<(&str, &str)> {
+    vec![
+        (":method", "GET"),
+        (":path", path),
+        (":authority", "api.example.com"),
+    ]
+}
+
+#[test]
+fn allow_strips_spoofed_identity_headers_and_sets_the_real_ones() {
+    let (fake, root) = configured(&config());
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.extend([
+        ("authorization", auth.as_str()),
+        ("x-agent-subject", "admin"),
+        ("X-Agent-Chain", "spiffe://evil"),
+        ("x_agent_actor", "spiffe://evil"),
+        ("x-request-id", "r-1"),
+    ]);
+    let (_filter, action) = request(&fake, &root, 2, &headers);
+
+    assert_eq!(action, Action::Continue);
+    assert!(fake.replies().is_empty());
+    let calls = fake.calls();
+    for name in ["x-agent-subject", "x-agent-chain", "x_agent_actor"] {
+        assert!(
+            calls.contains(&Call::RemoveHeader(name.into())),
+            "{name} not removed"
+        );
+    }
+    // Removed before the real identity is set, so the real one is what remains.
+    let last_remove = calls
+        .iter()
+        .rposition(|c| matches!(c, Call::RemoveHeader(_)))
+        .unwrap();
+    let first_set = calls
+        .iter()
+        .position(|c| matches!(c, Call::SetHeader(..)))
+        .unwrap();
+    assert!(last_remove < first_set);
+    assert_eq!(fake.header(2, "x-agent-subject").as_deref(), Some("alice"));
+    assert_eq!(fake.header(2, "x-agent-actor").as_deref(), Some(BILLING));
+    assert_eq!(fake.header(2, "x-agent-chain").as_deref(), Some(BILLING));
+    assert_eq!(fake.header(2, "x-agent-scopes").as_deref(), Some("read"));
+    assert_eq!(
+        fake.header(2, "x-agent-issuer").as_deref(),
+        Some("https://local.example.com")
+    );
+    assert_eq!(fake.header(2, "x_agent_actor"), None);
+    // Not a resumed request: nothing to resume.
+    assert!(!calls.iter().any(|c| matches!(c, Call::Resume(_))));
+    assert_eq!(fake.counter("actwarden.allow"), 1);
+    let audit = fake.logs(LogLevel::Info);
+    assert_eq!(audit.len(), 1);
+    assert!(audit[0].starts_with("actwarden.audit {"), "{}", audit[0]);
+    assert!(audit[0].contains(r#""decision":"allow""#), "{}", audit[0]);
+    assert!(audit[0].contains(r#""request_id":"r-1""#), "{}", audit[0]);
+}
+
+/// The hot path makes the same host calls in the same order as before the `Host` trait:
+/// headers, the two peer properties, the clock, the remote provider's shared state, the
+/// clock again, removals, the audit line, the counters, the identity headers.
+#[test]
+fn the_hot_path_calls_the_host_in_a_fixed_order() {
+    let (fake, root) = configured(&config());
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.extend([("authorization", auth.as_str()), ("x-agent-rule", "x")]);
+    request(&fake, &root, 2, &headers);
+
+    let kinds: Vec<String> = fake
+        .calls()
+        .iter()
+        .map(|c| match c {
+            Call::SetHeader(name, _) => format!("SetHeader({name})"),
+            Call::Log(level, _) => format!("Log({level:?})"),
+            Call::IncrementCounter(..) => "IncrementCounter".to_owned(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let expected = [
+        "RequestHeaders",
+        "Property(\"connection.uri_san_peer_certificate\")",
+        "Property(\"connection.sha256_peer_certificate_digest\")",
+        "Now",
+        &format!("SharedData({STS_STATE:?})"),
+        "Now",
+        // First use of this token: a cache miss.
+        "IncrementCounter",
+        "RemoveHeader(\"x-agent-rule\")",
+        "Log(Info)",
+        "IncrementCounter",
+        "SetHeader(x-agent-subject)",
+        "SetHeader(x-agent-actor)",
+        "SetHeader(x-agent-chain)",
+        "SetHeader(x-agent-scopes)",
+        "SetHeader(x-agent-issuer)",
+        "SetHeader(x-agent-rule)",
+    ];
+    assert_eq!(kinds, expected);
+}
+
+#[test]
+fn deny_strips_too_and_answers_with_reason_status_challenge_body_and_details() {
+    let (fake, root) = configured(&config());
+    let mut headers = get("/api/items");
+    headers.extend([("x-agent-subject", "admin"), ("x_agent_scopes", "all")]);
+    let (_filter, action) = request(&fake, &root, 2, &headers);
+
+    assert_eq!(action, Action::Pause);
+    let calls = fake.calls();
+    assert!(calls.contains(&Call::RemoveHeader("x-agent-subject".into())));
+    assert!(calls.contains(&Call::RemoveHeader("x_agent_scopes".into())));
+    assert!(!calls.iter().any(|c| matches!(c, Call::SetHeader(..))));
+    let replies = fake.replies();
+    assert_eq!(replies.len(), 1);
+    let reply = &replies[0];
+    assert_eq!(reply.context, 2);
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.details, "actwarden_token_missing");
+    assert_eq!(reply.grpc_status, None);
+    assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let body: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(body["error"], "token_missing");
+    assert!(body["detail"].is_string());
+    assert_eq!(fake.counter("actwarden.deny.token_missing"), 1);
+    assert_eq!(fake.counter("actwarden.allow"), 0);
+}
+
+#[test]
+fn a_missing_scope_is_a_403_naming_the_scope() {
+    let (fake, root) = configured(&config());
+    let auth = bearer(&local_token());
+    let mut headers = get("/pay");
+    headers.push(("authorization", auth.as_str()));
+    request(&fake, &root, 2, &headers);
+
+    let reply = &fake.replies()[0];
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.details, "actwarden_scope_insufficient");
+    let challenge = reply.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"scope="payments:write""#),
+        "{challenge}"
+    );
+}
+
+#[test]
+fn grpc_denials_are_trailers_only_with_the_grpc_status() {
+    let (fake, root) = configured(&config());
+    let mut headers = vec![
+        (":method", "POST"),
+        (":path", "/api.Items/List"),
+        (":authority", "api.example.com"),
+        ("content-type", "application/grpc"),
+    ];
+    headers.push(("x-agent-subject", "admin"));
+    let (_filter, action) = request(&fake, &root, 2, &headers);
+
+    assert_eq!(action, Action::Pause);
+    assert!(fake
+        .calls()
+        .contains(&Call::RemoveHeader("x-agent-subject".into())));
+    let reply = &fake.replies()[0];
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.grpc_status, Some(16)); // UNAUTHENTICATED for a 401
+    assert_eq!(reply.body, "token_missing"); // Envoy's grpc-message
+    assert_eq!(reply.details, "actwarden_token_missing");
+    // Envoy writes these itself; copies would be duplicated.
+    for name in ["content-type", "grpc-status", "grpc-message"] {
+        assert_eq!(reply.header(name), None, "{name}");
+    }
+    assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+}
+
+#[test]
+fn a_grpc_403_maps_to_permission_denied() {
+    let (fake, root) = configured(&config());
+    let auth = bearer(&local_token());
+    let headers = [
+        (":method", "POST"),
+        (":path", "/pay.Payments/Create"),
+        ("content-type", "application/grpc+proto"),
+        ("authorization", auth.as_str()),
+    ];
+    request(&fake, &root, 2, &headers);
+    let reply = &fake.replies()[0];
+    assert_eq!((reply.status, reply.grpc_status), (200, Some(7)));
+    assert_eq!(reply.body, "scope_insufficient");
+}
+
+#[test]
+fn identity_trailers_are_stripped_others_kept() {
+    let (fake, root) = configured(&config());
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.push(("authorization", auth.as_str()));
+    let (mut filter, _) = request(&fake, &root, 2, &headers);
+    fake.state().requests.get_mut(&2).unwrap().trailers = Some(vec![
+        ("x-agent-subject".into(), "admin".into()),
+        ("X_Agent_Actor".into(), "spiffe://evil".into()),
+        ("grpc-timeout".into(), "1S".into()),
+    ]);
+    fake.clear_calls();
+
+    assert_eq!(filter.on_http_request_trailers(3), Action::Continue);
+    assert_eq!(
+        fake.trailers(2),
+        vec![("grpc-timeout".to_owned(), "1S".to_owned())]
+    );
+    assert!(fake.replies().is_empty());
+}
+
+#[test]
+fn trailers_that_cannot_be_read_or_removed_fail_closed() {
+    let (fake, root) = configured(&config());
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.push(("authorization", auth.as_str()));
+
+    let (mut filter, _) = request(&fake, &root, 2, &headers);
+    fake.state().requests.get_mut(&2).unwrap().trailers = None;
+    assert_eq!(filter.on_http_request_trailers(1), Action::Pause);
+    let reply = fake.replies().pop().unwrap();
+    assert_eq!(
+        (reply.status, reply.details.as_str()),
+        (500, "actwarden_internal_error")
+    );
+
+    let (mut filter, _) = request(&fake, &root, 3, &headers);
+    fake.state().requests.get_mut(&3).unwrap().trailers =
+        Some(vec![("x-agent-subject".into(), "admin".into())]);
+    fake.state().fail.remove_trailer = true;
+    assert_eq!(filter.on_http_request_trailers(1), Action::Pause);
+    let reply = fake.replies().pop().unwrap();
+    assert_eq!((reply.context, reply.status), (3, 500));
+    assert!(fake
+        .logs(LogLevel::Error)
+        .iter()
+        .any(|l| l.contains("x-agent-subject")));
+}
+
+#[test]
+fn unreadable_headers_fail_closed() {
+    let (fake, root) = configured(&config());
+    fake.enter_request(2, &[]);
+    fake.state().requests.get_mut(&2).unwrap().headers = None;
+    let mut filter = root.filter(2).unwrap();
+    assert_eq!(filter.on_http_request_headers(0, true), Action::Pause);
+    let reply = &fake.replies()[0];
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.details, "actwarden_internal_error");
+    assert!(fake
+        .logs(LogLevel::Error)
+        .iter()
+        .any(|l| l.contains("could not read the request headers")));
+}
+
+#[test]
+fn a_failed_property_lookup_fails_closed_even_for_a_good_token() {
+    let (fake, root) = configured(&config());
+    fake.state().fail.property = true;
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.push(("authorization", auth.as_str()));
+    let (_filter, action) = request(&fake, &root, 2, &headers);
+
+    assert_eq!(action, Action::Pause);
+    assert_eq!(fake.replies()[0].status, 500);
+    assert!(!fake
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::SetHeader(..))));
+    assert_eq!(fake.counter("actwarden.allow"), 0);
+}
+
+#[test]
+fn the_peer_certificate_is_read_from_connection_properties() {
+    let (fake, root) = configured(&config());
+    fake.state()
+        .properties
+        .insert("connection.uri_san_peer_certificate".into(), BILLING.into());
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.push(("authorization", auth.as_str()));
+    request(&fake, &root, 2, &headers);
+    let audit = fake.logs(LogLevel::Info);
+    assert!(
+        audit[0].contains(&format!(r#""peer":"{BILLING}""#)),
+        "{}",
+        audit[0]
+    );
+}
+
+#[test]
+fn an_identity_header_that_cannot_be_set_or_removed_is_not_an_allow() {
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.push(("authorization", auth.as_str()));
+    headers.push(("x-agent-subject", "admin"));
+
+    let (fake, root) = configured(&config());
+    fake.state().fail.set_header = true;
+    let (_filter, action) = request(&fake, &root, 2, &headers);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(fake.replies()[0].status, 500);
+
+    let (fake, root) = configured(&config());
+    fake.state().fail.remove_header = true;
+    let (_filter, action) = request(&fake, &root, 2, &headers);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(fake.replies()[0].status, 500);
+    // The spoofed value is still there, so nothing may be forwarded.
+    assert!(!fake
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::SetHeader(..))));
+}
+
+#[test]
+fn a_bad_configuration_is_refused_naming_the_json_path() {
+    let fake = FakeHost::default();
+    let mut bad = config();
+    bad["rules"][1]["id"] = json!("");
+    fake.state().plugin_configuration = Some(bad.to_string().into_bytes());
+    let mut root = Root::new(ROOT, fake.clone());
+    assert!(!root.on_configure(0));
+    let critical = fake.logs(LogLevel::Critical);
+    assert_eq!(critical.len(), 1);
+    assert!(critical[0].contains("rules[1].id"), "{}", critical[0]);
+    // Fail closed: no plugin, so Envoy refuses it and no request context is made.
+    assert!(root.filter(2).is_none());
+
+    let fake = FakeHost::default();
+    let mut root = Root::new(ROOT, fake.clone());
+    assert!(!root.on_configure(0));
+    assert!(fake.logs(LogLevel::Critical)[0].contains("missing"));
+}
+
+#[test]
+fn configuring_prepares_remote_jwks_and_ticks() {
+    let fake = FakeHost::default();
+    fake.state().plugin_configuration = Some(config().to_string().into_bytes());
+    let mut root = Root::new(ROOT, fake.clone());
+    assert!(root.on_configure(0));
+    let calls = fake.calls();
+    assert!(calls.contains(&Call::SetSharedData {
+        key: STS_STATE.into(),
+        written: true
+    }));
+    assert!(calls.contains(&Call::SetTickPeriod(Duration::from_millis(100))));
+    // No fetch while configuring (Envoy cannot dispatch then): the first tick starts it.
+    assert!(fake.dispatches().is_empty());
+    root.on_tick();
+    let dispatches = fake.dispatches();
+    assert_eq!(dispatches.len(), 1);
+    let d = &dispatches[0];
+    assert_eq!(d.cluster, "sts");
+    assert_eq!(d.timeout, Duration::from_millis(2000));
+    for (name, value) in [
+        (":method", "GET"),
+        (":path", "/jwks"),
+        (":authority", "sts.internal"),
+        (":scheme", "http"),
+    ] {
+        assert!(
+            d.headers.contains(&(name.to_owned(), value.to_owned())),
+            "{name}"
+        );
+    }
+}
+
+/// Shared state as if another worker fetched the remote JWKS (key `a` only) a second ago.
+fn remote_keys_published(fake: &FakeHost, signers: &[&SigningKey]) {
+    let fetched_at_ms = NOW_S * 1000 - 1000;
+    let state = SharedJwks {
+        fetched_at_ms,
+        attempt_at_ms: fetched_at_ms,
+        ..SharedJwks::default()
+    };
+    fake.set_shared(STS_STATE, &state.to_bytes());
+    let document = SharedDocument {
+        fetched_at_ms,
+        jwks: public_jwks(signers).to_string(),
+    };
+    fake.set_shared(STS_DOCUMENT, &document.to_bytes());
+}
+
+/// A request whose token has `kid` `b`. Keep the filter: dropping it is the stream going
+/// away, which forgets a waiting request.
+fn remote_request(
+    fake: &FakeHost,
+    root: &Root<FakeHost>,
+    context_id: u32,
+) -> (Filter<FakeHost>, Action) {
+    let auth = bearer(&token(&keys().remote_b, "https://sts.example.com"));
+    let mut headers = get("/remote/x");
+    headers.push(("authorization", auth.as_str()));
+    headers.push(("x-agent-subject", "admin"));
+    request(fake, root, context_id, &headers)
+}
+
+#[test]
+fn an_unknown_kid_waits_for_the_refetch_then_is_decided_and_resumed() {
+    let (fake, mut root) = configured(&config());
+    remote_keys_published(&fake, &[&keys().remote_a]);
+
+    let (_filter, action) = remote_request(&fake, &root, 2);
+    assert_eq!(action, Action::Pause);
+    // Parked: not answered, not yet stripped, not counted.
+    assert!(fake.replies().is_empty());
+    assert!(!fake
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::RemoveHeader(_))));
+    assert_eq!(root.plugin().unwrap().waiters.borrow().len(), 1);
+
+    // The next tick starts the refetch for the kid; the request keeps waiting.
+    fake.enter(ROOT);
+    fake.state().now_ms += 100;
+    root.on_tick();
+    let dispatches = fake.dispatches();
+    assert_eq!(dispatches.len(), 1, "{:#?}", fake.calls());
+    assert_eq!(root.plugin().unwrap().waiters.borrow().len(), 1);
+    let state = SharedJwks::from_bytes(&fake.shared(STS_STATE).unwrap()).unwrap();
+    assert!(state.in_flight);
+    assert_eq!(state.kid_refetch_at_ms, NOW_S * 1000 + 100);
+
+    // The JWKS now has key b: the waiting request is decided in its own context.
+    let body = public_jwks(&[&keys().remote_a, &keys().remote_b])
+        .to_string()
+        .into_bytes();
+    fake.state().call_response = (Some(200), body.clone());
+    fake.clear_calls();
+    root.on_http_call_response(dispatches[0].token, 1, body.len(), 0);
+
+    let calls = fake.calls();
+    let enter = calls
+        .iter()
+        .position(|c| *c == Call::SetEffectiveContext(2))
+        .unwrap();
+    let resume = calls.iter().position(|c| *c == Call::Resume(2)).unwrap();
+    assert!(enter < resume);
+    assert_eq!(calls.last(), Some(&Call::SetEffectiveContext(ROOT)));
+    assert!(fake.replies().is_empty());
+    assert_eq!(fake.header(2, "x-agent-subject").as_deref(), Some("alice"));
+    assert_eq!(
+        fake.header(2, "x-agent-issuer").as_deref(),
+        Some("https://sts.example.com")
+    );
+    assert!(root.plugin().unwrap().waiters.borrow().is_empty());
+    assert_eq!(fake.counter("actwarden.jwks.fetch_ok"), 1);
+    assert_eq!(fake.counter("actwarden.allow"), 1);
+    let state = SharedJwks::from_bytes(&fake.shared(STS_STATE).unwrap()).unwrap();
+    assert!(!state.in_flight);
+}
+
+#[test]
+fn a_failed_refetch_answers_the_waiting_request() {
+    let (fake, mut root) = configured(&config());
+    remote_keys_published(&fake, &[&keys().remote_a]);
+    let (_filter, action) = remote_request(&fake, &root, 2);
+    assert_eq!(action, Action::Pause);
+    fake.enter(ROOT);
+    root.on_tick();
+    let token = fake.dispatches()[0].token;
+
+    fake.state().call_response = (Some(500), Vec::new());
+    root.on_http_call_response(token, 0, 0, 0);
+
+    let replies = fake.replies();
+    assert_eq!(replies.len(), 1);
+    // Keys exist, just not this kid: after the refetch, the answer is kid_unknown.
+    assert_eq!(replies[0].context, 2);
+    assert_eq!(replies[0].status, 401);
+    assert_eq!(replies[0].details, "actwarden_kid_unknown");
+    assert!(fake
+        .calls()
+        .contains(&Call::RemoveHeader("x-agent-subject".into())));
+    assert!(!fake.calls().iter().any(|c| matches!(c, Call::Resume(_))));
+    assert_eq!(fake.counter("actwarden.jwks.fetch_failed"), 1);
+    assert!(fake
+        .logs(LogLevel::Warn)
+        .iter()
+        .any(|l| l.contains("jwks sts fetch failed: http status 500")));
+    assert!(root.plugin().unwrap().waiters.borrow().is_empty());
+}
+
+#[test]
+fn a_refetch_that_never_reports_answers_the_waiting_request_at_its_deadline() {
+    let (fake, mut root) = configured(&config());
+    remote_keys_published(&fake, &[&keys().remote_a]);
+    let (_filter, action) = remote_request(&fake, &root, 2);
+    assert_eq!(action, Action::Pause);
+    fake.enter(ROOT);
+    root.on_tick();
+    assert_eq!(fake.dispatches().len(), 1);
+
+    // Still within timeout_ms (2000) plus the start slack: waiting.
+    fake.state().now_ms += 2000;
+    root.on_tick();
+    assert!(fake.replies().is_empty());
+
+    fake.state().now_ms += 1000;
+    root.on_tick();
+    let replies = fake.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!((replies[0].context, replies[0].status), (2, 401));
+    assert_eq!(replies[0].details, "actwarden_kid_unknown");
+    assert!(root.plugin().unwrap().waiters.borrow().is_empty());
+}
+
+#[test]
+fn a_provider_without_keys_answers_jwks_unavailable_at_once() {
+    let (fake, root) = configured(&config());
+    let (_filter, action) = remote_request(&fake, &root, 2);
+    assert_eq!(action, Action::Pause);
+    let replies = fake.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].status, 503);
+    assert_eq!(replies[0].details, "actwarden_jwks_unavailable");
+    assert!(root.plugin().unwrap().waiters.borrow().is_empty());
+}
+
+#[test]
+fn a_request_that_goes_away_while_waiting_is_forgotten() {
+    let (fake, root) = configured(&config());
+    remote_keys_published(&fake, &[&keys().remote_a]);
+    let auth = bearer(&token(&keys().remote_b, "https://sts.example.com"));
+    let mut headers = get("/remote/x");
+    headers.push(("authorization", auth.as_str()));
+    let (filter, action) = request(&fake, &root, 2, &headers);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(root.plugin().unwrap().waiters.borrow().len(), 1);
+    drop(filter);
+    assert!(root.plugin().unwrap().waiters.borrow().is_empty());
+}
+
+#[test]
+fn past_the_waiting_cap_an_unknown_kid_is_decided_at_once() {
+    let (fake, root) = configured(&config());
+    remote_keys_published(&fake, &[&keys().remote_a]);
+    let auth = bearer(&token(&keys().remote_b, "https://sts.example.com"));
+    let mut headers = get("/remote/x");
+    headers.push(("authorization", auth.as_str()));
+
+    let mut parked = Vec::new();
+    for i in 0..MAX_WAITING_REQUESTS {
+        let context_id = 2 + u32::try_from(i).unwrap();
+        let (filter, action) = request(&fake, &root, context_id, &headers);
+        assert_eq!(action, Action::Pause);
+        parked.push(filter);
+    }
+    assert!(fake.replies().is_empty());
+    let waiting = || root.plugin().unwrap().waiters.borrow().len();
+    assert_eq!(waiting(), MAX_WAITING_REQUESTS);
+
+    let extra = 2 + u32::try_from(MAX_WAITING_REQUESTS).unwrap();
+    let (_filter, action) = request(&fake, &root, extra, &headers);
+    assert_eq!(action, Action::Pause);
+    let replies = fake.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].context, extra);
+    assert_eq!(replies[0].status, 401);
+    assert_eq!(replies[0].details, "actwarden_kid_unknown");
+    assert_eq!(waiting(), MAX_WAITING_REQUESTS);
+}
