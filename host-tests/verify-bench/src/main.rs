@@ -16,9 +16,9 @@
 //! dist/actwarden.wasm); `run-v8.mjs` runs the wasm build under Node's WASI (V8). The
 //! clock is `std::time::Instant` (WASI `clock_time_get` monotonic under wasm).
 
+use actwarden::dangerous as token;
 use actwarden::dangerous::verify_signature;
 use actwarden::mint::{public_jwks, SigningKey};
-use actwarden::dangerous as token;
 use actwarden::Alg;
 use actwarden::RING;
 use actwarden::{parse_jwks, KeySet, KeySource};

@@ -328,15 +328,12 @@ pub struct Policy {
     pub audit_log: AuditLog,
 }
 
-/// Reads `local_jwks.filename` for hosts that have files (the CLI). The core never does I/O.
-pub type FileReader<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+pub(crate) use crate::core::file::{FileError, FileReader};
 
 impl Policy {
     /// Loads a configuration in a host without files: `local_jwks.filename` is refused.
     pub fn from_json(text: &str) -> Result<Policy, ConfigError> {
-        Self::from_json_with_files(text, &|_| {
-            Err("this host has no files; use `inline_string`".to_owned())
-        })
+        Self::from_json_with_files(text, &|_| Err(FileError::NoFiles))
     }
 
     /// Loads Envoy's `configuration` / Istio's `pluginConfig`: the SPEC §2 document as a
@@ -590,7 +587,7 @@ fn build_provider(
                 (None, Some(file)) => read_file(&file).map_err(|why| {
                     err(
                         at("local_jwks.filename"),
-                        ConfigProblem::FileUnavailable(why),
+                        ConfigProblem::FileUnavailable(why.to_string()),
                     )
                 })?,
                 _ => return Err(err(at("local_jwks"), ConfigProblem::JwksSourceCount)),

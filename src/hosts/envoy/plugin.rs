@@ -145,7 +145,7 @@ impl Plugin {
 
         let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
         if !resumed && room {
-            if let Some(Denial::KidUnknown { provider }) = &decision.denial {
+            if let Some(Denial::KidUnknown { provider }) = decision.denial() {
                 if let Some(index) = self.remotes.iter().position(|r| &r.name == provider) {
                     if let Some(deadline_ms) = self.may_wait_for_refetch(index, host_now_ms) {
                         self.waiters.borrow_mut().push(Waiter {
@@ -164,13 +164,14 @@ impl Plugin {
         for name in &decision.strip_headers {
             host::remove_request_header(name);
         }
-        if self.policy.audit_log.logs(decision.allowed) {
+        if self.policy.audit_log.logs(decision.is_allowed()) {
             log_audit(&decision.audit);
         }
-        self.metrics.decision(decision.allowed, decision.reason);
-        match &decision.response {
+        self.metrics
+            .decision(decision.is_allowed(), decision.reason());
+        match decision.response() {
             None => {
-                for (name, value) in &decision.identity_headers {
+                for (name, value) in decision.identity_headers() {
                     if !host::set_request_header(name, value) {
                         // An identity the upstream would not see is not an allow.
                         host::log(
@@ -187,7 +188,7 @@ impl Plugin {
                 Action::Continue
             }
             Some(response) => {
-                send_deny(response, pending.request.is_grpc(), decision.reason);
+                send_deny(response, pending.request.is_grpc(), decision.reason());
                 Action::Pause
             }
         }
