@@ -547,11 +547,40 @@ fn corpus_explained() {
         })
         .unwrap();
         let (decision, report, explain) = (out.decision, out.report, out.explain.unwrap());
+        // Recording the trace changes nothing about the decision, and the trace follows
+        // the order of SPEC §4.
+        let (plain, _) = check_json(
+            &p.config,
+            &p.request,
+            UnixTime::from_secs(case.now),
+            &remote,
+            &|_| Err(actwarden::FileError::NoFiles),
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        if plain.verdict != decision.verdict || plain.audit != decision.audit {
+            problems.push("the traced decision differs from the plain one".to_owned());
+        }
+        let order: Vec<usize> = decision
+            .trace
+            .as_ref()
+            .unwrap()
+            .checks()
+            .iter()
+            .map(|c| {
+                actwarden::Step::ALL
+                    .iter()
+                    .position(|s| *s == c.step)
+                    .unwrap()
+            })
+            .collect();
+        if !order.windows(2).all(|w| w[0] < w[1]) {
+            problems.push(format!("trace out of SPEC order: {order:?}"));
+        }
         let checks = explain["checks"].as_array().unwrap();
         let status = |c: &Value| c["status"].as_str().unwrap().to_owned();
         let failed: Vec<&Value> = checks.iter().filter(|c| status(c) == "fail").collect();
         let reason = decision.reason().code();
-        let mut problems = Vec::new();
         if decision.is_allowed() {
             if !failed.is_empty() || checks.iter().any(|c| status(c) == "not_reached") {
                 problems.push("an allow with a failed or unreached check".to_owned());

@@ -302,6 +302,7 @@ mod tests {
         };
         let d = decide(ctx, &request, UnixTime::from_secs(0));
         assert_eq!(d.reason(), Reason::RouteDenied);
+        assert!(d.trace.is_none(), "decide records nothing");
         assert_eq!(d.audit.path.len(), MAX_AUDIT_REQUEST_FIELD);
         assert_eq!(d.audit.method.len(), MAX_AUDIT_REQUEST_FIELD);
         assert_eq!(

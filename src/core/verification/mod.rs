@@ -75,25 +75,14 @@ pub(crate) fn verify<'p>(
         KeyConfig::Remote(_) => ctx.remote_keys.remote_keys(&provider.name),
     };
     let (alg, candidates) = select_keys(header, keys, provider, t)?;
-    let fingerprints = || candidates.iter().map(|k| k.fingerprint);
-    match cached {
-        // A hit counts only while the key that verified it is still published; after a
-        // rotation the token is verified afresh (and fails unless a current key verifies).
-        Some(Cached::Verified(v))
-            if v.provider == index && v.alg == alg && fingerprints().any(|f| f == v.key) =>
-        {
-            t.pass(Step::VerifySignature);
-            t.pass(Step::ClaimsShape);
-            return Ok(VerifiedToken { provider, token: v });
-        }
-        Some(Cached::Failed(f))
-            if f.provider == index
-                && f.alg == alg
-                && fingerprints().all(|k| f.tried.contains(&k)) =>
-        {
-            return Err(t.fail(Step::VerifySignature, Denial::SignatureInvalid));
-        }
-        _ => {}
+    let selected = Selected {
+        index,
+        provider,
+        alg,
+        candidates,
+    };
+    if let Some(known) = from_cache(cached, &selected, t) {
+        return known;
     }
     // A hit whose key is gone: verify afresh, from the token text (which parsed before).
     let parsed = match parsed {
@@ -102,21 +91,82 @@ pub(crate) fn verify<'p>(
             token::parse(found.token).map_err(|e| t.fail(Step::TokenShape, Denial::Token(e)))?
         }
     };
-    let Some(key) = verify_with_candidates(&parsed.jws, alg, &candidates, ctx.crypto) else {
+    let verified = verify_fresh(ctx, &selected, parsed, token_hash, now, t)?;
+    Ok(VerifiedToken {
+        provider,
+        token: verified,
+    })
+}
+
+/// The provider and the keys a token's signature may be checked with.
+struct Selected<'p, 'k> {
+    index: usize,
+    provider: &'p Provider,
+    alg: Alg,
+    candidates: Vec<&'k VerificationKey>,
+}
+
+impl Selected<'_, '_> {
+    fn fingerprints(&self) -> impl Iterator<Item = [u8; 32]> + '_ {
+        self.candidates.iter().map(|k| k.fingerprint)
+    }
+}
+
+/// What the cache already knows about this token under these keys, if anything. A hit
+/// counts only while the key that verified it is still published; after a rotation the
+/// token is verified afresh (and fails unless a current key verifies).
+fn from_cache<'p>(
+    cached: Option<Cached>,
+    selected: &Selected<'p, '_>,
+    t: &mut Recorder,
+) -> Option<Result<VerifiedToken<'p>, Denial>> {
+    let same = |provider: usize, alg: Alg| provider == selected.index && alg == selected.alg;
+    match cached? {
+        Cached::Verified(v)
+            if same(v.provider, v.alg) && selected.fingerprints().any(|f| f == v.key) =>
+        {
+            t.pass(Step::VerifySignature);
+            t.pass(Step::ClaimsShape);
+            Some(Ok(VerifiedToken {
+                provider: selected.provider,
+                token: v,
+            }))
+        }
+        Cached::Failed(f)
+            if same(f.provider, f.alg) && selected.fingerprints().all(|k| f.tried.contains(&k)) =>
+        {
+            Some(Err(t.fail(Step::VerifySignature, Denial::SignatureInvalid)))
+        }
+        _ => None,
+    }
+}
+
+/// The signature, then (4, first part) the claim types, remembered in the cache either
+/// way. Claim types depend on the token only, so they are read once and cached with it; a
+/// token whose claims are ill-typed is refused and not cached.
+fn verify_fresh(
+    ctx: Context<'_>,
+    selected: &Selected<'_, '_>,
+    parsed: token::UnverifiedToken<'_>,
+    token_hash: &TokenHash,
+    now: UnixTime,
+    t: &mut Recorder,
+) -> Result<std::rc::Rc<Verified>, Denial> {
+    let (index, alg) = (selected.index, selected.alg);
+    let Some(key) = verify_with_candidates(&parsed.jws, alg, &selected.candidates, ctx.crypto)
+    else {
         if let Some(cache) = ctx.cache {
-            let tried = fingerprints().collect();
+            let tried = selected.fingerprints().collect();
             cache.put_failed(*token_hash, failure(index, alg, tried, now));
         }
         return Err(t.fail(Step::VerifySignature, Denial::SignatureInvalid));
     };
     t.pass(Step::VerifySignature);
-    // 4. (first part) claim types: depend on the token only, so they are read once and
-    // cached with it. A token whose claims are ill-typed is refused and not cached.
     let token::UnverifiedToken { jws, claims: raw } = parsed;
     let claims = t.check(Step::ClaimsShape, claims::read(raw))?;
     let entry = std::rc::Rc::new(Verified {
         header: jws.header,
-        expires: cache_expiry(&claims, provider),
+        expires: cache_expiry(&claims, selected.provider),
         claims,
         provider: index,
         alg,
@@ -125,10 +175,7 @@ pub(crate) fn verify<'p>(
     if let Some(cache) = ctx.cache {
         cache.put_verified(*token_hash, std::rc::Rc::clone(&entry), now);
     }
-    Ok(VerifiedToken {
-        provider,
-        token: entry,
-    })
+    Ok(entry)
 }
 
 /// Step 2 (size, shape): the compact JWS, its header and its claims as JSON.
