@@ -39,7 +39,8 @@ pub use crate::core::verification::crypto::RING;
 /// Making keys and tokens for tests, scripts and demos (`actwarden mint`, the playground).
 pub use crate::tools::mint;
 
-/// Views of a decision for people: the checks in order and the delegation chain.
+/// Views of a decision for people: the checks the pipeline recorded, in order, and the
+/// delegation chain.
 pub use crate::tools::explain;
 
 /// Risky on purpose: reading a token without verifying it, and checking one JWS signature

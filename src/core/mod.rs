@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `pipeline::decide` runs them in that order; `reasons` names every way a request can be
-//! refused, `limits` every budget on untrusted input, `time` the only notion of "now".
+//! refused, `limits` every budget on untrusted input, `time` the only notion of "now",
+//! `trace` the record of the checks a decision ran (`decide_traced`, for explanations), and
+//! `file` how a host that has files lends them to the configuration.
 
 pub(crate) mod audit;
 pub(crate) mod binding;
