@@ -84,6 +84,8 @@ check-wasm-browser:
 unit-test:
 	@mkdir -p target
 	$(CARGO) test --features cli 2>&1 | tee target/unit-test.log
+	@# The Envoy host's unit tests (a fake host, natively): park/resume, stripping, errors.
+	$(CARGO) test --lib --features proxy,test-hooks hosts::envoy 2>&1 | tee -a target/unit-test.log
 
 cli:
 	$(CARGO) build --features cli

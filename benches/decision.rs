@@ -190,9 +190,10 @@ fn context<'a>(policy: &'a Policy, cache: Option<&'a TokenCache>) -> Context<'a>
 fn assert_allowed(ctx: Context<'_>, request: &Request, what: &str) {
     let d = decide(ctx, request, UnixTime::from_secs(NOW));
     assert!(
-        d.allowed,
+        d.is_allowed(),
         "{what}: expected an allow, got {:?} ({:?})",
-        d.reason, d.audit.detail
+        d.reason(),
+        d.audit.detail
     );
 }
 

@@ -23,23 +23,24 @@ mod tools;
 
 pub mod api;
 
-pub use crate::core::config::{
-    AuditLog, ConfigError, ConfigProblem, FileReader, Policy, SyntaxProblem,
-};
-pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse};
+pub use crate::core::config::{AuditLog, ConfigError, ConfigProblem, Policy, SyntaxProblem};
+pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse, Verdict};
+pub use crate::core::file::{FileError, FileReader};
 pub use crate::core::keys::alg::{Alg, AlgName, UnknownAlg};
 pub use crate::core::keys::{parse_jwks, JwksError, KeySet, KeySource, NoRemoteKeys, RemoteKeys};
-pub use crate::core::pipeline::{decide, Context};
+pub use crate::core::pipeline::{decide, decide_traced, Context};
 pub use crate::core::reasons::{Denial, Reason};
 pub use crate::core::request::{Peer, Request, RequestError};
 pub use crate::core::time::UnixTime;
+pub use crate::core::trace::{Check, Outcome, Step, Trace};
 pub use crate::core::verification::cache::TokenCache;
 pub use crate::core::verification::crypto::RING;
 
 /// Making keys and tokens for tests, scripts and demos (`actwarden mint`, the playground).
 pub use crate::tools::mint;
 
-/// Views of a decision for people: the checks in order and the delegation chain.
+/// Views of a decision for people: the checks the pipeline recorded, in order, and the
+/// delegation chain.
 pub use crate::tools::explain;
 
 /// Risky on purpose: reading a token without verifying it, and checking one JWS signature

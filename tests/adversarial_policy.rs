@@ -170,7 +170,7 @@ fn run(config: &Value, request: &Value) -> (Decision, Value) {
         &request.to_string(),
         UnixTime::from_secs(NOW),
         &HashMap::new(),
-        &|_| Err(String::new()),
+        &|_| Err(actwarden::FileError::NoFiles),
     )
     .unwrap()
 }
@@ -179,7 +179,7 @@ fn run(config: &Value, request: &Value) -> (Decision, Value) {
 fn expect(config: &Value, request: &Value, reason: &str) -> (Decision, Value) {
     let (d, report) = run(config, request);
     assert_eq!(
-        d.reason.code(),
+        d.reason().code(),
         reason,
         "request {request}\nreport {report:#}"
     );
@@ -188,14 +188,14 @@ fn expect(config: &Value, request: &Value, reason: &str) -> (Decision, Value) {
 }
 
 fn header<'a>(d: &'a Decision, name: &str) -> Option<&'a str> {
-    d.identity_headers
+    d.identity_headers()
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
 }
 
 fn response_header<'a>(d: &'a Decision, name: &str) -> Option<&'a str> {
-    d.response
+    d.response()
         .as_ref()?
         .headers
         .iter()
@@ -354,8 +354,8 @@ fn dot_dot_with_path_parameter_is_not_normalized() {
         "/healthz/.;/v1/payments",
     ] {
         let (d, _) = run(&config(), &request("POST", path, None));
-        if d.reason.code() != "route_denied" {
-            wrong.push(format!("{path} -> {}", d.reason.code()));
+        if d.reason().code() != "route_denied" {
+            wrong.push(format!("{path} -> {}", d.reason().code()));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
@@ -409,7 +409,7 @@ fn unmatched_route_with_allow_still_strips_spoofed_identity_headers() {
     r["headers"]["X-Agent-Subject"] = json!("root");
     r["headers"]["x-agent-chain"] = json!(["a", "b"]);
     let (d, report) = expect(&c, &r, "allowed_anonymous");
-    assert!(d.identity_headers.is_empty());
+    assert!(d.identity_headers().is_empty());
     let mut stripped = d.strip_headers.clone();
     stripped.sort();
     stripped.dedup();
@@ -596,7 +596,7 @@ fn bearer_with_other_whitespace_is_not_silently_ignored() {
     let mut r = request("GET", "/healthz", None);
     r["headers"]["authorization"] = json!("Bearer\tgarbage.garbage.garbage");
     let (d, _) = run(&config(), &r);
-    assert!(!d.allowed, "unverified bearer credential forwarded");
+    assert!(!d.is_allowed(), "unverified bearer credential forwarded");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -648,7 +648,7 @@ fn claim_shapes_are_claim_invalid() {
         let claims = with(&base, name, value.clone());
         let (d, report) = expect(&config(), &pay_request(&mint(&claims)), "claim_invalid");
         assert!(report["sub"].is_null(), "{name}={value}: {report}");
-        assert!(d.identity_headers.is_empty());
+        assert!(d.identity_headers().is_empty());
     }
     // `scp` as a string equal to `scope` is tolerated; disagreement is not.
     let both = with(&base, "scp", json!(["payments:write", "invoices:read"]));
@@ -870,10 +870,10 @@ fn whitespace_padded_spiffe_subject_does_not_escape_trust_domains() {
     ] {
         let t = with(&user_claims(), "sub", json!(sub));
         let (d, _) = run(&config(), &request("GET", "/v1/x", Some(&mint(&t))));
-        if !["claim_invalid", "trust_domain_mismatch"].contains(&d.reason.code()) {
+        if !["claim_invalid", "trust_domain_mismatch"].contains(&d.reason().code()) {
             wrong.push(format!(
                 "{sub:?}: {} with x-agent-subject {:?}",
-                d.reason.code(),
+                d.reason().code(),
                 header(&d, "x-agent-subject")
             ));
         }
@@ -984,9 +984,9 @@ fn nested_act_bomb_is_refused_cleanly() {
     let token = mint(&t);
     let (d, _) = run(&config(), &request("GET", "/v1/x", Some(&token)));
     assert!(
-        ["token_malformed", "token_too_large", "chain_too_deep"].contains(&d.reason.code()),
+        ["token_malformed", "token_too_large", "chain_too_deep"].contains(&d.reason().code()),
         "{}",
-        d.reason.code()
+        d.reason().code()
     );
     // 20 deep fits the JSON budget: decided as too deep, not crashed.
     let mut t = user_claims();
@@ -1270,7 +1270,7 @@ fn claims_requirement_compares_json_values_strictly() {
         };
         let (d, _) = run(&rule(require.clone()), &pay_request(&mint(&claims)));
         assert_eq!(
-            d.reason.code(),
+            d.reason().code(),
             reason,
             "require {require} token acr {value}"
         );
@@ -1332,9 +1332,9 @@ fn future_auth_time_does_not_satisfy_fresh_auth() {
     );
     let (d, _) = run(&config(), &pay_request(&mint(&t)));
     assert!(
-        ["stepup_required", "token_not_yet_valid", "claim_invalid"].contains(&d.reason.code()),
+        ["stepup_required", "token_not_yet_valid", "claim_invalid"].contains(&d.reason().code()),
         "{}",
-        d.reason.code()
+        d.reason().code()
     );
 }
 
@@ -1525,7 +1525,7 @@ fn identity_headers_are_stripped_in_every_spelling_on_every_outcome() {
         );
         assert!(report["stripped_headers"].as_array().unwrap().len() >= 3);
         // Whatever is forwarded comes from actwarden.
-        if d.allowed && token.is_some() {
+        if d.is_allowed() && token.is_some() {
             assert_eq!(header(&d, "x-agent-subject"), Some("alice@example.com"));
         }
     }
@@ -1580,7 +1580,7 @@ fn responses_follow_spec_section_four() {
         &grpc(request("POST", "/v1/payments", None)),
         "token_missing",
     );
-    let resp = d.response.as_ref().unwrap();
+    let resp = d.response().unwrap();
     assert_eq!(resp.http_status, 200);
     assert_eq!(response_header(&d, "grpc-status"), Some("16"));
     assert_eq!(response_header(&d, "grpc-message"), Some("token_missing"));
@@ -1607,7 +1607,7 @@ fn responses_follow_spec_section_four() {
     let mut r = request("POST", "/v1/payments", None);
     r["headers"]["content-type"] = json!("application/json; x=application/grpc");
     let (d, _) = run(&config(), &r);
-    assert_eq!(d.response.as_ref().unwrap().http_status, 401);
+    assert_eq!(d.response().unwrap().http_status, 401);
 }
 
 #[test]
@@ -1666,7 +1666,7 @@ fn audit_never_repeats_what_an_unverified_token_claims() {
         "token in report"
     );
     assert!(!text.contains("cfo@example.com"));
-    assert!(d.identity_headers.is_empty());
+    assert!(d.identity_headers().is_empty());
     // Oversized unverified header members are bounded in the record.
     let k = keys();
     let mut extra = Map::new();
@@ -2128,7 +2128,7 @@ fn files_are_refused_in_a_host_without_files() {
         &request("GET", "/healthz", None).to_string(),
         UnixTime::from_secs(NOW),
         &HashMap::new(),
-        &|_| Err("no files here".to_owned()),
+        &|_| Err(actwarden::FileError::NoFiles),
     )
     .unwrap_err();
     assert!(
@@ -2225,7 +2225,7 @@ fn odd_requests_are_decisions_not_panics() {
             let (d, report) = run(&config(), &r);
             assert_eq!(
                 report["decision"],
-                json!(if d.allowed { "allow" } else { "deny" })
+                json!(if d.is_allowed() { "allow" } else { "deny" })
             );
             assert!(!d.audit.to_json_line().contains('\n'));
         }

@@ -79,7 +79,7 @@ fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), Stri
         &request,
         UnixTime::from_secs(case.now),
         &remote,
-        &|_| Err("the corpus has no files".to_owned()),
+        &|_| Err(actwarden::FileError::NoFiles),
     )
     .map_err(|e| format!("check_json: {e}"))?;
 
@@ -87,7 +87,7 @@ fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), Stri
     if let Err(diff) = check_expect(&report, &case.expect) {
         problems.push(diff);
     }
-    let reason = decision.reason.code().to_owned();
+    let reason = decision.reason().code().to_owned();
     if report.get("reason") != Some(&Value::String(reason.clone())) {
         problems.push(format!(
             "report reason {:?} differs from the decision's {reason}",
@@ -116,7 +116,7 @@ fn invariants(
     report: &Value,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    let reason = decision.reason.code();
+    let reason = decision.reason().code();
     let field = |name: &str| report.get(name).cloned().unwrap_or(Value::Null);
 
     // §6: never the raw token, never a signature.
@@ -175,7 +175,7 @@ fn invariants(
     // §4: the response of a denial; nothing of one on allow.
     let response = field("response");
     let headers = field("headers");
-    if decision.allowed {
+    if decision.is_allowed() {
         if !response.is_null() {
             problems.push("an allow carries a deny response".to_owned());
         }
@@ -192,7 +192,7 @@ fn invariants(
     if headers != serde_json::json!({}) {
         problems.push(format!("a deny forwards identity headers {headers}"));
     }
-    let status = decision.reason.status().unwrap_or_default();
+    let status = decision.reason().status().unwrap_or_default();
     let detail = field("detail");
     if detail.as_str().is_none_or(str::is_empty) {
         problems.push("a deny without a detail".to_owned());
@@ -480,8 +480,10 @@ fn corpus_with_a_token_cache() {
         let p = prepare(&corpus, &case, &rng).unwrap();
         let remote = fetched_keys(&p);
         let now = UnixTime::from_secs(case.now);
-        let (_, mut uncached) =
-            check_json(&p.config, &p.request, now, &remote, &|_| Err(String::new())).unwrap();
+        let (_, mut uncached) = check_json(&p.config, &p.request, now, &remote, &|_| {
+            Err(actwarden::FileError::NoFiles)
+        })
+        .unwrap();
         uncached["eval_us"] = Value::Null;
         // The remote key set is part of the case: a cache per (config, keys).
         let key = format!("{}|{:?}", case.config, p.remote_jwks);
@@ -524,9 +526,7 @@ fn corpus_with_a_token_cache() {
 /// `not_reached`; an allow fails nothing; the chain's effective scopes are the audit's.
 #[test]
 fn corpus_explained() {
-    use actwarden::api::decide_json;
-    use actwarden::explain;
-    use actwarden::{Policy, Request};
+    use actwarden::api::{check, CheckInput, PolicySource};
 
     let corpus = load();
     let rng = SystemRandom::new();
@@ -534,16 +534,54 @@ fn corpus_explained() {
     for case in cases_and_twins(&corpus) {
         let p = prepare(&corpus, &case, &rng).unwrap();
         let remote = fetched_keys(&p);
-        let policy = Policy::from_json(&p.config).unwrap();
-        let now = UnixTime::from_secs(case.now);
-        let (decision, report) = decide_json(&policy, &p.request, now, &remote).unwrap();
-        let checks = explain::checks(&policy, &decision);
-        let checks = checks.as_array().unwrap();
+        let out = check(CheckInput {
+            policy: PolicySource::Text {
+                config: &p.config,
+                read_file: &|_| Err(actwarden::FileError::NoFiles),
+            },
+            request: &p.request,
+            now: UnixTime::from_secs(case.now),
+            remote_keys: &remote,
+            explain: true,
+            clock: None,
+        })
+        .unwrap();
+        let (decision, report, explain) = (out.decision, out.report, out.explain.unwrap());
+        // Recording the trace changes nothing about the decision, and the trace follows
+        // the order of SPEC §4.
+        let (plain, _) = check_json(
+            &p.config,
+            &p.request,
+            UnixTime::from_secs(case.now),
+            &remote,
+            &|_| Err(actwarden::FileError::NoFiles),
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        if plain.verdict != decision.verdict || plain.audit != decision.audit {
+            problems.push("the traced decision differs from the plain one".to_owned());
+        }
+        let order: Vec<usize> = decision
+            .trace
+            .as_ref()
+            .unwrap()
+            .checks()
+            .iter()
+            .map(|c| {
+                actwarden::Step::ALL
+                    .iter()
+                    .position(|s| *s == c.step)
+                    .unwrap()
+            })
+            .collect();
+        if !order.windows(2).all(|w| w[0] < w[1]) {
+            problems.push(format!("trace out of SPEC order: {order:?}"));
+        }
+        let checks = explain["checks"].as_array().unwrap();
         let status = |c: &Value| c["status"].as_str().unwrap().to_owned();
         let failed: Vec<&Value> = checks.iter().filter(|c| status(c) == "fail").collect();
-        let reason = decision.reason.code();
-        let mut problems = Vec::new();
-        if decision.allowed {
+        let reason = decision.reason().code();
+        if decision.is_allowed() {
             if !failed.is_empty() || checks.iter().any(|c| status(c) == "not_reached") {
                 problems.push("an allow with a failed or unreached check".to_owned());
             }
@@ -565,10 +603,7 @@ fn corpus_explained() {
                 problems.push("a check after the failure was not `not_reached`".to_owned());
             }
         }
-        let token = Request::from_json(&p.request)
-            .ok()
-            .and_then(|r| explain::find_token(&policy, &r));
-        let chain = explain::chain(&policy, &decision, token.as_deref());
+        let chain = &explain["chain"];
         if !report["scopes"].is_null() && chain["effective"] != report["scopes"] {
             problems.push(format!(
                 "chain effective {} ≠ audit scopes {}",

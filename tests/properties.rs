@@ -142,24 +142,24 @@ fn bearer_request(path: &str, token: &str) -> Request {
 
 /// What must hold for every decision, whatever the input.
 fn assert_well_formed(d: &Decision) {
-    assert_eq!(d.allowed, d.audit.decision == "allow");
-    assert_eq!(d.reason, d.audit.reason);
-    if d.allowed {
+    assert_eq!(d.is_allowed(), d.audit.decision == "allow");
+    assert_eq!(d.reason(), d.audit.reason);
+    if d.is_allowed() {
         assert!(matches!(
-            d.reason,
+            d.reason(),
             Reason::Allowed | Reason::AllowedAnonymous
         ));
-        assert!(d.response.is_none());
+        assert!(d.response().is_none());
         assert!(d.audit.status.is_none());
     } else {
-        let response = d.response.as_ref().expect("a deny has a response");
-        assert!(d.identity_headers.is_empty());
+        let response = d.response().expect("a deny has a response");
+        assert!(d.identity_headers().is_empty());
         assert!(d.audit.detail.is_some());
         let status = d.audit.status.expect("a deny has a status");
         assert!([401, 403, 503].contains(&status), "status {status}");
         assert!(response.http_status == status || response.http_status == 200);
     }
-    for (name, _) in &d.identity_headers {
+    for (name, _) in d.identity_headers() {
         assert!(name.starts_with("x-agent-"), "{name}");
     }
     assert!(!d.audit.path.contains('?'));
@@ -522,13 +522,13 @@ proptest! {
         assert_well_formed(&d);
         // No string that is not a token signed by a configured key can be accepted — except
         // on the anonymous route when the header carries no token at all.
-        if d.allowed {
+        if d.is_allowed() {
             prop_assert_eq!(path, "/anon");
-            prop_assert_eq!(d.reason, Reason::AllowedAnonymous);
+            prop_assert_eq!(d.reason(), Reason::AllowedAnonymous);
             prop_assert!(token.trim().is_empty(), "allowed with token {:?}", token);
         }
         assert_no_unverified_identity(&d);
-        prop_assert!(d.identity_headers.is_empty());
+        prop_assert!(d.identity_headers().is_empty());
         // Nor in the detail or anywhere else in the record (the re-signed tokens claim
         // `sub: victim`, `jti: forged`).
         let line = d.audit.to_json_line();
@@ -565,7 +565,7 @@ proptest! {
         };
         let d = decide_with(&f.policy, &request);
         assert_well_formed(&d);
-        prop_assert!(!d.allowed);
+        prop_assert!(!d.is_allowed());
         assert_no_unverified_identity(&d);
     }
 }
@@ -590,12 +590,16 @@ fn probe_requests(f: &Fixture) -> Vec<Request> {
         .collect()
 }
 
-fn file_reader(name: &str) -> Result<String, String> {
+fn file_reader(name: &str) -> Result<String, actwarden::FileError> {
     match name {
         "jwks.json" => Ok(fixture().jwks.to_string()),
         "empty.json" => Ok(String::new()),
         "garbage.json" => Ok("{\"keys\": [".into()),
-        _ => Err(format!("`{name}`: no such file")),
+        _ => Err(actwarden::FileError::Unreadable {
+            path: name.into(),
+            kind: std::io::ErrorKind::NotFound,
+            message: "no such file".into(),
+        }),
     }
 }
 
@@ -900,7 +904,7 @@ fn check_allowed_claims(
     );
     prop_assert_eq!(d.audit.sub.as_deref(), sub);
     prop_assert_eq!(
-        d.identity_headers
+        d.identity_headers()
             .iter()
             .find(|(n, _)| n == "x-agent-subject")
             .map(|(_, v)| v.as_str()),
@@ -1117,8 +1121,8 @@ proptest! {
             .filter(|v| !v.is_null())
             .cloned()
             .unwrap_or_else(|| json!(alg.name()));
-        if d.allowed {
-            prop_assert_eq!(d.reason, Reason::Allowed, "a token was present and verified");
+        if d.is_allowed() {
+            prop_assert_eq!(d.reason(), Reason::Allowed, "a token was present and verified");
             check_allowed_claims(&d, &claims, Some(&header_alg), alg, path)?;
             if strict {
                 check_allowed_strict(&d, &claims, path)?;
@@ -1129,7 +1133,7 @@ proptest! {
         }
         // A token that failed before or at the signature leaves no identity in the record.
         if matches!(
-            d.reason,
+            d.reason(),
             Reason::TokenMalformed | Reason::TokenTooLarge | Reason::IssuerUnknown
                 | Reason::TypeNotAllowed | Reason::AlgNotAllowed | Reason::KidUnknown
                 | Reason::SignatureInvalid | Reason::JwksUnavailable
@@ -1139,7 +1143,7 @@ proptest! {
         // A claim of the wrong type is never an allow (SPEC §4 step 4: claim_invalid).
         let exp = claims.get("exp");
         if !exp.is_some_and(Value::is_number) || !claims.get("sub").is_some_and(Value::is_string) {
-            prop_assert!(!d.allowed);
+            prop_assert!(!d.is_allowed());
         }
     }
 
@@ -1159,7 +1163,7 @@ proptest! {
                              "iat": iat, "exp": iat + ttl });
         let token = key.mint(alg, &claims, None, &rng).unwrap();
         let d = decide_with(&f.policy, &bearer_request("/scoped", &token));
-        prop_assert!(d.allowed, "{}", d.audit.to_json_line());
+        prop_assert!(d.is_allowed(), "{}", d.audit.to_json_line());
         check_allowed_claims(&d, &claims, Some(&json!(alg.name())), alg, "/scoped")?;
     }
 }
@@ -1204,7 +1208,7 @@ proptest! {
         if let Ok(request) = Request::from_json(&text) {
             let d = decide_with(&fixture().policy, &request);
             assert_well_formed(&d);
-            prop_assert!(!d.allowed || d.reason == Reason::AllowedAnonymous);
+            prop_assert!(!d.is_allowed() || d.reason() == Reason::AllowedAnonymous);
         }
         let f = fixture();
         let _ = check_json(
@@ -1271,9 +1275,9 @@ proptest! {
             prop_assert!(trace.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         }
         // Whatever arrives, the only way through here is the anonymous route without a token.
-        if d.allowed {
-            prop_assert_eq!(d.reason, Reason::AllowedAnonymous);
-            prop_assert!(d.identity_headers.is_empty());
+        if d.is_allowed() {
+            prop_assert_eq!(d.reason(), Reason::AllowedAnonymous);
+            prop_assert!(d.identity_headers().is_empty());
         }
     }
 }
@@ -1320,15 +1324,17 @@ fn f_nesting_bomb_in_act_is_refused_cleanly() {
         let d = decide_with(&f.policy, &bearer_request("/any", &token));
         assert_well_formed(&d);
         match depth {
-            0..=MAX_CHAIN_DEPTH => assert!(d.allowed, "depth {depth}: {}", d.audit.to_json_line()),
-            5..=100 => assert_eq!(d.reason, Reason::ChainTooDeep, "depth {depth}"),
+            0..=MAX_CHAIN_DEPTH => {
+                assert!(d.is_allowed(), "depth {depth}: {}", d.audit.to_json_line())
+            }
+            5..=100 => assert_eq!(d.reason(), Reason::ChainTooDeep, "depth {depth}"),
             _ => assert!(
                 matches!(
-                    d.reason,
+                    d.reason(),
                     Reason::ChainTooDeep | Reason::TokenMalformed | Reason::TokenTooLarge
                 ),
                 "depth {depth}: {:?}",
-                d.reason
+                d.reason()
             ),
         }
         let _ = actwarden::dangerous::decode_unverified(&token);
@@ -1353,7 +1359,7 @@ fn f_nesting_bomb_in_header_and_other_claims_is_refused_cleanly() {
             let d = decide_with(&f.policy, &bearer_request("/any", &token));
             assert_well_formed(&d);
             if depth >= 128 {
-                assert!(!d.allowed, "depth {depth} accepted");
+                assert!(!d.is_allowed(), "depth {depth} accepted");
             }
             let _ = actwarden::dangerous::decode_unverified(&token);
         }
@@ -1388,9 +1394,9 @@ proptest! {
         let now_s = millis as f64 / 1000.0;
         // Skew is 0: allowed exactly while iat <= now < exp.
         let expected = (NOW as f64) <= now_s && now_s < (NOW + ttl) as f64;
-        prop_assert_eq!(d.allowed, expected, "{}", d.audit.to_json_line());
+        prop_assert_eq!(d.is_allowed(), expected, "{}", d.audit.to_json_line());
         if !expected {
-            prop_assert!(matches!(d.reason, Reason::TokenExpired | Reason::TokenNotYetValid));
+            prop_assert!(matches!(d.reason(), Reason::TokenExpired | Reason::TokenNotYetValid));
         }
         prop_assert!(d.audit.ts.ends_with('Z'));
     }

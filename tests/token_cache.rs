@@ -108,7 +108,7 @@ fn decide_counting(
     };
     let decision = decide(ctx, &request(token), UnixTime::from_secs(now));
     (
-        decision.reason,
+        decision.reason(),
         VERIFICATIONS.load(Ordering::SeqCst) - before,
     )
 }

@@ -1,17 +1,22 @@
-//! JSON in, JSON out: the one entry point the CLI and the playground share, so that no host
-//! holds decision logic of its own (cedar's pattern).
+//! JSON in, JSON out: the one entry point the CLI and the playground share (`check`), so
+//! that no host holds decision logic of its own (cedar's pattern), and a request is read
+//! once whatever the host asks for.
 
 pub mod report;
 
 use crate::core::config::{ConfigError, FileReader, Policy};
+use crate::core::decision::Decision;
 use crate::core::keys::KeySet;
-use crate::core::pipeline::{decide, Context};
+use crate::core::pipeline::{decide, decide_traced, Context};
 use crate::core::request::{Request, RequestError};
 use crate::core::time::UnixTime;
+use crate::tools::explain;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ApiError {
     Config(ConfigError),
     Request(RequestError),
@@ -28,35 +33,108 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// Decides `request` (SPEC §7 `REQUEST.json`) under `config` (SPEC §2) at `now`, with
-/// `remote_keys` standing in for fetched JWKS. Returns the decision and its JSON report.
+/// The policy to decide under: configuration text (SPEC §2) with a reader for the files it
+/// names, or a policy loaded once by a host that decides many requests.
+#[derive(Clone, Copy)]
+pub enum PolicySource<'a> {
+    Text {
+        config: &'a str,
+        read_file: FileReader<'a>,
+    },
+    Loaded(&'a Policy),
+}
+
+/// One request to decide, as a host has it.
+#[derive(Clone, Copy)]
+pub struct CheckInput<'a> {
+    pub policy: PolicySource<'a>,
+    /// SPEC §7 `REQUEST.json`.
+    pub request: &'a str,
+    pub now: UnixTime,
+    /// The keys a gateway would have fetched for `remote_jwks` providers, by provider name.
+    pub remote_keys: &'a HashMap<String, KeySet>,
+    /// Also render `explain` (from the checks the pipeline records while deciding).
+    pub explain: bool,
+    /// A monotonic clock in microseconds, for hosts that report `eval_us`: the time from
+    /// reading the request to the decision (what a gateway spends per request). The core
+    /// has no clock, so the host lends one; `None` leaves `eval_us` null.
+    pub clock: Option<&'a dyn Fn() -> u64>,
+}
+
+/// What a host prints or shows for one request.
+#[derive(Debug, Clone)]
+pub struct CheckOutput {
+    pub decision: Decision,
+    /// The audit record plus `headers`, `response` and `stripped_headers` (`report`).
+    pub report: Value,
+    /// `{"checks", "chain"}` when asked for: every check of SPEC §4 in order with its
+    /// outcome, and the delegation chain with each actor's ceiling.
+    pub explain: Option<Value>,
+}
+
+/// Decides one request: loads the policy (if given as text), reads the request once,
+/// decides, and renders the report (and the explanation, when asked for).
+pub fn check(input: CheckInput<'_>) -> Result<CheckOutput, ApiError> {
+    let loaded;
+    let policy = match input.policy {
+        PolicySource::Loaded(policy) => policy,
+        PolicySource::Text { config, read_file } => {
+            loaded = Policy::from_json_with_files(config, read_file).map_err(ApiError::Config)?;
+            &loaded
+        }
+    };
+    let started = input.clock.map(|clock| clock());
+    let request = Request::from_json(input.request).map_err(ApiError::Request)?;
+    let ctx = Context {
+        policy,
+        remote_keys: input.remote_keys,
+        crypto: &crate::core::verification::crypto::RING,
+        cache: None,
+    };
+    let mut decision = if input.explain {
+        decide_traced(ctx, &request, input.now)
+    } else {
+        decide(ctx, &request, input.now)
+    };
+    if let (Some(clock), Some(started)) = (input.clock, started) {
+        decision.audit.eval_us = Some(clock().saturating_sub(started));
+    }
+    let report = report::decision_json(&decision);
+    let explain = input
+        .explain
+        .then(|| explanation(policy, &request, &decision));
+    Ok(CheckOutput {
+        decision,
+        report,
+        explain,
+    })
+}
+
+fn explanation(policy: &Policy, request: &Request, decision: &Decision) -> Value {
+    let token = explain::find_token(policy, request);
+    let checks = decision.trace.as_ref().map_or(Value::Null, explain::checks);
+    json!({
+        "checks": checks,
+        "chain": explain::chain(policy, decision, token.as_deref()),
+    })
+}
+
+/// `check` without explanation or clock, for tests and scripts: the decision and its
+/// report for `request` under `config` at `now`.
 pub fn check_json(
     config: &str,
     request: &str,
     now: UnixTime,
     remote_keys: &HashMap<String, KeySet>,
     read_file: FileReader<'_>,
-) -> Result<(crate::Decision, serde_json::Value), ApiError> {
-    let policy = Policy::from_json_with_files(config, read_file).map_err(ApiError::Config)?;
-    decide_json(&policy, request, now, remote_keys)
-}
-
-/// Decides `request` under a policy loaded once (what a host that decides many requests,
-/// or measures `eval_us`, calls).
-pub fn decide_json(
-    policy: &Policy,
-    request: &str,
-    now: UnixTime,
-    remote_keys: &HashMap<String, KeySet>,
-) -> Result<(crate::Decision, serde_json::Value), ApiError> {
-    let request = Request::from_json(request).map_err(ApiError::Request)?;
-    let ctx = Context {
-        policy,
+) -> Result<(Decision, Value), ApiError> {
+    let out = check(CheckInput {
+        policy: PolicySource::Text { config, read_file },
+        request,
+        now,
         remote_keys,
-        crypto: &crate::core::verification::crypto::RING,
-        cache: None,
-    };
-    let decision = decide(ctx, &request, now);
-    let report = crate::api::report::decision_json(&decision);
-    Ok((decision, report))
+        explain: false,
+        clock: None,
+    })?;
+    Ok((out.decision, out.report))
 }

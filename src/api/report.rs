@@ -11,12 +11,12 @@ pub fn decision_json(decision: &Decision) -> Value {
         _ => Map::new(),
     };
     let headers: Map<String, Value> = decision
-        .identity_headers
+        .identity_headers()
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
     out.insert("headers".into(), Value::Object(headers));
-    let response = match &decision.response {
+    let response = match decision.response() {
         None => Value::Null,
         Some(r) => {
             let headers: Map<String, Value> = r

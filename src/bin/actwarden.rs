@@ -1,10 +1,10 @@
 //! `actwarden`: the core on the command line (SPEC §7). Exit 0 allow, 1 deny, 2 usage or
 //! configuration error. All decisions are made by the library; this file only does I/O.
 
-use actwarden::api::{decide_json, ApiError};
-use actwarden::mint::{self, SigningKey};
-use actwarden::Alg;
-use actwarden::{parse_jwks, KeySet, KeySource};
+use actwarden::api::{self, ApiError, CheckInput, PolicySource};
+use actwarden::mint::{self, MintError, SigningKey};
+use actwarden::{parse_jwks, JwksError, KeySet, KeySource};
+use actwarden::{Alg, FileError, UnknownAlg};
 use actwarden::{Policy, UnixTime};
 use clap::{Parser, Subcommand};
 use ring::rand::SystemRandom;
@@ -83,26 +83,83 @@ enum Command {
     Decode { token: String },
 }
 
-fn read(path: &str) -> Result<String, String> {
+fn read(path: &str) -> Result<String, CliError> {
     if path == "-" {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .map_err(|e| format!("stdin: {e}"))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+            FileError::StdinUnreadable {
+                kind: e.kind(),
+                message: e.to_string(),
+            }
+        })?;
         return Ok(s);
     }
-    std::fs::read_to_string(path).map_err(|e| format!("`{path}`: {e}"))
+    Ok(std::fs::read_to_string(path).map_err(|e| FileError::io(path, &e))?)
 }
 
-fn now_or_clock(now: Option<f64>) -> Result<UnixTime, String> {
+fn now_or_clock(now: Option<f64>) -> Result<UnixTime, CliError> {
     match now {
-        Some(secs) if secs.is_finite() && secs >= 0.0 => {
-            Ok(UnixTime::from_millis((secs * 1000.0) as u64))
-        }
-        Some(_) => Err("`--now` must be a non-negative number of seconds".into()),
+        Some(secs) if secs.is_finite() && secs >= 0.0 => Ok(UnixTime::from_secs_f64(secs)),
+        Some(_) => Err(CliError::NowInvalid),
         None => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| UnixTime::from_millis(d.as_millis() as u64))
-            .map_err(|_| "the system clock is before 1970".into()),
+            .map_err(|_| CliError::ClockBeforeEpoch),
+    }
+}
+
+/// Why the CLI stops with exit 2: each says what was wrong and where (the file, the flag,
+/// the JSON path), as the message on stderr does.
+#[derive(Debug)]
+#[non_exhaustive]
+enum CliError {
+    File(FileError),
+    /// The configuration (`check`: or the request) cannot be used.
+    Api(ApiError),
+    NowInvalid,
+    ClockBeforeEpoch,
+    /// `--jwks` without `NAME=FILE`.
+    JwksSpec {
+        spec: String,
+    },
+    Jwks {
+        name: String,
+        error: JwksError,
+    },
+    UnknownAlg(UnknownAlg),
+    /// A private JWK that cannot be used; `source` says where it came from.
+    Key {
+        source: String,
+        error: MintError,
+    },
+    Mint(MintError),
+    ClaimsNotJson(String),
+    HeaderNotObject,
+}
+
+impl From<FileError> for CliError {
+    fn from(e: FileError) -> Self {
+        CliError::File(e)
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::File(e) => e.fmt(f),
+            CliError::Api(e) => e.fmt(f),
+            CliError::NowInvalid => f.write_str("`--now` must be a non-negative number of seconds"),
+            CliError::ClockBeforeEpoch => f.write_str("the system clock is before 1970"),
+            CliError::JwksSpec { spec } => write!(f, "`--jwks {spec}`: expected NAME=FILE"),
+            CliError::Jwks { name, error } => {
+                write!(f, "`--jwks {name}`: {}{error}", path_prefix(&error.path()))
+            }
+            CliError::UnknownAlg(e) => e.fmt(f),
+            CliError::Key { source, error } => write!(f, "{source}: {error}"),
+            CliError::Mint(e) => e.fmt(f),
+            CliError::ClaimsNotJson(e) => write!(f, "`--claims`: {e}"),
+            CliError::HeaderNotObject => f.write_str("`--header` must be a JSON object"),
+        }
     }
 }
 
@@ -130,8 +187,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<ExitCode, String> {
-    let rng = SystemRandom::new();
+fn run(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Check {
             config,
@@ -139,75 +195,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
             now,
             jwks,
             explain,
-        } => {
-            let config_text = read(&config)?;
-            let request_text = read(&request)?;
-            let now = now_or_clock(now)?;
-            let mut remote: HashMap<String, KeySet> = HashMap::new();
-            for spec in jwks {
-                let (name, file) = spec
-                    .split_once('=')
-                    .ok_or_else(|| format!("`--jwks {spec}`: expected NAME=FILE"))?;
-                let set = parse_jwks(&read(file)?, KeySource::Fetched)
-                    .map_err(|e| format!("`--jwks {name}`: {}{e}", path_prefix(&e.path())))?;
-                remote.insert(name.to_owned(), set);
-            }
-            let policy = Policy::from_json_with_files(&config_text, &read_relative(&config))
-                .map_err(|e| ApiError::Config(e).to_string())?;
-            // `eval_us` covers what a gateway does per request: reading it and deciding.
-            let started = Instant::now();
-            let (decision, mut report) =
-                decide_json(&policy, &request_text, now, &remote).map_err(|e| e.to_string())?;
-            let elapsed = started.elapsed().as_micros() as u64;
-            if let Some(obj) = report.as_object_mut() {
-                obj.insert("eval_us".into(), elapsed.into());
-                if explain {
-                    let token = actwarden::Request::from_json(&request_text)
-                        .ok()
-                        .and_then(|r| actwarden::explain::find_token(&policy, &r));
-                    // One member of its own: the audit record already has a `chain`.
-                    obj.insert(
-                        "explain".into(),
-                        serde_json::json!({
-                            "checks": actwarden::explain::checks(&policy, &decision),
-                            "chain": actwarden::explain::chain(&policy, &decision, token.as_deref()),
-                        }),
-                    );
-                }
-            }
-            emit(&report.to_string());
-            Ok(if decision.allowed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        Command::Lint { config } => {
-            let text = read(&config)?;
-            let policy = Policy::from_json_with_files(&text, &read_relative(&config))
-                .map_err(|e| format!("configuration: {e}"))?;
-            for note in policy.notes() {
-                eprintln!("actwarden: note: {note}");
-            }
-            emit("ok");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Keygen { alg, kid } => {
-            let alg = parse_alg_str(&alg)?;
-            let key = SigningKey::generate(alg, &kid, &rng).map_err(|e| e.to_string())?;
-            emit(&key.private_jwk().to_string());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Jwks { keys } => {
-            let loaded = keys
-                .iter()
-                .map(|k| {
-                    SigningKey::from_jwk_json(&read(k)?, &rng).map_err(|e| format!("`{k}`: {e}"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            emit(&mint::public_jwks(&loaded.iter().collect::<Vec<_>>()).to_string());
-            Ok(ExitCode::SUCCESS)
-        }
+        } => check(&config, &request, now, &jwks, explain),
+        Command::Lint { config } => lint(&config),
+        Command::Keygen { alg, kid } => keygen(&alg, &kid),
+        Command::Jwks { keys } => public_jwks(&keys),
         Command::Mint {
             key,
             claims,
@@ -215,41 +206,141 @@ fn run(command: Command) -> Result<ExitCode, String> {
             ttl,
             now,
             header,
-        } => {
-            let key = SigningKey::from_jwk_json(&read(&key)?, &rng)
-                .map_err(|e| format!("`--key`: {e}"))?;
-            let mut claims: serde_json::Value =
-                serde_json::from_str(&read(&claims)?).map_err(|e| format!("`--claims`: {e}"))?;
-            if let (Some(ttl), Some(obj)) = (ttl, claims.as_object_mut()) {
-                if !obj.contains_key("exp") {
-                    let now = now_or_clock(now)?.secs();
-                    obj.insert("iat".into(), now.into());
-                    obj.insert("exp".into(), (now + ttl).into());
-                }
-            }
-            let header = match header {
-                None => None,
-                Some(h) => match serde_json::from_str(&read(&h)?) {
-                    Ok(serde_json::Value::Object(m)) => Some(m),
-                    _ => return Err("`--header` must be a JSON object".into()),
-                },
-            };
-            let alg = match alg {
-                Some(a) => parse_alg_str(&a)?,
-                None => key.default_alg(),
-            };
-            let token = key
-                .mint(alg, &claims, header.as_ref(), &rng)
-                .map_err(|e| e.to_string())?;
-            emit(&token);
-            Ok(ExitCode::SUCCESS)
-        }
+        } => mint_token(&key, &claims, alg.as_deref(), ttl, now, header.as_deref()),
         Command::Decode { token } => {
             let report = actwarden::dangerous::decode_unverified(&token);
             emit(&serde_json::to_string_pretty(&report).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `check`: one request decided by `api::check`, printed as one line; exit 0 or 1.
+fn check(
+    config: &str,
+    request: &str,
+    now: Option<f64>,
+    jwks: &[String],
+    explain: bool,
+) -> Result<ExitCode, CliError> {
+    let config_text = read(config)?;
+    let request_text = read(request)?;
+    let now = now_or_clock(now)?;
+    let remote = remote_keys(jwks)?;
+    let origin = Instant::now();
+    let clock = move || origin.elapsed().as_micros() as u64;
+    let out = api::check(CheckInput {
+        policy: PolicySource::Text {
+            config: &config_text,
+            read_file: &read_relative(config),
+        },
+        request: &request_text,
+        now,
+        remote_keys: &remote,
+        explain,
+        clock: Some(&clock),
+    })
+    .map_err(CliError::Api)?;
+    let mut report = out.report;
+    if let (Some(obj), Some(explain)) = (report.as_object_mut(), out.explain) {
+        // One member of its own: the audit record already has a `chain`.
+        obj.insert("explain".into(), explain);
+    }
+    emit(&report.to_string());
+    Ok(if out.decision.is_allowed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `--jwks NAME=FILE`…: the keys a gateway would have fetched (the CLI never fetches).
+fn remote_keys(specs: &[String]) -> Result<HashMap<String, KeySet>, CliError> {
+    let mut remote = HashMap::new();
+    for spec in specs {
+        let (name, file) = spec
+            .split_once('=')
+            .ok_or_else(|| CliError::JwksSpec { spec: spec.clone() })?;
+        let set = parse_jwks(&read(file)?, KeySource::Fetched).map_err(|error| CliError::Jwks {
+            name: name.to_owned(),
+            error,
+        })?;
+        remote.insert(name.to_owned(), set);
+    }
+    Ok(remote)
+}
+
+fn lint(config: &str) -> Result<ExitCode, CliError> {
+    let text = read(config)?;
+    let policy = Policy::from_json_with_files(&text, &read_relative(config))
+        .map_err(|e| CliError::Api(ApiError::Config(e)))?;
+    for note in policy.notes() {
+        eprintln!("actwarden: note: {note}");
+    }
+    emit("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(alg: &str, kid: &str) -> Result<ExitCode, CliError> {
+    let alg = Alg::parse(alg).map_err(CliError::UnknownAlg)?;
+    let key = SigningKey::generate(alg, kid, &SystemRandom::new()).map_err(CliError::Mint)?;
+    emit(&key.private_jwk().to_string());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn public_jwks(keys: &[String]) -> Result<ExitCode, CliError> {
+    let rng = SystemRandom::new();
+    let loaded = keys
+        .iter()
+        .map(|k| {
+            SigningKey::from_jwk_json(&read(k)?, &rng).map_err(|error| CliError::Key {
+                source: format!("`{k}`"),
+                error,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    emit(&mint::public_jwks(&loaded.iter().collect::<Vec<_>>()).to_string());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mint_token(
+    key: &str,
+    claims: &str,
+    alg: Option<&str>,
+    ttl: Option<u64>,
+    now: Option<f64>,
+    header: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let rng = SystemRandom::new();
+    let key = SigningKey::from_jwk_json(&read(key)?, &rng).map_err(|error| CliError::Key {
+        source: "`--key`".to_owned(),
+        error,
+    })?;
+    let mut claims: serde_json::Value =
+        serde_json::from_str(&read(claims)?).map_err(|e| CliError::ClaimsNotJson(e.to_string()))?;
+    if let (Some(ttl), Some(obj)) = (ttl, claims.as_object_mut()) {
+        if !obj.contains_key("exp") {
+            let now = now_or_clock(now)?.secs();
+            obj.insert("iat".into(), now.into());
+            obj.insert("exp".into(), (now + ttl).into());
+        }
+    }
+    let header = match header {
+        None => None,
+        Some(h) => match serde_json::from_str(&read(h)?) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => return Err(CliError::HeaderNotObject),
+        },
+    };
+    let alg = match alg {
+        Some(a) => Alg::parse(a).map_err(CliError::UnknownAlg)?,
+        None => key.default_alg(),
+    };
+    let token = key
+        .mint(alg, &claims, header.as_ref(), &rng)
+        .map_err(CliError::Mint)?;
+    emit(&token);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn path_prefix(path: &str) -> String {
@@ -261,17 +352,13 @@ fn path_prefix(path: &str) -> String {
 }
 
 /// `local_jwks.filename` is resolved relative to the configuration file's directory.
-fn read_relative(config_path: &str) -> impl Fn(&str) -> Result<String, String> {
+fn read_relative(config_path: &str) -> impl Fn(&str) -> Result<String, FileError> {
     let base = std::path::Path::new(config_path)
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
     move |name: &str| {
         let path = base.join(name);
-        std::fs::read_to_string(&path).map_err(|e| format!("`{}`: {e}", path.display()))
+        std::fs::read_to_string(&path).map_err(|e| FileError::io(path, &e))
     }
-}
-
-fn parse_alg_str(name: &str) -> Result<Alg, String> {
-    Alg::parse(name).map_err(|e| e.to_string())
 }

@@ -223,14 +223,14 @@ fn write_json_string(out: &mut Vec<u8>, value: &str) {
 }
 
 /// Fills the identity fields from a token whose signature verified (and only then).
-pub(crate) fn record_identity(audit: &mut AuditRecord, claims: &Claims, effective: &[String]) {
+pub(crate) fn record_identity(audit: &mut AuditRecord, claims: &Claims, effective: Vec<String>) {
     audit.iss = Some(claims.iss.clone());
     audit.sub = Some(claims.sub.clone());
     audit.sub_profile = claims.sub_profile.clone();
     audit.actor = claims.chain.first().map(|a| a.sub.clone());
     audit.chain = Some(claims.chain.iter().map(|a| a.sub.clone()).collect());
     audit.depth = Some(claims.chain.len());
-    audit.scopes = Some(effective.to_vec());
+    audit.scopes = Some(effective);
     audit.jti = claims.jti.clone();
 }
 

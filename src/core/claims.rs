@@ -7,6 +7,7 @@ use crate::core::limits::{MAX_IDENTITY_BYTES, MAX_SCOPES};
 use crate::core::reasons::Denial;
 use crate::core::time::UnixTime;
 use crate::core::token::b64;
+use crate::core::trace::{Recorder, Step};
 use serde_json::{Map, Value};
 
 /// One actor of the chain (an `act` object).
@@ -299,42 +300,54 @@ pub(crate) fn check_time(
     provider: &Provider,
     claims: &Claims,
     now: UnixTime,
+    t: &mut Recorder,
 ) -> Result<(), Denial> {
-    let now_s = now.secs_f64();
     let skew = provider.clock_skew_s;
-    let skew_f = skew as f64;
-    // RFC 7519 §4.1.4: not accepted on or after `exp`.
-    if now_s >= claims.exp + skew_f {
+    t.check(Step::ClaimsExp, not_expired(claims, now, skew))?;
+    t.check(Step::ClaimsNbfIat, already_valid(claims, now, skew))?;
+    t.check(
+        Step::ClaimsLifetime,
+        lifetime_within(claims, now, provider.max_lifetime_s),
+    )
+}
+
+/// RFC 7519 §4.1.4: not accepted on or after `exp`.
+fn not_expired(claims: &Claims, now: UnixTime, skew: u64) -> Result<(), Denial> {
+    if now.secs_f64() >= claims.exp + skew as f64 {
         return Err(Denial::Expired {
             now: now.secs(),
             exp: claims.exp,
             skew,
         });
     }
-    if let Some(nbf) = claims.nbf {
-        if now_s + skew_f < nbf {
-            return Err(Denial::NotYetValid {
-                now: now.secs(),
-                nbf,
-                skew,
-            });
-        }
-    }
-    if let Some(iat) = claims.iat {
-        if iat > now_s + skew_f {
-            return Err(Denial::IssuedInFuture {
-                now: now.secs(),
-                iat,
-                skew,
-            });
-        }
-    }
-    let lifetime = claims.exp - claims.iat.unwrap_or(now_s);
-    if lifetime > provider.max_lifetime_s as f64 {
-        return Err(Denial::LifetimeTooLong {
-            lifetime,
-            max: provider.max_lifetime_s,
+    Ok(())
+}
+
+/// `nbf` reached and `iat` not in the future, both with skew.
+fn already_valid(claims: &Claims, now: UnixTime, skew: u64) -> Result<(), Denial> {
+    let latest = now.secs_f64() + skew as f64;
+    if let Some(nbf) = claims.nbf.filter(|nbf| latest < *nbf) {
+        return Err(Denial::NotYetValid {
+            now: now.secs(),
+            nbf,
+            skew,
         });
+    }
+    if let Some(iat) = claims.iat.filter(|iat| *iat > latest) {
+        return Err(Denial::IssuedInFuture {
+            now: now.secs(),
+            iat,
+            skew,
+        });
+    }
+    Ok(())
+}
+
+/// `exp` − `iat` (or − now, without `iat`) within the provider's `max_lifetime_s`.
+fn lifetime_within(claims: &Claims, now: UnixTime, max: u64) -> Result<(), Denial> {
+    let lifetime = claims.exp - claims.iat.unwrap_or(now.secs_f64());
+    if lifetime > max as f64 {
+        return Err(Denial::LifetimeTooLong { lifetime, max });
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub use crate::core::audit::{AuditRecord, BindingOutcome};
 use crate::core::reasons::{Denial, Reason};
+use crate::core::trace::Trace;
 
 /// Header names actwarden sets on allow. Inbound headers with this prefix are removed.
 pub(crate) const IDENTITY_HEADER_PREFIX: &str = "x-agent-";
@@ -35,22 +36,86 @@ pub struct DenyResponse {
     pub body: String,
 }
 
+/// Allow or deny, with exactly what each needs: an allow never carries a deny response, a
+/// deny never carries identity headers, and only a verified token yields identity headers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// A verified token passed every check (`allowed`): forward with these identity
+    /// headers (SPEC §5) set.
+    Allow {
+        identity_headers: Vec<(String, String)>,
+    },
+    /// No token, and the rule (or `on_no_match`) allows that (`allowed_anonymous`): forward
+    /// with no identity.
+    AllowAnonymous,
+    /// Refused: the facts of the first failing check, and the local reply to send.
+    Deny {
+        denial: Denial,
+        response: DenyResponse,
+    },
+}
+
+impl Verdict {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Verdict::Allow { .. } => Reason::Allowed,
+            Verdict::AllowAnonymous => Reason::AllowedAnonymous,
+            Verdict::Deny { denial, .. } => denial.reason(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    pub allowed: bool,
-    pub reason: Reason,
-    pub denial: Option<Denial>,
+    pub verdict: Verdict,
     /// Inbound header names (as received) starting with `x-agent-`: always removed.
     pub strip_headers: Vec<String>,
-    /// Identity headers to set on the forwarded request (empty on deny).
-    pub identity_headers: Vec<(String, String)>,
-    pub response: Option<DenyResponse>,
     pub audit: AuditRecord,
+    /// The checks run, in order; only when asked for (`decide_traced`), for explanations.
+    pub trace: Option<Trace>,
 }
 
 impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        !matches!(self.verdict, Verdict::Deny { .. })
+    }
+
+    pub fn reason(&self) -> Reason {
+        self.verdict.reason()
+    }
+
+    /// The HTTP status of a denial (SPEC §4); `None` on allow.
     pub fn status(&self) -> Option<u16> {
-        self.reason.status()
+        self.reason().status()
+    }
+
+    pub fn denial(&self) -> Option<&Denial> {
+        match &self.verdict {
+            Verdict::Deny { denial, .. } => Some(denial),
+            _ => None,
+        }
+    }
+
+    /// The local reply for a denied request; `None` on allow.
+    pub fn response(&self) -> Option<&DenyResponse> {
+        match &self.verdict {
+            Verdict::Deny { response, .. } => Some(response),
+            _ => None,
+        }
+    }
+
+    /// Identity headers to set on the forwarded request (empty unless `allowed`).
+    pub fn identity_headers(&self) -> &[(String, String)] {
+        match &self.verdict {
+            Verdict::Allow { identity_headers } => identity_headers,
+            _ => &[],
+        }
+    }
+
+    /// The token's scopes after every actor's ceiling (SPEC §3), computed once by the
+    /// pipeline and kept in the audit record; `None` unless the signature verified.
+    pub fn effective_scopes(&self) -> Option<&[String]> {
+        self.audit.scopes.as_deref()
     }
 }
 

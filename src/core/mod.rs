@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `pipeline::decide` runs them in that order; `reasons` names every way a request can be
-//! refused, `limits` every budget on untrusted input, `time` the only notion of "now".
+//! refused, `limits` every budget on untrusted input, `time` the only notion of "now",
+//! `trace` the record of the checks a decision ran (`decide_traced`, for explanations), and
+//! `file` how a host that has files lends them to the configuration.
 
 pub(crate) mod audit;
 pub(crate) mod binding;
@@ -16,6 +18,7 @@ pub(crate) mod chain;
 pub(crate) mod claims;
 pub(crate) mod config;
 pub(crate) mod decision;
+pub(crate) mod file;
 pub(crate) mod keys;
 pub(crate) mod pipeline;
 pub(crate) mod request;
@@ -27,3 +30,4 @@ pub(crate) mod verification;
 pub(crate) mod limits;
 pub(crate) mod reasons;
 pub(crate) mod time;
+pub(crate) mod trace;

@@ -6,15 +6,17 @@
 //! `Decision` comes out. No clock, no I/O, no globals.
 
 use crate::core::audit::{record_identity, trace_id, truncate, AuditRecord, BindingOutcome};
+use crate::core::claims::Claims;
 use crate::core::config::{OnNoMatch, Policy, Rule};
-use crate::core::decision::{deny_response, is_identity_header, Decision};
+use crate::core::decision::{deny_response, is_identity_header, Decision, Verdict};
 use crate::core::keys::RemoteKeys;
 use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::core::reasons::{Denial, Reason};
 use crate::core::request::Request;
 use crate::core::time::UnixTime;
 use crate::core::token::b64;
-use crate::core::token::extract::find_tokens;
+use crate::core::token::extract::{find_tokens, Found};
+use crate::core::trace::{Recorder, Step};
 use crate::core::verification::cache::TokenCache;
 use crate::core::verification::crypto;
 use crate::core::{binding, chain, claims, revocation, rules, verification};
@@ -31,20 +33,53 @@ pub struct Context<'a> {
     pub cache: Option<&'a TokenCache>,
 }
 
-struct Allow {
-    reason: Reason,
-    identity_headers: Vec<(String, String)>,
-}
-
 /// Decides one request.
 pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
+    decide_with(ctx, request, now, Recorder::off())
+}
+
+/// Decides one request and records every check it runs, in order (`Decision::trace`), for
+/// explanations. The decision is the one `decide` makes.
+pub fn decide_traced(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
+    decide_with(ctx, request, now, Recorder::on())
+}
+
+fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Recorder) -> Decision {
     let strip_headers: Vec<String> = request
         .headers
         .iter()
         .filter(|(n, _)| is_identity_header(n))
         .map(|(n, _)| n.clone())
         .collect();
-    let mut audit = AuditRecord {
+    let mut audit = audit_of_request(request, now);
+    let mut rule_for_response: Option<&Rule> = None;
+    let outcome = evaluate(
+        ctx,
+        request,
+        now,
+        &mut audit,
+        &mut rule_for_response,
+        &mut t,
+    );
+    let verdict = match outcome {
+        Ok(verdict) => {
+            audit.decision = "allow";
+            audit.reason = verdict.reason();
+            verdict
+        }
+        Err(denial) => deny(denial, request, rule_for_response, &mut audit),
+    };
+    Decision {
+        verdict,
+        strip_headers,
+        audit,
+        trace: t.finish(),
+    }
+}
+
+/// The audit record before any check: what the request itself says (bounded).
+fn audit_of_request(request: &Request, now: UnixTime) -> AuditRecord {
+    AuditRecord {
         ts: now.rfc3339(),
         decision: "deny",
         reason: Reason::RouteDenied,
@@ -76,46 +111,27 @@ pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
         binding: BindingOutcome::NotChecked,
         eval_us: None,
         detail: None,
-    };
-    let mut rule_for_response: Option<&Rule> = None;
-    let outcome = evaluate(ctx, request, now, &mut audit, &mut rule_for_response);
-    match outcome {
-        Ok(allow) => {
-            audit.decision = "allow";
-            audit.reason = allow.reason;
-            Decision {
-                allowed: true,
-                reason: allow.reason,
-                denial: None,
-                strip_headers,
-                identity_headers: allow.identity_headers,
-                response: None,
-                audit,
-            }
-        }
-        Err(denial) => {
-            let reason = denial.reason();
-            let detail = denial.detail();
-            audit.reason = reason;
-            audit.status = reason.status();
-            audit.detail = Some(detail.clone());
-            let (scopes, acr) = match rule_for_response {
-                Some(rule) => (rule.require.scopes.as_slice(), acr_values(rule)),
-                None => (&[][..], None),
-            };
-            let response =
-                deny_response(&denial, &detail, request.is_grpc(), scopes, acr.as_deref());
-            Decision {
-                allowed: false,
-                reason,
-                denial: Some(denial),
-                strip_headers,
-                identity_headers: Vec::new(),
-                response: Some(response),
-                audit,
-            }
-        }
     }
+}
+
+/// The deny verdict: the reply (challenge from the matched rule, if any) and the audit.
+fn deny(
+    denial: Denial,
+    request: &Request,
+    rule: Option<&Rule>,
+    audit: &mut AuditRecord,
+) -> Verdict {
+    let reason = denial.reason();
+    let detail = denial.detail();
+    audit.reason = reason;
+    audit.status = reason.status();
+    let (scopes, acr) = match rule {
+        Some(rule) => (rule.require.scopes.as_slice(), acr_values(rule)),
+        None => (&[][..], None),
+    };
+    let response = deny_response(&denial, &detail, request.is_grpc(), scopes, acr.as_deref());
+    audit.detail = Some(detail);
+    Verdict::Deny { denial, response }
 }
 
 fn acr_values(rule: &Rule) -> Option<Vec<String>> {
@@ -126,74 +142,127 @@ fn acr_values(rule: &Rule) -> Option<Vec<String>> {
     })
 }
 
+/// Step 1: the rule for this method and path, or the verdict when none matches.
+fn route<'p>(
+    policy: &'p Policy,
+    request: &Request,
+    t: &mut Recorder,
+) -> Result<Result<&'p Rule, Verdict>, Denial> {
+    let path = request.path_only();
+    if !crate::core::request::path::is_normalized(path) {
+        return Err(t.fail(Step::Route, Denial::PathNotNormalized));
+    }
+    match policy
+        .rules
+        .iter()
+        .find(|r| rules::matches(r, &request.method, path))
+    {
+        Some(rule) => {
+            t.pass(Step::Route);
+            Ok(Ok(rule))
+        }
+        None => match policy.on_no_match {
+            OnNoMatch::Deny => Err(t.fail(Step::Route, Denial::RouteDenied)),
+            OnNoMatch::Allow => {
+                t.pass_noted(Step::Route, "no rule matched; on_no_match is allow");
+                Ok(Err(Verdict::AllowAnonymous))
+            }
+        },
+    }
+}
+
+/// Step 2 (presence): the one token, or the verdict for a request without one.
+fn one_token<'r>(
+    policy: &Policy,
+    rule: &Rule,
+    request: &'r Request,
+    t: &mut Recorder,
+) -> Result<Result<Found<'r>, Verdict>, Denial> {
+    let mut found = find_tokens(policy, request);
+    let count = found.len();
+    match found.pop() {
+        None if rule.allow_anonymous => {
+            t.note(Step::Route, "rule allows anonymous requests");
+            t.not_applicable(Step::TokenPresent, "no token; the rule allows anonymous");
+            Ok(Err(Verdict::AllowAnonymous))
+        }
+        None => Err(t.fail(Step::TokenPresent, Denial::TokenMissing)),
+        Some(one) if count == 1 => {
+            t.pass(Step::TokenPresent);
+            t.pass(Step::TokenSingle);
+            Ok(Ok(one))
+        }
+        Some(_) => {
+            t.pass(Step::TokenPresent);
+            Err(t.fail(Step::TokenSingle, Denial::TokenRepeated { count }))
+        }
+    }
+}
+
 fn evaluate<'p>(
     ctx: Context<'p>,
     request: &Request,
     now: UnixTime,
     audit: &mut AuditRecord,
     rule_out: &mut Option<&'p Rule>,
-) -> Result<Allow, Denial> {
+    t: &mut Recorder,
+) -> Result<Verdict, Denial> {
     let policy = ctx.policy;
     // 1. rule
-    let path = request.path_only();
-    if !crate::core::request::path::is_normalized(path) {
-        return Err(Denial::PathNotNormalized);
-    }
-    let Some(rule) = policy
-        .rules
-        .iter()
-        .find(|r| rules::matches(r, &request.method, path))
-    else {
-        return match policy.on_no_match {
-            OnNoMatch::Deny => Err(Denial::RouteDenied),
-            OnNoMatch::Allow => Ok(Allow {
-                reason: Reason::AllowedAnonymous,
-                identity_headers: Vec::new(),
-            }),
-        };
+    let rule = match route(policy, request, t)? {
+        Ok(rule) => rule,
+        Err(verdict) => return Ok(verdict),
     };
     *rule_out = Some(rule);
     audit.rule = Some(rule.id.clone());
 
-    // 2. token
-    let found = find_tokens(policy, request);
-    let token = match found.as_slice() {
-        [] if rule.allow_anonymous => {
-            return Ok(Allow {
-                reason: Reason::AllowedAnonymous,
-                identity_headers: Vec::new(),
-            })
-        }
-        [] => return Err(Denial::TokenMissing),
-        [one] => one,
-        many => return Err(Denial::TokenRepeated { count: many.len() }),
+    // 2. token; 3. verification (and the claim types of 4)
+    let token = match one_token(policy, rule, request, t)? {
+        Ok(token) => token,
+        Err(verdict) => return Ok(verdict),
     };
     let token_hash = crypto::sha256(token.token.as_bytes());
     audit.token_id = Some(b64::hex(token_hash.get(..8).unwrap_or_default()));
-    let verified = verification::verify(ctx, rule, token, &token_hash, now, audit)?;
+    let verified = verification::verify(ctx, rule, &token, &token_hash, now, audit, t)?;
     let provider = verified.provider;
 
-    // 4. claim types (read in `verify`, right after the signature), audience, time
+    // 4. audience, time. The effective scopes are computed here, once, and kept in the
+    // audit record; the requirements, the headers and explanations read them there.
     let claims = &verified.token.claims;
-    let effective = chain::effective_scopes(policy, claims);
-    record_identity(audit, claims, &effective);
-    if !claims.aud.iter().any(|a| provider.audiences.contains(a)) {
-        return Err(Denial::AudienceMismatch);
-    }
-    claims::check_time(provider, claims, now)?;
+    record_identity(audit, claims, chain::effective_scopes(policy, claims));
+    let effective = audit.scopes.as_deref().unwrap_or_default();
+    let audience_ok = claims.aud.iter().any(|a| provider.audiences.contains(a));
+    t.check(
+        Step::ClaimsAud,
+        if audience_ok {
+            Ok(())
+        } else {
+            Err(Denial::AudienceMismatch)
+        },
+    )?;
+    claims::check_time(provider, claims, now, t)?;
 
-    // 5. chain
-    chain::check(policy, claims)?;
+    // 5. chain; 6. revocation; 7. binding; 8. rule requirements
+    chain::check(policy, claims, t)?;
+    t.check(Step::Revocation, revocation::check(policy, claims))?;
+    binding::check(policy, claims, request, &mut audit.binding, t)?;
+    rules::check_requirements(
+        policy,
+        rule,
+        claims,
+        effective,
+        now,
+        provider.clock_skew_s,
+        t,
+    )?;
 
-    // 6. revocation
-    revocation::check(policy, claims)?;
+    Ok(Verdict::Allow {
+        identity_headers: identity_headers(claims, effective, rule),
+    })
+}
 
-    // 7. binding
-    binding::check(policy, claims, request, &mut audit.binding)?;
-
-    // 8. rule requirements
-    rules::check_requirements(policy, rule, claims, &effective, now, provider.clock_skew_s)?;
-
+/// SPEC §5: who the upstream is told is calling.
+fn identity_headers(claims: &Claims, effective: &[String], rule: &Rule) -> Vec<(String, String)> {
     let mut headers = vec![("x-agent-subject".to_owned(), claims.sub.clone())];
     if let Some(profile) = &claims.sub_profile {
         headers.push(("x-agent-subject-profile".to_owned(), profile.clone()));
@@ -206,10 +275,7 @@ fn evaluate<'p>(
     headers.push(("x-agent-scopes".to_owned(), effective.join(" ")));
     headers.push(("x-agent-issuer".to_owned(), claims.iss.clone()));
     headers.push(("x-agent-rule".to_owned(), rule.id.clone()));
-    Ok(Allow {
-        reason: Reason::Allowed,
-        identity_headers: headers,
-    })
+    headers
 }
 
 #[cfg(test)]
@@ -235,7 +301,8 @@ mod tests {
             cache: None,
         };
         let d = decide(ctx, &request, UnixTime::from_secs(0));
-        assert_eq!(d.reason, Reason::RouteDenied);
+        assert_eq!(d.reason(), Reason::RouteDenied);
+        assert!(d.trace.is_none(), "decide records nothing");
         assert_eq!(d.audit.path.len(), MAX_AUDIT_REQUEST_FIELD);
         assert_eq!(d.audit.method.len(), MAX_AUDIT_REQUEST_FIELD);
         assert_eq!(

@@ -17,6 +17,15 @@ impl UnixTime {
         }
     }
 
+    /// From (possibly fractional) Unix seconds, as a host reads them (`--now`, the
+    /// playground, a claim). Saturating, like `as`: NaN and negative give 0, too large
+    /// gives the end of time — a time is never an error here; hosts refuse bad input first.
+    pub fn from_secs_f64(secs: f64) -> Self {
+        UnixTime {
+            millis: (secs * 1000.0) as u64,
+        }
+    }
+
     /// From Envoy's `proxy_get_current_time_nanoseconds`.
     pub const fn from_nanos(nanos: u128) -> Self {
         let millis = nanos / 1_000_000;
@@ -110,6 +119,15 @@ mod tests {
             UnixTime::from_secs(4_102_444_800).rfc3339(),
             "2100-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn from_fractional_seconds_saturates() {
+        assert_eq!(UnixTime::from_secs_f64(1.5).millis(), 1500);
+        assert_eq!(UnixTime::from_secs_f64(f64::NAN).millis(), 0);
+        assert_eq!(UnixTime::from_secs_f64(-3.0).millis(), 0);
+        assert_eq!(UnixTime::from_secs_f64(f64::INFINITY).millis(), u64::MAX);
+        assert_eq!(UnixTime::from_secs_f64(1e300).millis(), u64::MAX);
     }
 
     #[test]

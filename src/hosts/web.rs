@@ -4,15 +4,15 @@
 //! `{"ok": false, "error": {"kind", "path", "message"}}` (`path` is a JSON path such as
 //! `rules[1].require.scopes`, empty for the document itself). Nothing here panics on input
 //! (the crate denies unwrap/expect/panic/indexing), so no error reaches JavaScript as a
-//! trap. Decisions are made by exactly the functions the CLI calls (`api::decide_json`,
-//! `report::decision_json`); this file only adapts types and adds views for the page.
+//! trap. Decisions are made by exactly the function the CLI calls (`api::check`); this
+//! file only adapts types.
 
+use crate::api;
 use crate::core::config::Policy;
+use crate::core::file::FileError;
 use crate::core::keys::alg::Alg;
 use crate::core::keys::{self as jwk, KeySet, KeySource};
-use crate::core::request::Request;
 use crate::core::time::UnixTime;
-use crate::tools::explain;
 use crate::tools::mint::{self, SigningKey};
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
@@ -137,43 +137,42 @@ pub fn check(
     if !(now_seconds.is_finite() && now_seconds >= 0.0) {
         return fail("now", "", "`now` must be a non-negative number of seconds");
     }
-    // As the CLI: `UnixTime::from_millis((secs * 1000.0) as u64)`.
-    let now = UnixTime::from_millis((now_seconds * 1000.0) as u64);
+    let now = UnixTime::from_secs_f64(now_seconds);
     let remote = match remote_keys(remote_jwks_json.as_deref()) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let policy = match Policy::from_json(config_json) {
-        Ok(p) => p,
-        Err(e) => return fail("config", &e.path, strip_path(&e.path, e.to_string())),
-    };
-    let started = clock_ms();
-    let result = crate::api::decide_json(&policy, request_json, now, &remote);
-    let elapsed_us = ((clock_ms() - started).max(0.0) * 1000.0) as u64;
-    let (decision, mut report) = match result {
-        Ok(r) => r,
-        Err(crate::api::ApiError::Request(e)) => {
-            let path = e.path.clone();
-            return fail("request", &path, e.message);
-        }
-        Err(crate::api::ApiError::Config(e)) => {
+    let clock = || (clock_ms().max(0.0) * 1000.0) as u64;
+    let checked = api::check(api::CheckInput {
+        policy: api::PolicySource::Text {
+            config: config_json,
+            read_file: &|_| Err(FileError::NoFiles),
+        },
+        request: request_json,
+        now,
+        remote_keys: &remote,
+        explain: true,
+        clock: Some(&clock),
+    });
+    let out = match checked {
+        Ok(out) => out,
+        Err(api::ApiError::Request(e)) => return fail("request", e.path(), e.message()),
+        Err(api::ApiError::Config(e)) => {
             return fail("config", &e.path, strip_path(&e.path, e.to_string()))
         }
     };
-    if let Some(obj) = report.as_object_mut() {
-        obj.insert("eval_us".into(), elapsed_us.into());
-    }
-    let token = Request::from_json(request_json)
-        .ok()
-        .and_then(|r| explain::find_token(&policy, &r));
-    ok(object(vec![
-        ("allowed", Value::Bool(decision.allowed)),
-        ("checks", explain::checks(&policy, &decision)),
-        (
-            "chain",
-            explain::chain(&policy, &decision, token.as_deref()),
+    let (checks, chain) = match out.explain {
+        Some(Value::Object(mut m)) => (
+            m.remove("checks").unwrap_or(Value::Null),
+            m.remove("chain").unwrap_or(Value::Null),
         ),
-        ("report", report),
+        _ => (Value::Null, Value::Null),
+    };
+    ok(object(vec![
+        ("allowed", Value::Bool(out.decision.is_allowed())),
+        ("checks", checks),
+        ("chain", chain),
+        ("report", out.report),
     ]))
 }
 

@@ -3,10 +3,10 @@
 //! removed. Pure views over a `Decision` (no new decisions are made here); the playground
 //! shows them and `actwarden check --explain` prints them.
 
-use crate::core::config::{CnfMode, Policy};
+use crate::core::config::Policy;
 use crate::core::decision::Decision;
-use crate::core::reasons::Denial;
 use crate::core::request::Request;
+use crate::core::trace::{Outcome, Step, Trace};
 use serde_json::{json, Map, Value};
 
 /// The token a request carries, read the way the configuration says (first one found).
@@ -19,322 +19,118 @@ pub fn find_token(policy: &Policy, request: &Request) -> Option<String> {
     })
 }
 
-/// One check of SPEC §4: id, stage (1–8), label and the reasons it can give.
-struct Step {
-    id: &'static str,
-    stage: u8,
-    label: &'static str,
-    reasons: &'static [&'static str],
-}
-
-const STEPS: &[Step] = &[
-    Step {
-        id: "route",
-        stage: 1,
-        label: "a rule matches the method and path",
-        reasons: &["route_denied"],
-    },
-    Step {
-        id: "token.present",
-        stage: 2,
-        label: "a token is present",
-        reasons: &["token_missing"],
-    },
-    Step {
-        id: "token.single",
-        stage: 2,
-        label: "exactly one token",
-        reasons: &["token_malformed"],
-    },
-    Step {
-        id: "token.size",
-        stage: 2,
-        label: "token within size limits",
-        reasons: &["token_too_large"],
-    },
-    Step {
-        id: "token.shape",
-        stage: 2,
-        label: "compact JWS: base64url, header and payload JSON",
-        reasons: &["token_malformed"],
-    },
-    Step {
-        id: "verify.issuer",
-        stage: 3,
-        label: "issuer has a provider this rule accepts",
-        reasons: &["issuer_unknown"],
-    },
-    Step {
-        id: "verify.typ",
-        stage: 3,
-        label: "typ is in token_types",
-        reasons: &["type_not_allowed"],
-    },
-    Step {
-        id: "verify.alg",
-        stage: 3,
-        label: "alg is allowed",
-        reasons: &["alg_not_allowed"],
-    },
-    Step {
-        id: "verify.keys",
-        stage: 3,
-        label: "provider has usable keys",
-        reasons: &["jwks_unavailable"],
-    },
-    Step {
-        id: "verify.kid",
-        stage: 3,
-        label: "kid names a key",
-        reasons: &["kid_unknown"],
-    },
-    Step {
-        id: "verify.key_alg",
-        stage: 3,
-        label: "key and alg agree",
-        reasons: &["alg_not_allowed"],
-    },
-    Step {
-        id: "verify.signature",
-        stage: 3,
-        label: "signature verifies",
-        reasons: &["signature_invalid"],
-    },
-    Step {
-        id: "claims.shape",
-        stage: 4,
-        label: "claim types and shapes (exp, sub, scope, act)",
-        reasons: &["claim_invalid"],
-    },
-    Step {
-        id: "claims.aud",
-        stage: 4,
-        label: "aud is one of the provider's audiences",
-        reasons: &["audience_mismatch"],
-    },
-    Step {
-        id: "claims.exp",
-        stage: 4,
-        label: "not expired (exp, with skew)",
-        reasons: &["token_expired"],
-    },
-    Step {
-        id: "claims.nbf_iat",
-        stage: 4,
-        label: "already valid (nbf, iat, with skew)",
-        reasons: &["token_not_yet_valid"],
-    },
-    Step {
-        id: "claims.lifetime",
-        stage: 4,
-        label: "lifetime within max_lifetime_s",
-        reasons: &["lifetime_too_long"],
-    },
-    Step {
-        id: "chain.depth",
-        stage: 5,
-        label: "chain depth within identity.max_chain_depth",
-        reasons: &["chain_too_deep"],
-    },
-    Step {
-        id: "chain.cycle",
-        stage: 5,
-        label: "no identity repeats in the chain",
-        reasons: &["actor_cycle"],
-    },
-    Step {
-        id: "chain.trust_domain",
-        stage: 5,
-        label: "actors and SPIFFE subject in trust_domains",
-        reasons: &["trust_domain_mismatch"],
-    },
-    Step {
-        id: "chain.allowlist",
-        stage: 5,
-        label: "every actor in identity.actors",
-        reasons: &["actor_not_allowed"],
-    },
-    Step {
-        id: "chain.may_act",
-        stage: 5,
-        label: "may_act names the current actor",
-        reasons: &["may_act_violation"],
-    },
-    Step {
-        id: "revocation",
-        stage: 6,
-        label: "jti, subject and actors not revoked",
-        reasons: &["token_revoked"],
-    },
-    Step {
-        id: "binding.required",
-        stage: 7,
-        label: "cnf present (binding.cnf = required)",
-        reasons: &["binding_required"],
-    },
-    Step {
-        id: "binding.cnf",
-        stage: 7,
-        label: "cnf matches the peer certificate",
-        reasons: &["binding_mismatch"],
-    },
-    Step {
-        id: "binding.peer",
-        stage: 7,
-        label: "mTLS peer is the current actor",
-        reasons: &["peer_mismatch"],
-    },
-    Step {
-        id: "require.delegated",
-        stage: 8,
-        label: "require.delegated",
-        reasons: &["delegation_required", "delegation_forbidden"],
-    },
-    Step {
-        id: "require.human_subject",
-        stage: 8,
-        label: "require.human_subject",
-        reasons: &["human_subject_required"],
-    },
-    Step {
-        id: "require.actors",
-        stage: 8,
-        label: "require.actors",
-        reasons: &["actor_not_allowed"],
-    },
-    Step {
-        id: "require.max_chain_depth",
-        stage: 8,
-        label: "require.max_chain_depth",
-        reasons: &["chain_too_deep"],
-    },
-    Step {
-        id: "require.scopes",
-        stage: 8,
-        label: "require.scopes (effective scopes)",
-        reasons: &["scope_insufficient", "actor_scope_exceeded"],
-    },
-    Step {
-        id: "require.claims",
-        stage: 8,
-        label: "require.claims",
-        reasons: &["claim_mismatch"],
-    },
-    Step {
-        id: "require.fresh_auth_s",
-        stage: 8,
-        label: "require.fresh_auth_s (auth_time, else iat)",
-        reasons: &["stepup_required"],
-    },
-];
-
-/// The step a denial failed at. Reasons given by two steps are told apart by the facts.
-fn failed_step(denial: &Denial) -> Option<&'static str> {
-    use crate::core::token::TokenProblem;
-    let id = match denial {
-        Denial::TokenRepeated { .. } => "token.single",
-        Denial::Token(TokenProblem::TooLarge { .. }) => "token.size",
-        Denial::Token(_) => "token.shape",
-        Denial::KeyDoesNotFitAlg { .. } => "verify.key_alg",
-        Denial::RuleActorNotAllowed { .. } => "require.actors",
-        Denial::RuleChainTooDeep { .. } => "require.max_chain_depth",
-        Denial::ChainTooDeep { .. } => "chain.depth",
-        Denial::ActorNotAllowed { .. } => "chain.allowlist",
-        other => {
-            let code = other.reason().code();
-            return STEPS
-                .iter()
-                .find(|s| s.reasons.contains(&code))
-                .map(|s| s.id);
-        }
-    };
-    Some(id)
-}
-
-/// Whether a check applies to this request under this policy, and a note when it does not.
-fn applicability(policy: &Policy, decision: &Decision, step: &Step) -> Option<&'static str> {
-    let rule = decision
-        .audit
-        .rule
-        .as_deref()
-        .and_then(|id| policy.rules.iter().find(|r| r.id == id));
-    let req = rule.map(|r| &r.require);
-    match step.id {
-        "binding.required" if policy.binding.cnf != CnfMode::Required => {
-            Some("binding.cnf is if_present")
-        }
-        "binding.peer" if !policy.binding.actor_must_match_peer => {
-            Some("actor_must_match_peer is off")
-        }
-        "chain.allowlist" if policy.identity.actors.is_none() => {
-            Some("no identity.actors allowlist")
-        }
-        "chain.trust_domain" if policy.identity.trust_domains.is_none() => {
-            Some("no identity.trust_domains")
-        }
-        "require.delegated" if req.is_some_and(|r| r.delegated.is_none()) => Some("not required"),
-        "require.human_subject" if req.is_some_and(|r| !r.human_subject) => Some("not required"),
-        "require.actors" if req.is_some_and(|r| r.actors.is_none()) => Some("not required"),
-        "require.max_chain_depth" if req.is_some_and(|r| r.max_chain_depth.is_none()) => {
-            Some("not required")
-        }
-        "require.scopes" if req.is_some_and(|r| r.scopes.is_empty()) => Some("not required"),
-        "require.claims" if req.is_some_and(|r| r.claims.is_empty()) => Some("not required"),
-        "require.fresh_auth_s" if req.is_some_and(|r| r.fresh_auth_s.is_none()) => {
-            Some("not required")
-        }
-        _ => None,
+/// For people: what a check makes sure of, and the reasons it can give.
+fn describe(step: Step) -> (&'static str, &'static [&'static str]) {
+    match step {
+        Step::Route => ("a rule matches the method and path", &["route_denied"]),
+        Step::TokenPresent => ("a token is present", &["token_missing"]),
+        Step::TokenSingle => ("exactly one token", &["token_malformed"]),
+        Step::TokenSize => ("token within size limits", &["token_too_large"]),
+        Step::TokenShape => (
+            "compact JWS: base64url, header and payload JSON",
+            &["token_malformed"],
+        ),
+        Step::VerifyIssuer => (
+            "issuer has a provider this rule accepts",
+            &["issuer_unknown"],
+        ),
+        Step::VerifyTyp => ("typ is in token_types", &["type_not_allowed"]),
+        Step::VerifyAlg => ("alg is allowed", &["alg_not_allowed"]),
+        Step::VerifyKeys => ("provider has usable keys", &["jwks_unavailable"]),
+        Step::VerifyKid => ("kid names a key", &["kid_unknown"]),
+        Step::VerifyKeyAlg => ("key and alg agree", &["alg_not_allowed"]),
+        Step::VerifySignature => ("signature verifies", &["signature_invalid"]),
+        Step::ClaimsShape => (
+            "claim types and shapes (exp, sub, scope, act)",
+            &["claim_invalid"],
+        ),
+        Step::ClaimsAud => (
+            "aud is one of the provider's audiences",
+            &["audience_mismatch"],
+        ),
+        Step::ClaimsExp => ("not expired (exp, with skew)", &["token_expired"]),
+        Step::ClaimsNbfIat => (
+            "already valid (nbf, iat, with skew)",
+            &["token_not_yet_valid"],
+        ),
+        Step::ClaimsLifetime => ("lifetime within max_lifetime_s", &["lifetime_too_long"]),
+        Step::ChainDepth => (
+            "chain depth within identity.max_chain_depth",
+            &["chain_too_deep"],
+        ),
+        Step::ChainCycle => ("no identity repeats in the chain", &["actor_cycle"]),
+        Step::ChainTrustDomain => (
+            "actors and SPIFFE subject in trust_domains",
+            &["trust_domain_mismatch"],
+        ),
+        Step::ChainAllowlist => ("every actor in identity.actors", &["actor_not_allowed"]),
+        Step::ChainMayAct => ("may_act names the current actor", &["may_act_violation"]),
+        Step::Revocation => ("jti, subject and actors not revoked", &["token_revoked"]),
+        Step::BindingRequired => (
+            "cnf present (binding.cnf = required)",
+            &["binding_required"],
+        ),
+        Step::BindingCnf => ("cnf matches the peer certificate", &["binding_mismatch"]),
+        Step::BindingPeer => ("mTLS peer is the current actor", &["peer_mismatch"]),
+        Step::RequireDelegated => (
+            "require.delegated",
+            &["delegation_required", "delegation_forbidden"],
+        ),
+        Step::RequireHumanSubject => ("require.human_subject", &["human_subject_required"]),
+        Step::RequireActors => ("require.actors", &["actor_not_allowed"]),
+        Step::RequireMaxChainDepth => ("require.max_chain_depth", &["chain_too_deep"]),
+        Step::RequireScopes => (
+            "require.scopes (effective scopes)",
+            &["scope_insufficient", "actor_scope_exceeded"],
+        ),
+        Step::RequireClaims => ("require.claims", &["claim_mismatch"]),
+        Step::RequireFreshAuth => (
+            "require.fresh_auth_s (auth_time, else iat)",
+            &["stepup_required"],
+        ),
     }
 }
 
-/// Every check of SPEC §4 in order: the checks before the failing one passed, the failing
-/// one failed, later ones were not reached. On allow every applicable check passed.
-pub fn checks(policy: &Policy, decision: &Decision) -> Value {
-    let reason = decision.reason.code();
-    let failed = decision.denial.as_ref().and_then(failed_step);
-    let anonymous = reason == "allowed_anonymous";
-    let mut reached_failure = false;
-    let list: Vec<Value> = STEPS
-        .iter()
+/// Every check of SPEC §4, rendered from the trace the pipeline recorded while it decided
+/// (`decide_traced`): the checks it ran, in the order it ran them, with their outcomes; then
+/// the checks it never ran, from the step list — `not_reached` after a failure, and
+/// `not_applicable` after an anonymous allow (there is no token to check).
+pub fn checks(trace: &Trace) -> Value {
+    let ran = trace.checks();
+    let denied = ran.iter().any(|c| matches!(c.outcome, Outcome::Failed(_)));
+    let rest = Step::ALL
+        .into_iter()
+        .filter(|step| !ran.iter().any(|c| c.step == *step))
         .map(|step| {
-            let (status, note) = if reached_failure {
-                ("not_reached", None)
-            } else if failed == Some(step.id) {
-                reached_failure = true;
-                ("fail", Some(reason))
-            } else if anonymous {
-                if step.id == "route" {
-                    let note = if decision.audit.rule.is_none() {
-                        "no rule matched; on_no_match is allow"
-                    } else {
-                        "rule allows anonymous requests"
-                    };
-                    ("pass", Some(note))
-                } else if step.id == "token.present" && decision.audit.rule.is_some() {
-                    (
-                        "not_applicable",
-                        Some("no token; the rule allows anonymous"),
-                    )
-                } else {
-                    ("not_applicable", None)
-                }
+            let status = if denied {
+                "not_reached"
             } else {
-                match applicability(policy, decision, step) {
-                    Some(note) => ("not_applicable", Some(note)),
-                    None => ("pass", None),
-                }
+                "not_applicable"
             };
-            json!({
-                "id": step.id,
-                "stage": step.stage,
-                "label": step.label,
-                "reasons": step.reasons,
-                "status": status,
-                "note": note,
-            })
+            render(step, status, None)
+        });
+    let list = ran
+        .iter()
+        .map(|check| match check.outcome {
+            Outcome::Passed => render(check.step, "pass", check.note),
+            Outcome::Failed(reason) => render(check.step, "fail", Some(reason.code())),
+            Outcome::NotApplicable => render(check.step, "not_applicable", check.note),
         })
+        .chain(rest)
         .collect();
     Value::Array(list)
+}
+
+fn render(step: Step, status: &str, note: Option<&str>) -> Value {
+    let (label, reasons) = describe(step);
+    json!({
+        "id": step.id(),
+        "stage": step.stage(),
+        "label": label,
+        "reasons": reasons,
+        "status": status,
+        "note": note,
+    })
 }
 
 /// The token's scopes as the core reads them (`scope`, or `scp` as a string or array);
@@ -403,6 +199,9 @@ pub fn chain(policy: &Policy, decision: &Decision, token: Option<&str>) -> Value
             "holds": held.clone(),
         }));
     }
+    // A verified token's effective scopes are the pipeline's (computed once, in the
+    // decision); the walk above only draws them for people, and stands in when unverified.
+    let effective = decision.effective_scopes().map_or(held, <[String]>::to_vec);
     json!({
         "verified": verified,
         "subject": {
@@ -411,6 +210,6 @@ pub fn chain(policy: &Policy, decision: &Decision, token: Option<&str>) -> Value
             "scopes": token_scopes,
         },
         "actors": out,
-        "effective": held,
+        "effective": effective,
     })
 }

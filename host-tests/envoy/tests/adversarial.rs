@@ -227,7 +227,7 @@ impl Gate {
             &request.to_string(),
             UnixTime::from_secs(now()),
             &HashMap::new(),
-            &|_| Err("no files".to_owned()),
+            &|_| Err(actwarden::FileError::NoFiles),
         )
         .unwrap()
         .1

@@ -368,7 +368,7 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
             &request.to_string(),
             UnixTime::from_secs(case.now),
             &remote_keys(env.corpus, case),
-            &|_| Err("the corpus has no files".to_owned()),
+            &|_| Err(actwarden::FileError::NoFiles),
         )
         .map(|(_, report)| report)
         .map_err(|e| format!("native check_json: {e}"))

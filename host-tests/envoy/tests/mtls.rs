@@ -211,7 +211,7 @@ impl Rig {
             &request.to_string(),
             UnixTime::from_secs(now()),
             &HashMap::new(),
-            &|_| Err("no files".to_owned()),
+            &|_| Err(actwarden::FileError::NoFiles),
         )
         .unwrap();
         let mut problems = Vec::new();

@@ -295,8 +295,7 @@ pub struct Policy {
     pub audit_log: AuditLog,
 }
 
-/// Reads `local_jwks.filename` for hosts that have files (the CLI). The core never does I/O.
-pub type FileReader<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+pub(crate) use crate::core::file::FileReader;
 
 /// How a load may read `local_jwks.filename`.
 #[derive(Clone, Copy)]

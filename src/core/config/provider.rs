@@ -112,9 +112,8 @@ fn local_keys(
             let path = at.field("local_jwks.filename");
             match files {
                 Files::Unavailable => return Err(err(path, ConfigProblem::NoFileAccess)),
-                Files::Reader(read) => {
-                    read(&file).map_err(|why| err(path, ConfigProblem::FileUnavailable(why)))?
-                }
+                Files::Reader(read) => read(&file)
+                    .map_err(|why| err(path, ConfigProblem::FileUnavailable(why.to_string())))?,
             }
         }
         _ => return Err(err(at.field("local_jwks"), ConfigProblem::JwksSourceCount)),

@@ -49,11 +49,16 @@ fn a_jwks_file_in_a_host_without_files_is_refused_as_before() {
         e.to_string(),
         "providers.p.local_jwks.filename: cannot read the jwks file: this host has no files; use `inline_string`"
     );
-    let read = |name: &str| Err(format!("{name}: gone"));
+    let read = |name: &str| {
+        Err(crate::core::file::FileError::io(
+            name,
+            &std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        ))
+    };
     let e = Policy::from_json_with_files(&config.to_string(), &read).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "providers.p.local_jwks.filename: cannot read the jwks file: keys.json: gone"
+        "providers.p.local_jwks.filename: cannot read the jwks file: `keys.json`: gone"
     );
 }
 

@@ -76,25 +76,14 @@ struct PeerJson {
 impl PeerJson {
     fn check(self) -> Result<Peer, RequestError> {
         let digest = match (self.sha256_digest_hex, self.certificate_pem) {
-            (Some(_), Some(_)) => {
-                return Err(RequestError {
-                    path: "peer".into(),
-                    message: "give `sha256_digest_hex` or `certificate_pem`, not both".into(),
-                })
-            }
+            (Some(_), Some(_)) => return Err(RequestError::PeerDigestAndCertificate),
             (Some(hex), None) => Some(
                 b64::unhex(&hex)
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| RequestError {
-                        path: "peer.sha256_digest_hex".into(),
-                        message: format!("`{hex}` is not 64 hex digits"),
-                    })?,
+                    .ok_or(RequestError::PeerDigestNotHex { value: hex })?,
             ),
             (None, Some(pem)) => Some(crate::core::verification::crypto::sha256(
-                &pem_to_der(&pem).ok_or_else(|| RequestError {
-                    path: "peer.certificate_pem".into(),
-                    message: "not a PEM `CERTIFICATE` block".into(),
-                })?,
+                &pem_to_der(&pem).ok_or(RequestError::PeerCertificateNotPem)?,
             )),
             (None, None) => None,
         };
@@ -112,7 +101,7 @@ impl Peer {
         let de = &mut serde_json::Deserializer::from_str(text);
         let raw: PeerJson = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            RequestError {
+            RequestError::Invalid {
                 path: if path == "." {
                     "peer".to_owned()
                 } else {
@@ -136,19 +125,52 @@ struct RequestJson {
     peer: Option<PeerJson>,
 }
 
-/// A request file that cannot be used, with the JSON path of the problem.
+/// A request file (SPEC §7 `REQUEST.json`) that cannot be used. Its text starts with the
+/// JSON path of the problem (`path()`), as the CLI prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestError {
-    pub path: String,
-    pub message: String,
+#[non_exhaustive]
+pub enum RequestError {
+    /// Not JSON, or not the shape of `REQUEST.json` at `path` (the parser's `message`).
+    Invalid { path: String, message: String },
+    /// `peer` gives both `sha256_digest_hex` and `certificate_pem`.
+    PeerDigestAndCertificate,
+    /// `peer.sha256_digest_hex` is not 64 hex digits.
+    PeerDigestNotHex { value: String },
+    /// `peer.certificate_pem` holds no PEM `CERTIFICATE` block.
+    PeerCertificateNotPem,
+}
+
+impl RequestError {
+    /// The JSON path of the problem, e.g. `peer.sha256_digest_hex`; empty for the document.
+    pub fn path(&self) -> &str {
+        match self {
+            RequestError::Invalid { path, .. } => path,
+            RequestError::PeerDigestAndCertificate => "peer",
+            RequestError::PeerDigestNotHex { .. } => "peer.sha256_digest_hex",
+            RequestError::PeerCertificateNotPem => "peer.certificate_pem",
+        }
+    }
+
+    /// What is wrong there, without the path.
+    pub fn message(&self) -> String {
+        match self {
+            RequestError::Invalid { message, .. } => message.clone(),
+            RequestError::PeerDigestAndCertificate => {
+                "give `sha256_digest_hex` or `certificate_pem`, not both".to_owned()
+            }
+            RequestError::PeerDigestNotHex { value } => {
+                format!("`{value}` is not 64 hex digits")
+            }
+            RequestError::PeerCertificateNotPem => "not a PEM `CERTIFICATE` block".to_owned(),
+        }
+    }
 }
 
 impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
+        match self.path() {
+            "" => f.write_str(&self.message()),
+            path => write!(f, "{path}: {}", self.message()),
         }
     }
 }
@@ -162,7 +184,7 @@ impl Request {
         let de = &mut serde_json::Deserializer::from_str(text);
         let raw: RequestJson = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            RequestError {
+            RequestError::Invalid {
                 path: if path == "." { String::new() } else { path },
                 message: e.into_inner().to_string(),
             }
@@ -224,11 +246,11 @@ mod tests {
     #[test]
     fn peer_errors_name_their_path() {
         let e = Peer::from_json(r#"{"sha256_digest_hex":"abc"}"#).unwrap_err();
-        assert_eq!(e.path, "peer.sha256_digest_hex");
+        assert_eq!(e.path(), "peer.sha256_digest_hex");
         let e = Peer::from_json(r#"{"uri_san":1}"#).unwrap_err();
-        assert_eq!(e.path, "peer.uri_san");
+        assert_eq!(e.path(), "peer.uri_san");
         let both = format!(r#"{{"sha256_digest_hex":"{DIGEST}","certificate_pem":"x"}}"#);
-        assert_eq!(Peer::from_json(&both).unwrap_err().path, "peer");
+        assert_eq!(Peer::from_json(&both).unwrap_err().path(), "peer");
         assert!(Peer::from_json(r#"{"other":1}"#).is_err());
     }
 }

@@ -8,7 +8,7 @@ pub(crate) mod crypto;
 
 use crate::core::audit::truncate;
 use crate::core::claims;
-use crate::core::config::{typ_is_one_of, KeyConfig, Provider, Rule};
+use crate::core::config::{typ_is_one_of, KeyConfig, Policy, Provider, Rule};
 use crate::core::decision::AuditRecord;
 use crate::core::keys::alg::{Alg, AlgName};
 use crate::core::keys::{KeySet, VerificationKey};
@@ -18,6 +18,7 @@ use crate::core::reasons::Denial;
 use crate::core::time::UnixTime;
 use crate::core::token::extract::Found;
 use crate::core::token::{self, TokenProblem};
+use crate::core::trace::{Recorder, Step};
 use cache::{Cached, Failed, TokenCache, TokenHash, Verified};
 use jsonwebtoken::crypto::CryptoProvider;
 
@@ -28,9 +29,10 @@ pub(crate) struct VerifiedToken<'p> {
     pub token: std::rc::Rc<Verified>,
 }
 
-/// Step 2 (shape) and 3 (provider, type, algorithm, key, signature). Nothing in the token
-/// is trusted before this returns `Ok`. With a `TokenCache`, a token seen before skips
-/// parsing and the signature — never the checks around them.
+/// Step 2 (shape) and 3 (provider, type, algorithm, key, signature), then the claim types
+/// of step 4. Nothing in the token is trusted before this returns `Ok`. With a
+/// `TokenCache`, a token seen before skips parsing and the signature — never the checks
+/// around them.
 pub(crate) fn verify<'p>(
     ctx: Context<'p>,
     rule: &Rule,
@@ -38,15 +40,22 @@ pub(crate) fn verify<'p>(
     token_hash: &TokenHash,
     now: UnixTime,
     audit: &mut AuditRecord,
+    t: &mut Recorder,
 ) -> Result<VerifiedToken<'p>, Denial> {
     if found.token.is_empty() {
-        return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 }));
+        t.pass(Step::TokenSize);
+        let empty = Denial::Token(TokenProblem::NotCompact { dots: 0 });
+        return Err(t.fail(Step::TokenShape, empty));
     }
     let cached = ctx.cache.and_then(|c| c.get(token_hash, now));
     // A hit lends its header and claims; a miss parses the token (nothing trusted yet).
     let parsed = match &cached {
-        Some(Cached::Verified(_)) => None,
-        _ => Some(token::parse(found.token).map_err(Denial::Token)?),
+        Some(Cached::Verified(_)) => {
+            t.pass(Step::TokenSize);
+            t.pass(Step::TokenShape);
+            None
+        }
+        _ => Some(parse(found.token, t)?),
     };
     let (header, raw_claims) = match (&cached, &parsed) {
         (_, Some(p)) => (&p.jws.header, &p.claims),
@@ -54,18 +63,161 @@ pub(crate) fn verify<'p>(
         // Unreachable: a token is parsed whenever there is no verified hit.
         _ => return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 })),
     };
+    record_header(audit, header);
+    let (index, provider) = t.check(
+        Step::VerifyIssuer,
+        provider_for(ctx.policy, rule, found, raw_claims),
+    )?;
+    audit.provider = Some(provider.name.clone());
+    t.check(Step::VerifyTyp, typ_accepted(provider, header))?;
+    let keys: Option<&KeySet> = match &provider.keys {
+        KeyConfig::Local(set) => Some(set),
+        KeyConfig::Remote(_) => ctx.remote_keys.remote_keys(&provider.name),
+    };
+    let (alg, candidates) = select_keys(header, keys, provider, t)?;
+    let selected = Selected {
+        index,
+        provider,
+        alg,
+        candidates,
+    };
+    if let Some(known) = from_cache(cached, &selected, t) {
+        return known;
+    }
+    // A hit whose key is gone: verify afresh, from the token text (which parsed before).
+    let parsed = match parsed {
+        Some(p) => p,
+        None => {
+            token::parse(found.token).map_err(|e| t.fail(Step::TokenShape, Denial::Token(e)))?
+        }
+    };
+    let verified = verify_fresh(ctx, &selected, parsed, token_hash, now, t)?;
+    Ok(VerifiedToken {
+        provider,
+        token: verified,
+    })
+}
+
+/// The provider and the keys a token's signature may be checked with.
+struct Selected<'p, 'k> {
+    index: usize,
+    provider: &'p Provider,
+    alg: Alg,
+    candidates: Vec<&'k VerificationKey>,
+}
+
+impl Selected<'_, '_> {
+    fn fingerprints(&self) -> impl Iterator<Item = [u8; 32]> + '_ {
+        self.candidates.iter().map(|k| k.fingerprint)
+    }
+}
+
+/// What the cache already knows about this token under these keys, if anything. A hit
+/// counts only while the key that verified it is still published; after a rotation the
+/// token is verified afresh (and fails unless a current key verifies).
+fn from_cache<'p>(
+    cached: Option<Cached>,
+    selected: &Selected<'p, '_>,
+    t: &mut Recorder,
+) -> Option<Result<VerifiedToken<'p>, Denial>> {
+    let same = |provider: usize, alg: Alg| provider == selected.index && alg == selected.alg;
+    match cached? {
+        Cached::Verified(v)
+            if same(v.provider, v.alg) && selected.fingerprints().any(|f| f == v.key) =>
+        {
+            t.pass(Step::VerifySignature);
+            t.pass(Step::ClaimsShape);
+            Some(Ok(VerifiedToken {
+                provider: selected.provider,
+                token: v,
+            }))
+        }
+        Cached::Failed(f)
+            if same(f.provider, f.alg) && selected.fingerprints().all(|k| f.tried.contains(&k)) =>
+        {
+            Some(Err(t.fail(Step::VerifySignature, Denial::SignatureInvalid)))
+        }
+        _ => None,
+    }
+}
+
+/// The signature, then (4, first part) the claim types, remembered in the cache either
+/// way. Claim types depend on the token only, so they are read once and cached with it; a
+/// token whose claims are ill-typed is refused and not cached.
+fn verify_fresh(
+    ctx: Context<'_>,
+    selected: &Selected<'_, '_>,
+    parsed: token::UnverifiedToken<'_>,
+    token_hash: &TokenHash,
+    now: UnixTime,
+    t: &mut Recorder,
+) -> Result<std::rc::Rc<Verified>, Denial> {
+    let (index, alg) = (selected.index, selected.alg);
+    let Some(key) = verify_with_candidates(&parsed.jws, alg, &selected.candidates, ctx.crypto)
+    else {
+        if let Some(cache) = ctx.cache {
+            let tried = selected.fingerprints().collect();
+            cache.put_failed(*token_hash, failure(index, alg, tried, now));
+        }
+        return Err(t.fail(Step::VerifySignature, Denial::SignatureInvalid));
+    };
+    t.pass(Step::VerifySignature);
+    let token::UnverifiedToken { jws, claims: raw } = parsed;
+    let claims = t.check(Step::ClaimsShape, claims::read(raw))?;
+    let entry = std::rc::Rc::new(Verified {
+        header: jws.header,
+        expires: cache_expiry(&claims, selected.provider),
+        claims,
+        provider: index,
+        alg,
+        key,
+    });
+    if let Some(cache) = ctx.cache {
+        cache.put_verified(*token_hash, std::rc::Rc::clone(&entry), now);
+    }
+    Ok(entry)
+}
+
+/// Step 2 (size, shape): the compact JWS, its header and its claims as JSON.
+fn parse<'t>(token: &'t str, t: &mut Recorder) -> Result<token::UnverifiedToken<'t>, Denial> {
+    match token::parse(token) {
+        Ok(parsed) => {
+            t.pass(Step::TokenSize);
+            t.pass(Step::TokenShape);
+            Ok(parsed)
+        }
+        Err(problem @ TokenProblem::TooLarge { .. }) => {
+            Err(t.fail(Step::TokenSize, Denial::Token(problem)))
+        }
+        Err(problem) => {
+            t.pass(Step::TokenSize);
+            Err(t.fail(Step::TokenShape, Denial::Token(problem)))
+        }
+    }
+}
+
+/// The (unverified) `alg` and `kid` identify the token in the audit record.
+fn record_header(audit: &mut AuditRecord, header: &token::Header) {
     audit.alg = Some(truncate(&header.alg, MAX_AUDIT_HEADER_VALUE));
     audit.kid = header
         .kid
         .as_deref()
         .map(|k| truncate(k, MAX_AUDIT_HEADER_VALUE));
+}
 
+/// The provider (and its index) for the not yet trusted `iss`: one this rule accepts, and
+/// one that reads tokens from the header this token came in.
+fn provider_for<'p>(
+    policy: &'p Policy,
+    rule: &Rule,
+    found: &Found<'_>,
+    raw_claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(usize, &'p Provider), Denial> {
     let iss = match raw_claims.get("iss") {
         Some(serde_json::Value::String(s)) => s.as_str(),
         _ => return Err(Denial::IssuerMissing),
     };
-    let Some((index, provider)) = ctx
-        .policy
+    let Some((index, provider)) = policy
         .providers
         .iter()
         .enumerate()
@@ -83,93 +235,57 @@ pub(crate) fn verify<'p>(
             provider: provider.name.clone(),
         });
     }
-    audit.provider = Some(provider.name.clone());
+    Ok((index, provider))
+}
 
+/// `typ` is one of the provider's `token_types` (no `typ` passes only where `jwt` does).
+fn typ_accepted(provider: &Provider, header: &token::Header) -> Result<(), Denial> {
     match &header.typ {
-        None if provider.token_types.iter().any(|t| t == "jwt") => {}
-        None => {
-            return Err(Denial::TypeMissing {
-                provider: provider.name.clone(),
-            })
-        }
-        Some(typ) => {
-            if !typ_is_one_of(typ, &provider.token_types) {
-                return Err(Denial::TypeNotAllowed {
-                    provider: provider.name.clone(),
-                });
-            }
-        }
+        None if provider.token_types.iter().any(|t| t == "jwt") => Ok(()),
+        None => Err(Denial::TypeMissing {
+            provider: provider.name.clone(),
+        }),
+        Some(typ) if typ_is_one_of(typ, &provider.token_types) => Ok(()),
+        Some(_) => Err(Denial::TypeNotAllowed {
+            provider: provider.name.clone(),
+        }),
     }
-    let keys: Option<&KeySet> = match &provider.keys {
-        KeyConfig::Local(set) => Some(set),
-        KeyConfig::Remote(_) => ctx.remote_keys.remote_keys(&provider.name),
-    };
-    let (alg, candidates) = candidate_keys(header, keys, &provider.algorithms)
-        .map_err(|e| e.into_denial(&provider.name))?;
-    let fingerprints = || candidates.iter().map(|k| k.fingerprint);
-    match cached {
-        // A hit counts only while the key that verified it is still published; after a
-        // rotation the token is verified afresh (and fails unless a current key verifies).
-        Some(Cached::Verified(v))
-            if v.provider == index && v.alg == alg && fingerprints().any(|f| f == v.key) =>
-        {
-            return Ok(VerifiedToken { provider, token: v });
-        }
-        Some(Cached::Failed(f))
-            if f.provider == index
-                && f.alg == alg
-                && fingerprints().all(|k| f.tried.contains(&k)) =>
-        {
-            return Err(Denial::SignatureInvalid);
-        }
-        _ => {}
+}
+
+/// `candidate_keys`, recording its four checks (`alg`, keys, `kid`, key/`alg` fit).
+fn select_keys<'k>(
+    header: &token::Header,
+    keys: Option<&'k KeySet>,
+    provider: &Provider,
+    t: &mut Recorder,
+) -> Result<(Alg, Vec<&'k VerificationKey>), Denial> {
+    const STEPS: [Step; 4] = [
+        Step::VerifyAlg,
+        Step::VerifyKeys,
+        Step::VerifyKid,
+        Step::VerifyKeyAlg,
+    ];
+    let result = candidate_keys(header, keys, &provider.algorithms);
+    let failed_at = result.as_ref().err().map(|f| f.step());
+    for step in STEPS.into_iter().take_while(|s| Some(*s) != failed_at) {
+        t.pass(step);
     }
-    // A hit whose key is gone: verify afresh, from the token text.
-    let parsed = match parsed {
-        Some(p) => p,
-        None => token::parse(found.token).map_err(Denial::Token)?,
-    };
-    let Some(key) = verify_with_candidates(&parsed.jws, alg, &candidates, ctx.crypto) else {
-        if let Some(cache) = ctx.cache {
-            cache.put_failed(
-                *token_hash,
-                Failed {
-                    provider: index,
-                    alg,
-                    tried: fingerprints().collect(),
-                    expires: TokenCache::failure_expiry(now),
-                },
-            );
-        }
-        return Err(Denial::SignatureInvalid);
-    };
-    // 4. (first part) claim types: depend on the token only, so they are read once and
-    // cached with it. A token whose claims are ill-typed is refused and not cached.
-    let token::UnverifiedToken { jws, claims: raw } = parsed;
-    let claims = claims::read(raw)?;
-    // An entry never outlives its token: `exp` plus skew bounds it (an already expired
-    // token is remembered with the failures instead, see token_cache).
-    let expires_s = claims.exp + provider.clock_skew_s as f64;
-    let expires = if expires_s.is_finite() && expires_s > 0.0 {
-        UnixTime::from_millis((expires_s * 1000.0) as u64)
-    } else {
-        UnixTime::from_millis(0)
-    };
-    let entry = std::rc::Rc::new(Verified {
-        header: jws.header,
-        claims,
-        provider: index,
-        alg,
-        key,
-        expires,
-    });
-    if let Some(cache) = ctx.cache {
-        cache.put_verified(*token_hash, std::rc::Rc::clone(&entry), now);
-    }
-    Ok(VerifiedToken {
+    result.map_err(|f| t.fail(f.step(), f.into_denial(&provider.name)))
+}
+
+fn failure(provider: usize, alg: Alg, tried: Vec<[u8; 32]>, now: UnixTime) -> Failed {
+    Failed {
         provider,
-        token: entry,
-    })
+        alg,
+        tried,
+        expires: TokenCache::failure_expiry(now),
+    }
+}
+
+/// An entry never outlives its token: `exp` plus skew bounds it (an already expired token
+/// is remembered with the failures instead, see token_cache).
+fn cache_expiry(claims: &claims::Claims, provider: &Provider) -> UnixTime {
+    UnixTime::from_secs_f64(claims.exp + provider.clock_skew_s as f64)
 }
 
 /// Why a JWS signature was not accepted (mapped to a `Denial` with the provider's name).
@@ -185,6 +301,19 @@ pub enum SignatureFailure {
 }
 
 impl SignatureFailure {
+    /// The check of step 3 that gives this failure.
+    fn step(self) -> Step {
+        match self {
+            SignatureFailure::AlgNone
+            | SignatureFailure::AlgUnsupported
+            | SignatureFailure::AlgNotAllowed => Step::VerifyAlg,
+            SignatureFailure::NoKeys => Step::VerifyKeys,
+            SignatureFailure::KidUnknown => Step::VerifyKid,
+            SignatureFailure::KeyDoesNotFitAlg => Step::VerifyKeyAlg,
+            SignatureFailure::Invalid => Step::VerifySignature,
+        }
+    }
+
     fn into_denial(self, provider: &str) -> Denial {
         let provider = provider.to_owned();
         match self {

@@ -169,7 +169,7 @@ mod test_hooks {
                     let secs: f64 = value
                         .parse()
                         .map_err(|_| ReadProblem::BadTestHook(format!("`{NOW}: {value}`")))?;
-                    pending.now_override = Some(UnixTime::from_millis((secs * 1000.0) as u64));
+                    pending.now_override = Some(UnixTime::from_secs_f64(secs));
                     host.remove_request_header(NOW);
                 }
                 PEER => {

@@ -149,7 +149,7 @@ impl<H: Host> Plugin<H> {
 
         let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
         if !resumed && room {
-            if let Some(Denial::KidUnknown { provider }) = &decision.denial {
+            if let Some(Denial::KidUnknown { provider }) = decision.denial() {
                 if let Some(index) = self.remotes.iter().position(|r| &r.name == provider) {
                     if let Some(deadline_ms) = self.may_wait_for_refetch(index, host_now_ms) {
                         self.waiters.borrow_mut().push(Waiter {
@@ -169,12 +169,12 @@ impl<H: Host> Plugin<H> {
         for name in &decision.strip_headers {
             stripped &= self.host.remove_request_header(name);
         }
-        if self.policy.audit_log.logs(decision.allowed) {
+        if self.policy.audit_log.logs(decision.is_allowed()) {
             log_audit(&self.host, &decision.audit);
         }
         self.metrics
-            .decision(&self.host, decision.allowed, decision.reason);
-        match &decision.response {
+            .decision(&self.host, decision.is_allowed(), decision.reason());
+        match decision.response() {
             None => {
                 if !stripped {
                     // A caller's identity header the upstream would see is not an allow.
@@ -185,7 +185,7 @@ impl<H: Host> Plugin<H> {
                     send_error(&self.host, 500);
                     return Action::Pause;
                 }
-                for (name, value) in &decision.identity_headers {
+                for (name, value) in decision.identity_headers() {
                     if !self.host.set_request_header(name, value) {
                         // An identity the upstream would not see is not an allow.
                         self.host.log(
@@ -206,7 +206,7 @@ impl<H: Host> Plugin<H> {
                     &self.host,
                     response,
                     pending.request.is_grpc(),
-                    decision.reason,
+                    decision.reason(),
                 );
                 Action::Pause
             }
