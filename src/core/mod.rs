@@ -12,21 +12,48 @@
 //! `trace` the record of the checks a decision ran (`decide_traced`, for explanations), and
 //! `file` how a host that has files lends them to the configuration.
 
-pub(crate) mod audit;
-pub(crate) mod binding;
-pub(crate) mod chain;
-pub(crate) mod claims;
+// The steps, in the order a request meets them (rustfmt keeps this order: one group each).
+/// 1. The configuration, loaded and checked once.
 pub(crate) mod config;
-pub(crate) mod decision;
-pub(crate) mod file;
-pub(crate) mod keys;
-pub(crate) mod pipeline;
+
+/// 2. The request as the core sees it.
 pub(crate) mod request;
-pub(crate) mod revocation;
+
+/// 3. Which rule applies (match), and later its `require` block.
 pub(crate) mod rules;
+
+/// 4. Finding the token and reading it as a compact JWS (nothing trusted yet).
 pub(crate) mod token;
+
+/// 5. Key sets and algorithms.
+pub(crate) mod keys;
+
+/// 6. Provider, `typ`, `alg`, `kid`, signature (and the verified-token cache).
 pub(crate) mod verification;
 
+/// 7. Typed standard claims, audience and time.
+pub(crate) mod claims;
+
+/// 8. The delegation chain and effective scopes.
+pub(crate) mod chain;
+
+/// 9. Revocation lists.
+pub(crate) mod revocation;
+
+/// 10. Binding to the caller (certificate, peer).
+pub(crate) mod binding;
+
+/// 11. The verdict, the deny response, the identity headers.
+pub(crate) mod decision;
+
+/// 12. The audit record.
+pub(crate) mod audit;
+
+/// Runs 1–12 in order.
+pub(crate) mod pipeline;
+
+// Around the steps.
+pub(crate) mod file;
 pub(crate) mod limits;
 pub(crate) mod reasons;
 pub(crate) mod time;
