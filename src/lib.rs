@@ -23,7 +23,9 @@ mod tools;
 
 pub mod api;
 
-pub use crate::core::config::{AuditLog, ConfigError, ConfigProblem, Policy, SyntaxProblem};
+pub use crate::core::config::{
+    AuditLog, ConfigError, ConfigProblem, Policy, ProviderName, SyntaxProblem,
+};
 pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse, Verdict};
 pub use crate::core::file::{FileError, FileReader};
 pub use crate::core::keys::alg::{Alg, AlgName, UnknownAlg};

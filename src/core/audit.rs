@@ -2,6 +2,7 @@
 //! signature. Identity fields are filled only from a verified token (`record_identity`).
 
 use crate::core::claims::Claims;
+use crate::core::config::ProviderName;
 use crate::core::reasons::Reason;
 use serde::Serialize;
 
@@ -24,7 +25,7 @@ pub struct AuditRecord {
     pub reason: Reason,
     pub status: Option<u16>,
     pub rule: Option<String>,
-    pub provider: Option<String>,
+    pub provider: Option<ProviderName>,
     pub iss: Option<String>,
     pub sub: Option<String>,
     pub sub_profile: Option<String>,
@@ -294,7 +295,7 @@ mod tests {
             },
             status: (!full).then_some(403),
             rule: some(text),
-            provider: some("p"),
+            provider: full.then(|| ProviderName::from("p")),
             iss: some(text),
             sub: some(text),
             sub_profile: some("user"),

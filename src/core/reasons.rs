@@ -1,5 +1,6 @@
 //! Reason codes (SPEC §4) and the facts behind a denial.
 
+use crate::core::config::ProviderName;
 use crate::core::token::TokenProblem;
 use serde::Serialize;
 
@@ -183,33 +184,33 @@ pub enum Denial {
     IssuerUnknown,
     /// The issuer's provider is not one the matched rule accepts.
     ProviderNotForRule {
-        provider: String,
+        provider: ProviderName,
     },
     /// The token came from a header the issuer's provider does not read.
     TokenFromOtherHeader {
-        provider: String,
+        provider: ProviderName,
     },
     TypeMissing {
-        provider: String,
+        provider: ProviderName,
     },
     TypeNotAllowed {
-        provider: String,
+        provider: ProviderName,
     },
     AlgNone,
     /// A registered JWS algorithm actwarden cannot verify (ES512: ring has no P-521).
     AlgUnsupported,
     AlgNotAllowed {
-        provider: String,
+        provider: ProviderName,
     },
     JwksUnavailable {
-        provider: String,
+        provider: ProviderName,
     },
     KidUnknown {
-        provider: String,
+        provider: ProviderName,
     },
     /// The key named by `kid` (or, without one, every key) cannot verify this `alg`.
     KeyDoesNotFitAlg {
-        provider: String,
+        provider: ProviderName,
     },
     SignatureInvalid,
     ClaimInvalid {

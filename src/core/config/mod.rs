@@ -138,11 +138,15 @@ pub(crate) const DEFAULT_CLOCK_SKEW_S: u64 = 60;
 /// `max_lifetime_s` when absent: a day.
 pub(crate) const DEFAULT_MAX_LIFETIME_S: u64 = 86_400;
 
+/// A provider's name, shared by the policy, denials and audit records.
+pub type ProviderName = std::sync::Arc<str>;
+
 /// A token issuer (`providers.<name>`).
 #[derive(Debug, Clone)]
 pub struct Provider {
-    /// The key of `providers`: named by rules, metrics and audit records.
-    pub name: String,
+    /// The key of `providers`: named by rules, metrics and audit records. Shared, so a
+    /// denial or an audit record names its provider without copying the text.
+    pub name: ProviderName,
     /// Compared exactly with `iss`; required, and unique across providers.
     pub issuer: String,
     /// `aud` must contain one of these; required, non-empty.
@@ -421,7 +425,7 @@ fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
             return Err(err(
                 format!("providers.{name}.issuer"),
                 ConfigProblem::DuplicateIssuer {
-                    other: other.name.clone(),
+                    other: other.name.to_string(),
                 },
             ));
         }

@@ -2,6 +2,7 @@
 //! algorithms, token types, time settings, token sources.
 
 use super::raw::{RawFromHeader, RawLocalJwks, RawProvider, RawRemoteJwks};
+use super::ProviderName;
 use super::{
     clean, err, non_empty_list, range, ConfigError, ConfigProblem, Files, FromHeader, JsonPath,
     KeyConfig, Provider, RemoteJwks, DEFAULT_CACHE_DURATION_S, DEFAULT_CLOCK_SKEW_S,
@@ -53,7 +54,7 @@ pub(super) fn build_provider(
     )?;
     let from_headers = from_headers(&at, p.from_headers)?;
     Ok(Provider {
-        name: name.to_owned(),
+        name: ProviderName::from(name),
         issuer: p.issuer,
         audiences: p.audiences,
         keys,

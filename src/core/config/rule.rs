@@ -122,12 +122,15 @@ fn named_providers(
         .iter()
         .enumerate()
         .map(|(j, n)| {
-            providers.iter().position(|p| &p.name == n).ok_or_else(|| {
-                err(
-                    at.item("providers", j),
-                    ConfigProblem::UnknownProvider(n.clone()),
-                )
-            })
+            providers
+                .iter()
+                .position(|p| *p.name == **n)
+                .ok_or_else(|| {
+                    err(
+                        at.item("providers", j),
+                        ConfigProblem::UnknownProvider(n.clone()),
+                    )
+                })
         })
         .collect()
 }

@@ -8,6 +8,7 @@ pub(crate) mod crypto;
 
 use crate::core::audit::truncate;
 use crate::core::claims;
+use crate::core::config::ProviderName;
 use crate::core::config::{typ_is_one_of, KeyConfig, Policy, Provider, Rule};
 use crate::core::decision::AuditRecord;
 use crate::core::keys::alg::{Alg, AlgName};
@@ -68,7 +69,7 @@ pub(crate) fn verify<'p>(
         Step::VerifyIssuer,
         provider_for(ctx.policy, rule, found, raw_claims),
     )?;
-    audit.provider = Some(provider.name.clone());
+    audit.provider = Some(ProviderName::clone(&provider.name));
     t.check(Step::VerifyTyp, typ_accepted(provider, header))?;
     let keys: Option<&KeySet> = match &provider.keys {
         KeyConfig::Local(set) => Some(set),
@@ -227,12 +228,12 @@ fn provider_for<'p>(
     };
     if !rule.providers.contains(&index) {
         return Err(Denial::ProviderNotForRule {
-            provider: provider.name.clone(),
+            provider: ProviderName::clone(&provider.name),
         });
     }
     if !provider.sources.contains(&found.source) {
         return Err(Denial::TokenFromOtherHeader {
-            provider: provider.name.clone(),
+            provider: ProviderName::clone(&provider.name),
         });
     }
     Ok((index, provider))
@@ -243,11 +244,11 @@ fn typ_accepted(provider: &Provider, header: &token::Header) -> Result<(), Denia
     match &header.typ {
         None if provider.token_types.iter().any(|t| t == "jwt") => Ok(()),
         None => Err(Denial::TypeMissing {
-            provider: provider.name.clone(),
+            provider: ProviderName::clone(&provider.name),
         }),
         Some(typ) if typ_is_one_of(typ, &provider.token_types) => Ok(()),
         Some(_) => Err(Denial::TypeNotAllowed {
-            provider: provider.name.clone(),
+            provider: ProviderName::clone(&provider.name),
         }),
     }
 }
@@ -314,8 +315,8 @@ impl SignatureFailure {
         }
     }
 
-    fn into_denial(self, provider: &str) -> Denial {
-        let provider = provider.to_owned();
+    fn into_denial(self, provider: &ProviderName) -> Denial {
+        let provider = ProviderName::clone(provider);
         match self {
             SignatureFailure::AlgNone => Denial::AlgNone,
             SignatureFailure::AlgUnsupported => Denial::AlgUnsupported,

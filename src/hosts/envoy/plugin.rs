@@ -76,7 +76,7 @@ impl<H: Host> Plugin<H> {
             .iter()
             .filter_map(|p| match &p.keys {
                 KeyConfig::Remote(config) => Some(RemoteProvider {
-                    name: p.name.clone(),
+                    name: p.name.to_string(),
                     config: config.clone(),
                     shared_key: format!("actwarden.jwks.v1|{}|{}", config.cluster, config.uri),
                     keys: RefCell::new(None),
@@ -150,7 +150,7 @@ impl<H: Host> Plugin<H> {
         let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
         if !resumed && room {
             if let Some(Denial::KidUnknown { provider }) = decision.denial() {
-                if let Some(index) = self.remotes.iter().position(|r| &r.name == provider) {
+                if let Some(index) = self.remotes.iter().position(|r| *r.name == **provider) {
                     if let Some(deadline_ms) = self.may_wait_for_refetch(index, host_now_ms) {
                         self.waiters.borrow_mut().push(Waiter {
                             context_id,
