@@ -23,7 +23,7 @@ mod tools;
 
 pub mod api;
 
-pub use crate::core::config::{AuditLog, ConfigError, ConfigProblem, FileReader, Policy};
+pub use crate::core::config::{AuditLog, ConfigError, ConfigProblem, FileReader, Mode, Policy};
 pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse};
 pub use crate::core::keys::alg::{Alg, AlgName, UnknownAlg};
 pub use crate::core::keys::{parse_jwks, JwksError, KeySet, KeySource, NoRemoteKeys, RemoteKeys};

@@ -106,6 +106,9 @@ function renderDecision(result) {
   verdict.dataset.reason = rep.reason;
   badge.textContent = rep.decision === 'allow' ? 'ALLOW' : 'DENY';
   badge.className = `badge ${rep.decision}`;
+  // Shadow mode (SPEC §11): the real decision, but a denial is forwarded anyway.
+  $('verdict-mode').hidden = rep.enforced !== false;
+  verdict.dataset.enforced = String(rep.enforced !== false);
   $('verdict-reason').textContent = rep.reason;
   text($('verdict-status'), rep.status ? `HTTP ${rep.status}` : '');
   $('verdict-detail').textContent = rep.detail || (rep.decision === 'allow' ? 'Every check passed.' : '');
@@ -113,7 +116,8 @@ function renderDecision(result) {
   const resp = rep.response;
   if (resp) {
     const grpc = resp.headers['grpc-status'];
-    text($('fact-response'), grpc ? `HTTP ${resp.status}, grpc-status ${grpc} (${resp.headers['grpc-message']})` : `HTTP ${resp.status} ${resp.body}`);
+    const reply = grpc ? `HTTP ${resp.status}, grpc-status ${grpc} (${resp.headers['grpc-message']})` : `HTTP ${resp.status} ${resp.body}`;
+    text($('fact-response'), rep.enforced === false ? `forwarded upstream without identity (shadow mode; enforce would reply ${reply})` : reply);
     text($('fact-www'), resp.headers['www-authenticate']);
   } else {
     text($('fact-response'), 'forwarded upstream');

@@ -44,13 +44,24 @@ pub struct Decision {
     pub strip_headers: Vec<String>,
     /// Identity headers to set on the forwarded request (empty on deny).
     pub identity_headers: Vec<(String, String)>,
+    /// The reply for a denial. Under shadow mode it is what the caller would have got;
+    /// hosts send it only when `enforced`.
     pub response: Option<DenyResponse>,
+    /// SPEC §11: `false` under shadow mode, where a denied request is forwarded anyway
+    /// (still stripped of `x-agent-*`, with no identity headers added).
+    pub enforced: bool,
     pub audit: AuditRecord,
 }
 
 impl Decision {
     pub fn status(&self) -> Option<u16> {
         self.reason.status()
+    }
+
+    /// The reply a host must send instead of forwarding: a denial's response, unless the
+    /// denial is in shadow mode (SPEC §11).
+    pub fn enforced_response(&self) -> Option<&DenyResponse> {
+        self.response.as_ref().filter(|_| self.enforced)
     }
 }
 

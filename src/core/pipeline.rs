@@ -49,6 +49,7 @@ pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
         decision: "deny",
         reason: Reason::RouteDenied,
         status: None,
+        enforced: true,
         rule: None,
         provider: None,
         iss: None,
@@ -79,6 +80,11 @@ pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
     };
     let mut rule_for_response: Option<&Rule> = None;
     let outcome = evaluate(ctx, request, now, &mut audit, &mut rule_for_response);
+    // SPEC §11: the matched rule's mode, else (no rule yet) the policy's.
+    let enforced = rule_for_response
+        .map_or(ctx.policy.mode, |rule| rule.mode)
+        .is_enforced();
+    audit.enforced = enforced;
     match outcome {
         Ok(allow) => {
             audit.decision = "allow";
@@ -90,6 +96,7 @@ pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
                 strip_headers,
                 identity_headers: allow.identity_headers,
                 response: None,
+                enforced,
                 audit,
             }
         }
@@ -112,6 +119,7 @@ pub fn decide(ctx: Context<'_>, request: &Request, now: UnixTime) -> Decision {
                 strip_headers,
                 identity_headers: Vec::new(),
                 response: Some(response),
+                enforced,
                 audit,
             }
         }

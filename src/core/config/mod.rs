@@ -2,7 +2,10 @@
 //! Envoy's `on_configure`, the playground's lint, the CLI's start) and shared by every
 //! request. Every error names the JSON path it is about.
 
+mod mode;
 mod raw;
+
+pub use mode::Mode;
 
 use crate::core::chain::spiffe;
 use crate::core::keys::alg::{Alg, AlgName, ASYMMETRIC};
@@ -311,6 +314,8 @@ pub struct Rule {
     /// Indices into `Policy::providers`; all of them when the rule names none.
     pub providers: Vec<usize>,
     pub require: Require,
+    /// This rule's own `mode`, else the policy's (SPEC §11).
+    pub mode: Mode,
 }
 
 /// A checked, immutable configuration.
@@ -326,6 +331,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub on_no_match: OnNoMatch,
     pub audit_log: AuditLog,
+    /// Top-level `mode`: applies to decisions made before a rule matched (SPEC §11).
+    pub mode: Mode,
 }
 
 /// Reads `local_jwks.filename` for hosts that have files (the CLI). The core never does I/O.
@@ -420,6 +427,7 @@ impl Policy {
 }
 
 fn build(raw: RawConfig, read_file: FileReader<'_>) -> Result<Policy, ConfigError> {
+    let mode = raw.mode.map_or(Mode::Enforce, Mode::from);
     let identity = build_identity(raw.identity)?;
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, p) in raw.providers {
@@ -457,7 +465,9 @@ fn build(raw: RawConfig, read_file: FileReader<'_>) -> Result<Policy, ConfigErro
     });
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.rules.len());
     for (i, r) in raw.rules.into_iter().enumerate() {
-        let rule = build_rule(i, r, &providers, &identity)?;
+        let own_mode = r.mode;
+        let mut rule = build_rule(i, r, &providers, &identity)?;
+        rule.mode = mode::rule_mode(own_mode, mode);
         if rules.iter().any(|o| o.id == rule.id) {
             return Err(err(
                 format!("rules[{i}].id"),
@@ -484,6 +494,7 @@ fn build(raw: RawConfig, read_file: FileReader<'_>) -> Result<Policy, ConfigErro
         rules,
         on_no_match,
         audit_log,
+        mode,
     })
 }
 
@@ -1059,5 +1070,6 @@ fn build_rule(
         allow_anonymous,
         providers: provider_indices,
         require,
+        mode: Mode::Enforce, // set by `build` from the rule's and the policy's `mode`
     })
 }

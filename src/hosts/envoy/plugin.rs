@@ -167,8 +167,10 @@ impl Plugin {
         if self.policy.audit_log.logs(decision.allowed) {
             log_audit(&decision.audit);
         }
-        self.metrics.decision(decision.allowed, decision.reason);
-        match &decision.response {
+        self.metrics
+            .decision(decision.allowed, decision.enforced, decision.reason);
+        // SPEC §11: a shadow denial is forwarded; its identity headers are empty.
+        match decision.enforced_response() {
             None => {
                 for (name, value) in &decision.identity_headers {
                     if !host::set_request_header(name, value) {
