@@ -40,6 +40,9 @@ pub use crate::tools::mint;
 /// Views of a decision for people: the checks in order and the delegation chain.
 pub use crate::tools::explain;
 
+/// The auth matrix of a policy (SPEC §12), as data (JSON) and as markdown.
+pub use crate::tools::matrix;
+
 /// Risky on purpose: reading a token without verifying it, and checking one JWS signature
 /// outside the pipeline (for external test suites such as Wycheproof). Nothing here may
 /// feed a decision.

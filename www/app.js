@@ -5,6 +5,7 @@
 
 import init, * as ag from './pkg/actwarden.js';
 import { SCENARIOS, buildScenario, NOW } from './scenarios.js';
+import { renderMatrix, testCase } from './rollout.js';
 
 const $ = (id) => document.getElementById(id);
 const parse = (text) => JSON.parse(text);
@@ -66,6 +67,7 @@ function decide() {
   renderDecision(result);
   renderDecoded();
   renderExport();
+  renderRollout(result);
   document.body.dataset.seq = String(seq);
 }
 
@@ -131,6 +133,17 @@ function renderDecision(result) {
   const stripped = rep.stripped_headers || [];
   if (stripped.length) $('fwd-headers').append(row([`removed inbound: ${stripped.join(', ')}`]));
   $('audit').textContent = JSON.stringify(stripForAudit(rep), null, 2);
+}
+
+/// The auth matrix of the policy, and the scenario as a test case (www/rollout.js).
+function renderRollout(result) {
+  const m = parse(ag.matrix(state.config));
+  if (m.ok) renderMatrix($('matrix'), m.matrix);
+  else $('matrix').replaceChildren(note(`No matrix: ${m.error.path ? `${m.error.path}: ` : ''}${m.error.message}`));
+  const i = inputs();
+  $('test-case').textContent = result.ok
+    ? JSON.stringify(testCase(JSON.parse(i.request), i.now, i.remote_jwks, result.report), null, 2)
+    : '';
 }
 
 /// The audit record (SPEC §6): the report without the host extensions.
@@ -914,6 +927,7 @@ function wire() {
   }
   $('copy-export').addEventListener('click', () => copy($('export-text').value, $('copy-export')));
   $('copy-audit').addEventListener('click', () => copy($('audit').textContent, $('copy-audit')));
+  $('copy-test-case').addEventListener('click', () => copy($('test-case').textContent, $('copy-test-case')));
   $('share').addEventListener('click', async () => {
     const url = await shareUrl();
     history.replaceState(null, '', url);

@@ -12,6 +12,11 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+// Subcommands of their own live in `src/bin/actwarden/` (not `src/bin/`, where cargo would
+// take each file for a binary).
+#[path = "actwarden/matrix_command.rs"]
+mod matrix_command;
+
 #[derive(Parser)]
 #[command(
     name = "actwarden",
@@ -41,6 +46,13 @@ enum Command {
         /// and `chain` (each actor's ceiling and the scopes it removed), as the playground shows.
         #[arg(long)]
         explain: bool,
+    },
+    /// Print the policy as an auth matrix: per rule, who may do what with which credential.
+    Matrix {
+        #[arg(long)]
+        config: String,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: matrix_command::MatrixFormat,
     },
     /// Validate a configuration (exit 0 or 2).
     Lint {
@@ -182,6 +194,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 ExitCode::from(1)
             })
         }
+        Command::Matrix { config, format } => matrix_command::run(&config, format),
         Command::Lint { config } => {
             let text = read(&config)?;
             let policy = Policy::from_json_with_files(&text, &read_relative(&config))

@@ -3,4 +3,5 @@
 
 pub(crate) mod decode;
 pub mod explain;
+pub mod matrix;
 pub mod mint;
