@@ -43,6 +43,9 @@ pub use crate::tools::explain;
 /// The auth matrix of a policy (SPEC §12), as data (JSON) and as markdown.
 pub use crate::tools::matrix;
 
+/// Policy test files (SPEC §12, `actwarden test`): load, run a case, JUnit XML.
+pub use crate::tools::policy_test;
+
 /// Risky on purpose: reading a token without verifying it, and checking one JWS signature
 /// outside the pipeline (for external test suites such as Wycheproof). Nothing here may
 /// feed a decision.
