@@ -26,11 +26,11 @@ ENVOY := $(VENV)/bin/envoy
 WASM_OUT := target/wasm32-wasip1/release/actwarden.wasm
 WASM_TEST := target/actwarden-test.wasm
 
-TEST_STEPS := fmt-check clippy unit-test lint-config demo-cli wasm check-wasm-imports e2e-envoy \
+TEST_STEPS := fmt-check clippy unit-test lint-config policy-test demo-cli wasm check-wasm-imports e2e-envoy \
               check-gateway-configs web test-browser
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
-        check-wasm-browser unit-test cli lint-config demo demo-cli wasm wasm-test check-wasm-imports \
+        check-wasm-browser unit-test cli lint-config policy-test demo demo-cli wasm wasm-test check-wasm-imports \
         e2e-envoy check-gateway-configs web test-browser setup-bench wasm-floor bench bench-native
 
 help:
@@ -44,6 +44,7 @@ help:
 	@echo "make test-browser the playground in headless Chromium (host-tests/browser/)"
 	@echo "make check-wasm  build the core for wasm32-wasip1 (Envoy) and wasm32-unknown-unknown (browser)"
 	@echo "make lint-config validate every gateway-configs/*/actwarden.json with the CLI"
+	@echo "make policy-test run every gateway-configs/*/policy.test.json (actwarden test)"
 	@echo "make bench       actwarden vs jwt_authn vs the wasm floor in Envoy (wrk), and native; bench/results/"
 
 setup:
@@ -91,6 +92,16 @@ lint-config: cli
 	@for config in gateway-configs/*/actwarden.json; do \
 	    echo "actwarden lint --config $$config"; \
 	    $(ACTWARDEN) lint --config "$$config"; \
+	done
+
+# Policy tests (SPEC §12): every gateway-configs/*/policy.test.json against the
+# actwarden.json beside it, with JUnit XML in target/ for CI.
+policy-test: cli
+	@for tests in gateway-configs/*/policy.test.json; do \
+	    dir=$$(dirname "$$tests"); \
+	    echo "actwarden test --config $$dir/actwarden.json $$tests"; \
+	    $(ACTWARDEN) test --config "$$dir/actwarden.json" "$$tests" \
+	        --junit "target/policy-test-$$(basename "$$dir").xml"; \
 	done
 
 demo-cli: setup cli

@@ -208,3 +208,209 @@ fn matrix_refuses_a_bad_configuration() {
         stderr(&out)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// test
+
+const EXAMPLE_KEY: &str = "demo/keys/DEMO-ONLY-corp-sts.private.jwk.json";
+
+fn example_paths() -> (String, String) {
+    (
+        format!("{EXAMPLE}/actwarden.json"),
+        format!("{EXAMPLE}/policy.test.json"),
+    )
+}
+
+/// A test dir with the demo key at `keys/demo.json` and `cases` in `policy.test.json`.
+fn test_dir(name: &str, cases: Value) -> (PathBuf, String) {
+    let dir = scratch(name);
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::copy(
+        format!("{EXAMPLE}/{EXAMPLE_KEY}"),
+        dir.join("keys/demo.json"),
+    )
+    .unwrap();
+    let file = write(&dir, "policy.test.json", &json!({ "cases": cases }));
+    (dir, file)
+}
+
+fn paying(name: &str, actor: &str, expect: Value) -> Value {
+    json!({
+        "name": name,
+        "request": { "method": "POST", "path": "/v1/payments", "authority": "api.example.com",
+            "headers": { "authorization": { "mint": { "key": "keys/demo.json", "claims": {
+                "iss": "https://sts.example.com", "aud": "payments-api", "sub": "alice",
+                "sub_profile": "user", "acr": "urn:example:acr:approved",
+                "scope": "invoices:read payments:write",
+                "act": { "sub": actor } } } } } },
+        "expect": expect
+    })
+}
+
+const ORCHESTRATOR: &str = "spiffe://prod.example.com/agent/orchestrator";
+const BILLING: &str = "spiffe://prod.example.com/agent/billing";
+
+#[test]
+fn the_example_policy_passes_its_tests() {
+    let (config, tests) = example_paths();
+    let out = run(&["test", "--config", &config, &tests]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "8 passed, 0 failed\n");
+}
+
+#[test]
+fn failing_cases_print_expected_and_got_and_exit_1() {
+    let (config, _) = example_paths();
+    let (_dir, file) = test_dir(
+        "fail",
+        json!([
+            paying(
+                "orchestrator pays",
+                ORCHESTRATOR,
+                json!({ "reason": "allowed",
+                "headers": { "x-agent-actor": ORCHESTRATOR } })
+            ),
+            paying(
+                "billing pays",
+                BILLING,
+                json!({ "reason": "allowed", "status": null,
+                "headers": { "x-agent-rule": "pay" }, "audit": { "enforced": true } })
+            ),
+        ]),
+    );
+    let out = run(&["test", "--config", &config, &file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "FAIL {file} › billing pays: reason: expected \"allowed\", got \"actor_scope_exceeded\"; \
+             status: expected null, got 403; headers.x-agent-rule: expected \"pay\", got null"
+        )
+    );
+    assert_eq!(lines[1], "1 passed, 1 failed");
+}
+
+#[test]
+fn junit_reports_every_case() {
+    let (config, _) = example_paths();
+    let (dir, file) = test_dir(
+        "junit",
+        json!([
+            paying(
+                "orchestrator pays",
+                ORCHESTRATOR,
+                json!({ "reason": "allowed" })
+            ),
+            paying("billing <pays>", BILLING, json!({ "reason": "allowed" })),
+        ]),
+    );
+    let junit = dir.join("out.xml");
+    let junit = junit.to_str().unwrap();
+    let out = run(&["test", "--config", &config, &file, "--junit", junit]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"));
+    assert!(xml.contains(r#"<testsuites name="actwarden policy tests" tests="2" failures="1">"#));
+    assert!(xml.contains(&format!(
+        r#"<testsuite name="{file}" tests="2" failures="1">"#
+    )));
+    assert!(xml.contains(&format!(
+        r#"<testcase classname="{file}" name="orchestrator pays"/>"#
+    )));
+    assert!(xml.contains(&format!(
+        r#"<testcase classname="{file}" name="billing &lt;pays&gt;">"#
+    )));
+    assert!(xml.contains(
+        r#"<failure message="reason: expected &quot;allowed&quot;, got &quot;actor_scope_exceeded&quot;">"#
+    ), "{xml}");
+}
+
+/// Runs `test` on `file` and expects exit 2 with `needle` in the message.
+fn refused(file: &str, needles: &[&str]) {
+    let (config, _) = example_paths();
+    let out = run(&["test", "--config", &config, file]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "nothing runs: {}", stdout(&out));
+    for needle in needles {
+        assert!(
+            stderr(&out).contains(needle),
+            "`{needle}` not in {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn an_unknown_field_is_refused_with_file_and_path() {
+    let mut case = paying("x", ORCHESTRATOR, json!({ "reason": "allowed" }));
+    case["expect"]["reasons"] = json!([]);
+    let (_dir, file) = test_dir("unknown-field", json!([case]));
+    refused(
+        &file,
+        &[&format!(
+            "`{file}`: cases[0].expect.reasons: unknown field `reasons`"
+        )],
+    );
+}
+
+#[test]
+fn unparsable_json_is_refused_with_the_file() {
+    let dir = scratch("unparsable");
+    let file = dir.join("broken.test.json");
+    std::fs::write(&file, "{\"cases\": [ {\"name\": ").unwrap();
+    let file = file.to_str().unwrap();
+    refused(file, &[&format!("`{file}`: "), "EOF"]);
+}
+
+#[test]
+fn a_missing_key_file_is_refused_with_file_and_path() {
+    let mut case = paying("x", ORCHESTRATOR, json!({ "reason": "allowed" }));
+    case["request"]["headers"]["authorization"]["mint"]["key"] = json!("keys/nope.json");
+    let (_dir, file) = test_dir("missing-key", json!([case]));
+    refused(
+        &file,
+        &[&format!(
+            "`{file}`: cases[0].request.headers.authorization: cannot read `keys/nope.json`"
+        )],
+    );
+}
+
+#[test]
+fn a_token_that_cannot_be_minted_is_refused_naming_the_case() {
+    let mut case = paying(
+        "rsa with an EC key",
+        ORCHESTRATOR,
+        json!({ "reason": "allowed" }),
+    );
+    case["request"]["headers"]["authorization"]["mint"]["alg"] = json!("RS256");
+    let (_dir, file) = test_dir("unmintable", json!([case]));
+    refused(
+        &file,
+        &[&format!(
+            "`{file}`: case `rsa with an EC key`: cannot mint the token: `RS256` cannot be signed with this key"
+        )],
+    );
+}
+
+#[test]
+fn a_missing_test_file_is_refused() {
+    refused(
+        "/nonexistent/policy.test.json",
+        &["/nonexistent/policy.test.json"],
+    );
+}

@@ -16,6 +16,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 // take each file for a binary).
 #[path = "actwarden/matrix_command.rs"]
 mod matrix_command;
+#[path = "actwarden/test_command.rs"]
+mod test_command;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,20 @@ enum Command {
         config: String,
         #[arg(long, value_enum, default_value = "markdown")]
         format: matrix_command::MatrixFormat,
+    },
+    /// Run policy test files: exit 0 when every case passes, 1 when one fails, 2 on bad input.
+    Test {
+        #[arg(long)]
+        config: String,
+        /// Test files (`{"cases": [...]}`).
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<String>,
+        /// Unix seconds for cases without `now`; defaults to the system clock.
+        #[arg(long)]
+        now: Option<f64>,
     },
     /// Validate a configuration (exit 0 or 2).
     Lint {
@@ -195,6 +211,17 @@ fn run(command: Command) -> Result<ExitCode, String> {
             })
         }
         Command::Matrix { config, format } => matrix_command::run(&config, format),
+        Command::Test {
+            config,
+            files,
+            junit,
+            now,
+        } => test_command::run(test_command::TestArgs {
+            config,
+            files,
+            junit,
+            now,
+        }),
         Command::Lint { config } => {
             let text = read(&config)?;
             let policy = Policy::from_json_with_files(&text, &read_relative(&config))
