@@ -103,7 +103,10 @@ export function testCase(request, now, remoteJwks, report) {
   const expect = { reason: report.reason, decision: report.decision, status: report.status, headers: report.headers, audit };
   const name = `${report.rule || 'no rule'}: ${report.reason}`;
   const out = { name, request, now: Number(now) };
-  if (remoteJwks && Object.keys(remoteJwks).length) out.remote_jwks = remoteJwks;
+  if (remoteJwks && Object.keys(remoteJwks).length) {
+    // Inline JWKS objects: in a test file a string would be a file name.
+    out.remote_jwks = Object.fromEntries(Object.entries(remoteJwks).map(([p, j]) => [p, typeof j === 'string' ? JSON.parse(j) : j]));
+  }
   out.expect = expect;
   return out;
 }
