@@ -58,10 +58,12 @@ test: setup
 	done
 	@echo "==> make test: all steps passed"
 	@# One closing line for CI logs: every test runner's counts, added up (cargo's
-	@# `test result:` lines, and the browser runner's `browser tests: N passed, M failed`).
-	@cat target/unit-test.log $$(ls target/e2e-envoy.log target/test-browser.log 2>/dev/null) | awk \
+	@# `test result:` lines, the browser runner's `browser tests: N passed, M failed`, and
+	@# `actwarden test`'s `N passed, M failed`).
+	@cat target/unit-test.log $$(ls target/e2e-envoy.log target/test-browser.log target/policy-test.log 2>/dev/null) | awk \
 	    '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } \
 	     /^browser tests:/ { p += $$3; f += $$5 } \
+	     /^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 } \
 	     END { printf "tests: %d passed, %d failed\n", p, f }'
 
 fmt-check:
@@ -97,11 +99,12 @@ lint-config: cli
 # Policy tests (SPEC §12): every gateway-configs/*/policy.test.json against the
 # actwarden.json beside it, with JUnit XML in target/ for CI.
 policy-test: cli
+	@: > target/policy-test.log
 	@for tests in gateway-configs/*/policy.test.json; do \
 	    dir=$$(dirname "$$tests"); \
 	    echo "actwarden test --config $$dir/actwarden.json $$tests"; \
 	    $(ACTWARDEN) test --config "$$dir/actwarden.json" "$$tests" \
-	        --junit "target/policy-test-$$(basename "$$dir").xml"; \
+	        --junit "target/policy-test-$$(basename "$$dir").xml" | tee -a target/policy-test.log; \
 	done
 
 demo-cli: setup cli
