@@ -26,11 +26,11 @@ ENVOY := $(VENV)/bin/envoy
 WASM_OUT := target/wasm32-wasip1/release/actwarden.wasm
 WASM_TEST := target/actwarden-test.wasm
 
-TEST_STEPS := fmt-check clippy unit-test lint-config demo-cli wasm check-wasm-imports e2e-envoy \
+TEST_STEPS := fmt-check clippy unit-test lint-config policy-test demo-cli wasm check-wasm-imports e2e-envoy \
               check-gateway-configs web test-browser
 
 .PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
-        check-wasm-browser unit-test cli cli-release lint-config demo demo-cli wasm wasm-test check-wasm-imports \
+        check-wasm-browser unit-test cli cli-release lint-config policy-test demo demo-cli wasm wasm-test check-wasm-imports \
         e2e-envoy check-gateway-configs web test-browser setup-bench wasm-floor bench bench-native
 
 help:
@@ -45,6 +45,7 @@ help:
 	@echo "make test-browser the playground in headless Chromium (host-tests/browser/)"
 	@echo "make check-wasm  build the core for wasm32-wasip1 (Envoy) and wasm32-unknown-unknown (browser)"
 	@echo "make lint-config validate every gateway-configs/*/actwarden.json with the CLI"
+	@echo "make policy-test run every gateway-configs/*/policy.test.json (actwarden test)"
 	@echo "make bench       actwarden vs jwt_authn vs the wasm floor in Envoy (wrk), and native; bench/results/"
 
 setup:
@@ -58,10 +59,12 @@ test: setup
 	done
 	@echo "==> make test: all steps passed"
 	@# One closing line for CI logs: every test runner's counts, added up (cargo's
-	@# `test result:` lines, and the browser runner's `browser tests: N passed, M failed`).
-	@cat target/unit-test.log $$(ls target/e2e-envoy.log target/test-browser.log 2>/dev/null) | awk \
+	@# `test result:` lines, the browser runner's `browser tests: N passed, M failed`, and
+	@# `actwarden test`'s `N passed, M failed`).
+	@cat target/unit-test.log $$(ls target/e2e-envoy.log target/test-browser.log target/policy-test.log 2>/dev/null) | awk \
 	    '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } \
 	     /^browser tests:/ { p += $$3; f += $$5 } \
+	     /^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 } \
 	     END { printf "tests: %d passed, %d failed\n", p, f }'
 
 fmt-check:
@@ -99,6 +102,17 @@ lint-config: cli
 	@for config in gateway-configs/*/actwarden.json; do \
 	    echo "actwarden lint --config $$config"; \
 	    $(ACTWARDEN) lint --config "$$config"; \
+	done
+
+# Policy tests (SPEC §12): every gateway-configs/*/policy.test.json against the
+# actwarden.json beside it, with JUnit XML in target/ for CI.
+policy-test: cli
+	@: > target/policy-test.log
+	@for tests in gateway-configs/*/policy.test.json; do \
+	    dir=$$(dirname "$$tests"); \
+	    echo "actwarden test --config $$dir/actwarden.json $$tests"; \
+	    $(ACTWARDEN) test --config "$$dir/actwarden.json" "$$tests" \
+	        --junit "target/policy-test-$$(basename "$$dir").xml" | tee -a target/policy-test.log; \
 	done
 
 demo-cli: setup cli

@@ -24,7 +24,7 @@ mod tools;
 pub mod api;
 
 pub use crate::core::config::{
-    AuditLog, ConfigError, ConfigProblem, Policy, ProviderName, SyntaxProblem,
+    AuditLog, ConfigError, ConfigProblem, Mode, Policy, ProviderName, SyntaxProblem,
 };
 pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse, Verdict};
 pub use crate::core::file::{FileError, FileReader};
@@ -44,6 +44,12 @@ pub use crate::tools::mint;
 /// Views of a decision for people: the checks the pipeline recorded, in order, and the
 /// delegation chain.
 pub use crate::tools::explain;
+
+/// The auth matrix of a policy (SPEC §12), as data (JSON) and as markdown.
+pub use crate::tools::matrix;
+
+/// Policy test files (SPEC §12, `actwarden test`): load, run a case, JUnit XML.
+pub use crate::tools::policy_test;
 
 /// Risky on purpose: reading a token without verifying it, and checking one JWS signature
 /// outside the pipeline (for external test suites such as Wycheproof). Nothing here may

@@ -33,11 +33,12 @@ const BILLING: &str = "spiffe://prod.example.com/agent/billing";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// SPEC §6: every audit record carries these members (`null` when unknown).
-const AUDIT_FIELDS: [&str; 25] = [
+const AUDIT_FIELDS: [&str; 26] = [
     "ts",
     "decision",
     "reason",
     "status",
+    "enforced",
     "rule",
     "provider",
     "iss",

@@ -5,6 +5,7 @@
 
 import init, * as ag from './pkg/actwarden.js';
 import { SCENARIOS, buildScenario, NOW } from './scenarios.js';
+import { renderMatrix, testCase } from './rollout.js';
 
 const $ = (id) => document.getElementById(id);
 const parse = (text) => JSON.parse(text);
@@ -66,6 +67,7 @@ function decide() {
   renderDecision(result);
   renderDecoded();
   renderExport();
+  renderRollout(result);
   document.body.dataset.seq = String(seq);
 }
 
@@ -106,6 +108,9 @@ function renderDecision(result) {
   verdict.dataset.reason = rep.reason;
   badge.textContent = rep.decision === 'allow' ? 'ALLOW' : 'DENY';
   badge.className = `badge ${rep.decision}`;
+  // Shadow mode (SPEC §11): the real decision, but a denial is forwarded anyway.
+  $('verdict-mode').hidden = rep.enforced !== false;
+  verdict.dataset.enforced = String(rep.enforced !== false);
   $('verdict-reason').textContent = rep.reason;
   text($('verdict-status'), rep.status ? `HTTP ${rep.status}` : '');
   $('verdict-detail').textContent = rep.detail || (rep.decision === 'allow' ? 'Every check passed.' : '');
@@ -113,7 +118,8 @@ function renderDecision(result) {
   const resp = rep.response;
   if (resp) {
     const grpc = resp.headers['grpc-status'];
-    text($('fact-response'), grpc ? `HTTP ${resp.status}, grpc-status ${grpc} (${resp.headers['grpc-message']})` : `HTTP ${resp.status} ${resp.body}`);
+    const reply = grpc ? `HTTP ${resp.status}, grpc-status ${grpc} (${resp.headers['grpc-message']})` : `HTTP ${resp.status} ${resp.body}`;
+    text($('fact-response'), rep.enforced === false ? `forwarded upstream without identity (shadow mode; enforce would reply ${reply})` : reply);
     text($('fact-www'), resp.headers['www-authenticate']);
   } else {
     text($('fact-response'), 'forwarded upstream');
@@ -127,6 +133,17 @@ function renderDecision(result) {
   const stripped = rep.stripped_headers || [];
   if (stripped.length) $('fwd-headers').append(row([`removed inbound: ${stripped.join(', ')}`]));
   $('audit').textContent = JSON.stringify(stripForAudit(rep), null, 2);
+}
+
+/// The auth matrix of the policy, and the scenario as a test case (www/rollout.js).
+function renderRollout(result) {
+  const m = parse(ag.matrix(state.config));
+  if (m.ok) renderMatrix($('matrix'), m.matrix);
+  else $('matrix').replaceChildren(note(`No matrix: ${m.error.path ? `${m.error.path}: ` : ''}${m.error.message}`));
+  const i = inputs();
+  $('test-case').textContent = result.ok
+    ? JSON.stringify(testCase(JSON.parse(i.request), i.now, i.remote_jwks, result.report), null, 2)
+    : '';
 }
 
 /// The audit record (SPEC §6): the report without the host extensions.
@@ -910,6 +927,7 @@ function wire() {
   }
   $('copy-export').addEventListener('click', () => copy($('export-text').value, $('copy-export')));
   $('copy-audit').addEventListener('click', () => copy($('audit').textContent, $('copy-audit')));
+  $('copy-test-case').addEventListener('click', () => copy($('test-case').textContent, $('copy-test-case')));
   $('share').addEventListener('click', async () => {
     const url = await shareUrl();
     history.replaceState(null, '', url);

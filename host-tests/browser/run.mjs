@@ -443,6 +443,48 @@ try {
     check('export: Istio WasmPlugin carries the policy', istioOk, out.istio.slice(0, 200));
   }
 
+  // 6b. Rolling out (SPEC §11, §12): the matrix panel = `actwarden matrix --format json`,
+  // the exported test case passes `actwarden test`, a shadow denial is marked.
+  if (want('rollout')) {
+    for (const s of scenarios) {
+      await page.click(`button[data-scenario="${s.id}"]`);
+      await page.click('button[data-variant="1"]').catch(() => {});
+      const shown = await page.evaluate(() => ({
+        rows: [...document.querySelectorAll('#matrix tbody tr')].map((tr) => tr.dataset.rule),
+        matrix: JSON.parse(window.playground.module.matrix(document.getElementById('config').value)).matrix,
+        rules: JSON.parse(window.playground.module.lint(document.getElementById('config').value)).rules,
+        testCase: document.getElementById('test-case').textContent,
+        config: document.getElementById('config').value,
+      }));
+      const cliMatrix = await run(['matrix', '--config', tmpFile(shown.config), '--format', 'json']);
+      check(
+        `rollout: ${s.id}: the matrix panel shows every rule, as the CLI`,
+        canon(shown.rows) === canon(shown.rules) && cliMatrix.code === 0 && canon(JSON.parse(cliMatrix.stdout)) === canon(shown.matrix),
+        `${JSON.stringify(shown.rows)} vs ${JSON.stringify(shown.rules)}; cli exit ${cliMatrix.code}`,
+      );
+      const file = tmpFile(JSON.stringify({ cases: [JSON.parse(shown.testCase)] }));
+      const cliTest = await run(['test', '--config', tmpFile(shown.config), file]);
+      check(`rollout: ${s.id}: the exported test case passes actwarden test`, cliTest.code === 0 && cliTest.stdout === '1 passed, 0 failed\n', `exit ${cliTest.code}: ${cliTest.stdout}${cliTest.stderr}`);
+    }
+    await page.click('button[data-scenario="sub-agent-ceiling"]');
+    await page.click('button[data-variant="0"]');
+    const shadow = await page.evaluate(() => {
+      const c = JSON.parse(document.getElementById('config').value);
+      c.mode = 'shadow';
+      return JSON.stringify(c, null, 2);
+    });
+    await page.fill('#config', shadow);
+    await page.fill('#req-path', '/v2/nowhere');
+    await page.waitForFunction(() => document.getElementById('verdict').dataset.reason === 'route_denied');
+    const marked = await page.evaluate(() => ({
+      badge: document.getElementById('verdict-badge').textContent,
+      shadow: !document.getElementById('verdict-mode').hidden,
+      enforced: window.playground.result()?.report?.enforced,
+      response: document.getElementById('fact-response').textContent,
+    }));
+    check('rollout: a shadow denial is shown as DENY, marked SHADOW, forwarded', marked.badge === 'DENY' && marked.shadow && marked.enforced === false && marked.response.startsWith('forwarded upstream'), JSON.stringify(marked));
+  }
+
   // 7. The whole decision corpus: decided in the browser, compared with the CLI.
   if (want('corpus')) {
     // Materialised natively by the test-support crate (scripts/test-browser.sh runs

@@ -12,6 +12,13 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+// Subcommands of their own live in `src/bin/actwarden/` (not `src/bin/`, where cargo would
+// take each file for a binary).
+#[path = "actwarden/matrix_command.rs"]
+mod matrix_command;
+#[path = "actwarden/test_command.rs"]
+mod test_command;
+
 #[derive(Parser)]
 #[command(
     name = "actwarden",
@@ -41,6 +48,27 @@ enum Command {
         /// and `chain` (each actor's ceiling and the scopes it removed), as the playground shows.
         #[arg(long)]
         explain: bool,
+    },
+    /// Print the policy as an auth matrix: per rule, who may do what with which credential.
+    Matrix {
+        #[arg(long)]
+        config: String,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: matrix_command::MatrixFormat,
+    },
+    /// Run policy test files: exit 0 when every case passes, 1 when one fails, 2 on bad input.
+    Test {
+        #[arg(long)]
+        config: String,
+        /// Test files (`{"cases": [...]}`).
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<String>,
+        /// Unix seconds for cases without `now`; defaults to the system clock.
+        #[arg(long)]
+        now: Option<f64>,
     },
     /// Validate a configuration (exit 0 or 2).
     Lint {
@@ -135,6 +163,14 @@ enum CliError {
     Mint(MintError),
     ClaimsNotJson(String),
     HeaderNotObject,
+    /// `matrix` and `test` render their own typed errors (file, JSON path, case) as text.
+    Subcommand(String),
+}
+
+impl From<CliError> for String {
+    fn from(e: CliError) -> Self {
+        e.to_string()
+    }
 }
 
 impl From<FileError> for CliError {
@@ -159,6 +195,7 @@ impl std::fmt::Display for CliError {
             CliError::Mint(e) => e.fmt(f),
             CliError::ClaimsNotJson(e) => write!(f, "`--claims`: {e}"),
             CliError::HeaderNotObject => f.write_str("`--header` must be a JSON object"),
+            CliError::Subcommand(message) => f.write_str(message),
         }
     }
 }
@@ -199,6 +236,21 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Lint { config } => lint(&config),
         Command::Keygen { alg, kid } => keygen(&alg, &kid),
         Command::Jwks { keys } => public_jwks(&keys),
+        Command::Matrix { config, format } => {
+            matrix_command::run(&config, format).map_err(CliError::Subcommand)
+        }
+        Command::Test {
+            config,
+            files,
+            junit,
+            now,
+        } => test_command::run(test_command::TestArgs {
+            config,
+            files,
+            junit,
+            now,
+        })
+        .map_err(CliError::Subcommand),
         Command::Mint {
             key,
             claims,

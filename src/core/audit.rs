@@ -24,6 +24,9 @@ pub struct AuditRecord {
     pub decision: &'static str,
     pub reason: Reason,
     pub status: Option<u16>,
+    /// SPEC §11: `false` when the decision was made under `mode: "shadow"` (a denial was
+    /// forwarded anyway); `true` otherwise.
+    pub enforced: bool,
     pub rule: Option<String>,
     pub provider: Option<ProviderName>,
     pub iss: Option<String>,
@@ -75,6 +78,7 @@ impl AuditRecord {
         w.str("decision", Some(self.decision));
         w.str("reason", Some(self.reason.code()));
         w.num("status", self.status.map(u64::from));
+        w.bool("enforced", self.enforced);
         w.str("rule", self.rule.as_deref());
         w.str("provider", self.provider.as_deref());
         w.str("iss", self.iss.as_deref());
@@ -168,6 +172,12 @@ impl<'o> JsonObject<'o> {
             }
             None => self.out.extend_from_slice(b"null"),
         }
+    }
+
+    fn bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        let text: &[u8] = if value { b"true" } else { b"false" };
+        self.out.extend_from_slice(text);
     }
 
     fn list(&mut self, key: &str, values: Option<&[String]>) {
@@ -294,6 +304,7 @@ mod tests {
                 Reason::ActorScopeExceeded
             },
             status: (!full).then_some(403),
+            enforced: full,
             rule: some(text),
             provider: full.then(|| ProviderName::from("p")),
             iss: some(text),

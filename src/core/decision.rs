@@ -70,12 +70,22 @@ pub struct Decision {
     pub verdict: Verdict,
     /// Inbound header names (as received) starting with `x-agent-`: always removed.
     pub strip_headers: Vec<String>,
+    /// SPEC §11: `false` under shadow mode, where a denied request is forwarded anyway
+    /// (still stripped of `x-agent-*`, with no identity headers added). The verdict stays
+    /// the real one; hosts send a deny response only when `enforced`.
+    pub enforced: bool,
     pub audit: AuditRecord,
     /// The checks run, in order; only when asked for (`decide_traced`), for explanations.
     pub trace: Option<Trace>,
 }
 
 impl Decision {
+    /// The reply a host must send instead of forwarding: a denial's response, unless the
+    /// denial is in shadow mode (SPEC §11).
+    pub fn enforced_response(&self) -> Option<&DenyResponse> {
+        self.response().filter(|_| self.enforced)
+    }
+
     pub fn is_allowed(&self) -> bool {
         !matches!(self.verdict, Verdict::Deny { .. })
     }

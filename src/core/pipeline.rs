@@ -61,6 +61,11 @@ fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Record
         &mut rule_for_response,
         &mut t,
     );
+    // SPEC §11: the matched rule's mode, else (no rule yet) the policy's.
+    let enforced = rule_for_response
+        .map_or(ctx.policy.mode, |rule| rule.mode)
+        .is_enforced();
+    audit.enforced = enforced;
     let verdict = match outcome {
         Ok(verdict) => {
             audit.decision = "allow";
@@ -72,6 +77,7 @@ fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Record
     Decision {
         verdict,
         strip_headers,
+        enforced,
         audit,
         trace: t.finish(),
     }
@@ -84,6 +90,7 @@ fn audit_of_request(request: &Request, now: UnixTime) -> AuditRecord {
         decision: "deny",
         reason: Reason::RouteDenied,
         status: None,
+        enforced: true,
         rule: None,
         provider: None,
         iss: None,

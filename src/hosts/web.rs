@@ -116,6 +116,22 @@ pub fn lint(config_json: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// matrix
+
+/// The auth matrix of a configuration (SPEC §12), as `actwarden matrix --format json`:
+/// `{"ok": true, "matrix": {...}}`, or the configuration error with its path.
+#[wasm_bindgen]
+pub fn matrix(config_json: &str) -> String {
+    match Policy::from_json(config_json) {
+        Ok(policy) => match serde_json::to_value(crate::tools::matrix::matrix(&policy)) {
+            Ok(m) => ok(object(vec![("matrix", m)])),
+            Err(e) => fail("matrix", "", e.to_string()),
+        },
+        Err(e) => fail("config", &e.path, strip_path(&e.path, e.to_string())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // check
 
 /// Decides `request_json` (SPEC §7 REQUEST.json) under `config_json` at `now_seconds` (Unix

@@ -3,4 +3,6 @@
 
 pub(crate) mod decode;
 pub mod explain;
+pub mod matrix;
 pub mod mint;
+pub mod policy_test;

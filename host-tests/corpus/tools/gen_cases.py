@@ -1221,6 +1221,55 @@ def responses():
     ]
 
 
+# ------------------------------------------------------------------------------------
+# 09: shadow mode (SPEC §11): the real decision, `enforced` says whether it was applied.
+
+def shadowed(expect, enforced):
+    e = copy.deepcopy(expect)
+    e.setdefault("audit", {})["enforced"] = enforced
+    return e
+
+
+SPOOF = {"x-agent-subject": "user:spoofed"}
+
+
+def shadow():
+    return [
+        case("shadow-default-enforce", "Without `mode`, a policy enforces: every record says "
+             "enforced true.",
+             shadowed(deny("token_missing"), True), None, req(),
+             twin=tw({"token": tok()}, shadowed(allow(ids()), True))),
+        case("shadow-rule-denial-forwarded", "A denial under a shadow rule keeps its real "
+             "reason and status but is not enforced; spoofed identity is still stripped and "
+             "none is added.",
+             shadowed(deny("token_missing"), False), None, req(headers=SPOOF),
+             config="shadow-rule",
+             twin=tw({"token": tok()}, shadowed(allow(ids()), False))),
+        case("shadow-rule-expired", "A bad token under a shadow rule: the real reason, not "
+             "enforced.",
+             shadowed(deny("token_expired"), False),
+             tok(claims=claims(iat=NOW - 7200, exp=NOW - 3600)), config="shadow-rule",
+             twin=tw(claims_patch(iat=NOW - 60, exp=NOW + 600), shadowed(allow(ids()), False))),
+        case("shadow-rule-others-enforce", "Only the shadow rule is in shadow: another rule "
+             "of the same policy enforces.",
+             shadowed(deny("scope_insufficient"), True),
+             tok(claims=claims(scope="payments:read")), req(path="/v1/invoices"),
+             config="shadow-rule",
+             twin=tw({"request": {"path": "/v1/profile"}},
+                     shadowed(allow(ids(scopes="payments:read")), False))),
+        case("shadow-policy-route-denied", "No rule matched: the policy's mode applies.",
+             shadowed(deny("route_denied"), False), None, req(path="/v2/unknown"),
+             config="shadow-policy",
+             twin=tw({"request": {"path": "/v1/profile"}, "token": tok()},
+                     shadowed(allow(ids()), False))),
+        case("shadow-policy-rule-enforces", "A rule's own `mode: enforce` wins over a shadow "
+             "policy.",
+             shadowed(deny("token_missing"), True), None, pay_req(), config="shadow-policy",
+             twin=tw({"token": tok(claims=pay_claims())},
+                     shadowed(allow(PAY_IDS), True))),
+    ]
+
+
 FILES = {
     "01-route-token.json": route_token,
     "02-verify.json": verify,
@@ -1230,6 +1279,7 @@ FILES = {
     "06-requirements.json": requirements,
     "07-order.json": order,
     "08-responses.json": responses,
+    "09-shadow.json": shadow,
 }
 
 

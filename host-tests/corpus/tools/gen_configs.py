@@ -193,6 +193,20 @@ def main():
     c["providers"]["corp-sts"]["max_lifetime_s"] = 300
     configs["strict-time"] = c
 
+    # Shadow mode (SPEC §11): one rule in shadow under an enforcing policy, and a shadow
+    # policy with one rule that enforces.
+    c = copy.deepcopy(main)
+    for rule in c["rules"]:
+        if rule["id"] == "profile":
+            rule["mode"] = "shadow"
+    configs["shadow-rule"] = c
+    c = copy.deepcopy(main)
+    c["mode"] = "shadow"
+    for rule in c["rules"]:
+        if rule["id"] == "pay":
+            rule["mode"] = "enforce"
+    configs["shadow-policy"] = c
+
     for name, config in configs.items():
         lint(name, config)
     with open(os.path.join(CORPUS, "configs.json"), "w") as f:

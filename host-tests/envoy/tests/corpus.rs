@@ -512,8 +512,9 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
     }
 
     // Upstream and reply.
-    let allowed = native["decision"] == json!("allow");
-    match (&upstream, allowed) {
+    // A shadow denial (SPEC §11) is forwarded like an allow, with no identity headers.
+    let forwarded = native["decision"] == json!("allow") || native["enforced"] == json!(false);
+    match (&upstream, forwarded) {
         (Some(up), true) => {
             if headers != native["headers"] {
                 problems.push(format!(
@@ -817,10 +818,14 @@ fn corpus_through_envoy() {
     for a in &audits {
         let name = match (a["decision"].as_str(), a["reason"].as_str()) {
             (Some("allow"), _) => "actwarden.allow".to_owned(),
+            (_, Some(r)) if a["enforced"] == json!(false) => format!("actwarden.shadow_deny.{r}"),
             (_, Some(r)) => format!("actwarden.deny.{r}"),
             _ => "?".to_owned(),
         };
         *tally.entry(name).or_insert(0) += 1;
+        if a["enforced"] == json!(false) && a["decision"] == json!("deny") {
+            *tally.entry("actwarden.shadow_deny".to_owned()).or_insert(0) += 1;
+        }
     }
     let counters = envoy.actwarden_counters().unwrap();
     for (name, want) in &tally {
@@ -830,7 +835,10 @@ fn corpus_through_envoy() {
         }
     }
     for (name, got) in &counters {
-        if (name == "actwarden.allow" || name.starts_with("actwarden.deny."))
+        if (name == "actwarden.allow"
+            || name == "actwarden.shadow_deny"
+            || name.starts_with("actwarden.deny.")
+            || name.starts_with("actwarden.shadow_deny."))
             && !tally.contains_key(name)
             && *got != 0
         {
@@ -861,6 +869,7 @@ fn corpus_through_envoy() {
     spec_counters.extend(
         [
             "allow",
+            "shadow_deny",
             "jwks.fetch_ok",
             "jwks.fetch_failed",
             "cache.hit",

@@ -8,11 +8,13 @@
 
 mod error;
 mod identity;
+mod mode;
 mod provider;
 mod raw;
 mod rule;
 
 pub use error::{ConfigError, ConfigProblem, SyntaxProblem};
+pub use mode::Mode;
 // Reachable as `ConfigProblem::Syntax`'s payload; naming it outside needs a re-export in
 // lib.rs (the facade), which this module does not own.
 pub(crate) use provider::typ_is_one_of;
@@ -275,6 +277,8 @@ pub struct Rule {
     pub providers: Vec<usize>,
     /// What a valid token must also show. Defaults to nothing more (`Require::default`).
     pub require: Require,
+    /// This rule's own `mode`, else the policy's (SPEC §11).
+    pub mode: Mode,
 }
 
 /// A checked, immutable configuration.
@@ -297,6 +301,8 @@ pub struct Policy {
     pub on_no_match: OnNoMatch,
     /// Which decisions are logged (`audit.log`). Defaults to `AuditLog::All`.
     pub audit_log: AuditLog,
+    /// Top-level `mode`: applies to decisions made before a rule matched (SPEC §11).
+    pub mode: Mode,
 }
 
 pub(crate) use crate::core::file::FileReader;
@@ -414,6 +420,7 @@ fn load_value(value: Value, files: Files<'_>) -> Result<Policy, ConfigError> {
 /// Phase two, section by section in document order; identity first, since providers and
 /// rules are checked against it.
 fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
+    let mode = raw.mode.map_or(Mode::Enforce, Mode::from);
     let identity = identity::build_identity(raw.identity)?;
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, p) in raw.providers {
@@ -435,7 +442,9 @@ fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
     let revoked = raw.revoked.map_or_else(Revoked::default, build_revoked);
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.rules.len());
     for (i, r) in raw.rules.into_iter().enumerate() {
-        let rule = rule::build_rule(i, r, &providers, &identity)?;
+        let own_mode = r.mode;
+        let mut rule = rule::build_rule(i, r, &providers, &identity)?;
+        rule.mode = mode::rule_mode(own_mode, mode);
         if rules.iter().any(|o| o.id == rule.id) {
             return Err(err(
                 format!("rules[{i}].id"),
@@ -457,6 +466,7 @@ fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
             .audit
             .and_then(|a| a.log)
             .map_or_else(AuditLog::default, Into::into),
+        mode,
     })
 }
 

@@ -3,6 +3,7 @@
 //! than a setting silently ignored. Nothing here is checked beyond JSON types; `Policy`
 //! (phase two) does that once, and every request uses only the checked form.
 
+use super::mode::RawMode;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -38,6 +39,9 @@ pub(crate) struct RawConfig {
     /// Audit settings, an extension of SPEC §6. Defaults to `{"log": "all"}`.
     #[serde(default, deserialize_with = "present")]
     pub audit: Option<RawAudit>,
+    /// SPEC §11. Defaults to `enforce`.
+    #[serde(default, deserialize_with = "present")]
+    pub mode: Option<RawMode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +217,9 @@ pub(crate) struct RawRule {
     /// What a valid token must also show. Defaults to nothing beyond a valid token.
     #[serde(default, deserialize_with = "present")]
     pub require: Option<RawRequire>,
+    /// SPEC §11. Defaults to the top-level `mode`.
+    #[serde(default, deserialize_with = "present")]
+    pub mode: Option<RawMode>,
 }
 
 #[derive(Debug, Deserialize)]

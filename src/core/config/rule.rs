@@ -47,6 +47,8 @@ pub(super) fn build_rule(
         allow_anonymous,
         providers: provider_indices,
         require,
+        // Set by the caller: the rule's own `mode`, else the policy's (SPEC §11).
+        mode: super::Mode::Enforce,
     })
 }
 

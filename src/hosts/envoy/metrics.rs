@@ -8,6 +8,9 @@ pub(crate) struct Metrics {
     allow: Option<u32>,
     /// Indexed like `Reason::ALL`.
     deny: Vec<(Reason, Option<u32>)>,
+    /// SPEC §11: denials forwarded under shadow mode, in total and by reason (like `deny`).
+    shadow_deny: Option<u32>,
+    shadow_deny_by_reason: Vec<(Reason, Option<u32>)>,
     jwks_fetch_ok: Option<u32>,
     jwks_fetch_failed: Option<u32>,
     cache_hit: Option<u32>,
@@ -22,16 +25,23 @@ fn add(host: &impl Host, metric: Option<u32>, n: u64) {
     }
 }
 
+/// One counter `<prefix>.<reason>` for every deny reason.
+fn per_deny_reason(host: &impl Host, prefix: &str) -> Vec<(Reason, Option<u32>)> {
+    Reason::ALL
+        .iter()
+        .filter(|r| r.status().is_some())
+        .map(|r| (*r, host.define_counter(&format!("{prefix}.{}", r.code()))))
+        .collect()
+}
+
 impl Metrics {
     pub(crate) fn define(host: &impl Host) -> Metrics {
         let counter = |name: &str| host.define_counter(name);
         Metrics {
             allow: counter("actwarden.allow"),
-            deny: Reason::ALL
-                .iter()
-                .filter(|r| r.status().is_some())
-                .map(|r| (*r, counter(&format!("actwarden.deny.{}", r.code()))))
-                .collect(),
+            deny: per_deny_reason(host, "actwarden.deny"),
+            shadow_deny: counter("actwarden.shadow_deny"),
+            shadow_deny_by_reason: per_deny_reason(host, "actwarden.shadow_deny"),
             jwks_fetch_ok: counter("actwarden.jwks.fetch_ok"),
             jwks_fetch_failed: counter("actwarden.jwks.fetch_failed"),
             cache_hit: counter("actwarden.cache.hit"),
@@ -39,11 +49,21 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn decision(&self, host: &impl Host, allowed: bool, reason: Reason) {
+    /// Counts a decision: `allow`, `deny.<reason>`, or for a denial that shadow mode
+    /// forwarded `shadow_deny` and `shadow_deny.<reason>` (never `deny.*`: nothing was denied).
+    pub(crate) fn decision(&self, host: &impl Host, allowed: bool, enforced: bool, reason: Reason) {
+        let by_reason = |counters: &[(Reason, Option<u32>)]| {
+            if let Some((_, id)) = counters.iter().find(|(r, _)| *r == reason) {
+                add(host, *id, 1);
+            }
+        };
         if allowed {
             add(host, self.allow, 1);
-        } else if let Some((_, id)) = self.deny.iter().find(|(r, _)| *r == reason) {
-            add(host, *id, 1);
+        } else if enforced {
+            by_reason(&self.deny);
+        } else {
+            add(host, self.shadow_deny, 1);
+            by_reason(&self.shadow_deny_by_reason);
         }
     }
 

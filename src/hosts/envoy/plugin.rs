@@ -172,9 +172,14 @@ impl<H: Host> Plugin<H> {
         if self.policy.audit_log.logs(decision.is_allowed()) {
             log_audit(&self.host, &decision.audit);
         }
-        self.metrics
-            .decision(&self.host, decision.is_allowed(), decision.reason());
-        match decision.response() {
+        self.metrics.decision(
+            &self.host,
+            decision.is_allowed(),
+            decision.enforced,
+            decision.reason(),
+        );
+        // SPEC §11: a shadow denial is forwarded; its identity headers are empty.
+        match decision.enforced_response() {
             None => {
                 if !stripped {
                     // A caller's identity header the upstream would see is not an allow.
