@@ -39,6 +39,10 @@ impl<H: Host> Context for Filter<H> {}
 
 impl<H: Host> HttpContext for Filter<H> {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        #[cfg(feature = "test-hooks")]
+        if let Some(action) = super::test_verify::answer(&self.plugin) {
+            return action;
+        }
         match read_request(&self.plugin.host) {
             Ok(pending) => self.plugin.process(self.context_id, pending, false),
             Err(problem) => self.refuse(&problem),

@@ -35,6 +35,8 @@ mod metrics;
 mod plugin;
 mod root;
 mod signatures;
+#[cfg(feature = "test-hooks")]
+mod test_verify;
 #[cfg(test)]
 mod tests;
 
