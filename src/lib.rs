@@ -16,9 +16,6 @@
 
 mod core;
 mod hosts;
-// Exploration for issue 5, not used by verification (see its module docs).
-#[doc(hidden)]
-pub mod p256_verify;
 mod tools;
 
 pub mod api;
@@ -29,12 +26,15 @@ pub use crate::core::config::{
 pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse, Verdict};
 pub use crate::core::file::{FileError, FileReader};
 pub use crate::core::keys::alg::{Alg, AlgName, UnknownAlg};
-pub use crate::core::keys::{parse_jwks, JwksError, KeySet, KeySource, NoRemoteKeys, RemoteKeys};
+pub use crate::core::keys::{
+    parse_jwks, JwksError, KeySet, KeySource, NoRemoteKeys, RemoteKeys, VerificationKey,
+};
 pub use crate::core::pipeline::{decide, decide_traced, Context};
 pub use crate::core::reasons::{Denial, Reason};
 pub use crate::core::request::{Peer, Request, RequestError};
 pub use crate::core::time::UnixTime;
 pub use crate::core::trace::{Check, Outcome, Step, Trace};
+pub use crate::core::verification::backend::{SignatureVerifier, Verification};
 pub use crate::core::verification::cache::TokenCache;
 pub use crate::core::verification::crypto::RING;
 

@@ -43,6 +43,13 @@ pub(crate) const MAX_AUDIT_REQUEST_FIELD: usize = 2048;
 /// 64 leaves room for multi-tenant issuers while bounding the per-token key search.
 pub(crate) const MAX_JWKS_KEYS: usize = 64;
 
+/// Signature verifications one request may cost (SPEC §13): a token without `kid` is
+/// tried against at most this many keys that fit its `alg`, then `signature_invalid`.
+/// Issuers publish a current, a next and a previous key (rotation overlap), so 4 covers
+/// every kid-less issuer we know of while capping the work an unsigned guess can cause
+/// (an RS512-8192 or ES384 verification costs milliseconds in wasm).
+pub(crate) const MAX_SIGNATURE_VERIFICATIONS: usize = 4;
+
 /// Largest JWKS document, in bytes: 64 RSA-8192 keys fit comfortably.
 pub(crate) const MAX_JWKS_BYTES: usize = 256 * 1024;
 

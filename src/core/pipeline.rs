@@ -17,17 +17,18 @@ use crate::core::time::UnixTime;
 use crate::core::token::b64;
 use crate::core::token::extract::{find_tokens, Found};
 use crate::core::trace::{Recorder, Step};
+use crate::core::verification::backend::SignatureVerifier;
 use crate::core::verification::cache::TokenCache;
 use crate::core::verification::crypto;
 use crate::core::{binding, chain, claims, revocation, rules, verification};
-use jsonwebtoken::crypto::CryptoProvider;
 
 /// What the core needs besides the request.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub policy: &'a Policy,
     pub remote_keys: &'a dyn RemoteKeys,
-    pub crypto: &'a CryptoProvider,
+    /// The signature backend (SPEC §13): `&RING` for ring, or a host's own.
+    pub crypto: &'a dyn SignatureVerifier,
     /// The verified-token cache of SPEC §8, for hosts that decide many requests under one
     /// policy (Envoy). `None` verifies every token (CLI, playground, tests).
     pub cache: Option<&'a TokenCache>,

@@ -534,6 +534,16 @@ def verify():
         case("typ-jwt-not-listed", "typ JWT, token_types [at+jwt].",
              deny("type_not_allowed"), tok(header={"typ": "JWT"}), config="types",
              twin=tw({"token": {"header": {"typ": "AT+JWT"}}}, allow(ids(rule="any")))),
+        case("kid-absent-beyond-signature-budget", "No kid, five keys fit ES256 and the signer "
+             "is the fifth: only the first four are tried (SPEC §13 signature budget).",
+             deny("signature_invalid", audit={"kid": None, "alg": "ES256"}),
+             tok("es256-b", header={"kid": None}), config="many-keys",
+             twin=tw({"token": {"header": {"kid": "es256-b"}}}, allow(ids(rule="any")))),
+        case("kid-absent-within-signature-budget", "No kid, five keys fit ES256 and the "
+             "signer's key is among the first four: it verifies.",
+             allow(ids(rule="any"), audit={"kid": None, "alg": "ES256"}),
+             tok("es256-a", header={"kid": None}), config="many-keys",
+             twin=tw({"token": {"header": {"kid": "es256-a"}}}, deny("kid_unknown"))),
         case("remote-keys", "A remote_jwks provider with fetched keys.",
              allow(ids(iss=REMOTE_ISS, rule="any"), audit={"provider": "remote-sts"}),
              tok(claims=claims(iss=REMOTE_ISS)), config="remote",

@@ -206,6 +206,17 @@ def main():
         if rule["id"] == "pay":
             rule["mode"] = "enforce"
     configs["shadow-policy"] = c
+    # SPEC §13's signature budget: five keys fit ES256, and a token without `kid` is tried
+    # against the first four only. The first four are es256-a's public key under four
+    # kids (keys.json has two P-256 keys a config may publish; four copies fit ES256 just
+    # as four distinct keys would), the fifth is es256-b.
+    many = {f"many-{i}": dict(keys["es256-a"], kid=f"many-{i}") for i in range(1, 5)}
+    many["es256-b"] = keys["es256-b"]
+    c = {"providers": copy.deepcopy({"corp-sts": main["providers"]["corp-sts"]}),
+         "rules": [{"id": "any", "match": {"path_prefix": "/"}}]}
+    c["providers"]["corp-sts"]["local_jwks"] = {"inline_string": jwks(many, list(many))}
+    c["providers"]["corp-sts"]["algorithms"] = ["ES256"]
+    configs["many-keys"] = c
 
     for name, config in configs.items():
         lint(name, config)

@@ -1,10 +1,10 @@
 //! Signature verification per algorithm, through the filter's own code path:
 //! `actwarden::dangerous::verify_signature` with `actwarden::RING` (the `alg`
 //! allowlist, the `kid` lookup in the provider's key set, the key/`alg` fit, then the
-//! signature — ring through jsonwebtoken's `CryptoProvider`, or in a wasm build for ES256
-//! actwarden's own P-256 (`crypto::OWN_ES256`) — exactly what `decide` runs without a
-//! cache hit). Row `ES256-ring` times ring's ES256 alone, for comparison. The token is split once outside the loop (`decide` parses it separately);
-//! only the verification is timed.
+//! signature by ring through jsonwebtoken's `CryptoProvider` — exactly what `decide` runs
+//! without a cache hit in the CLI, the playground, and in Envoy when the host does not
+//! offer `verify_signature` (SPEC §13). The token is split once outside the loop (`decide`
+//! parses it separately); only the verification is timed.
 //!
 //! For each of ES256, ES384, RS256, PS256 and EdDSA: mint a token with the corpus test
 //! key, warm up, calibrate the iterations of a round to about `VERIFY_BENCH_ROUND_MS`
@@ -145,76 +145,6 @@ fn bench(
     Ok((med, shown, n))
 }
 
-/// As `bench`, for any verification closure (the `p256_verify` rows).
-fn bench_fn(
-    mut verify: impl FnMut() -> Result<(), String>,
-    settings: &Settings,
-) -> Result<(f64, Vec<f64>, u64), String> {
-    verify()?;
-    let mut warm_n = 0u64;
-    let warm_start = Instant::now();
-    while warm_start.elapsed() < settings.warmup || warm_n < 10 {
-        verify()?;
-        warm_n += 1;
-    }
-    let per_op = warm_start.elapsed().as_secs_f64() / warm_n as f64;
-    let n = ((settings.round.as_secs_f64() / per_op.max(1e-9)) as u64).max(10);
-    let mut rounds = Vec::with_capacity(settings.rounds);
-    for _ in 0..settings.rounds {
-        let start = Instant::now();
-        for _ in 0..n {
-            verify()?;
-        }
-        rounds.push(micros_per_op(start.elapsed(), n));
-    }
-    let shown = rounds.clone();
-    let med = median(&mut rounds).ok_or("no rounds")?;
-    Ok((med, shown, n))
-}
-
-/// Row `ES256-ring`: ring's ES256 verify (through jsonwebtoken's `CryptoProvider`, as the
-/// filter verified ES256 before `crypto::OWN_ES256`) on a token of the same key: in a
-/// wasm build the `ES256` row is actwarden's own P-256, and this row is what it replaced.
-fn ring_es256_row(
-    key: &SigningKey,
-    rng: &SystemRandom,
-    settings: &Settings,
-    out: &mut Map<String, Value>,
-) -> Result<(), String> {
-    let token = key
-        .mint(Alg::ES256, &claims(), None, rng)
-        .map_err(|e| format!("mint ES256: {e}"))?;
-    let jws = token::split(&token).map_err(|e| format!("ES256: {}", e.describe()))?;
-    let set = parse_jwks(&public_jwks(&[key]).to_string(), KeySource::Configured)
-        .map_err(|e| format!("ES256 key: {e}"))?;
-    let decoding = &set.keys.first().ok_or("ES256 key: none parsed")?.decoding;
-    let message = jws.signing_input.as_bytes();
-    let verify = || {
-        if actwarden::dangerous::verify_with(
-            &RING,
-            Alg::ES256.to_jsonwebtoken(),
-            decoding,
-            black_box(message),
-            black_box(&jws.signature),
-        ) {
-            Ok(())
-        } else {
-            Err("ES256-ring: did not verify".to_owned())
-        }
-    };
-    let (us, rounds, n) = bench_fn(verify, settings)?;
-    let min = rounds.iter().copied().fold(f64::INFINITY, f64::min);
-    eprintln!(
-        "ES256-ring median {us:.2} µs/verify ({} rounds of {n})",
-        rounds.len()
-    );
-    out.insert(
-        "ES256-ring".to_owned(),
-        json!({ "us": round3(us), "min_us": round3(min) }),
-    );
-    Ok(())
-}
-
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -260,9 +190,6 @@ fn main_result() -> Result<(), String> {
             alg.name().to_owned(),
             json!({ "us": round3(us), "min_us": round3(min) }),
         );
-    }
-    if let Some((_, key)) = signers.iter().find(|(n, _)| *n == "es256-a") {
-        ring_es256_row(key, &rng, &settings, &mut out)?;
     }
     println!("{}", Value::Object(out));
     Ok(())

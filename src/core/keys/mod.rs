@@ -10,6 +10,7 @@
 //! type, curve or algorithm actwarden does not verify (P-521, X25519, `RSA-OAEP`, …).
 
 pub(crate) mod alg;
+pub(crate) mod der;
 // The fetch state machine serves hosts that fetch keys themselves (Envoy).
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub(crate) mod remote;
@@ -17,7 +18,6 @@ pub(crate) mod remote;
 use crate::core::keys::alg::{Alg, AlgName};
 use crate::core::limits::{MAX_JWKS_BYTES, MAX_JWKS_KEYS};
 use crate::core::token::b64;
-use crate::p256_verify::{PreparedKey, PublicKey as P256PublicKey};
 use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -56,11 +56,10 @@ pub struct VerificationKey {
     /// key gives the same fingerprint in every fetch of a JWKS, so a cached verification
     /// can tell whether the key that verified it is still published.
     pub fingerprint: [u8; 32],
-    /// A P-256 key prepared for actwarden's own ES256 verifier (`crypto::OWN_ES256`: wasm
-    /// builds), its tables computed once here rather than per verification. `None`
-    /// natively, for every other key, and for a point not on the curve (ring then
-    /// refuses every signature, as before).
-    pub es256: Option<Arc<PreparedKey>>,
+    /// The key as DER `SubjectPublicKeyInfo` (EC and RSA keys; `None` for Ed25519 and
+    /// `oct`), built once here so that a host verifier that takes DER keys (Envoy's
+    /// BoringSSL, `verify_signature`) does not re-encode it per signature.
+    pub spki: Option<Arc<[u8]>>,
 }
 
 impl fmt::Debug for VerificationKey {
@@ -429,7 +428,7 @@ fn parse_key(
     let Material {
         kind,
         decoding,
-        es256,
+        spki,
     } = match material {
         Parsed::Key(m) => m,
         Parsed::Skipped(why) => return Ok(Parsed::Skipped(why)),
@@ -440,7 +439,7 @@ fn parse_key(
         kind,
         fingerprint: fingerprint(&decoding, alg),
         decoding,
-        es256,
+        spki,
     };
     match alg {
         Some(alg) if !key.fits(alg) => Err(JwksError::AlgDoesNotFitKey { index, alg }),
@@ -495,7 +494,7 @@ fn stated_alg(index: usize, jwk: &Map<String, Value>) -> Result<Parsed<Option<Al
 struct Material {
     kind: KeyKind,
     decoding: DecodingKey,
-    es256: Option<Arc<PreparedKey>>,
+    spki: Option<Arc<[u8]>>,
 }
 
 impl Material {
@@ -503,7 +502,7 @@ impl Material {
         Material {
             kind,
             decoding,
-            es256: None,
+            spki: None,
         }
     }
 }
@@ -530,10 +529,12 @@ fn rsa_material(index: usize, jwk: &Map<String, Value>) -> Result<Material, Jwks
     if is_roca_weak(n) {
         return Err(JwksError::RsaRocaWeak { index });
     }
-    Ok(Material::of(
+    let mut material = Material::of(
         KeyKind::Rsa { bits },
         DecodingKey::from_rsa_raw_components(n, e),
-    ))
+    );
+    material.spki = Some(der::rsa_spki(n, e).into());
+    Ok(material)
 }
 
 /// RSA modulus sizes accepted: below 2048 is breakable, above 8192 a verification cost.
@@ -560,11 +561,7 @@ fn ec_material(index: usize, jwk: &Map<String, Value>) -> Result<Parsed<Material
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
     let mut material = Material::of(KeyKind::Ec(curve), DecodingKey::from_ec_der(&point));
-    if crate::core::verification::crypto::OWN_ES256 && curve == Curve::P256 {
-        material.es256 = P256PublicKey::from_sec1(&point)
-            .ok()
-            .map(|k| Arc::new(k.prepare()));
-    }
+    material.spki = Some(der::ec_spki(curve, &point).into());
     Ok(Parsed::Key(material))
 }
 

@@ -149,15 +149,6 @@ pub fn verify_with(
     }
 }
 
-/// Whether ES256 signatures are verified by actwarden's own verify-only P-256
-/// (`p256_verify`, with each key's tables prepared at load) instead of ring: in wasm
-/// builds (the Envoy filter, the playground), where ring runs portable 32-bit code and
-/// costs 3.5–6× more in V8 (bench/README.md); natively ring's assembly is faster. Both
-/// pass every Wycheproof P-256 vector and agree on every differential test against each
-/// other (tests/p256_verify.rs); the Envoy and browser corpus runs compare the wasm
-/// builds' decisions with the native CLI's, case by case.
-pub(crate) const OWN_ES256: bool = cfg!(target_arch = "wasm32");
-
 /// SHA-256, used for `token_id`, cache keys and certificate thumbprints.
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, data);

@@ -3,6 +3,7 @@
 //! With a `TokenCache`, a token seen before skips parsing and the signature — never the
 //! checks around them.
 
+pub(crate) mod backend;
 pub(crate) mod cache;
 pub(crate) mod crypto;
 
@@ -13,15 +14,15 @@ use crate::core::config::{typ_is_one_of, KeyConfig, Policy, Provider, Rule};
 use crate::core::decision::AuditRecord;
 use crate::core::keys::alg::{Alg, AlgName};
 use crate::core::keys::{KeySet, VerificationKey};
-use crate::core::limits::MAX_AUDIT_HEADER_VALUE;
+use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_SIGNATURE_VERIFICATIONS};
 use crate::core::pipeline::Context;
 use crate::core::reasons::Denial;
 use crate::core::time::UnixTime;
 use crate::core::token::extract::Found;
 use crate::core::token::{self, TokenProblem};
 use crate::core::trace::{Recorder, Step};
+use backend::SignatureVerifier;
 use cache::{Cached, Failed, TokenCache, TokenHash, Verified};
-use jsonwebtoken::crypto::CryptoProvider;
 
 /// A token whose signature verified and whose claims were read, with the provider that
 /// verified it. Shared with the cache (`Rc`): a hit copies nothing.
@@ -331,7 +332,8 @@ impl SignatureFailure {
 
 /// The JWS layer of step 3 before any cryptography, in SPEC order: `alg` against the
 /// allowlist, keys available, `kid`, key/`alg` fit. Returns the algorithm and the keys to
-/// try: the one with the token's `kid`, or without a `kid`, every key that fits the `alg`.
+/// try: the one with the token's `kid`, or without a `kid`, the first
+/// `MAX_SIGNATURE_VERIFICATIONS` keys that fit the `alg`.
 pub fn candidate_keys<'k>(
     header: &token::Header,
     keys: Option<&'k KeySet>,
@@ -357,7 +359,14 @@ pub fn candidate_keys<'k>(
             Ok((alg, vec![key]))
         }
         None => {
-            let candidates: Vec<_> = keys.keys.iter().filter(|k| k.fits(alg)).collect();
+            // SPEC §13: a token without `kid` is tried against the first fitting keys
+            // only, so a JWKS of many keys cannot multiply the work of one request.
+            let candidates: Vec<_> = keys
+                .keys
+                .iter()
+                .filter(|k| k.fits(alg))
+                .take(MAX_SIGNATURE_VERIFICATIONS)
+                .collect();
             if candidates.is_empty() {
                 return Err(SignatureFailure::KeyDoesNotFitAlg);
             }
@@ -371,17 +380,15 @@ fn verify_with_candidates(
     jws: &token::Jws<'_>,
     alg: Alg,
     candidates: &[&VerificationKey],
-    crypto: &CryptoProvider,
+    crypto: &dyn SignatureVerifier,
 ) -> Option<[u8; 32]> {
     let message = jws.signing_input.as_bytes();
-    let jwt_alg = alg.to_jsonwebtoken();
     candidates
         .iter()
-        .find(|k| match (&k.es256, alg) {
-            // crypto::OWN_ES256 (wasm builds): the key's prepared P-256 tables.
-            (Some(prepared), Alg::ES256) => prepared.verify(message, &jws.signature).is_ok(),
-            _ => crypto::verify_with(crypto, jwt_alg, &k.decoding, message, &jws.signature),
-        })
+        // `candidate_keys` bounds the list; the bound is applied here again so that no
+        // caller can spend more than the budget.
+        .take(MAX_SIGNATURE_VERIFICATIONS)
+        .find(|k| crypto.verify(alg, k, message, &jws.signature).is_valid())
         .map(|k| k.fingerprint)
 }
 
@@ -390,7 +397,7 @@ pub fn verify_signature(
     jws: &token::Jws<'_>,
     keys: Option<&KeySet>,
     algorithms: &[Alg],
-    crypto: &CryptoProvider,
+    crypto: &dyn SignatureVerifier,
 ) -> Result<Alg, SignatureFailure> {
     let (alg, candidates) = candidate_keys(&jws.header, keys, algorithms)?;
     match verify_with_candidates(jws, alg, &candidates, crypto) {
@@ -398,3 +405,6 @@ pub fn verify_signature(
         None => Err(SignatureFailure::Invalid),
     }
 }
+
+#[cfg(test)]
+mod budget_tests;

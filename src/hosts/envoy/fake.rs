@@ -2,7 +2,7 @@
 //! properties, shared data and call responses per request context, and records every call
 //! the filter makes, in order, so tests can say what Envoy would have seen.
 
-use super::host::{Host, HostError};
+use super::host::{Host, HostError, HostStatus};
 use proxy_wasm::types::LogLevel;
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
@@ -31,6 +31,7 @@ pub(crate) enum Call {
     SetTickPeriod(Duration),
     DefineCounter(String),
     IncrementCounter(u32, i64),
+    Foreign(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,20 @@ pub(crate) struct Failures {
     pub set_effective_context: bool,
 }
 
+/// How the fake answers `call_foreign_function`.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Foreign {
+    /// No foreign functions (what a host without them, or Envoy for an unknown name, says).
+    #[default]
+    NotFound,
+    /// This status, for every call.
+    Status(u32),
+    /// These bytes, for every call.
+    Bytes(Vec<u8>),
+    /// Envoy's `verify_signature`, with ring standing in for BoringSSL.
+    VerifyWithRing,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub now_ms: u64,
@@ -93,6 +108,7 @@ pub(crate) struct State {
     pub call_response: (Option<u16>, Vec<u8>),
     pub fail: Failures,
     pub counters: Vec<(String, i64)>,
+    pub foreign: Foreign,
     next_token: u32,
     next_cas: u32,
     pub calls: Vec<Call>,
@@ -439,6 +455,20 @@ impl Host for FakeHost {
         self.record(Call::IncrementCounter(id, n));
         if let Some((_, v)) = self.state().counters.get_mut(id as usize) {
             *v += n;
+        }
+    }
+
+    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostStatus> {
+        self.record(Call::Foreign(name.to_owned()));
+        let foreign = self.0.borrow().foreign.clone();
+        match foreign {
+            Foreign::NotFound => Err(HostStatus::NOT_FOUND),
+            Foreign::Status(status) => Err(HostStatus(status)),
+            Foreign::Bytes(bytes) => Ok(bytes),
+            Foreign::VerifyWithRing if name == "verify_signature" => {
+                super::signatures::fake_boringssl::verify_signature(arguments)
+            }
+            Foreign::VerifyWithRing => Err(HostStatus::NOT_FOUND),
         }
     }
 }

@@ -40,6 +40,10 @@ impl<H: Host> Context for Filter<H> {}
 impl<H: Host> HttpContext for Filter<H> {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         match read_request(&self.plugin.host) {
+            #[cfg(feature = "test-hooks")]
+            Ok(pending) if super::test_verify::answer(&self.plugin, &pending.request).is_some() => {
+                Action::Pause
+            }
             Ok(pending) => self.plugin.process(self.context_id, pending, false),
             Err(problem) => self.refuse(&problem),
         }

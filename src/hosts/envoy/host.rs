@@ -20,6 +20,38 @@ impl std::fmt::Display for HostError {
     }
 }
 
+/// A proxy-wasm status other than `Ok`, as the host returned it (the raw number, so that
+/// a status the SDK's `Status` enum does not know is a value, not undefined behaviour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HostStatus(pub u32);
+
+impl HostStatus {
+    /// The host has no such foreign function (proxy-wasm `NotFound`).
+    pub(crate) const NOT_FOUND: HostStatus = HostStatus(1);
+
+    /// proxy-wasm ABI 0.2.1 status names.
+    pub(crate) fn name(self) -> &'static str {
+        match self.0 {
+            0 => "Ok",
+            1 => "NotFound",
+            2 => "BadArgument",
+            3 => "SerializationFailure",
+            4 => "ParseFailure",
+            7 => "Empty",
+            8 => "CasMismatch",
+            10 => "InternalFailure",
+            12 => "Unimplemented",
+            _ => "unknown status",
+        }
+    }
+}
+
+impl std::fmt::Display for HostStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.0)
+    }
+}
+
 pub(crate) trait Host {
     fn log(&self, level: LogLevel, message: &str);
 
@@ -93,6 +125,10 @@ pub(crate) trait Host {
     fn define_counter(&self, name: &str) -> Option<u32>;
 
     fn increment_counter(&self, id: u32, n: i64);
+
+    /// Calls a host-provided foreign function (Envoy: `verify_signature`, …); its result
+    /// bytes (empty when the host returned none), or the host's status.
+    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostStatus>;
 }
 
 /// The real host: Envoy (or any proxy-wasm 0.2.1 host) through `proxy_wasm::hostcalls`.
@@ -225,6 +261,10 @@ impl Host for ProxyWasmHost {
     fn increment_counter(&self, id: u32, n: i64) {
         let _ = hostcalls::increment_metric(id, n);
     }
+
+    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostStatus> {
+        abi::call_foreign_function(name, arguments)
+    }
 }
 
 mod abi {
@@ -244,6 +284,49 @@ mod abi {
             headers_size: usize,
             grpc_status: i32,
         ) -> u32;
+
+        // proxy-wasm ABI 0.2.1 `proxy_call_foreign_function`, declared with a `u32` status:
+        // the SDK's `call_foreign_function` panics on a status it does not expect, and its
+        // `Status` return type would make an unknown number undefined behaviour.
+        fn proxy_call_foreign_function(
+            function_name_data: *const u8,
+            function_name_size: usize,
+            arguments_data: *const u8,
+            arguments_size: usize,
+            results_data: *mut *mut u8,
+            results_size: *mut usize,
+        ) -> u32;
+    }
+
+    /// The foreign function's result, taken over from the host: the host allocated it
+    /// through this module's `proxy_on_memory_allocate` (the SDK's, a boxed byte slice of
+    /// exactly `size` bytes), so it is freed as a `Vec` of that capacity, as the SDK does.
+    pub(super) fn call_foreign_function(
+        name: &str,
+        arguments: &[u8],
+    ) -> Result<Vec<u8>, super::HostStatus> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: name and arguments are live slices for the duration of the call; the
+        // out-pointers point to the locals above.
+        let status = unsafe {
+            proxy_call_foreign_function(
+                name.as_ptr(),
+                name.len(),
+                arguments.as_ptr(),
+                arguments.len(),
+                &mut data,
+                &mut size,
+            )
+        };
+        if status != 0 {
+            return Err(super::HostStatus(status));
+        }
+        if data.is_null() {
+            return Ok(Vec::new());
+        }
+        // SAFETY: see above; `data` is non-null and owns `size` initialised bytes.
+        Ok(unsafe { Vec::from_raw_parts(data, size, size) })
     }
 
     /// proxy-wasm's header map serialisation: count, then (name length, value length)

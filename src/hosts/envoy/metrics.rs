@@ -15,6 +15,8 @@ pub(crate) struct Metrics {
     jwks_fetch_failed: Option<u32>,
     cache_hit: Option<u32>,
     cache_miss: Option<u32>,
+    verify_host: Option<u32>,
+    verify_wasm: Option<u32>,
 }
 
 fn add(host: &impl Host, metric: Option<u32>, n: u64) {
@@ -46,6 +48,8 @@ impl Metrics {
             jwks_fetch_failed: counter("actwarden.jwks.fetch_failed"),
             cache_hit: counter("actwarden.cache.hit"),
             cache_miss: counter("actwarden.cache.miss"),
+            verify_host: counter("actwarden.verify.host"),
+            verify_wasm: counter("actwarden.verify.wasm"),
         }
     }
 
@@ -82,5 +86,11 @@ impl Metrics {
     pub(crate) fn cache(&self, host: &impl Host, hits: u64, misses: u64) {
         add(host, self.cache_hit, hits);
         add(host, self.cache_miss, misses);
+    }
+
+    /// SPEC §13: signatures verified by the host (BoringSSL) and by ring in the module.
+    pub(crate) fn verifications(&self, host: &impl Host, by_host: u64, by_wasm: u64) {
+        add(host, self.verify_host, by_host);
+        add(host, self.verify_wasm, by_wasm);
     }
 }

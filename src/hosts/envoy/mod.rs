@@ -13,6 +13,9 @@
 //!   `Root`, `Plugin`, `Filter` and the JWKS code are generic over `H: Host` (static
 //!   dispatch: the wasm build calls the host directly, as before).
 //! - `metrics`: SPEC §8 counters.
+//! - `signatures`: SPEC §13, the signature backend: Envoy's BoringSSL through the
+//!   `verify_signature` foreign function when the host offers it (probed at start), ring
+//!   otherwise.
 //!
 //! A host call that fails never turns into an allow: unreadable headers or trailers, a
 //! failed peer-certificate lookup, an identity header that cannot be removed or set, each
@@ -31,6 +34,9 @@ mod jwks;
 mod metrics;
 mod plugin;
 mod root;
+mod signatures;
+#[cfg(feature = "test-hooks")]
+mod test_verify;
 #[cfg(test)]
 mod tests;
 

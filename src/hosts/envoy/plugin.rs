@@ -5,6 +5,7 @@
 
 use super::host::Host;
 use super::metrics::Metrics;
+use super::signatures::{self, Backend, EnvoyVerifier};
 use crate::core::config::{KeyConfig, Policy, RemoteJwks};
 use crate::core::keys::remote::{LocalKeys, UnknownKid};
 use crate::core::keys::KeySet;
@@ -51,6 +52,8 @@ pub(crate) struct Plugin<H> {
     pub policy: Policy,
     pub cache: TokenCache,
     pub metrics: Metrics,
+    /// Who verifies ES*/RS* signatures, probed once when the plugin starts (SPEC §13).
+    pub signature_backend: Backend,
     pub remotes: Vec<RemoteProvider>,
     pub waiters: RefCell<Vec<Waiter>>,
 }
@@ -85,8 +88,10 @@ impl<H: Host> Plugin<H> {
                 KeyConfig::Local(_) => None,
             })
             .collect();
+        let signature_backend = choose_signature_backend(&host);
         Plugin {
             metrics: Metrics::define(&host),
+            signature_backend,
             host,
             policy,
             cache: TokenCache::default(),
@@ -131,15 +136,17 @@ impl<H: Host> Plugin<H> {
             .now_override
             .unwrap_or(UnixTime::from_millis(host_now_ms));
         let keys = self.keys_now(host_now_ms);
+        let verifier = self.verifier();
         let ctx = Context {
             policy: &self.policy,
             remote_keys: &keys,
-            crypto: &crate::core::verification::crypto::RING,
+            crypto: &verifier,
             cache: Some(&self.cache),
         };
         let before = self.cache.stats();
         let mut decision = decide(ctx, &pending.request, now);
         decision.audit.eval_us = Some(self.host.now_nanos().saturating_sub(started) / 1000);
+        self.count_verifications(&verifier);
         let after = self.cache.stats();
         self.metrics.cache(
             &self.host,
@@ -218,6 +225,16 @@ impl<H: Host> Plugin<H> {
         }
     }
 
+    /// The signature backend for one decision (it counts what it verifies).
+    pub(crate) fn verifier(&self) -> EnvoyVerifier<'_, H> {
+        EnvoyVerifier::new(&self.host, self.signature_backend)
+    }
+
+    pub(crate) fn count_verifications(&self, verifier: &EnvoyVerifier<'_, H>) {
+        let (by_host, by_wasm) = verifier.counts();
+        self.metrics.verifications(&self.host, by_host, by_wasm);
+    }
+
     /// Whether a request whose `kid` is unknown to remote provider `index` waits, and
     /// until when (SPEC §8: at most one refetch per provider per 30 s, bounded by
     /// `timeout_ms`). The refetch itself starts on the next tick (`jwks::tick`).
@@ -255,6 +272,26 @@ impl<H: Host> Plugin<H> {
             }
         }
         self.host.set_effective_context(root_context_id);
+    }
+}
+
+/// SPEC §13: BoringSSL through the host when the probe passes, else ring; said at info.
+fn choose_signature_backend(host: &impl Host) -> Backend {
+    match signatures::probe(host) {
+        Ok(()) => {
+            host.log(
+                LogLevel::Info,
+                "actwarden: signatures: ES256, ES384, RS256, RS384, RS512 verified by the host (Envoy's BoringSSL, `verify_signature`); PS*, EdDSA, HS* by ring in the module",
+            );
+            Backend::Host
+        }
+        Err(why) => {
+            host.log(
+                LogLevel::Info,
+                &format!("actwarden: signatures: all verified by ring in the module ({why})"),
+            );
+            Backend::Wasm
+        }
     }
 }
 
