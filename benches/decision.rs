@@ -128,6 +128,7 @@ fn claims(chain: &[&str]) -> Value {
 
 fn request(token: &str) -> Request {
     Request {
+        scheme: None,
         method: "POST".into(),
         path: "/v1/payments?idempotency=1".into(),
         authority: Some("api.example.com".into()),
@@ -183,6 +184,8 @@ fn context<'a>(policy: &'a Policy, cache: Option<&'a TokenCache>) -> Context<'a>
         remote_keys: &NoRemoteKeys,
         crypto: &actwarden::RING,
         cache,
+        // Benchmarks decide bearer tokens; the window is never consulted.
+        replay: Box::leak(Box::new(actwarden::MemoryWindow::new())),
     }
 }
 

@@ -497,6 +497,7 @@ fn corpus_with_a_token_cache() {
                 remote_keys: &remote,
                 crypto: &actwarden::RING,
                 cache: Some(cache),
+                replay: &actwarden::MemoryWindow::new(),
             };
             let decision = decide(ctx, &request, now);
             let mut report = actwarden::api::report::decision_json(&decision);
@@ -544,6 +545,7 @@ fn corpus_explained() {
             remote_keys: &remote,
             explain: true,
             clock: None,
+            replay: None,
         })
         .unwrap();
         let (decision, report, explain) = (out.decision, out.report, out.explain.unwrap());

@@ -239,6 +239,8 @@ fn check(
         remote_keys: &remote,
         explain,
         clock: Some(&clock),
+        // One request per run: the window of this decision only (SPEC §10).
+        replay: None,
     })
     .map_err(CliError::Api)?;
     let mut report = out.report;

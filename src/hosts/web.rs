@@ -9,6 +9,7 @@
 
 use crate::api;
 use crate::core::config::Policy;
+use crate::core::dpop::MemoryWindow;
 use crate::core::file::FileError;
 use crate::core::keys::alg::Alg;
 use crate::core::keys::{self as jwk, KeySet, KeySource};
@@ -118,6 +119,18 @@ pub fn lint(config_json: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // check
 
+thread_local! {
+    /// The playground session's DPoP replay window (SPEC §10): a proof accepted once in
+    /// this page is a replay the second time, as at a gateway.
+    static SESSION_REPLAY: MemoryWindow = MemoryWindow::new();
+}
+
+/// Starts a new playground session: forgets every DPoP proof seen so far.
+#[wasm_bindgen]
+pub fn reset_replay_window() {
+    SESSION_REPLAY.with(MemoryWindow::clear);
+}
+
 /// Decides `request_json` (SPEC §7 REQUEST.json) under `config_json` at `now_seconds` (Unix
 /// seconds, fractions allowed), exactly as `actwarden check --config C --request R --now T
 /// [--jwks NAME=FILE …]`. `remote_jwks_json`, when given, is `{"provider": JWKS}` (the JWKS
@@ -143,16 +156,19 @@ pub fn check(
         Err(e) => return e,
     };
     let clock = || (clock_ms().max(0.0) * 1000.0) as u64;
-    let checked = api::check(api::CheckInput {
-        policy: api::PolicySource::Text {
-            config: config_json,
-            read_file: &|_| Err(FileError::NoFiles),
-        },
-        request: request_json,
-        now,
-        remote_keys: &remote,
-        explain: true,
-        clock: Some(&clock),
+    let checked = SESSION_REPLAY.with(|window| {
+        api::check(api::CheckInput {
+            policy: api::PolicySource::Text {
+                config: config_json,
+                read_file: &|_| Err(FileError::NoFiles),
+            },
+            request: request_json,
+            now,
+            remote_keys: &remote,
+            explain: true,
+            clock: Some(&clock),
+            replay: Some(window),
+        })
     });
     let out = match checked {
         Ok(out) => out,

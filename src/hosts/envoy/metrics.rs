@@ -12,6 +12,9 @@ pub(crate) struct Metrics {
     jwks_fetch_failed: Option<u32>,
     cache_hit: Option<u32>,
     cache_miss: Option<u32>,
+    /// DPoP proofs refused because the replay window was full or could not be updated
+    /// (SPEC §10: counted, fail closed); also in `actwarden.deny.dpop_replayed`.
+    dpop_window_full: Option<u32>,
 }
 
 fn add(host: &impl Host, metric: Option<u32>, n: u64) {
@@ -36,6 +39,7 @@ impl Metrics {
             jwks_fetch_failed: counter("actwarden.jwks.fetch_failed"),
             cache_hit: counter("actwarden.cache.hit"),
             cache_miss: counter("actwarden.cache.miss"),
+            dpop_window_full: counter("actwarden.dpop.replay_window_full"),
         }
     }
 
@@ -57,6 +61,10 @@ impl Metrics {
             },
             1,
         );
+    }
+
+    pub(crate) fn dpop_window_full(&self, host: &impl Host) {
+        add(host, self.dpop_window_full, 1);
     }
 
     pub(crate) fn cache(&self, host: &impl Host, hits: u64, misses: u64) {

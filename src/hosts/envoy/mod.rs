@@ -12,6 +12,7 @@
 //!   and `ProxyWasmHost`, its zero-sized implementation over `proxy_wasm::hostcalls`.
 //!   `Root`, `Plugin`, `Filter` and the JWKS code are generic over `H: Host` (static
 //!   dispatch: the wasm build calls the host directly, as before).
+//! - `replay`: the DPoP replay window (SPEC §10) in shared data, one for all workers.
 //! - `metrics`: SPEC §8 counters.
 //!
 //! A host call that fails never turns into an allow: unreadable headers or trailers, a
@@ -30,6 +31,7 @@ mod host;
 mod jwks;
 mod metrics;
 mod plugin;
+mod replay;
 mod root;
 #[cfg(test)]
 mod tests;

@@ -136,6 +136,7 @@ impl<H: Host> Plugin<H> {
             remote_keys: &keys,
             crypto: &crate::core::verification::crypto::RING,
             cache: Some(&self.cache),
+            replay: &super::replay::SharedReplay::new(&self.host, &self.metrics),
         };
         let before = self.cache.stats();
         let mut decision = decide(ctx, &pending.request, now);
