@@ -15,6 +15,7 @@ mod thumbprint;
 
 pub use proof::ProofProblem;
 pub use replay::{Admission, MemoryWindow, ReplayEntry, ReplayWindow};
+pub(crate) use thumbprint::sha256_thumbprint;
 
 use crate::core::claims::Claims;
 use crate::core::config::{DpopMode, Policy, Provider, DPOP_PROOF_HEADER};

@@ -111,6 +111,7 @@ fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
             ":method" => request.method = value,
             ":path" => request.path = value,
             ":authority" => request.authority = Some(value),
+            ":scheme" => request.scheme = Some(value),
             n if n.starts_with(':') => {}
             _ => {
                 // Envoy's names are lowercase already (HTTP/2 requires it, HTTP/1 is
