@@ -30,28 +30,36 @@ fn python_with_joserfc() -> Option<String> {
     })
 }
 
-fn generated() -> Option<Value> {
+fn generated() -> Result<Option<Value>, String> {
     let Some(python) = python_with_joserfc() else {
         assert!(
             std::env::var_os("ACTWARDEN_REQUIRE_JOSE").is_none(),
             "ACTWARDEN_REQUIRE_JOSE is set but no Python with joserfc was found (scripts/setup-jose.sh)"
         );
         eprintln!("SKIPPED: no Python with joserfc (run scripts/setup-jose.sh)");
-        return None;
+        return Ok(None);
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dpop/joserfc_cases.py");
-    let out = Command::new(&python).arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "joserfc_cases.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_slice(&out.stdout).unwrap())
+    let out = Command::new(&python)
+        .arg(script)
+        .output()
+        .map_err(|e| format!("{python}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "joserfc_cases.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 #[test]
 fn joserfc_thumbprints_and_proofs_are_decided_as_the_spec_says() {
-    let Some(doc) = generated() else { return };
+    let Some(doc) = generated().unwrap() else {
+        return;
+    };
     for t in doc["thumbprints"].as_array().unwrap() {
         assert_eq!(
             actwarden::mint::jwk_thumbprint(&t["jwk"]).as_deref(),
@@ -115,7 +123,9 @@ fn the_cli_decides_joserfc_proofs_and_reads_scheme() {
     let Some(bin) = option_env!("CARGO_BIN_EXE_actwarden") else {
         return; // built without the `cli` feature
     };
-    let Some(doc) = generated() else { return };
+    let Some(doc) = generated().unwrap() else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("actwarden-dpop-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.json");
