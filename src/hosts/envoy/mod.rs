@@ -25,6 +25,8 @@
 //! configuration, host failures). host-tests/envoy runs the same paths in a real Envoy.
 
 #[cfg(test)]
+mod dpop_tests;
+#[cfg(test)]
 mod fake;
 mod filter;
 mod host;
