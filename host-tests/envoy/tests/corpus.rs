@@ -328,6 +328,12 @@ fn http_request(request: &Value, now: u64) -> Request {
         }
     }
     req = req.header("x-actwarden-test-now", &now.to_string());
+    // Sent over plain HTTP (Envoy's `:scheme` is `http`); the request's own scheme decides.
+    let scheme = request
+        .get("scheme")
+        .and_then(Value::as_str)
+        .unwrap_or("https");
+    req = req.header("x-actwarden-test-scheme", scheme);
     if let Some(peer) = request.get("peer") {
         req = req.header("x-actwarden-test-peer", &peer.to_string());
     }

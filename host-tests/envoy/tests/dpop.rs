@@ -31,7 +31,11 @@ const PAIRS: usize = 24;
 /// The worker thread of the log line that carries `request_id` (`[…][thread][level]…`).
 fn worker_of(envoy: &Envoy, request_id: &str) -> String {
     let line = envoy
-        .wait_log(&format!("\"request_id\":\"{request_id}\""), 0, Duration::from_secs(10))
+        .wait_log(
+            &format!("\"request_id\":\"{request_id}\""),
+            0,
+            Duration::from_secs(10),
+        )
         .unwrap();
     line.split(['[', ']'])
         .filter(|p| !p.is_empty())
@@ -56,7 +60,13 @@ fn a_proof_accepted_by_one_worker_is_a_replay_on_the_other() {
     let dir = paths::work_dir("dpop-replay").unwrap();
     let echo = EchoServer::start().unwrap();
     let bootstrap = boot::bootstrap(
-        vec![boot::actwarden_listener("main", &wasm, &config, "actwarden", None)],
+        vec![boot::actwarden_listener(
+            "main",
+            &wasm,
+            &config,
+            "actwarden",
+            None,
+        )],
         vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
     );
     let options = Options {
@@ -85,7 +95,8 @@ fn a_proof_accepted_by_one_worker_is_a_replay_on_the_other() {
                 Alg::ES256,
                 &ProofClaims {
                     htm: "POST",
-                    htu: "https://api.example.com/v1/payments",
+                    // A plain-HTTP listener: Envoy's `:scheme` is `http`.
+                    htu: "http://api.example.com/v1/payments",
                     iat: now(),
                     jti: None,
                     access_token: Some(&token),
@@ -101,7 +112,9 @@ fn a_proof_accepted_by_one_worker_is_a_replay_on_the_other() {
         assert!(replay.text().contains("dpop_replayed"), "{}", replay.text());
         assert_eq!(
             replay.get("www-authenticate"),
-            Some(r#"DPoP error="invalid_dpop_proof", error_description="dpop_replayed", algs="ES256 EdDSA""#)
+            Some(
+                r#"DPoP error="invalid_dpop_proof", error_description="dpop_replayed", algs="ES256 EdDSA""#
+            )
         );
         let audit = envoy.wait_audit(&first, Duration::from_secs(10)).unwrap();
         assert_eq!(audit["binding"], "dpop");
