@@ -126,7 +126,7 @@ thread_local! {
 }
 
 /// Starts a new playground session: forgets every DPoP proof seen so far.
-#[wasm_bindgen]
+#[wasm_bindgen(js_name = resetReplayWindow)]
 pub fn reset_replay_window() {
     SESSION_REPLAY.with(MemoryWindow::clear);
 }
@@ -338,6 +338,53 @@ pub fn sign_token(
     };
     match key.mint(alg, &claims, header.as_ref(), &rng) {
         Ok(token) => ok(object(vec![("token", Value::String(token))])),
+        Err(e) => fail("sign", "", e.to_string()),
+    }
+}
+
+/// The RFC 7638 SHA-256 thumbprint of a JWK (public or private), base64url: the `cnf.jkt`
+/// that binds a token to that key for DPoP (SPEC §10). Returns `jkt`.
+#[wasm_bindgen(js_name = jwkThumbprint)]
+pub fn jwk_thumbprint(jwk_json: &str) -> String {
+    let jwk = match serde_json::from_str::<Value>(jwk_json) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return fail("key", "", "expected a JWK (a JSON object)"),
+    };
+    match mint::jwk_thumbprint(&jwk) {
+        Some(jkt) => ok(object(vec![("jkt", Value::String(jkt))])),
+        None => fail("key", "", "an EC, OKP or RSA JWK is needed for a thumbprint"),
+    }
+}
+
+/// A DPoP proof (RFC 9449) signed with a private JWK, for `htm` and `htu` at `iat` (Unix
+/// seconds), with `ath` when `token` is given and a random `jti` unless one is. Returns
+/// `proof`.
+#[wasm_bindgen(js_name = dpopProof)]
+pub fn dpop_proof(
+    private_jwk_json: &str,
+    htm: &str,
+    htu: &str,
+    iat: f64,
+    token: Option<String>,
+    jti: Option<String>,
+) -> String {
+    let rng = SystemRandom::new();
+    let key = match SigningKey::from_jwk_json(private_jwk_json, &rng) {
+        Ok(k) => k,
+        Err(e) => return fail("key", "", e.to_string()),
+    };
+    if !(iat.is_finite() && iat >= 0.0) {
+        return fail("iat", "", "`iat` must be a non-negative number of seconds");
+    }
+    let claims = mint::ProofClaims {
+        htm,
+        htu,
+        iat: UnixTime::from_secs_f64(iat).secs(),
+        jti: jti.as_deref().filter(|j| !j.is_empty()),
+        access_token: token.as_deref().map(str::trim).filter(|t| !t.is_empty()),
+    };
+    match key.dpop_proof(key.default_alg(), &claims, &rng) {
+        Ok(proof) => ok(object(vec![("proof", Value::String(proof))])),
         Err(e) => fail("sign", "", e.to_string()),
     }
 }
