@@ -231,8 +231,9 @@ fn proof_key(
     Ok((jwk, key))
 }
 
-/// Bits of an RSA `jwk`'s `n`, estimated from its base64url length before decoding (so an
-/// oversized modulus costs nothing to refuse); `None` for other keys.
+/// Bits of an RSA `jwk`'s `n` (leading zero bytes aside, whole bytes), read before the key
+/// is parsed, so an oversized modulus is refused without any RSA work (the header budget
+/// already bounds the decoding); `None` for other keys.
 fn rsa_modulus_bits(jwk: &Map<String, Value>) -> Option<usize> {
     if jwk.get("kty").and_then(Value::as_str) != Some("RSA") {
         return None;
