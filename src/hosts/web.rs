@@ -352,7 +352,11 @@ pub fn jwk_thumbprint(jwk_json: &str) -> String {
     };
     match mint::jwk_thumbprint(&jwk) {
         Some(jkt) => ok(object(vec![("jkt", Value::String(jkt))])),
-        None => fail("key", "", "an EC, OKP or RSA JWK is needed for a thumbprint"),
+        None => fail(
+            "key",
+            "",
+            "an EC, OKP or RSA JWK is needed for a thumbprint",
+        ),
     }
 }
 

@@ -154,3 +154,68 @@ fn algorithms(at: &JsonPath, names: &[String]) -> Result<Vec<Alg>, ConfigError> 
     }
     Ok(algs)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::config::{DpopMode, Policy};
+
+    fn with_dpop(dpop: &str) -> Result<Policy, String> {
+        let text = format!(
+            r#"{{"providers": {{"p": {{"issuer": "https://i", "audiences": ["a"],
+                "remote_jwks": {{"http_uri": {{"uri": "http://j/", "cluster": "c"}}}},
+                "dpop": {dpop}}}}}, "rules": []}}"#
+        );
+        Policy::from_json(&text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_the_dpop_source() {
+        let p = with_dpop("{}").unwrap();
+        let d = &p.providers[0].dpop;
+        assert_eq!(d.mode, DpopMode::Off);
+        assert_eq!(d.algs(), "ES256 EdDSA");
+        assert_eq!((d.max_age_s, d.replay_window_entries), (60, 65_536));
+        assert!(!p.token_sources.iter().any(|s| s.is_dpop()));
+        let p = with_dpop(r#"{"mode": "required", "algorithms": ["PS256", "ES256", "PS256"]}"#)
+            .unwrap();
+        assert_eq!(p.providers[0].dpop.algs(), "PS256 ES256");
+        assert!(p.token_sources.iter().any(|s| s.is_dpop()));
+        assert!(p.providers[0].from_headers.iter().any(|h| h.is_dpop()));
+    }
+
+    #[test]
+    fn refused_with_their_path() {
+        for (dpop, expected) in [
+            (
+                r#"{"algorithms": ["HS256"]}"#,
+                "providers.p.dpop.algorithms[0]: `HS256` cannot sign a DPoP proof",
+            ),
+            (
+                r#"{"algorithms": ["ES256", "none"]}"#,
+                "providers.p.dpop.algorithms[1]: `none` is never accepted",
+            ),
+            (
+                r#"{"algorithms": []}"#,
+                "providers.p.dpop.algorithms: must not be empty",
+            ),
+            (
+                r#"{"algorithms": ["ES512"]}"#,
+                "providers.p.dpop.algorithms[0]: algorithm `ES512`",
+            ),
+            (
+                r#"{"max_age_s": 0}"#,
+                "providers.p.dpop.max_age_s: 0 is out of range",
+            ),
+            (
+                r#"{"replay_window_entries": 2000000}"#,
+                "providers.p.dpop.replay_window_entries: 2000000 is out of range",
+            ),
+            (r#"{"mode": "sometimes"}"#, "providers.p.dpop.mode"),
+            (r#"{"nonce": true}"#, "providers.p.dpop"),
+            ("null", "providers.p.dpop"),
+        ] {
+            let err = with_dpop(dpop).unwrap_err();
+            assert!(err.starts_with(expected), "{dpop}: {err}");
+        }
+    }
+}

@@ -303,3 +303,227 @@ fn check_binding(jwk: &Map<String, Value>, jkt: Option<&str>) -> Result<(), Proo
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::verification::crypto::RING;
+    use crate::tools::mint::{ProofClaims, SigningKey};
+    use ring::rand::SystemRandom;
+    use serde_json::json;
+
+    const NOW: u64 = 1_800_000_000;
+    const HTU: &str = "https://api.example.com/x";
+
+    fn config() -> DpopConfig {
+        DpopConfig::default()
+    }
+
+    fn expected<'a>(config: &'a DpopConfig, jkt: Option<&'a str>) -> Expected<'a> {
+        Expected {
+            config,
+            clock_skew_s: 60,
+            method: "GET",
+            uri: Some(HTU),
+            now: NOW,
+            access_token: "tok",
+            jkt,
+        }
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::generate(Alg::ES256, "k", &SystemRandom::new()).unwrap()
+    }
+
+    fn proof(key: &SigningKey) -> String {
+        let claims = ProofClaims {
+            htm: "GET",
+            htu: HTU,
+            iat: NOW,
+            jti: None,
+            access_token: Some("tok"),
+        };
+        key.dpop_proof(Alg::ES256, &claims, &SystemRandom::new())
+            .unwrap()
+    }
+
+    /// A proof with this header and claims, signed by `key` (whatever the header says).
+    fn forged(key: &SigningKey, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64::encode(header.to_string().as_bytes()),
+            b64::encode(claims.to_string().as_bytes())
+        );
+        let sig = key
+            .sign(Alg::ES256, input.as_bytes(), &SystemRandom::new())
+            .unwrap();
+        format!("{input}.{}", b64::encode(&sig))
+    }
+
+    fn claims() -> Value {
+        json!({ "jti": "j", "htm": "GET", "htu": HTU, "iat": NOW,
+                "ath": b64::encode(&sha256(b"tok")) })
+    }
+
+    #[test]
+    fn a_good_proof_and_the_problem_of_each_bad_one() {
+        let k = key();
+        let jkt = k.jkt().unwrap();
+        let c = config();
+        let e = expected(&c, Some(&jkt));
+        assert!(verify(&proof(&k), &e, &RING).is_ok());
+        assert_eq!(
+            verify(&proof(&k), &expected(&c, None), &RING).unwrap_err(),
+            ProofProblem::TokenNotKeyBound
+        );
+        assert_eq!(
+            verify(&proof(&key()), &e, &RING).unwrap_err(),
+            ProofProblem::ThumbprintMismatch
+        );
+        let public = k.public_jwk();
+        let header = json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": public });
+        let with = |over: Value| {
+            let mut h = header.clone();
+            for (name, value) in over.as_object().unwrap() {
+                h[name] = value.clone();
+            }
+            verify(&forged(&k, &h, &claims()), &e, &RING).unwrap_err()
+        };
+        assert_eq!(with(json!({ "crit": ["x"] })), ProofProblem::NotCompactJws);
+        assert_eq!(with(json!({ "typ": "JWT" })), ProofProblem::WrongType);
+        assert_eq!(with(json!({ "alg": "HS256" })), ProofProblem::AlgNotAllowed);
+        assert_eq!(with(json!({ "alg": "none" })), ProofProblem::AlgNotAllowed);
+        assert_eq!(with(json!({ "alg": "ES384" })), ProofProblem::AlgNotAllowed);
+        assert_eq!(with(json!({ "jwk": "x" })), ProofProblem::JwkMissing);
+        assert_eq!(
+            with(json!({ "jwk": k.private_jwk() })),
+            ProofProblem::JwkPrivate
+        );
+        assert_eq!(
+            with(json!({ "jwk": { "kty": "oct", "k": "c2VjcmV0" } })),
+            ProofProblem::JwkPrivate
+        );
+        let big = b64::encode(&[0xffu8; 513]);
+        assert_eq!(
+            with(json!({ "jwk": { "kty": "RSA", "n": big, "e": "AQAB" } })),
+            ProofProblem::JwkTooLarge
+        );
+        let ok_rsa = b64::encode(&[0xffu8; 256]);
+        assert_eq!(
+            with(json!({ "alg": "ES256", "jwk": { "kty": "RSA", "n": ok_rsa, "e": "AQAB" } })),
+            ProofProblem::JwkInvalid
+        );
+        // A duplicate member in the header is not JSON actwarden reads.
+        let dup = format!(
+            "{}.{}.AA",
+            b64::encode(br#"{"typ":"dpop+jwt","typ":"x"}"#),
+            b64::encode(b"{}")
+        );
+        assert_eq!(
+            verify(&dup, &e, &RING).unwrap_err(),
+            ProofProblem::NotCompactJws
+        );
+        let flipped = {
+            let mut p = proof(&k);
+            let last = if p.ends_with('A') { 'B' } else { 'A' };
+            p.pop();
+            p.push(last);
+            p
+        };
+        assert_eq!(
+            verify(&flipped, &e, &RING).unwrap_err(),
+            ProofProblem::SignatureInvalid
+        );
+    }
+
+    #[test]
+    fn claims_in_order_and_the_iat_window_edges() {
+        let k = key();
+        let jkt = k.jkt().unwrap();
+        let c = config();
+        let e = expected(&c, Some(&jkt));
+        let header = json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": k.public_jwk() });
+        let with = |over: Value| {
+            let mut cl = claims();
+            for (name, value) in over.as_object().unwrap() {
+                if value.is_null() {
+                    cl.as_object_mut().unwrap().remove(name);
+                } else {
+                    cl[name] = value.clone();
+                }
+            }
+            verify(&forged(&k, &header, &cl), &e, &RING)
+        };
+        assert_eq!(
+            with(json!({ "htm": "get" })).unwrap_err(),
+            ProofProblem::HtmMismatch
+        );
+        assert_eq!(
+            with(json!({ "htu": null })).unwrap_err(),
+            ProofProblem::HtuMismatch
+        );
+        assert_eq!(
+            with(json!({ "iat": "now" })).unwrap_err(),
+            ProofProblem::IatMissing
+        );
+        for ok in [NOW - 120, NOW + 120, NOW] {
+            assert!(with(json!({ "iat": ok })).is_ok(), "{ok}");
+        }
+        for bad in [NOW - 121, NOW + 121] {
+            assert!(matches!(
+                with(json!({ "iat": bad })).unwrap_err(),
+                ProofProblem::IatOutOfWindow { .. }
+            ));
+        }
+        assert_eq!(
+            with(json!({ "jti": "" })).unwrap_err(),
+            ProofProblem::JtiMissing
+        );
+        assert_eq!(
+            with(json!({ "jti": "j".repeat(257) })).unwrap_err(),
+            ProofProblem::JtiMissing
+        );
+        assert_eq!(
+            with(json!({ "ath": null })).unwrap_err(),
+            ProofProblem::AthMismatch
+        );
+        // Two failures: the earlier check of SPEC §10 is the problem.
+        assert_eq!(
+            with(json!({ "htm": "POST", "ath": null })).unwrap_err(),
+            ProofProblem::HtmMismatch
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panicking() {
+        let c = config();
+        let e = expected(&c, Some("x"));
+        let long = "a".repeat(MAX_DPOP_PROOF_BYTES + 1);
+        let header_only = format!("{}..", "A".repeat(MAX_DPOP_HEADER_BYTES * 2));
+        for input in [
+            "",
+            ".",
+            "..",
+            "...",
+            "a.b.c",
+            "a.b.c.d",
+            "\u{0}.\u{0}.\u{0}",
+            "é.é.é",
+            long.as_str(),
+            header_only.as_str(),
+            "e30.e30.",
+            "W10.e30.",
+            "bnVsbA.e30.AA",
+        ] {
+            assert!(verify(input, &e, &RING).is_err(), "{input:.40}");
+        }
+        assert_eq!(
+            verify(&long, &e, &RING).unwrap_err(),
+            ProofProblem::TooLarge
+        );
+        assert_eq!(
+            verify(&header_only, &e, &RING).unwrap_err(),
+            ProofProblem::TooLarge
+        );
+    }
+}
