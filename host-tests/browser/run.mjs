@@ -521,6 +521,42 @@ try {
     check('dpop: a new session forgets proofs', r.afterReset === 'allowed', JSON.stringify(r));
     check('dpop: the copied token as bearer is dpop_required with a DPoP challenge',
       r.bearer === 'dpop_required' && /^DPoP error="invalid_dpop_proof"/.test(r.challenge || ''), JSON.stringify(r));
+
+    // The mint panel: bind the agent's token to a new key, then replay, then send as bearer.
+    await page.click('button[data-scenario="sub-agent-ceiling"]');
+    await page.selectOption('#key-alg', 'ES256');
+    await page.fill('#key-kid', 'dpop-issuer');
+    await page.click('#key-generate');
+    const last = await page.evaluate(() => document.querySelectorAll('#keys li').length - 1);
+    await page.click(`button[data-trust="${last}"]`);
+    await page.fill('#m-iss', 'https://sts.acme.example');
+    await page.fill('#m-aud', 'payments-api');
+    await page.fill('#m-scope', 'invoices:read payments:write');
+    await page.selectOption('#m-key', String(last));
+    await page.click('#m-sign');
+    await page.fill('#x-actor', 'spiffe://prod.acme.example/agent/orchestrator');
+    await page.click('#x-exchange');
+    await page.selectOption('#req-method', 'POST');
+    await page.fill('#req-path', '/v1/payments');
+    await page.waitForFunction(() => window.playground.inputs().request.includes('/v1/payments'));
+    const shown = async () => page.evaluate(() => ({
+      reason: document.getElementById('verdict-reason').textContent,
+      binding: window.playground.result()?.report?.binding,
+      detail: window.playground.result()?.report?.detail,
+      inputs: window.playground.inputs(),
+    }));
+    await page.click('#dpop-bind');
+    const bound = await shown();
+    const cli = await cliCheck(bound.inputs);
+    await page.click('#dpop-replay');
+    const replayed = await shown();
+    await page.click('#dpop-on');
+    const bearer = await shown();
+    check('dpop: the mint panel binds to an agent key and sends a proof (allowed, as the CLI decides)',
+      bound.reason === 'allowed' && bound.binding === 'dpop' && cli.report?.reason === 'allowed',
+      `${JSON.stringify(bound)} cli ${cli.report?.reason} ${cli.report?.detail}`);
+    check('dpop: "send the last proof again" is dpop_replayed', replayed.reason === 'dpop_replayed', JSON.stringify(replayed));
+    check('dpop: unchecking DPoP sends the bound token as bearer: dpop_required', bearer.reason === 'dpop_required', JSON.stringify(bearer));
   }
 
   // 7b. Hostile share links and inputs, the CSP, keyboard and assistive technology
