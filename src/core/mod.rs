@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! config ─► request ─► rules (match) ─► token (extract, parse) ─► keys ─► verification
-//!        ─► claims ─► chain ─► revocation ─► binding ─► rules (require)
+//!        ─► claims ─► chain ─► revocation ─► dpop ─► binding ─► rules (require)
 //!        ─► decision {verdict, response, identity headers} + audit record
 //! ```
 //!
