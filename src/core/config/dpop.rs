@@ -76,6 +76,27 @@ impl DpopConfig {
     }
 }
 
+impl super::Policy {
+    /// The proof algorithms of every provider with DPoP on, in provider order, each once:
+    /// the `algs` of a DPoP challenge, and RFC 9728's `dpop_signing_alg_values_supported`.
+    /// Empty when no provider has DPoP on.
+    pub fn dpop_signing_algs(&self) -> Vec<Alg> {
+        let mut algs: Vec<Alg> = Vec::new();
+        for p in self
+            .providers
+            .iter()
+            .filter(|p| p.dpop.mode != DpopMode::Off)
+        {
+            for alg in &p.dpop.algorithms {
+                if !algs.contains(alg) {
+                    algs.push(*alg);
+                }
+            }
+        }
+        algs
+    }
+}
+
 impl FromHeader {
     /// Whether this source is the `Authorization: DPoP` scheme.
     pub fn is_dpop(&self) -> bool {

@@ -148,27 +148,14 @@ pub(crate) fn is_dpop_request(policy: &Policy, request: &Request) -> bool {
         .any(|s| request.header_values(&s.name).any(|v| s.read(v).is_some()))
 }
 
-/// `algs` for a challenge: the proof algorithms of every DPoP provider, in order, once.
+/// `algs` for a challenge: the policy's DPoP algorithms, or the default ones when a token
+/// came with the `DPoP` scheme to a policy with DPoP off everywhere.
 fn challenge_algs(policy: &Policy) -> String {
-    let mut names: Vec<&str> = Vec::new();
-    for p in policy
-        .providers
-        .iter()
-        .filter(|p| p.dpop.mode != DpopMode::Off)
-    {
-        for alg in &p.dpop.algorithms {
-            if !names.contains(&alg.name()) {
-                names.push(alg.name());
-            }
-        }
+    let mut algs = policy.dpop_signing_algs();
+    if algs.is_empty() {
+        algs = crate::core::config::DpopConfig::default().algorithms;
     }
-    if names.is_empty() {
-        names = crate::core::config::DpopConfig::default()
-            .algorithms
-            .iter()
-            .map(|a| a.name())
-            .collect();
-    }
+    let names: Vec<&str> = algs.iter().map(|a| a.name()).collect();
     names.join(" ")
 }
 
