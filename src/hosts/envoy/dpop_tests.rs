@@ -161,13 +161,13 @@ fn every_shard_exists_once_the_plugin_is_configured() {
     let (shards, _) = shard_layout(65_536);
     assert_eq!(shards, 64);
     for shard in 0..shards {
-        assert_eq!(fake.shared(&shard_key("local", shard)), Some(vec![1]));
+        assert_eq!(fake.shared(&shard_key("local", 64, shard)), Some(vec![1]));
     }
-    assert_eq!(fake.shared(&shard_key("local", shards)), None);
+    assert_eq!(fake.shared(&shard_key("local", 64, shards)), None);
     // A second worker leaves the shards as they are.
-    fake.set_shared(&shard_key("local", 0), &[1; 25]);
+    fake.set_shared(&shard_key("local", 64, 0), &[1; 25]);
     worker(&fake, 100, &config(65_536));
-    assert_eq!(fake.shared(&shard_key("local", 0)), Some(vec![1; 25]));
+    assert_eq!(fake.shared(&shard_key("local", 64, 0)), Some(vec![1; 25]));
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn a_rival_recording_the_same_proof_mid_swap_makes_it_a_replay() {
     let key = entry_key("local", "the-jti");
     let (_, rival) = admit_in_shard(None, &key, NOW_S, NOW_S + 120, 4);
     fake.state().races.push_back(Race {
-        key_prefix: shard_key("local", 0),
+        key_prefix: shard_key("local", 1, 0),
         value: rival,
     });
     let proof = proof(&token, HTU, Some("the-jti"));

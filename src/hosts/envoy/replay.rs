@@ -18,9 +18,12 @@ use crate::core::dpop::{Admission, ReplayEntry, ReplayWindow};
 use crate::core::limits::DPOP_REPLAY_CAS_ATTEMPTS;
 
 /// The shared-data key of one shard. Versioned like the encoding; by provider name, so
-/// every plugin and worker with this provider shares its window.
-pub(crate) fn shard_key(provider: &str, shard: usize) -> String {
-    format!("actwarden.dpop.v1|{provider}|{shard}")
+/// every plugin and worker with this provider shares its window; and by the number of
+/// shards, so that two plugins splitting a provider's window differently (different
+/// `replay_window_entries`) never look for one proof in two different shards of one key
+/// space.
+pub(crate) fn shard_key(provider: &str, shards: usize, shard: usize) -> String {
+    format!("actwarden.dpop.v1|{provider}|{shards}|{shard}")
 }
 
 /// Creates every shard of every DPoP provider that no worker has created yet.
@@ -32,7 +35,7 @@ pub(crate) fn ensure_shards(host: &impl Host, policy: &Policy) {
     {
         let (shards, _) = shard_layout(p.dpop.replay_window_entries);
         for shard in 0..shards {
-            let key = shard_key(&p.name, shard);
+            let key = shard_key(&p.name, shards, shard);
             if host.shared_data(&key).0.is_none() {
                 host.set_shared_data(&key, &empty_shard(), None);
             }
@@ -77,7 +80,7 @@ impl<H: Host> ReplayWindow for SharedReplay<'_, H> {
     fn admit(&self, e: ReplayEntry<'_>) -> Admission {
         let (shards, per_shard) = shard_layout(e.capacity);
         let shard = shard_of(&entry_key(e.provider, e.jti), shards);
-        let admission = self.admit_in(&shard_key(e.provider, shard), &e, per_shard);
+        let admission = self.admit_in(&shard_key(e.provider, shards, shard), &e, per_shard);
         if admission == Admission::Full {
             self.metrics.dpop_window_full(self.host);
         }
