@@ -29,7 +29,7 @@ WASM_TEST := target/actwarden-test.wasm
 TEST_STEPS := fmt-check clippy unit-test lint-config policy-test demo-cli wasm check-wasm-imports e2e-envoy \
               check-gateway-configs web test-browser
 
-.PHONY: help setup setup-envoy setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
+.PHONY: help setup setup-envoy setup-jose setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
         check-wasm-browser unit-test cli cli-release lint-config policy-test demo demo-cli wasm wasm-test check-wasm-imports \
         e2e-envoy check-gateway-configs web test-browser setup-bench wasm-floor bench bench-native
 
@@ -84,9 +84,12 @@ check-wasm-envoy:
 check-wasm-browser:
 	$(WASM_ENV) $(CARGO) build --lib --target wasm32-unknown-unknown --release
 
-unit-test:
+# joserfc (scripts/setup-jose.sh) is the independent JOSE implementation tests/dpop_joserfc.rs
+# checks DPoP against; here its absence is a failure, not a skip.
+unit-test: setup-jose
 	@mkdir -p target
-	$(CARGO) test --features cli 2>&1 | tee target/unit-test.log
+	ACTWARDEN_JOSE_PYTHON=$(abspath $(VENV)/bin/python) ACTWARDEN_REQUIRE_JOSE=1 \
+	    $(CARGO) test --features cli 2>&1 | tee target/unit-test.log
 	@# The Envoy host's unit tests (a fake host, natively): park/resume, stripping, errors.
 	$(CARGO) test --lib --features proxy,test-hooks hosts::envoy 2>&1 | tee -a target/unit-test.log
 
@@ -121,6 +124,9 @@ demo-cli: setup cli
 # --- Envoy ----------------------------------------------------------------------------
 setup-envoy:
 	@bash scripts/setup-envoy.sh
+
+setup-jose:
+	@bash scripts/setup-jose.sh
 
 # wasm-opt (binaryen, installed by scripts/setup.sh) after rustc's LTO: -O2 makes the
 # module about a sixth smaller (bench/README.md has the numbers). The features are what

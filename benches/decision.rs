@@ -6,6 +6,11 @@
 //!   actor, the demo's request (a)).
 //! - `decision/cold_chain3/{alg}`: the same with a three-actor `act` chain, every actor
 //!   allowed with a ceiling, so the chain checks and scope intersection show.
+//! - `decision/dpop/{ES256,EdDSA}`, `decision/dpop_cached/…`: a DPoP-bound ES256 token
+//!   (`cnf.jkt`) with a proof of the agent's key (ES256 or Ed25519, SPEC §10), the token
+//!   verified every time or from the cache; the proof is verified every time. The window
+//!   admits every proof (`AdmitAll`), so one proof can be decided repeatedly; the replay
+//!   window's own cost is the in-memory or shared-data lookup of the host.
 //!
 //! Keys are the corpus test keys (host-tests/corpus/keys.json); the policy is the example
 //! gateway policy's shape (gateway-configs/example/actwarden.json) with those keys. Every
@@ -128,6 +133,7 @@ fn claims(chain: &[&str]) -> Value {
 
 fn request(token: &str) -> Request {
     Request {
+        scheme: None,
         method: "POST".into(),
         path: "/v1/payments?idempotency=1".into(),
         authority: Some("api.example.com".into()),
@@ -183,7 +189,68 @@ fn context<'a>(policy: &'a Policy, cache: Option<&'a TokenCache>) -> Context<'a>
         remote_keys: &NoRemoteKeys,
         crypto: &actwarden::RING,
         cache,
+        // Benchmarks decide bearer tokens; the window is never consulted.
+        replay: Box::leak(Box::new(actwarden::MemoryWindow::new())),
     }
+}
+
+/// A replay window that admits every proof: the benchmark decides one proof many times.
+struct AdmitAll;
+
+impl actwarden::ReplayWindow for AdmitAll {
+    fn admit(&self, _: actwarden::ReplayEntry<'_>) -> actwarden::Admission {
+        actwarden::Admission::Fresh
+    }
+}
+
+/// The DPoP policy, and one request per proof algorithm: (alg, request).
+/// (proof alg, request)
+type DpopRequests = Vec<(&'static str, Request)>;
+
+fn dpop_fixture() -> Result<(Policy, DpopRequests), String> {
+    let rng = SystemRandom::new();
+    let keys: Value = serde_json::from_str(KEYS).map_err(|e| format!("keys.json: {e}"))?;
+    let issuer = signing_key(&keys, "es256-a", &rng)?;
+    let mut config: Value = json!({
+        "providers": { "corp-sts": { "issuer": "https://sts.example.com",
+            "audiences": ["payments-api"],
+            "local_jwks": { "inline_string": public_jwks(&[&issuer]).to_string() },
+            "dpop": { "mode": "required" } } },
+        "rules": [{ "id": "pay", "match": { "path_prefix": "/v1/payments" } }]
+    });
+    let policy = Policy::from_json(&config.take().to_string()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (alg, name) in [(Alg::ES256, "agent-es256"), (Alg::EdDSA, "agent-ed")] {
+        let agent = signing_key(&keys, name, &rng)?;
+        let mut c = claims(&[ORCHESTRATOR]);
+        let jkt = agent.jkt().ok_or("no thumbprint")?;
+        if let Some(obj) = c.as_object_mut() {
+            obj.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
+        let token = issuer
+            .mint(Alg::ES256, &c, None, &rng)
+            .map_err(|e| e.to_string())?;
+        let proof = agent
+            .dpop_proof(
+                alg,
+                &actwarden::mint::ProofClaims {
+                    htm: "POST",
+                    htu: "https://api.example.com/v1/payments",
+                    iat: NOW,
+                    jti: Some("bench-proof"),
+                    access_token: Some(&token),
+                },
+                &rng,
+            )
+            .map_err(|e| e.to_string())?;
+        let mut req = request(&token);
+        req.headers.retain(|(n, _)| n != "authorization");
+        req.headers
+            .push(("authorization".into(), format!("DPoP {token}")));
+        req.headers.push(("dpop".into(), proof));
+        out.push((alg.name(), req));
+    }
+    Ok((policy, out))
 }
 
 /// Not a timed assertion: each benchmark must measure an allow, never a deny by accident.
@@ -225,6 +292,33 @@ fn benches(c: &mut Criterion) {
             );
         }
         group.finish();
+    }
+
+    match dpop_fixture() {
+        Err(e) => {
+            eprintln!("dpop bench setup failed: {e}");
+            std::process::exit(1);
+        }
+        Ok((policy, requests)) => {
+            for case in ["dpop", "dpop_cached"] {
+                let mut group = c.benchmark_group(format!("decision/{case}"));
+                for (alg, req) in &requests {
+                    let cache = TokenCache::default();
+                    let ctx = Context {
+                        policy: &policy,
+                        remote_keys: &NoRemoteKeys,
+                        crypto: &actwarden::RING,
+                        cache: (case == "dpop_cached").then_some(&cache),
+                        replay: &AdmitAll,
+                    };
+                    assert_allowed(ctx, req, &format!("{case}/{alg}"));
+                    group.bench_function(*alg, |b| {
+                        b.iter(|| decide(ctx, black_box(req), black_box(now)))
+                    });
+                }
+                group.finish();
+            }
+        }
     }
 
     for (case, chain3) in [("cold", false), ("cold_chain3", true)] {

@@ -39,13 +39,24 @@ mint() {
 mint a alice-via-orchestrator
 mint b alice-via-orchestrator-via-billing
 mint c alice-via-staging-orchestrator
-echo "minted 3 tokens into $OUT/ (actwarden mint --key $KEY --claims ... --ttl 300)"
+# (e): the orchestrator runs outside the mesh (no client certificate): its token is bound to
+# its own DPoP key (cnf.jkt), and each request carries a proof signed with that key.
+AGENT_KEY=$DEMO/keys/DEMO-ONLY-agent-dpop.private.jwk.json
+"$AG" mint --key "$KEY" --claims "$DEMO/claims/alice-via-dpop-agent.json" --ttl 300 \
+    --cnf-jkt-of "$AGENT_KEY" >"$OUT/e.jwt"
+"$AG" dpop-proof --key "$AGENT_KEY" --htm POST --htu https://api.example.com/v1/payments \
+    --token "$(cat "$OUT/e.jwt")" >"$OUT/e.proof"
+echo "minted 4 tokens into $OUT/ (actwarden mint --key $KEY --claims ... --ttl 300; e with"
+echo "  --cnf-jkt-of $AGENT_KEY) and a DPoP proof (actwarden dpop-proof --key $AGENT_KEY ...)"
 
 failures=0
 # step LETTER TOKEN REQUEST EXPECTED_REASON TITLE
 step() {
     local letter=$1 token=$2 request=$3 expected=$4 title=$5 rc=0
-    sed "s/@TOKEN@/$(cat "$OUT/$token.jwt")/" "$DEMO/requests/$request.json" >"$OUT/$request.json"
+    local proof=""
+    [ -f "$OUT/$token.proof" ] && proof=$(cat "$OUT/$token.proof")
+    sed -e "s/@TOKEN@/$(cat "$OUT/$token.jwt")/" -e "s/@PROOF@/$proof/" \
+        "$DEMO/requests/$request.json" >"$OUT/$request.json"
     "$AG" check --config "$CONFIG" --request "$OUT/$request.json" >"$OUT/$request.out.json" || rc=$?
     python3 scripts/demo_show.py "($letter) $title" "$OUT/$request.json" "$OUT/$request.out.json" \
         "$rc" "$expected" || failures=$((failures + 1))
@@ -59,6 +70,10 @@ step c c c-staging-agent-pays trust_domain_mismatch \
     "alice → a staging orchestrator (spiffe://staging.example.com/...) calls production"
 step d a d-replayed-from-billing binding_mismatch \
     "the token of (a), stolen and replayed from billing's mTLS connection"
+step e e e-dpop-agent-pays allowed \
+    "the orchestrator, outside the mesh, pays with a DPoP-bound token and a proof of its key"
+step f e f-copied-dpop-token dpop_required \
+    "the DPoP-bound token of (e), copied and sent as a bearer token without the agent's key"
 
 echo
 echo "Raw output of (b), exactly as \`actwarden check\` prints it (one JSON line, pretty-printed here):"
@@ -71,4 +86,4 @@ if [ "$failures" -ne 0 ]; then
     echo "demo: $failures decision(s) differed from the story" >&2
     exit 1
 fi
-echo "demo: all 4 decisions as expected"
+echo "demo: all 6 decisions as expected"

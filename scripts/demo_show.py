@@ -44,9 +44,13 @@ def b64url_json(part):
 
 
 def describe_token(authorization):
-    if not authorization or not authorization.startswith("Bearer "):
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme not in ("Bearer", "DPoP") or not token:
         return "no token"
-    token = authorization[len("Bearer "):]
+    if scheme == "DPoP":
+        scheme_text = "DPoP "
+    else:
+        scheme_text = ""
     try:
         header_b64, claims_b64, _ = token.split(".")
         header, claims = b64url_json(header_b64), b64url_json(claims_b64)
@@ -59,10 +63,12 @@ def describe_token(authorization):
         act = act.get("act")
     # `act` lists the current actor first; the delegation ran the other way.
     path = " → ".join([short(claims.get("sub"))] + [short(a) for a in reversed(chain)])
-    cnf = claims.get("cnf", {}).get("x5t#S256")
-    bound = f" cnf=x5t#S256:{cnf[:8]}…" if cnf else ""
+    cnf = claims.get("cnf", {})
+    bound = "".join(
+        f" cnf={name}:{cnf[name][:8]}…" for name in ("x5t#S256", "jkt") if name in cnf
+    )
     return (
-        f"token[{header.get('alg')} kid={header.get('kid')}] {path}"
+        f"{scheme_text}token[{header.get('alg')} kid={header.get('kid')}] {path}"
         f' scope="{claims.get("scope", "")}"{bound}'
     )
 

@@ -23,14 +23,16 @@ pub mod api;
 pub use crate::core::config::{
     AuditLog, ConfigError, ConfigProblem, Mode, Policy, ProviderName, SyntaxProblem,
 };
+pub use crate::core::config::{DpopConfig, DpopMode};
 pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse, Verdict};
+pub use crate::core::dpop::{Admission, MemoryWindow, ProofProblem, ReplayEntry, ReplayWindow};
 pub use crate::core::file::{FileError, FileReader};
 pub use crate::core::keys::alg::{Alg, AlgName, UnknownAlg};
 pub use crate::core::keys::{
     parse_jwks, JwksError, KeySet, KeySource, NoRemoteKeys, RemoteKeys, VerificationKey,
 };
 pub use crate::core::pipeline::{decide, decide_traced, Context};
-pub use crate::core::reasons::{Denial, Reason};
+pub use crate::core::reasons::{Denial, DpopRequiredBecause, Reason};
 pub use crate::core::request::{Peer, Request, RequestError};
 pub use crate::core::time::UnixTime;
 pub use crate::core::trace::{Check, Outcome, Step, Trace};

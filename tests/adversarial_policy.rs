@@ -1399,7 +1399,22 @@ fn certificate_binding() {
         &with_peer(pay_request(&token), json!({ "uri_san": ORCH })),
         "binding_mismatch",
     );
-    // Only a method that cannot be checked here: refused, never skipped.
+    // Only a method that cannot be checked here (RFC 7800 `jwk`): refused, never skipped.
+    let cnf_jwk = with(
+        &pay_claims(),
+        "cnf",
+        json!({ "jwk": { "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA" } }),
+    );
+    expect(
+        &config(),
+        &with_peer(
+            pay_request(&mint(&cnf_jwk)),
+            json!({ "sha256_digest_hex": hex }),
+        ),
+        "binding_mismatch",
+    );
+    // `jkt` is DPoP (SPEC §10): a token bound to a key is never a bearer token, whatever
+    // the peer.
     let jkt = with(&pay_claims(), "cnf", json!({ "jkt": "abc" }));
     expect(
         &config(),
@@ -1407,7 +1422,7 @@ fn certificate_binding() {
             pay_request(&mint(&jkt)),
             json!({ "sha256_digest_hex": hex }),
         ),
-        "binding_mismatch",
+        "dpop_required",
     );
     let empty = with(&pay_claims(), "cnf", json!({}));
     expect(
@@ -1418,7 +1433,8 @@ fn certificate_binding() {
         ),
         "binding_mismatch",
     );
-    // x5t#S256 and jkt together: the certificate is checked.
+    // x5t#S256 and jkt together as a bearer token: DPoP comes first in step 7, and a
+    // token with `jkt` needs its proof (SPEC §10) even from the right certificate.
     let both = with(
         &pay_claims(),
         "cnf",
@@ -1428,9 +1444,9 @@ fn certificate_binding() {
         &config(),
         &with_peer(
             pay_request(&mint(&both)),
-            json!({ "sha256_digest_hex": other_hex }),
+            json!({ "sha256_digest_hex": hex }),
         ),
-        "binding_mismatch",
+        "dpop_required",
     );
     // Padded or standard-alphabet thumbprints are not base64url.
     let padded = with(

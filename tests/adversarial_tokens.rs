@@ -192,6 +192,7 @@ fn run_at(
         remote_keys: remote,
         crypto: &actwarden::RING,
         cache: None,
+        replay: &actwarden::MemoryWindow::new(),
     };
     decide(ctx, request, UnixTime::from_secs(now))
 }
@@ -202,6 +203,7 @@ fn run(policy: &Policy, request: &Request) -> Decision {
 
 fn request(path: &str, headers: &[(&str, &str)]) -> Request {
     Request {
+        scheme: None,
         method: "GET".into(),
         path: path.into(),
         authority: Some("api.example.com".into()),

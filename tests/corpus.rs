@@ -67,6 +67,8 @@ fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), Stri
         request,
         token,
         remote_jwks,
+        replay,
+        ..
     } = prepare(corpus, case, rng)?;
     let mut remote: HashMap<String, KeySet> = HashMap::new();
     for (provider, jwks) in &remote_jwks {
@@ -74,14 +76,28 @@ fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), Stri
             .map_err(|e| format!("remote_jwks `{provider}`: {e}"))?;
         remote.insert(provider.clone(), set);
     }
-    let (decision, report) = check_json(
-        &config,
-        &request,
-        UnixTime::from_secs(case.now),
-        &remote,
-        &|_| Err(actwarden::FileError::NoFiles),
-    )
-    .map_err(|e| format!("check_json: {e}"))?;
+    // One replay window per case (SPEC §10); a `replay` case sends its proof twice.
+    let window = actwarden::MemoryWindow::new();
+    let decide_once = || {
+        actwarden::api::check(actwarden::api::CheckInput {
+            policy: actwarden::api::PolicySource::Text {
+                config: &config,
+                read_file: &|_| Err(actwarden::FileError::NoFiles),
+            },
+            request: &request,
+            now: UnixTime::from_secs(case.now),
+            remote_keys: &remote,
+            explain: false,
+            clock: None,
+            replay: Some(&window),
+        })
+        .map(|out| (out.decision, out.report))
+        .map_err(|e| format!("check: {e}"))
+    };
+    if replay {
+        decide_once()?;
+    }
+    let (decision, report) = decide_once()?;
 
     let mut problems = Vec::new();
     if let Err(diff) = check_expect(&report, &case.expect) {
@@ -239,7 +255,24 @@ fn invariants(
         }
     }
     let challenge = rh("www-authenticate");
+    // SPEC §10: a 401 on a DPoP request, and every DPoP reason, challenges with `DPoP`.
+    let dpop_request = request
+        .get("headers")
+        .and_then(|h| h.get("authorization"))
+        .and_then(Value::as_str)
+        .is_some_and(|a| a.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("dpop ")));
+    let dpop_reason = reason.starts_with("dpop_");
     let ok = match (reason, status) {
+        (_, 401) if dpop_reason || dpop_request => challenge.as_deref().is_some_and(|c| {
+            let error = match reason {
+                _ if dpop_reason => "invalid_dpop_proof",
+                "stepup_required" => "insufficient_user_authentication",
+                _ => "invalid_token",
+            };
+            c.starts_with(&format!("DPoP error=\"{error}\""))
+                && c.contains(&format!("error_description=\"{reason}\""))
+                && c.contains("algs=\"")
+        }),
         ("token_missing", _) => challenge.as_deref() == Some("Bearer"),
         ("stepup_required", _) => challenge.as_deref().is_some_and(|c| {
             c.starts_with("Bearer error=\"insufficient_user_authentication\"")
@@ -380,6 +413,10 @@ fn corpus_through_the_cli() {
         let twin = twin_case(value).unwrap();
         for case in std::iter::once(case).chain(twin) {
             let p = prepare(&corpus, &case, &rng).unwrap();
+            if p.replay {
+                // One request per run: the CLI cannot see a replay (SPEC §10).
+                continue;
+            }
             let config = dir.join("config.json");
             let request = dir.join("request.json");
             std::fs::write(&config, &p.config).unwrap();
@@ -497,6 +534,7 @@ fn corpus_with_a_token_cache() {
                 remote_keys: &remote,
                 crypto: &actwarden::RING,
                 cache: Some(cache),
+                replay: &actwarden::MemoryWindow::new(),
             };
             let decision = decide(ctx, &request, now);
             let mut report = actwarden::api::report::decision_json(&decision);
@@ -544,6 +582,7 @@ fn corpus_explained() {
             remote_keys: &remote,
             explain: true,
             clock: None,
+            replay: None,
         })
         .unwrap();
         let (decision, report, explain) = (out.decision, out.report, out.explain.unwrap());

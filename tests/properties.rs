@@ -126,6 +126,7 @@ fn decide_with(policy: &Policy, request: &Request) -> Decision {
         remote_keys: &NoRemoteKeys,
         crypto: &actwarden::RING,
         cache: None,
+        replay: &actwarden::MemoryWindow::new(),
     };
     decide(ctx, request, UnixTime::from_secs(NOW))
 }
@@ -137,6 +138,7 @@ fn bearer_request(path: &str, token: &str) -> Request {
         authority: Some("api.example.com".into()),
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
         peer: None,
+        scheme: None,
     }
 }
 
@@ -557,6 +559,7 @@ proptest! {
     ) {
         let f = fixture();
         let request = Request {
+            scheme: None,
             method: "GET".into(),
             path: "/any".into(),
             authority: None,
@@ -1254,6 +1257,7 @@ proptest! {
         peer in prop::option::of((prop::option::of(any::<String>()), prop::option::of(any::<[u8; 32]>()))),
     ) {
         let request = Request {
+            scheme: None,
             method,
             path,
             authority: None,
@@ -1387,7 +1391,7 @@ proptest! {
         let claims = json!({ "iss": ISS, "aud": AUD, "sub": "alice", "scope": "read",
                              "iat": NOW, "exp": NOW + ttl });
         let token = f.es256.mint(Alg::ES256, &claims, None, &rng).unwrap();
-        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::RING, cache: None };
+        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::RING, cache: None, replay: &actwarden::MemoryWindow::new() };
         let now = UnixTime::from_millis(millis);
         let d = decide(ctx, &bearer_request("/scoped", &token), now);
         assert_well_formed(&d);

@@ -86,6 +86,7 @@ fn request(token: &str) -> Request {
         authority: None,
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
         peer: None,
+        scheme: None,
     }
 }
 
@@ -105,6 +106,7 @@ fn decide_counting(
         remote_keys: keys,
         crypto: &crypto,
         cache: Some(cache),
+        replay: &actwarden::MemoryWindow::new(),
     };
     let decision = decide(ctx, &request(token), UnixTime::from_secs(now));
     (

@@ -23,6 +23,9 @@ const state = {
 let last = null; // the last check result
 let exportFormat = 'envoy';
 let humanClaims = null; // claims of the token being built (mint panel)
+// DPoP (SPEC §10): the agent's private key, whether requests use the DPoP scheme, the proof
+// of the last decision, and whether the next decision re-sends it (a replay).
+const dpop = { key: null, on: false, proof: '', replayNext: false };
 
 // --- request ------------------------------------------------------------------------------
 
@@ -31,7 +34,11 @@ function requestJson() {
   const r = state.request;
   const headers = { ...(r.headers || {}) };
   if (r.protocol === 'grpc') headers['content-type'] = 'application/grpc';
-  if (state.token.trim()) headers.authorization = `Bearer ${state.token.trim()}`;
+  if (state.token.trim()) {
+    const scheme = dpop.on ? 'DPoP' : 'Bearer';
+    headers.authorization = `${scheme} ${state.token.trim()}`;
+    if (dpop.on && dpop.proof) headers.dpop = dpop.proof;
+  }
   const out = { method: r.method, path: r.path, authority: r.authority || undefined, headers };
   if (r.peer_uri.trim() || r.peer_digest.trim()) {
     out.peer = {};
@@ -62,6 +69,7 @@ function decide() {
   const lint = parse(ag.lint(state.config));
   renderLint(lint);
   const remote = state.remoteJwks.trim() ? state.remoteJwks : undefined;
+  freshProof();
   const result = parse(ag.check(state.config, requestJson(), Number(state.now), remote));
   last = result;
   renderDecision(result);
@@ -723,6 +731,10 @@ function loadScenario(id, variant = 0) {
   const built = buildScenario(ag, s, variant);
   Object.assign(state, built, { scenario: id, variant });
   humanClaims = null;
+  Object.assign(dpop, { key: null, on: false, proof: '', replayNext: false });
+  $('dpop-on').checked = false;
+  $('dpop-on').disabled = true;
+  $('dpop-replay').disabled = true;
   toForm();
   prefillMint(true);
   decide();
@@ -871,6 +883,58 @@ function exchange() {
   }
 }
 
+// --- DPoP ----------------------------------------------------------------------------------
+
+/// A new proof for this decision (`https://authority/path`, the request method, the page's
+/// time), unless the user asked to send the last one again.
+function freshProof() {
+  if (!dpop.on || !dpop.key || !state.token.trim()) return;
+  if (dpop.replayNext && dpop.proof) {
+    dpop.replayNext = false;
+    return;
+  }
+  const r = state.request;
+  const path = (r.path || '/').split(/[?#]/)[0];
+  const htu = `https://${r.authority || ''}${path}`;
+  const out = parse(ag.dpopProof(JSON.stringify(dpop.key), r.method, htu, Number(state.now), state.token.trim()));
+  dpop.proof = out.ok ? out.proof : '';
+  if (!out.ok) mintStatus(out.error.message, true);
+}
+
+function dpopBind() {
+  const base = humanClaims || (() => {
+    const d = parse(ag.decode(state.token.trim() || 'x'));
+    return d.ok ? d.claims : null;
+  })();
+  if (!base) return mintStatus('Sign a token first.', true);
+  const key = parse(ag.generateKey('ES256', 'agent-dpop'));
+  if (!key.ok) return mintStatus(key.error.message, true);
+  const jkt = parse(ag.jwkThumbprint(JSON.stringify(key.public_jwk)));
+  if (!jkt.ok) return mintStatus(jkt.error.message, true);
+  humanClaims = { ...base, cnf: { jkt: jkt.jkt } };
+  if (!signClaims(humanClaims)) return;
+  // The issuer's provider must read the DPoP scheme: turn it on when it is off.
+  try {
+    const cfg = parse(state.config);
+    const p = Object.values(cfg.providers || {}).find((x) => x.issuer === humanClaims.iss);
+    if (p && (!p.dpop || (p.dpop.mode || 'off') === 'off')) {
+      p.dpop = { ...(p.dpop || {}), mode: 'allowed' };
+      state.config = JSON.stringify(cfg, null, 2);
+      $('config').value = state.config;
+    }
+  } catch {
+    /* the policy is being edited: the decision will say what is wrong */
+  }
+  dpop.key = key.private_jwk;
+  dpop.on = true;
+  dpop.proof = '';
+  $('dpop-on').disabled = false;
+  $('dpop-on').checked = true;
+  $('dpop-replay').disabled = false;
+  mintStatus(`Token bound to the agent's key (cnf.jkt ${jkt.jkt.slice(0, 8)}…); each decision sends a fresh proof.`);
+  decide();
+}
+
 // --- wiring --------------------------------------------------------------------------------
 
 function showFatal(msg, fatal = true) {
@@ -880,7 +944,26 @@ function showFatal(msg, fatal = true) {
   if (fatal) $('loading').hidden = true;
 }
 
+function wireDpop() {
+  $('dpop-bind').addEventListener('click', dpopBind);
+  $('dpop-on').addEventListener('change', () => {
+    dpop.on = $('dpop-on').checked;
+    mintStatus(dpop.on ? 'Sent as DPoP with a proof.' : 'Sent as a bearer token, without the agent\'s key.');
+    decide();
+  });
+  $('dpop-replay').addEventListener('click', () => {
+    dpop.replayNext = true;
+    decide();
+  });
+  $('dpop-reset').addEventListener('click', () => {
+    ag.resetReplayWindow();
+    mintStatus('New session: no proof has been seen.');
+    decide();
+  });
+}
+
 function wire() {
+  wireDpop();
   $('config').addEventListener('input', () => {
     state.config = $('config').value;
     decideSoon();

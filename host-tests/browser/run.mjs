@@ -495,8 +495,10 @@ try {
         const ag = window.playground.module;
         return cases.map((m) => {
           const remote = Object.keys(m.remote_jwks).length ? JSON.stringify(m.remote_jwks) : undefined;
+          // A DPoP `replay` case: the page's session window sees the proof twice.
+          const first = m.replay ? JSON.parse(ag.check(m.config, m.request, m.now, remote)) : null;
           const r = JSON.parse(ag.check(m.config, m.request, m.now, remote));
-          return { name: m.name, expect: m.expect, inputs: { config: m.config, request: m.request, now: m.now, remote_jwks: m.remote_jwks }, result: r };
+          return { name: m.name, expect: m.expect, inputs: { config: m.config, request: m.request, now: m.now, remote_jwks: m.remote_jwks }, result: r, first };
         });
       },
       { cases },
@@ -507,13 +509,16 @@ try {
       if (d.error) return problems.push(`materialize: ${JSON.stringify(d.error)}`);
       if (!d.result.ok) return problems.push(`${d.name}: browser error ${JSON.stringify(d.result.error)}`);
       const rep = d.result.report;
+      // The CLI decides one request per run: it is compared with the first use of a
+      // replayed proof (SPEC §10).
+      const once = d.first ? d.first.report : rep;
       const cli = await cliCheck(d.inputs);
       const why = [];
       if (!cli.report) why.push(`cli exit ${cli.code}: ${cli.stderr.trim()}`);
       else {
-        const dd = diff(rep, cli.report);
+        const dd = diff(once, cli.report);
         if (dd) why.push(dd);
-        if (cli.code !== (rep.decision === 'allow' ? 0 : 1)) why.push(`cli exit ${cli.code}`);
+        if (cli.code !== (once.decision === 'allow' ? 0 : 1)) why.push(`cli exit ${cli.code}`);
       }
       if (rep.reason !== d.expect.reason || rep.decision !== d.expect.decision) {
         why.push(`expected ${d.expect.decision}/${d.expect.reason}, browser gave ${rep.decision}/${rep.reason}`);
@@ -523,6 +528,77 @@ try {
     });
     for (const p of problems) console.log(`  corpus: ${p}`);
     check(`corpus: ${decided.length} cases and twins, browser report = CLI report = expectation`, problems.length === 0 && same === cases.length, `${problems.length} differ (${same}/${cases.length} equal); first: ${problems[0]}`);
+  }
+
+  // 7a. DPoP (SPEC §10) in the page: a bound token with a proof is allowed once, the same
+  // proof again is a replay (one window per session), a new session forgets it, and the
+  // token without the key is refused. Then the mint panel's DPoP buttons.
+  if (want('dpop')) {
+    const r = await page.evaluate(() => {
+      const ag = window.playground.module;
+      const p = (s) => JSON.parse(s);
+      const iss = p(ag.generateKey('ES256', 'iss'));
+      const agent = p(ag.generateKey('EdDSA', 'agent'));
+      const now = 1800000000;
+      const config = JSON.stringify({
+        providers: { sts: { issuer: 'https://sts.example.com', audiences: ['api'],
+          local_jwks: { inline_string: JSON.stringify(iss.jwks) }, dpop: { mode: 'allowed' } } },
+        rules: [{ id: 'pay', match: { path_prefix: '/v1' } }],
+      });
+      const jkt = p(ag.jwkThumbprint(JSON.stringify(agent.public_jwk))).jkt;
+      const claims = { iss: 'https://sts.example.com', sub: 'user:alice', aud: 'api', iat: now, exp: now + 600, cnf: { jkt } };
+      const token = p(ag.signToken(JSON.stringify(iss.private_jwk), JSON.stringify(claims))).token;
+      const proof = p(ag.dpopProof(JSON.stringify(agent.private_jwk), 'POST', 'https://api.example.com/v1/pay', now, token)).proof;
+      const req = (scheme, withProof) => JSON.stringify({ method: 'POST', path: '/v1/pay', authority: 'api.example.com',
+        headers: withProof ? { authorization: `${scheme} ${token}`, dpop: proof } : { authorization: `${scheme} ${token}` } });
+      const reason = (s) => p(ag.check(config, s, now)).report.reason;
+      const out = { first: reason(req('DPoP', true)), again: reason(req('DPoP', true)) };
+      ag.resetReplayWindow();
+      out.afterReset = reason(req('DPoP', true));
+      out.bearer = reason(req('Bearer', false));
+      out.challenge = p(ag.check(config, req('Bearer', false), now)).report.response.headers['www-authenticate'];
+      return out;
+    });
+    check('dpop: proof allowed once, replayed in the same session', r.first === 'allowed' && r.again === 'dpop_replayed', JSON.stringify(r));
+    check('dpop: a new session forgets proofs', r.afterReset === 'allowed', JSON.stringify(r));
+    check('dpop: the copied token as bearer is dpop_required with a DPoP challenge',
+      r.bearer === 'dpop_required' && /^DPoP error="invalid_dpop_proof"/.test(r.challenge || ''), JSON.stringify(r));
+
+    // The mint panel: bind the agent's token to a new key, then replay, then send as bearer.
+    await page.click('button[data-scenario="sub-agent-ceiling"]');
+    await page.selectOption('#key-alg', 'ES256');
+    await page.fill('#key-kid', 'dpop-issuer');
+    await page.click('#key-generate');
+    const last = await page.evaluate(() => document.querySelectorAll('#keys li').length - 1);
+    await page.click(`button[data-trust="${last}"]`);
+    await page.fill('#m-iss', 'https://sts.acme.example');
+    await page.fill('#m-aud', 'payments-api');
+    await page.fill('#m-scope', 'invoices:read payments:write');
+    await page.selectOption('#m-key', String(last));
+    await page.click('#m-sign');
+    await page.fill('#x-actor', 'spiffe://prod.acme.example/agent/orchestrator');
+    await page.click('#x-exchange');
+    await page.selectOption('#req-method', 'POST');
+    await page.fill('#req-path', '/v1/payments');
+    await page.waitForFunction(() => window.playground.inputs().request.includes('/v1/payments'));
+    const shown = async () => page.evaluate(() => ({
+      reason: document.getElementById('verdict-reason').textContent,
+      binding: window.playground.result()?.report?.binding,
+      detail: window.playground.result()?.report?.detail,
+      inputs: window.playground.inputs(),
+    }));
+    await page.click('#dpop-bind');
+    const bound = await shown();
+    const cli = await cliCheck(bound.inputs);
+    await page.click('#dpop-replay');
+    const replayed = await shown();
+    await page.click('#dpop-on');
+    const bearer = await shown();
+    check('dpop: the mint panel binds to an agent key and sends a proof (allowed, as the CLI decides)',
+      bound.reason === 'allowed' && bound.binding === 'dpop' && cli.report?.reason === 'allowed',
+      `${JSON.stringify(bound)} cli ${cli.report?.reason} ${cli.report?.detail}`);
+    check('dpop: "send the last proof again" is dpop_replayed', replayed.reason === 'dpop_replayed', JSON.stringify(replayed));
+    check('dpop: unchecking DPoP sends the bound token as bearer: dpop_required', bearer.reason === 'dpop_required', JSON.stringify(bearer));
   }
 
   // 7b. Hostile share links and inputs, the CSP, keyboard and assistive technology

@@ -6,6 +6,7 @@ pub mod report;
 
 use crate::core::config::{ConfigError, FileReader, Policy};
 use crate::core::decision::Decision;
+use crate::core::dpop::{MemoryWindow, ReplayWindow};
 use crate::core::keys::KeySet;
 use crate::core::pipeline::{decide, decide_traced, Context};
 use crate::core::request::{Request, RequestError};
@@ -59,6 +60,9 @@ pub struct CheckInput<'a> {
     /// reading the request to the decision (what a gateway spends per request). The core
     /// has no clock, so the host lends one; `None` leaves `eval_us` null.
     pub clock: Option<&'a dyn Fn() -> u64>,
+    /// The DPoP replay window to decide with (SPEC §10): a policy test file's or a
+    /// playground session's. `None`: a window of this one decision (the CLI's `check`).
+    pub replay: Option<&'a dyn ReplayWindow>,
 }
 
 /// What a host prints or shows for one request.
@@ -85,11 +89,13 @@ pub fn check(input: CheckInput<'_>) -> Result<CheckOutput, ApiError> {
     };
     let started = input.clock.map(|clock| clock());
     let request = Request::from_json(input.request).map_err(ApiError::Request)?;
+    let own_window = MemoryWindow::new();
     let ctx = Context {
         policy,
         remote_keys: input.remote_keys,
         crypto: &crate::core::verification::crypto::RING,
         cache: None,
+        replay: input.replay.unwrap_or(&own_window),
     };
     let mut decision = if input.explain {
         decide_traced(ctx, &request, input.now)
@@ -135,6 +141,7 @@ pub fn check_json(
         remote_keys,
         explain: false,
         clock: None,
+        replay: None,
     })?;
     Ok((out.decision, out.report))
 }

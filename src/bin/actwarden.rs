@@ -106,6 +106,34 @@ enum Command {
         /// Extra or overriding header members, as a JSON object file.
         #[arg(long)]
         header: Option<String>,
+        /// Binds the token to this key for DPoP: sets `cnf.jkt` to the RFC 7638 thumbprint
+        /// of the JWK in this file (public or private).
+        #[arg(long, value_name = "KEYFILE")]
+        cnf_jkt_of: Option<String>,
+    },
+    /// Print a DPoP proof (RFC 9449) for one request, signed with a private JWK.
+    DpopProof {
+        /// Private JWK file: the agent's DPoP key.
+        #[arg(long)]
+        key: String,
+        /// The request method (`htm`).
+        #[arg(long)]
+        htm: String,
+        /// The request URI (`htu`), e.g. `https://api.example.com/v1/payments`.
+        #[arg(long)]
+        htu: String,
+        /// The access token the proof goes with (its hash becomes `ath`).
+        #[arg(long)]
+        token: Option<String>,
+        /// `iat`, Unix seconds; defaults to the system clock.
+        #[arg(long)]
+        now: Option<f64>,
+        /// Defaults to a random 128-bit value.
+        #[arg(long)]
+        jti: Option<String>,
+        /// Defaults to the key's `alg`.
+        #[arg(long)]
+        alg: Option<String>,
     },
     /// Show a token's header, claims and actor chain WITHOUT verifying anything.
     Decode { token: String },
@@ -258,7 +286,35 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             ttl,
             now,
             header,
-        } => mint_token(&key, &claims, alg.as_deref(), ttl, now, header.as_deref()),
+            cnf_jkt_of,
+        } => mint_token(
+            &key,
+            &claims,
+            alg.as_deref(),
+            ttl,
+            now,
+            header.as_deref(),
+            cnf_jkt_of.as_deref(),
+        ),
+        Command::DpopProof {
+            key,
+            htm,
+            htu,
+            token,
+            now,
+            jti,
+            alg,
+        } => dpop_proof(
+            &key,
+            &mint::ProofClaims {
+                htm: &htm,
+                htu: &htu,
+                iat: now_or_clock(now)?.secs(),
+                jti: jti.as_deref(),
+                access_token: token.as_deref(),
+            },
+            alg.as_deref(),
+        ),
         Command::Decode { token } => {
             let report = actwarden::dangerous::decode_unverified(&token);
             emit(&serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -291,6 +347,8 @@ fn check(
         remote_keys: &remote,
         explain,
         clock: Some(&clock),
+        // One request per run: the window of this decision only (SPEC §10).
+        replay: None,
     })
     .map_err(CliError::Api)?;
     let mut report = out.report;
@@ -362,6 +420,7 @@ fn mint_token(
     ttl: Option<u64>,
     now: Option<f64>,
     header: Option<&str>,
+    cnf_jkt_of: Option<&str>,
 ) -> Result<ExitCode, CliError> {
     let rng = SystemRandom::new();
     let key = SigningKey::from_jwk_json(&read(key)?, &rng).map_err(|error| CliError::Key {
@@ -376,6 +435,25 @@ fn mint_token(
             obj.insert("iat".into(), now.into());
             obj.insert("exp".into(), (now + ttl).into());
         }
+    }
+    if let Some(file) = cnf_jkt_of {
+        let jwk: serde_json::Value =
+            serde_json::from_str(&read(file)?).map_err(|_| CliError::Key {
+                source: "`--cnf-jkt-of`".to_owned(),
+                error: MintError::NotJson,
+            })?;
+        let jkt = mint::jwk_thumbprint(&jwk).ok_or(CliError::Key {
+            source: "`--cnf-jkt-of`".to_owned(),
+            error: MintError::NotAPrivateKey("an EC, OKP or RSA JWK is needed for a thumbprint"),
+        })?;
+        let obj = claims
+            .as_object_mut()
+            .ok_or(CliError::Mint(MintError::ClaimsNotAnObject))?;
+        let cnf = obj.entry("cnf").or_insert_with(|| serde_json::json!({}));
+        match cnf.as_object_mut() {
+            Some(cnf) => cnf.insert("jkt".into(), jkt.into()),
+            None => return Err(CliError::Mint(MintError::ClaimsNotAnObject)),
+        };
     }
     let header = match header {
         None => None,
@@ -392,6 +470,26 @@ fn mint_token(
         .mint(alg, &claims, header.as_ref(), &rng)
         .map_err(CliError::Mint)?;
     emit(&token);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dpop-proof`: one proof on stdout.
+fn dpop_proof(
+    key: &str,
+    claims: &mint::ProofClaims<'_>,
+    alg: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let rng = SystemRandom::new();
+    let key = SigningKey::from_jwk_json(&read(key)?, &rng).map_err(|error| CliError::Key {
+        source: "`--key`".to_owned(),
+        error,
+    })?;
+    let alg = match alg {
+        Some(a) => Alg::parse(a).map_err(CliError::UnknownAlg)?,
+        None => key.default_alg(),
+    };
+    let proof = key.dpop_proof(alg, claims, &rng).map_err(CliError::Mint)?;
+    emit(&proof);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,6 +14,8 @@ pub enum BindingOutcome {
     Absent,
     Mismatch,
     NotChecked,
+    /// A DPoP proof (SPEC §10) bound the token to the caller's key.
+    Dpop,
 }
 
 /// One audit record (SPEC §6). Unknown fields are `null`. Identity fields are filled only
@@ -115,6 +117,7 @@ impl BindingOutcome {
             BindingOutcome::Absent => "absent",
             BindingOutcome::Mismatch => "mismatch",
             BindingOutcome::NotChecked => "not_checked",
+            BindingOutcome::Dpop => "dpop",
         }
     }
 }

@@ -48,6 +48,9 @@ fn cnf_matches_peer(claims: &Claims, request: &Request) -> Result<BindingOutcome
     };
     let peer_digest = request.peer.as_ref().and_then(|p| p.certificate_sha256);
     let problem = match (cnf, peer_digest) {
+        // Only reachable after the DPoP step accepted a proof for this key (a `jkt` token
+        // without one is `dpop_required` or `dpop_invalid` there).
+        (Confirmation::KeyThumbprint, _) => return Ok(BindingOutcome::Dpop),
         (Confirmation::Unsupported, _) => BindingProblem::UnsupportedMethod,
         (Confirmation::CertificateThumbprint(_), None) => BindingProblem::NoPeerCertificate,
         // Not a secret (a certificate hash), so a plain comparison is fine.

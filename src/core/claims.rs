@@ -30,6 +30,9 @@ pub struct MayAct {
 pub enum Confirmation {
     /// `x5t#S256`: SHA-256 of the client certificate DER.
     CertificateThumbprint([u8; 32]),
+    /// `jkt` (RFC 9449 §6.1): bound to a DPoP key. Checked by the DPoP step (`core::dpop`),
+    /// which runs first and lets such a token through only with a valid proof.
+    KeyThumbprint,
     /// Only methods actwarden cannot check at the gateway (`jkt`, `jwk`, …).
     Unsupported,
 }
@@ -217,7 +220,11 @@ pub(crate) fn read(raw: Map<String, Value>) -> Result<Claims, Denial> {
                     .ok_or_else(|| invalid("cnf.x5t#S256", "base64url of a SHA-256 digest"))?,
             )),
             Some(_) => return Err(invalid("cnf.x5t#S256", "a string")),
-            None => Some(Confirmation::Unsupported),
+            None => match m.get("jkt") {
+                Some(Value::String(_)) => Some(Confirmation::KeyThumbprint),
+                Some(_) => return Err(invalid("cnf.jkt", "a string")),
+                None => Some(Confirmation::Unsupported),
+            },
         },
         Some(_) => return Err(invalid("cnf", "an object")),
     };

@@ -90,6 +90,55 @@ pub(crate) const JWKS_RETRY_MAX_S: u64 = 10;
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
 pub(crate) const MAX_WAITING_REQUESTS: usize = 1024;
 
+/// Largest DPoP proof (SPEC §10), in bytes. A proof is a header with the client's public
+/// key, a few claims and a signature: an ES256 proof is ~500 bytes, an RSA-4096 one
+/// ~1.5 KiB. 8 KiB leaves room without letting a proof cost more than a token to parse.
+pub(crate) const MAX_DPOP_PROOF_BYTES: usize = 8 * 1024;
+
+/// Largest decoded DPoP proof header: an RSA-4096 `jwk` (683 base64url characters of
+/// modulus) plus `typ`, `alg` fits in 1 KiB; 4 KiB is generous.
+pub(crate) const MAX_DPOP_HEADER_BYTES: usize = 4 * 1024;
+
+/// Largest decoded DPoP proof claims set: `jti`, `htm`, `htu`, `iat`, `ath` (and `nonce`)
+/// are a few hundred bytes, bounded mostly by `htu` (URLs are capped near 2 KiB, see
+/// `MAX_AUDIT_REQUEST_FIELD`).
+pub(crate) const MAX_DPOP_CLAIMS_BYTES: usize = 4 * 1024;
+
+/// Largest RSA modulus accepted in a proof's `jwk`, in bits. A proof key comes from any
+/// caller on every request, and RSA verification grows with the square of the modulus:
+/// 4096 bits is what clients use (RFC 9449 examples use ES256), while 8192 (allowed for
+/// an issuer's configured keys) would let a caller buy 4× the work per request.
+pub(crate) const MAX_DPOP_RSA_BITS: usize = 4096;
+
+/// Longest proof `jti` accepted. RFC 9449 §4.2 asks for enough randomness (≥ 96 bits);
+/// UUIDs are 36 characters. The window stores a digest, so this only bounds hashing.
+pub(crate) const MAX_DPOP_JTI_BYTES: usize = 256;
+
+/// Largest `dpop.max_age_s`: an hour. A proof is meant to be used at once (RFC 9449 §11.1);
+/// a longer age only makes the replay window larger.
+pub(crate) const MAX_DPOP_MAX_AGE_S: u64 = 3600;
+
+/// Largest `dpop.replay_window_entries`: 2^20 entries of 24 bytes (`dpop::replay`) is
+/// 24 MiB of shared data in Envoy, the most one provider's window should hold.
+pub(crate) const MAX_DPOP_REPLAY_WINDOW_ENTRIES: usize = 1 << 20;
+
+/// Entries in one shard of a shared replay window (Envoy shared data): each DPoP request
+/// rewrites one shard with compare-and-swap, so a shard stays small (1024 × 24 bytes =
+/// 24 KiB) and the window is split into as many shards as it needs.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
+pub(crate) const DPOP_REPLAY_SHARD_ENTRIES: usize = 1024;
+
+/// Shards of one shared replay window at most (64 × 1024 = the default 65 536 entries);
+/// larger windows get larger shards rather than more keys.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
+pub(crate) const MAX_DPOP_REPLAY_SHARDS: usize = 64;
+
+/// Compare-and-swap attempts on one replay shard before the proof is refused
+/// (`dpop_replayed`, fail closed). Each retry re-reads the shard; contention among a few
+/// worker threads settles within a handful of attempts.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
+pub(crate) const DPOP_REPLAY_CAS_ATTEMPTS: usize = 16;
+
 /// Longest piece of user input (a rule id, a member name, a JSON path) a configuration or
 /// JWKS error repeats, in bytes. Enough to recognise it; short enough that a hostile
 /// configuration cannot write megabytes into Envoy's log through one error line.

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! config ─► request ─► rules (match) ─► token (extract, parse) ─► keys ─► verification
-//!        ─► claims ─► chain ─► revocation ─► binding ─► rules (require)
+//!        ─► claims ─► chain ─► revocation ─► dpop ─► binding ─► rules (require)
 //!        ─► decision {verdict, response, identity headers} + audit record
 //! ```
 //!
@@ -40,8 +40,9 @@ pub(crate) mod chain;
 /// 9. Revocation lists.
 pub(crate) mod revocation;
 
-/// 10. Binding to the caller (certificate, peer).
 pub(crate) mod binding;
+/// 10. Binding to the caller: DPoP proofs first (SPEC §10), then certificate and peer.
+pub(crate) mod dpop;
 
 /// 11. The verdict, the deny response, the identity headers.
 pub(crate) mod decision;

@@ -9,6 +9,7 @@ use crate::core::audit::{record_identity, trace_id, truncate, AuditRecord, Bindi
 use crate::core::claims::Claims;
 use crate::core::config::{OnNoMatch, Policy, Rule};
 use crate::core::decision::{deny_response, is_identity_header, Decision, Verdict};
+use crate::core::dpop::{self, ReplayWindow};
 use crate::core::keys::RemoteKeys;
 use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::core::reasons::{Denial, Reason};
@@ -32,6 +33,9 @@ pub struct Context<'a> {
     /// The verified-token cache of SPEC §8, for hosts that decide many requests under one
     /// policy (Envoy). `None` verifies every token (CLI, playground, tests).
     pub cache: Option<&'a TokenCache>,
+    /// The DPoP replay window (SPEC §10) this host keeps: one per CLI run, policy test
+    /// file or playground session (`MemoryWindow`); shared by every worker in Envoy.
+    pub replay: &'a dyn ReplayWindow,
 }
 
 /// Decides one request.
@@ -73,7 +77,7 @@ fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Record
             audit.reason = verdict.reason();
             verdict
         }
-        Err(denial) => deny(denial, request, rule_for_response, &mut audit),
+        Err(denial) => deny(ctx.policy, denial, request, rule_for_response, &mut audit),
     };
     Decision {
         verdict,
@@ -124,6 +128,7 @@ fn audit_of_request(request: &Request, now: UnixTime) -> AuditRecord {
 
 /// The deny verdict: the reply (challenge from the matched rule, if any) and the audit.
 fn deny(
+    policy: &Policy,
     denial: Denial,
     request: &Request,
     rule: Option<&Rule>,
@@ -137,7 +142,8 @@ fn deny(
         Some(rule) => (rule.require.scopes.as_slice(), acr_values(rule)),
         None => (&[][..], None),
     };
-    let response = deny_response(&denial, &detail, request.is_grpc(), scopes, acr.as_deref());
+    let mut response = deny_response(&denial, &detail, request.is_grpc(), scopes, acr.as_deref());
+    dpop::rewrite_challenge(policy, request, reason, &mut response.headers);
     audit.detail = Some(detail);
     Verdict::Deny { denial, response }
 }
@@ -253,6 +259,17 @@ fn evaluate<'p>(
     // 5. chain; 6. revocation; 7. binding; 8. rule requirements
     chain::check(policy, claims, t)?;
     t.check(Step::Revocation, revocation::check(policy, claims))?;
+    let presented = dpop::Presented {
+        provider,
+        token: token.token,
+        dpop_scheme: policy
+            .token_sources
+            .get(token.source)
+            .is_some_and(|s| s.is_dpop()),
+        window: ctx.replay,
+        crypto: ctx.crypto,
+    };
+    dpop::check(&presented, claims, request, now, &mut audit.binding, t)?;
     binding::check(policy, claims, request, &mut audit.binding, t)?;
     rules::check_requirements(
         policy,
@@ -301,12 +318,14 @@ mod tests {
             authority: Some("h".repeat(5000)),
             headers: vec![("x-request-id".into(), "r".repeat(5000))],
             peer: None,
+            scheme: None,
         };
         let ctx = Context {
             policy: &policy,
             remote_keys: &NoRemoteKeys,
             crypto: &crate::core::verification::crypto::RING,
             cache: None,
+            replay: &crate::core::dpop::MemoryWindow::new(),
         };
         let d = decide(ctx, &request, UnixTime::from_secs(0));
         assert_eq!(d.reason(), Reason::RouteDenied);

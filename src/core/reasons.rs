@@ -1,6 +1,7 @@
 //! Reason codes (SPEC §4) and the facts behind a denial.
 
 use crate::core::config::ProviderName;
+pub(crate) use crate::core::dpop::ProofProblem;
 use crate::core::token::TokenProblem;
 use serde::Serialize;
 
@@ -41,10 +42,13 @@ pub enum Reason {
     PeerMismatch,
     RouteDenied,
     JwksUnavailable,
+    DpopRequired,
+    DpopInvalid,
+    DpopReplayed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 33] = [
+    pub const ALL: [Reason; 36] = [
         Reason::Allowed,
         Reason::AllowedAnonymous,
         Reason::TokenMissing,
@@ -78,6 +82,9 @@ impl Reason {
         Reason::PeerMismatch,
         Reason::RouteDenied,
         Reason::JwksUnavailable,
+        Reason::DpopRequired,
+        Reason::DpopInvalid,
+        Reason::DpopReplayed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -116,6 +123,9 @@ impl Reason {
             PeerMismatch => "peer_mismatch",
             RouteDenied => "route_denied",
             JwksUnavailable => "jwks_unavailable",
+            DpopRequired => "dpop_required",
+            DpopInvalid => "dpop_invalid",
+            DpopReplayed => "dpop_replayed",
         }
     }
 
@@ -127,7 +137,8 @@ impl Reason {
             TokenMissing | TokenMalformed | TokenTooLarge | TypeNotAllowed | AlgNotAllowed
             | KidUnknown | SignatureInvalid | IssuerUnknown | AudienceMismatch | TokenExpired
             | TokenNotYetValid | LifetimeTooLong | ClaimInvalid | TokenRevoked
-            | BindingRequired | BindingMismatch | StepupRequired => Some(401),
+            | BindingRequired | BindingMismatch | StepupRequired | DpopRequired | DpopInvalid
+            | DpopReplayed => Some(401),
             ScopeInsufficient | ActorScopeExceeded | ActorNotAllowed | TrustDomainMismatch
             | ChainTooDeep | ActorCycle | MayActViolation | HumanSubjectRequired
             | DelegationRequired | DelegationForbidden | ClaimMismatch | PeerMismatch
@@ -287,6 +298,26 @@ pub enum Denial {
         age: Option<f64>,
         max: u64,
     },
+    /// SPEC §10: the token came as `Bearer` where DPoP is needed.
+    DpopRequired(DpopRequiredBecause),
+    /// SPEC §10: the DPoP proof (or its absence, or its tie to the token) is not valid.
+    DpopInvalid(ProofProblem),
+    /// SPEC §10: a proof with this `jti` was already accepted (or the window is full).
+    DpopReplayed {
+        /// The window held `replay_window_entries` live proofs (fail closed), rather than
+        /// this `jti`.
+        window_full: bool,
+    },
+}
+
+/// Why a bearer token was not enough (`dpop_required`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DpopRequiredBecause {
+    /// The provider's `dpop.mode` is `required`.
+    ModeRequired,
+    /// The token is bound to a key (`cnf.jkt`): never a bearer token (RFC 9449 §7.1).
+    BoundToken,
 }
 
 impl Denial {
@@ -330,6 +361,9 @@ impl Denial {
             ActorScopeExceeded { .. } => Reason::ActorScopeExceeded,
             ClaimMismatch { .. } => Reason::ClaimMismatch,
             StepUpRequired { .. } => Reason::StepupRequired,
+            DpopRequired(_) => Reason::DpopRequired,
+            DpopInvalid(_) => Reason::DpopInvalid,
+            DpopReplayed { .. } => Reason::DpopReplayed,
         }
     }
 
@@ -447,6 +481,19 @@ impl Denial {
             StepUpRequired { age: None, max } => format!(
                 "the token has no `auth_time` or `iat`; this route needs authentication within {max}s"
             ),
+            DpopRequired(DpopRequiredBecause::ModeRequired) => {
+                "this issuer's tokens must be sent with `Authorization: DPoP` and a DPoP proof".into()
+            }
+            DpopRequired(DpopRequiredBecause::BoundToken) => {
+                "the token is bound to a key (`cnf.jkt`) and cannot be used as a bearer token; send it with `Authorization: DPoP` and a proof".into()
+            }
+            DpopInvalid(problem) => format!("the DPoP proof is not valid: {}", problem.describe()),
+            DpopReplayed { window_full: false } => {
+                "this DPoP proof was already used; make a new proof for every request".into()
+            }
+            DpopReplayed { window_full: true } => {
+                "the DPoP replay window is full; the proof cannot be checked for replay and is refused".into()
+            }
         }
     }
 }

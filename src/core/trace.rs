@@ -33,6 +33,9 @@ pub enum Step {
     ChainAllowlist,
     ChainMayAct,
     Revocation,
+    DpopScheme,
+    DpopProof,
+    DpopReplay,
     BindingRequired,
     BindingCnf,
     BindingPeer,
@@ -47,7 +50,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, in SPEC order (what a view lists for the steps a decision never reached).
-    pub const ALL: [Step; 33] = [
+    pub const ALL: [Step; 36] = [
         Step::Route,
         Step::TokenPresent,
         Step::TokenSingle,
@@ -71,6 +74,9 @@ impl Step {
         Step::ChainAllowlist,
         Step::ChainMayAct,
         Step::Revocation,
+        Step::DpopScheme,
+        Step::DpopProof,
+        Step::DpopReplay,
         Step::BindingRequired,
         Step::BindingCnf,
         Step::BindingPeer,
@@ -110,6 +116,9 @@ impl Step {
             ChainAllowlist => "chain.allowlist",
             ChainMayAct => "chain.may_act",
             Revocation => "revocation",
+            DpopScheme => "binding.dpop_scheme",
+            DpopProof => "binding.dpop_proof",
+            DpopReplay => "binding.dpop_replay",
             BindingRequired => "binding.required",
             BindingCnf => "binding.cnf",
             BindingPeer => "binding.peer",
@@ -134,7 +143,7 @@ impl Step {
             ClaimsShape | ClaimsAud | ClaimsExp | ClaimsNbfIat | ClaimsLifetime => 4,
             ChainDepth | ChainCycle | ChainTrustDomain | ChainAllowlist | ChainMayAct => 5,
             Revocation => 6,
-            BindingRequired | BindingCnf | BindingPeer => 7,
+            DpopScheme | DpopProof | DpopReplay | BindingRequired | BindingCnf | BindingPeer => 7,
             RequireDelegated | RequireHumanSubject | RequireActors | RequireMaxChainDepth
             | RequireScopes | RequireClaims | RequireFreshAuth => 8,
         }

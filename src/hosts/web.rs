@@ -9,6 +9,7 @@
 
 use crate::api;
 use crate::core::config::Policy;
+use crate::core::dpop::MemoryWindow;
 use crate::core::file::FileError;
 use crate::core::keys::alg::Alg;
 use crate::core::keys::{self as jwk, KeySet, KeySource};
@@ -134,6 +135,18 @@ pub fn matrix(config_json: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // check
 
+thread_local! {
+    /// The playground session's DPoP replay window (SPEC §10): a proof accepted once in
+    /// this page is a replay the second time, as at a gateway.
+    static SESSION_REPLAY: MemoryWindow = MemoryWindow::new();
+}
+
+/// Starts a new playground session: forgets every DPoP proof seen so far.
+#[wasm_bindgen(js_name = resetReplayWindow)]
+pub fn reset_replay_window() {
+    SESSION_REPLAY.with(MemoryWindow::clear);
+}
+
 /// Decides `request_json` (SPEC §7 REQUEST.json) under `config_json` at `now_seconds` (Unix
 /// seconds, fractions allowed), exactly as `actwarden check --config C --request R --now T
 /// [--jwks NAME=FILE …]`. `remote_jwks_json`, when given, is `{"provider": JWKS}` (the JWKS
@@ -159,16 +172,19 @@ pub fn check(
         Err(e) => return e,
     };
     let clock = || (clock_ms().max(0.0) * 1000.0) as u64;
-    let checked = api::check(api::CheckInput {
-        policy: api::PolicySource::Text {
-            config: config_json,
-            read_file: &|_| Err(FileError::NoFiles),
-        },
-        request: request_json,
-        now,
-        remote_keys: &remote,
-        explain: true,
-        clock: Some(&clock),
+    let checked = SESSION_REPLAY.with(|window| {
+        api::check(api::CheckInput {
+            policy: api::PolicySource::Text {
+                config: config_json,
+                read_file: &|_| Err(FileError::NoFiles),
+            },
+            request: request_json,
+            now,
+            remote_keys: &remote,
+            explain: true,
+            clock: Some(&clock),
+            replay: Some(window),
+        })
     });
     let out = match checked {
         Ok(out) => out,
@@ -338,6 +354,57 @@ pub fn sign_token(
     };
     match key.mint(alg, &claims, header.as_ref(), &rng) {
         Ok(token) => ok(object(vec![("token", Value::String(token))])),
+        Err(e) => fail("sign", "", e.to_string()),
+    }
+}
+
+/// The RFC 7638 SHA-256 thumbprint of a JWK (public or private), base64url: the `cnf.jkt`
+/// that binds a token to that key for DPoP (SPEC §10). Returns `jkt`.
+#[wasm_bindgen(js_name = jwkThumbprint)]
+pub fn jwk_thumbprint(jwk_json: &str) -> String {
+    let jwk = match serde_json::from_str::<Value>(jwk_json) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return fail("key", "", "expected a JWK (a JSON object)"),
+    };
+    match mint::jwk_thumbprint(&jwk) {
+        Some(jkt) => ok(object(vec![("jkt", Value::String(jkt))])),
+        None => fail(
+            "key",
+            "",
+            "an EC, OKP or RSA JWK is needed for a thumbprint",
+        ),
+    }
+}
+
+/// A DPoP proof (RFC 9449) signed with a private JWK, for `htm` and `htu` at `iat` (Unix
+/// seconds), with `ath` when `token` is given and a random `jti` unless one is. Returns
+/// `proof`.
+#[wasm_bindgen(js_name = dpopProof)]
+pub fn dpop_proof(
+    private_jwk_json: &str,
+    htm: &str,
+    htu: &str,
+    iat: f64,
+    token: Option<String>,
+    jti: Option<String>,
+) -> String {
+    let rng = SystemRandom::new();
+    let key = match SigningKey::from_jwk_json(private_jwk_json, &rng) {
+        Ok(k) => k,
+        Err(e) => return fail("key", "", e.to_string()),
+    };
+    if !(iat.is_finite() && iat >= 0.0) {
+        return fail("iat", "", "`iat` must be a non-negative number of seconds");
+    }
+    let claims = mint::ProofClaims {
+        htm,
+        htu,
+        iat: UnixTime::from_secs_f64(iat).secs(),
+        jti: jti.as_deref().filter(|j| !j.is_empty()),
+        access_token: token.as_deref().map(str::trim).filter(|t| !t.is_empty()),
+    };
+    match key.dpop_proof(key.default_alg(), &claims, &rng) {
+        Ok(proof) => ok(object(vec![("proof", Value::String(proof))])),
         Err(e) => fail("sign", "", e.to_string()),
     }
 }

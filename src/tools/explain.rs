@@ -66,6 +66,15 @@ fn describe(step: Step) -> (&'static str, &'static [&'static str]) {
         Step::ChainAllowlist => ("every actor in identity.actors", &["actor_not_allowed"]),
         Step::ChainMayAct => ("may_act names the current actor", &["may_act_violation"]),
         Step::Revocation => ("jti, subject and actors not revoked", &["token_revoked"]),
+        Step::DpopScheme => (
+            "DPoP scheme where dpop.mode or cnf.jkt needs it",
+            &["dpop_required"],
+        ),
+        Step::DpopProof => (
+            "one valid DPoP proof for this request, token and key",
+            &["dpop_invalid"],
+        ),
+        Step::DpopReplay => ("DPoP proof not seen before", &["dpop_replayed"]),
         Step::BindingRequired => (
             "cnf present (binding.cnf = required)",
             &["binding_required"],

@@ -323,6 +323,81 @@ impl SigningKey {
     }
 }
 
+/// The RFC 7638 SHA-256 thumbprint of a JWK (public or private: only the public members
+/// count), base64url: the `cnf.jkt` of a token bound to that key (RFC 9449 §6.1). `None`
+/// for a key type without a thumbprint here (`oct`) or a JWK missing a member.
+pub fn jwk_thumbprint(jwk: &Value) -> Option<String> {
+    let Value::Object(map) = jwk else {
+        return None;
+    };
+    crate::core::dpop::sha256_thumbprint(map).map(|t| b64::encode(&t))
+}
+
+/// What a DPoP proof (RFC 9449 §4.2) says: the request it is for and, when it goes with
+/// an access token, that token (its hash becomes `ath`).
+#[derive(Debug, Clone, Default)]
+pub struct ProofClaims<'a> {
+    pub htm: &'a str,
+    pub htu: &'a str,
+    /// Unix seconds.
+    pub iat: u64,
+    /// Random (128 bits, base64url) when `None`.
+    pub jti: Option<&'a str>,
+    pub access_token: Option<&'a str>,
+}
+
+/// Public members a proof's `jwk` carries (RFC 9449 §4.2: the public key, nothing more).
+const PROOF_JWK_MEMBERS: [&str; 6] = ["kty", "crv", "x", "y", "n", "e"];
+
+impl SigningKey {
+    /// `cnf.jkt` of a token bound to this key (`jwk_thumbprint` of its public JWK).
+    pub fn jkt(&self) -> Option<String> {
+        jwk_thumbprint(&self.public_jwk())
+    }
+
+    /// A DPoP proof signed with this key under `alg` (`typ` `dpop+jwt`, the public key in
+    /// `jwk`). An `oct` key cannot make one.
+    pub fn dpop_proof(
+        &self,
+        alg: Alg,
+        claims: &ProofClaims<'_>,
+        rng: &dyn SecureRandom,
+    ) -> Result<String, MintError> {
+        if matches!(self.signer, Signer::Hmac(..)) {
+            return Err(MintError::AlgDoesNotFitKey(alg.name().to_owned()));
+        }
+        let jwk: Map<String, Value> = self
+            .jwk
+            .iter()
+            .filter(|(k, _)| PROOF_JWK_MEMBERS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let header = json!({ "typ": "dpop+jwt", "alg": alg.name(), "jwk": jwk });
+        let jti = match claims.jti {
+            Some(j) => j.to_owned(),
+            None => {
+                let mut bytes = [0u8; 16];
+                rng.fill(&mut bytes).map_err(|_| MintError::Random)?;
+                b64::encode(&bytes)
+            }
+        };
+        let mut body = json!({
+            "jti": jti, "htm": claims.htm, "htu": claims.htu, "iat": claims.iat,
+        });
+        if let (Some(token), Value::Object(m)) = (claims.access_token, &mut body) {
+            let ath = crate::core::verification::crypto::sha256(token.as_bytes());
+            m.insert("ath".into(), json!(b64::encode(&ath)));
+        }
+        let input = format!(
+            "{}.{}",
+            b64::encode(header.to_string().as_bytes()),
+            b64::encode(body.to_string().as_bytes())
+        );
+        let sig = self.sign(alg, input.as_bytes(), rng)?;
+        Ok(format!("{input}.{}", b64::encode(&sig)))
+    }
+}
+
 /// Simulated token exchange (RFC 8693): the new token's subject stays the same, and the
 /// new actor wraps the previous `act` (the previous actor becomes a prior actor).
 pub fn delegate(claims: &Value, actor: &str, actor_profile: Option<&str>) -> Value {

@@ -43,6 +43,7 @@ STATUS = {
     "may_act_violation": 403, "human_subject_required": 403,
     "delegation_required": 403, "delegation_forbidden": 403, "claim_mismatch": 403,
     "peer_mismatch": 403, "route_denied": 403, "jwks_unavailable": 503,
+    "dpop_required": 401, "dpop_invalid": 401, "dpop_replayed": 401,
 }
 
 
@@ -166,13 +167,15 @@ def deny(reason, audit=None, response_headers=None, response_status=None, header
 
 
 def case(name, about, expect, token=None, request=None, config="main", twin=None,
-         remote=None, now=NOW):
+         remote=None, now=NOW, dpop=None):
     c = {"name": name, "about": about, "config": config, "now": now}
     if remote is not None:
         c["remote_jwks"] = remote
     c["request"] = request if request is not None else req()
     if token is not None:
         c["token"] = token
+    if dpop is not None:
+        c["dpop"] = dpop
     c["expect"] = expect
     if twin is not None:
         patch, texpect = twin
@@ -803,6 +806,10 @@ def chain():
 # ------------------------------------------------------------------------------------
 # 05: revocation and binding (SPEC §4 steps 6–7).
 
+# An RFC 7800 `cnf.jwk` (a confirmation method actwarden does not check at the gateway).
+CNF_JWK = {"kty": "EC", "crv": "P-256", "x": b64u(CERT_A), "y": b64u(CERT_B)}
+
+
 def revocation_binding():
     cnf_a = {"x5t#S256": b64u(CERT_A)}
     return [
@@ -840,9 +847,9 @@ def revocation_binding():
              twin=tw({"request": {"peer": peer(digest=CERT_A)}}, allow(ids()))),
         case("binding-peer-without-certificate", "A peer with a URI SAN but no digest.",
              deny("binding_mismatch"), tok(claims=claims(cnf=cnf_a)), req(peer=peer(ORCH))),
-        case("binding-unsupported-method", "cnf with only jkt (DPoP) cannot be checked "
-             "here: refused, not ignored.", deny("binding_mismatch"),
-             tok(claims=claims(cnf={"jkt": b64u(CERT_A)})), req(peer=peer(ORCH, CERT_A)),
+        case("binding-unsupported-method", "cnf with only jwk (RFC 7800) cannot be checked "
+             "here: refused, not ignored. (cnf.jkt is DPoP: 10-dpop.)", deny("binding_mismatch"),
+             tok(claims=claims(cnf={"jwk": CNF_JWK})), req(peer=peer(ORCH, CERT_A)),
              twin=tw(claims_patch(cnf=cnf_a), allow(ids()))),
         case("binding-required-absent", "binding.cnf required and no cnf.",
              deny("binding_required"), tok(), req(peer=peer(ORCH, CERT_A)),
@@ -1277,6 +1284,153 @@ def shadow():
              shadowed(deny("token_missing"), True), None, pay_req(), config="shadow-policy",
              twin=tw({"token": tok(claims=pay_claims())},
                      shadowed(allow(PAY_IDS), True))),
+# 10: DPoP (SPEC §10), config `dpop`: corp-sts allows it, partner-sts requires it (ES256).
+
+DPOP_ALGS = 'algs="ES256 EdDSA"'
+
+
+def dpop_challenge(reason, error="invalid_dpop_proof"):
+    return {"www-authenticate":
+            f'DPoP error="{error}", error_description="{reason}", {DPOP_ALGS}'}
+
+
+def dp_req(method="GET", path="/v1/profile", headers=None, **kw):
+    h = {"authorization": "DPoP {token}"}
+    h.update(headers or {})
+    return req(method, path, h, **kw)
+
+
+def bound(key="agent-es256", **over):
+    return tok(claims=claims(**over), cnf_jkt_of=key)
+
+
+def proof(key="agent-es256", **kw):
+    p = {"key": key}
+    p.update(kw)
+    return p
+
+
+def agent_private_jwk():
+    with open(os.path.join(CORPUS, "keys.json")) as f:
+        return json.load(f)["agent-es256"]
+
+
+def dpop():
+    D = {"config": "dpop"}
+    return [
+        case("dpop-ok", "A token bound to the agent's key (cnf.jkt), sent with the DPoP "
+             "scheme and a proof signed by that key.",
+             allow(ids(), audit={"binding": "dpop"}), bound(), dp_req(), dpop=proof(),
+             twin=tw({"dpop": {"key": "agent-ed"}}, deny("dpop_invalid")), **D),
+        case("dpop-ed25519", "An Ed25519 proof key.", allow(ids(), audit={"binding": "dpop"}),
+             bound("agent-ed"), dp_req(), dpop=proof("agent-ed"),
+             twin=tw({"token": {"cnf_jkt_of": "agent-es256"}}, deny("dpop_invalid")), **D),
+        case("dpop-bound-token-as-bearer", "A DPoP-bound token copied and sent as a "
+             "bearer token, without the agent's key (RFC 9449 §7.1).",
+             deny("dpop_required", response_headers=dpop_challenge("dpop_required"),
+                  audit={"binding": "not_checked"}),
+             bound(), req(),
+             twin=tw({"token": {"cnf_jkt_of": None}}, allow(ids(), audit={"binding": "absent"})),
+             **D),
+        case("dpop-required-bearer", "partner-sts requires DPoP: an unbound bearer token "
+             "is refused.",
+             deny("dpop_required", response_headers=dpop_challenge("dpop_required")),
+             tok("es256-b", claims=claims(iss=PARTNER)), req(path="/v1/partner"),
+             twin=tw({"token": {"cnf_jkt_of": "agent-es256"},
+                      "request": {"headers": {"authorization": "DPoP {token}"}},
+                      "dpop": proof()},
+                     allow(ids(iss=PARTNER, rule="partner"), audit={"binding": "dpop"})),
+             **D),
+        case("dpop-replayed", "The same proof a second time (the host decides the request "
+             "once before; in Envoy the window is shared by every worker).",
+             deny("dpop_replayed", response_headers=dpop_challenge("dpop_replayed")),
+             bound(), dp_req(), dpop=proof(replay=True),
+             twin=tw({"dpop": {"replay": None}}, allow(ids())), **D),
+        case("dpop-no-proof", "The DPoP scheme without a dpop header.",
+             deny("dpop_invalid", response_headers=dpop_challenge("dpop_invalid")),
+             bound(), dp_req(),
+             twin=tw({"dpop": proof()}, allow(ids())), **D),
+        case("dpop-two-proofs", "Two dpop headers: a request carries exactly one proof.",
+             deny("dpop_invalid"), bound(), dp_req(headers={"dpop": ["{dpop}", "{dpop}"]}),
+             dpop=proof(),
+             twin=tw({"request": {"headers": {"dpop": "{dpop}"}}}, allow(ids())), **D),
+        case("dpop-htm", "htm POST on a GET.", deny("dpop_invalid"), bound(), dp_req(),
+             dpop=proof(htm="POST"), twin=tw({"dpop": {"htm": None}}, allow(ids())), **D),
+        case("dpop-htu-normalised", "htu with an upper-case scheme and host, the default "
+             "port, a query and a fragment is the request URI.", allow(ids()), bound(),
+             dp_req(path="/v1/profile?page=2"),
+             dpop=proof(htu="HTTPS://API.Example.COM:443/v1/profile?other#frag"),
+             twin=tw({"dpop": {"htu": "https://api.example.com:8443/v1/profile"}},
+                     deny("dpop_invalid")), **D),
+        case("dpop-scheme-http", "The request view's scheme (Envoy :scheme, REQUEST.json "
+             "`scheme`) is compared with htu.", allow(ids()), bound(),
+             dict(dp_req(), scheme="http"), dpop=proof(htu="http://api.example.com/v1/profile"),
+             twin=tw({"request": {"scheme": "https"}}, deny("dpop_invalid")), **D),
+        case("dpop-iat-too-old", "iat more than max_age_s + clock_skew_s (120 s) ago.",
+             deny("dpop_invalid"), bound(), dp_req(), dpop=proof(iat_offset_s=-121),
+             twin=tw({"dpop": {"iat_offset_s": -120}}, allow(ids())), **D),
+        case("dpop-iat-future", "iat more than 120 s ahead.",
+             deny("dpop_invalid"), bound(), dp_req(), dpop=proof(iat_offset_s=121),
+             twin=tw({"dpop": {"iat_offset_s": 120}}, allow(ids())), **D),
+        case("dpop-ath", "ath is not the hash of this token.", deny("dpop_invalid"), bound(),
+             dp_req(), dpop=proof(ath=b64u(hashlib.sha256(b"another token").digest())),
+             twin=tw({"dpop": {"ath": None}}, allow(ids())), **D),
+        case("dpop-no-jti", "A proof without jti.", deny("dpop_invalid"), bound(), dp_req(),
+             dpop=proof(claims={"jti": None}), twin=tw({"dpop": {"claims": None}}, allow(ids())),
+             **D),
+        case("dpop-typ", "typ jwt instead of dpop+jwt.", deny("dpop_invalid"), bound(),
+             dp_req(), dpop=proof(header={"typ": "jwt"}),
+             twin=tw({"dpop": {"header": {"typ": "application/dpop+jwt"}}}, allow(ids())),
+             **D),
+        case("dpop-alg-not-allowed", "An ES384 proof: not in the default dpop.algorithms.",
+             deny("dpop_invalid"), bound("es384-a"), dp_req(), dpop=proof("es384-a"),
+             twin=tw({"token": {"cnf_jkt_of": "agent-es256"}, "dpop": {"key": "agent-es256"}},
+                     allow(ids())), **D),
+        case("dpop-signed-by-token-key", "The proof names the agent's key but is signed "
+             "with the issuer's token key.", deny("dpop_invalid"), bound(), dp_req(),
+             dpop=proof(signer="es256-a"), twin=tw({"dpop": {"signer": None}}, allow(ids())),
+             **D),
+        case("dpop-proof-of-token-key", "A proof made entirely with the issuer's token key: "
+             "its thumbprint is not the token's cnf.jkt.", deny("dpop_invalid"), bound(),
+             dp_req(), dpop=proof("es256-a"),
+             twin=tw({"dpop": {"key": "agent-es256"}}, allow(ids())), **D),
+        case("dpop-alg-confusion", "alg RS256 in a proof whose jwk is the agent's EC key "
+             "(signed with an RSA key): the jwk must fit the alg.", deny("dpop_invalid"),
+             bound(), dp_req(), dpop=proof(signer="rsa-a", alg="RS256"),
+             twin=tw({"dpop": {"signer": None, "alg": None}}, allow(ids())), **D),
+        case("dpop-private-jwk", "The proof's jwk holds the private key.",
+             deny("dpop_invalid"), bound(), dp_req(),
+             dpop=proof(header={"jwk": agent_private_jwk()}),
+             twin=tw({"dpop": {"header": None}}, allow(ids())), **D),
+        case("dpop-flipped-signature", "The proof signature does not verify.",
+             deny("dpop_invalid"), bound(), dp_req(), dpop=proof(signature="flipped"),
+             twin=tw({"dpop": {"signature": None}}, allow(ids())), **D),
+        case("dpop-proof-too-large", "A proof over the 8 KiB budget.", deny("dpop_invalid"),
+             bound(), dp_req(), dpop=proof(claims={"pad": "x" * 9000}),
+             twin=tw({"dpop": {"claims": None}}, allow(ids())), **D),
+        case("dpop-unbound-token", "A valid proof for a token without cnf.jkt: nothing "
+             "binds the token to the key.", deny("dpop_invalid"), tok(), dp_req(),
+             dpop=proof(), twin=tw({"token": {"cnf_jkt_of": "agent-es256"}}, allow(ids())),
+             **D),
+        case("dpop-other-401-challenge", "Any 401 on a DPoP request challenges with DPoP.",
+             deny("token_expired", response_headers=dpop_challenge("token_expired",
+                                                                    "invalid_token")),
+             bound(exp=NOW - 3600, iat=NOW - 4000), dp_req(), dpop=proof(),
+             twin=tw({"token": {"claims": {"exp": NOW + 600, "iat": NOW - 60}}},
+                     allow(ids())), **D),
+        case("order-revocation-before-dpop", "A revoked token without its proof: "
+             "revocation (step 6) comes before DPoP (start of step 7).",
+             deny("token_revoked"), bound(jti="jti-revoked"), dp_req(),
+             twin=tw({"token": {"claims": {"jti": "jti-1"}}}, deny("dpop_invalid")), **D),
+        case("dpop-jkt-as-bearer-dpop-off", "cnf.jkt as a bearer token where DPoP is off "
+             "(config main): still never a bearer token.", deny("dpop_required"),
+             bound(), req(peer=peer(ORCH, CERT_A)), config="main",
+             twin=tw({"token": {"cnf_jkt_of": None, "claims": {"cnf": {"x5t#S256": b64u(CERT_A)}}}},
+                     allow(ids(), audit={"binding": "ok"}))),
+        case("order-dpop-before-binding", "A DPoP-bound token sent as bearer under "
+             "binding.cnf = required would also fail later checks; dpop_required is first.",
+             deny("dpop_required"), bound(), req(), config="binding-required",
+             twin=tw({"token": {"cnf_jkt_of": None}}, deny("binding_required"))),
     ]
 
 
@@ -1290,6 +1444,7 @@ FILES = {
     "07-order.json": order,
     "08-responses.json": responses,
     "09-shadow.json": shadow,
+    "10-dpop.json": dpop,
 }
 
 

@@ -217,6 +217,12 @@ def main():
     c["providers"]["corp-sts"]["local_jwks"] = {"inline_string": jwks(many, list(many))}
     c["providers"]["corp-sts"]["algorithms"] = ["ES256"]
     configs["many-keys"] = c
+    # DPoP (SPEC §10): corp-sts allows it (and accepts bearer tokens without cnf.jkt),
+    # partner-sts requires it. Proof keys are the agents' own (agent-es256, agent-ed).
+    c = copy.deepcopy(main)
+    c["providers"]["corp-sts"]["dpop"] = {"mode": "allowed"}
+    c["providers"]["partner-sts"]["dpop"] = {"mode": "required", "algorithms": ["ES256"]}
+    configs["dpop"] = c
 
     for name, config in configs.items():
         lint(name, config)

@@ -52,6 +52,9 @@ def main():
         "hs-a": keygen("HS256", "hs-a"),
         # The attacker's key: in no configured JWKS, but with a kid that is.
         "evil-es256": keygen("ES256", "es256-a"),
+        # Agents' DPoP keys (SPEC §10): in no JWKS; tokens name them in `cnf.jkt`.
+        "agent-es256": keygen("ES256", "agent-es256"),
+        "agent-ed": keygen("EdDSA", "agent-ed"),
     }
     rsa = wycheproof_rsa(args.wycheproof)
     rsa_a = {k: v for k, v in rsa.items() if k != "alg"}  # any RS*/PS* algorithm

@@ -28,7 +28,7 @@
     clippy::indexing_slicing
 )]
 
-use actwarden::api::check_json;
+use actwarden::api::{check, CheckInput, PolicySource};
 use actwarden::mint::{public_jwks, SigningKey};
 use actwarden::{parse_jwks, KeySet, KeySource};
 use actwarden::{Reason, UnixTime};
@@ -38,7 +38,8 @@ use actwarden_envoy_tests::http::{self, Request};
 use actwarden_envoy_tests::paths;
 use actwarden_envoy_tests::servers::{echoed, EchoServer, JwksServer, Serve};
 use actwarden_test_support::{
-    check_expect, corpus_dir, materialize, request_with_token, twin_case, Case,
+    check_expect, corpus_dir, materialize, materialize_proof, request_with_proof,
+    request_with_token, twin_case, Case,
 };
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
@@ -244,6 +245,8 @@ struct Prepared {
     request_id: String,
     /// The request id came from the case itself (not unique: such cases run one at a time).
     own_request_id: bool,
+    /// Send the request once before (same DPoP proof): the case expects the second answer.
+    replay: bool,
 }
 
 fn prepare(
@@ -258,9 +261,20 @@ fn prepare(
         .map(|spec| materialize(spec, &corpus.keys, rng))
         .transpose()
         .map_err(|e| format!("cannot materialise the token: {e}"))?;
-    let mut request: Value =
-        serde_json::from_str(&request_with_token(&case.request, token.as_deref()))
-            .map_err(|e| format!("request: {e}"))?;
+    let mut text = request_with_token(&case.request, token.as_deref());
+    if let Some(spec) = &case.dpop {
+        let proof = materialize_proof(
+            spec,
+            &corpus.keys,
+            &case.request,
+            token.as_deref(),
+            case.now,
+            rng,
+        )
+        .map_err(|e| format!("cannot materialise the DPoP proof: {e}"))?;
+        text = request_with_proof(&text, &proof);
+    }
+    let mut request: Value = serde_json::from_str(&text).map_err(|e| format!("request: {e}"))?;
     let headers = request
         .as_object_mut()
         .ok_or("request is not an object")?
@@ -286,6 +300,7 @@ fn prepare(
         request,
         request_id,
         own_request_id,
+        replay: case.dpop.as_ref().is_some_and(|d| d.replay),
     })
 }
 
@@ -313,6 +328,12 @@ fn http_request(request: &Value, now: u64) -> Request {
         }
     }
     req = req.header("x-actwarden-test-now", &now.to_string());
+    // Sent over plain HTTP (Envoy's `:scheme` is `http`); the request's own scheme decides.
+    let scheme = request
+        .get("scheme")
+        .and_then(Value::as_str)
+        .unwrap_or("https");
+    req = req.header("x-actwarden-test-scheme", scheme);
     if let Some(peer) = request.get("peer") {
         req = req.header("x-actwarden-test-peer", &peer.to_string());
     }
@@ -362,16 +383,32 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
     let addr = env.addrs[&key];
     // The native decision: what the CLI prints for the same REQUEST.json, and for the
     // request as Envoy hands it to the filter (they differ only for a listed divergence).
+    // A `replay` case is decided twice through one window (SPEC §10), as Envoy sees it.
     let native_of = |request: &Value| {
-        check_json(
-            &env.corpus.configs[&case.config].to_string(),
-            &request.to_string(),
-            UnixTime::from_secs(case.now),
-            &remote_keys(env.corpus, case),
-            &|_| Err(actwarden::FileError::NoFiles),
-        )
-        .map(|(_, report)| report)
-        .map_err(|e| format!("native check_json: {e}"))
+        let config = env.corpus.configs[&case.config].to_string();
+        let request = request.to_string();
+        let remote = remote_keys(env.corpus, case);
+        let window = actwarden::MemoryWindow::new();
+        let once = || {
+            check(CheckInput {
+                policy: PolicySource::Text {
+                    config: &config,
+                    read_file: &|_| Err(actwarden::FileError::NoFiles),
+                },
+                request: &request,
+                now: UnixTime::from_secs(case.now),
+                remote_keys: &remote,
+                explain: false,
+                clock: None,
+                replay: Some(&window),
+            })
+            .map(|out| out.report)
+            .map_err(|e| format!("native check: {e}"))
+        };
+        if p.replay {
+            once()?;
+        }
+        once()
     };
     let (original, native) = match (
         native_of(&p.request),
@@ -409,6 +446,24 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
         _ => {}
     }
 
+    if p.replay {
+        // The first use of the proof, under its own request id; the case is the second.
+        let first_id = format!("{}-first", p.request_id);
+        let mut first = http_request(&p.request, case.now);
+        for (k, v) in first.headers.iter_mut() {
+            if k == "x-request-id" {
+                *v = first_id.clone();
+            }
+        }
+        let sent = http::send(addr, &first).map_err(|e| e.to_string());
+        if let Err(e) = sent.and_then(|_| {
+            env.envoy
+                .wait_audit(&first_id, AUDIT_TIMEOUT)
+                .map_err(|e| e.to_string())
+        }) {
+            problems.push(format!("first use of the proof: {e}"));
+        }
+    }
     let req = http_request(&p.request, case.now);
     let resp = match http::send(addr, &req) {
         Ok(r) => r,
@@ -853,9 +908,14 @@ fn corpus_through_envoy() {
                 .is_some_and(|id| id.starts_with(CANARY_ID))
         })
         .count();
-    if case_audits != corpus.runs.len() || audits.len() != corpus.runs.len() + canaries {
+    // A DPoP `replay` case sends its request twice (the first use of the proof, then the
+    // replay the case expects): two audit lines.
+    let replays = prepared.iter().filter(|p| p.replay).count();
+    let expected_lines = corpus.runs.len() + replays;
+    if case_audits != expected_lines || audits.len() != expected_lines + canaries {
         failures.push(format!(
-            "{case_audits} audit lines for {} cases ({} lines with {canaries} canaries)",
+            "{case_audits} audit lines for {} cases and {replays} first uses of replayed proofs \
+             ({} lines with {canaries} canaries)",
             corpus.runs.len(),
             audits.len()
         ));

@@ -1,5 +1,5 @@
 //! `make demo`, as a test: the envoy-demo binary on free ports (`DEMO_PORTS=auto`), exiting
-//! after the story (`DEMO_EXIT=1`). The story's four decisions must appear in its output.
+//! after the story (`DEMO_EXIT=1`). The story's six decisions must appear in its output.
 
 #![allow(
     clippy::unwrap_used,
@@ -45,7 +45,9 @@ fn demo_story_through_envoy() {
             "allowed: ok",
             "actor_scope_exceeded: ok",
             "trust_domain_mismatch: ok",
-            "binding_mismatch: ok"
+            "binding_mismatch: ok",
+            "allowed: ok",
+            "dpop_required: ok"
         ],
         "{stdout}"
     );
@@ -57,7 +59,10 @@ fn demo_story_through_envoy() {
         "=> HTTP 401 {\"error\":\"binding_mismatch\"",
         "\"reason\":\"actor_scope_exceeded\"",
         "\"binding\":\"mismatch\"",
-        "demo: all 4 decisions as expected",
+        "=> HTTP 401 {\"error\":\"dpop_required\"",
+        "www-authenticate: DPoP error=\"invalid_dpop_proof\"",
+        "\"binding\":\"dpop\"",
+        "demo: all 6 decisions as expected",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
@@ -67,7 +72,9 @@ fn demo_story_through_envoy() {
         .filter_map(|l| l.trim().strip_prefix("audit: "))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(audits.len(), 4, "{stdout}");
+    assert_eq!(audits.len(), 6, "{stdout}");
+    // (f) copies the very token of (e).
+    assert_eq!(audits[4]["token_id"], audits[5]["token_id"]);
     assert_eq!(audits[0]["token_id"], audits[3]["token_id"]);
     assert_eq!(
         audits[0]["peer"],

@@ -47,6 +47,45 @@ pub struct TokenSpec {
     /// HMAC secret = these bytes (UTF-8) instead of a key: the "sign HS256 with the RSA
     /// public key" confusion attack. Requires `sign_alg`/`alg` HS*.
     pub hmac_secret: Option<String>,
+    /// Binds the token to this key for DPoP: `cnf.jkt` = its RFC 7638 thumbprint (set
+    /// over any `cnf` of `claims`).
+    pub cnf_jkt_of: Option<String>,
+}
+
+/// How to make the DPoP proof of a case (SPEC §10). Minted at the case's `now`, for its
+/// request and token unless a member says otherwise.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofSpec {
+    /// A literal proof; nothing else applies.
+    pub raw: Option<String>,
+    /// The agent's private key, whose public part goes in `jwk` and that signs.
+    pub key: Option<String>,
+    /// Signs instead of `key` (the `jwk` still names `key`: a forged proof).
+    pub signer: Option<String>,
+    /// Header `alg`; defaults to the signer's.
+    pub alg: Option<String>,
+    /// Members merged over the header `{typ: "dpop+jwt", alg, jwk}`; `null` removes one.
+    pub header: Option<Map<String, Value>>,
+    /// Defaults to the request method.
+    pub htm: Option<String>,
+    /// Defaults to `https://<authority><path without query>`.
+    pub htu: Option<String>,
+    /// `iat` = `now` + this (negative: in the past). Defaults to 0.
+    pub iat_offset_s: Option<i64>,
+    /// Defaults to a random value (so every run, and every host, sends a fresh proof).
+    pub jti: Option<String>,
+    /// `ath` as given; defaults to base64url(SHA-256(token)).
+    pub ath: Option<String>,
+    /// Members merged over the claims; `null` removes one (`{"jti": null}`).
+    pub claims: Option<Map<String, Value>>,
+    /// `flipped`: the last signature byte changed.
+    pub signature: Option<String>,
+    /// The host decides the request once before the decision the case expects: the
+    /// second use of the same proof (`dpop_replayed`). A host that keeps no window between
+    /// decisions (the CLI, one request per run) cannot run such a case.
+    #[serde(default)]
+    pub replay: bool,
 }
 
 /// One corpus case (see `host-tests/corpus/README.md`).
@@ -65,6 +104,9 @@ pub struct Case {
     /// token. Without any `{token}`, a token goes in `authorization: Bearer`.
     pub request: Value,
     pub token: Option<TokenSpec>,
+    /// The DPoP proof recipe; `{dpop}` in a header value is replaced by the proof, else
+    /// it goes in the `dpop` header.
+    pub dpop: Option<ProofSpec>,
     pub expect: Expect,
     /// A near-identical case (this case with a JSON merge patch) and what it gives.
     pub twin: Option<Twin>,
@@ -211,6 +253,12 @@ pub fn materialize(
         (None, Some(text)) => b64_encode(text.as_bytes()),
         (None, None) => {
             let mut claims = spec.claims.clone().unwrap_or_else(|| json!({}));
+            if let (Some(name), Value::Object(m)) = (&spec.cnf_jkt_of, &mut claims) {
+                let jkt = key_of(name)?
+                    .jkt()
+                    .ok_or(MintError::NotAPrivateKey("no thumbprint for this key type"))?;
+                m.insert("cnf".into(), json!({ "jkt": jkt }));
+            }
             if let (Some(target), Value::Object(m)) = (spec.pad_claims_to, &mut claims) {
                 let len = Value::Object(m.clone()).to_string().len();
                 m.insert("pad".into(), json!("x".repeat(target.saturating_sub(len))));
@@ -260,6 +308,151 @@ pub fn materialize(
         }
     }
     Ok(format!("{input}.{}", b64_encode(&signature)))
+}
+
+/// Makes the DPoP proof a recipe describes, for `request` (SPEC §7 JSON) and `token`.
+pub fn materialize_proof(
+    spec: &ProofSpec,
+    keys: &HashMap<String, SigningKey>,
+    request: &Value,
+    token: Option<&str>,
+    now: u64,
+    rng: &dyn SecureRandom,
+) -> Result<String, MintError> {
+    if let Some(raw) = &spec.raw {
+        return Ok(raw.clone());
+    }
+    let key_of = |name: &str| {
+        keys.get(name)
+            .ok_or(MintError::NotAPrivateKey("no such key in keys.json"))
+    };
+    let key = key_of(spec.key.as_deref().ok_or(MintError::NotAPrivateKey(
+        "a proof recipe needs `key` or `raw`",
+    ))?)?;
+    let signer = match &spec.signer {
+        Some(name) => key_of(name)?,
+        None => key,
+    };
+    let alg = match &spec.alg {
+        Some(a) => a.clone(),
+        None => signer.default_alg().name().to_owned(),
+    };
+    let mut jwk = key.public_jwk();
+    if let Value::Object(m) = &mut jwk {
+        m.retain(|k, _| ["kty", "crv", "x", "y", "n", "e"].contains(&k.as_str()));
+    }
+    let mut header = Map::new();
+    header.insert("typ".into(), json!("dpop+jwt"));
+    header.insert("alg".into(), json!(alg));
+    header.insert("jwk".into(), jwk);
+    merge_members(&mut header, spec.header.as_ref());
+    let claims = proof_claims(spec, request, token, now, rng)?;
+    let input = format!(
+        "{}.{}",
+        b64_encode(Value::Object(header).to_string().as_bytes()),
+        b64_encode(Value::Object(claims).to_string().as_bytes())
+    );
+    let mut signature = signer.sign(parse_alg(&alg)?, input.as_bytes(), rng)?;
+    if spec.signature.as_deref() == Some("flipped") {
+        if let Some(last) = signature.last_mut() {
+            *last ^= 0x01;
+        }
+    }
+    Ok(format!("{input}.{}", b64_encode(&signature)))
+}
+
+fn proof_claims(
+    spec: &ProofSpec,
+    request: &Value,
+    token: Option<&str>,
+    now: u64,
+    rng: &dyn SecureRandom,
+) -> Result<Map<String, Value>, MintError> {
+    let field = |name: &str| {
+        request
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let path = field("path");
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let htu = match &spec.htu {
+        Some(h) => h.clone(),
+        None => format!("https://{}{path}", field("authority")),
+    };
+    let jti = match &spec.jti {
+        Some(j) => j.clone(),
+        None => {
+            let mut bytes = [0u8; 16];
+            rng.fill(&mut bytes).map_err(|_| MintError::Random)?;
+            b64_encode(&bytes)
+        }
+    };
+    let iat = now as i64 + spec.iat_offset_s.unwrap_or(0);
+    let mut claims = Map::new();
+    claims.insert("jti".into(), json!(jti));
+    claims.insert(
+        "htm".into(),
+        json!(spec
+            .htm
+            .clone()
+            .unwrap_or_else(|| field("method").to_owned())),
+    );
+    claims.insert("htu".into(), json!(htu));
+    claims.insert("iat".into(), json!(iat));
+    let ath = match (&spec.ath, token) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(t)) => Some(b64_encode(
+            ring::digest::digest(&ring::digest::SHA256, t.as_bytes()).as_ref(),
+        )),
+        (None, None) => None,
+    };
+    if let Some(ath) = ath {
+        claims.insert("ath".into(), json!(ath));
+    }
+    merge_members(&mut claims, spec.claims.as_ref());
+    Ok(claims)
+}
+
+/// `over`'s members set on `target`; a `null` removes one.
+fn merge_members(target: &mut Map<String, Value>, over: Option<&Map<String, Value>>) {
+    for (k, v) in over.into_iter().flatten() {
+        if v.is_null() {
+            target.remove(k);
+        } else {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Puts the proof in the request: in place of `{dpop}` in header values, else in `dpop`.
+pub fn request_with_proof(request: &str, proof: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(request) else {
+        return request.to_owned();
+    };
+    let mut placed = false;
+    if let Some(Value::Object(headers)) = value.get_mut("headers") {
+        for v in headers.values_mut() {
+            placed |= replace_text(v, "{dpop}", proof);
+        }
+        if !placed {
+            headers.insert("dpop".into(), json!(proof));
+        }
+    }
+    value.to_string()
+}
+
+fn replace_text(value: &mut Value, placeholder: &str, text: &str) -> bool {
+    match value {
+        Value::String(s) if s.contains(placeholder) => {
+            *s = s.replace(placeholder, text);
+            true
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, v| replace_text(v, placeholder, text) | acc),
+        _ => false,
+    }
 }
 
 /// Loads `keys.json` (`{"name": private JWK, …}`).
@@ -457,6 +650,10 @@ pub struct Prepared {
     pub request: String,
     pub token: Option<String>,
     pub remote_jwks: Vec<(String, String)>,
+    /// The DPoP proof (already in `request`), if the case has one.
+    pub proof: Option<String>,
+    /// Decide `request` once before the decision the case expects (`ProofSpec::replay`).
+    pub replay: bool,
 }
 
 /// Mints the case's token and builds its request and remote key sets.
@@ -472,7 +669,25 @@ pub fn prepare(corpus: &Corpus, case: &Case, rng: &dyn SecureRandom) -> Result<P
         .map(|spec| materialize(spec, &corpus.keys, rng))
         .transpose()
         .map_err(|e| format!("cannot materialise the token: {e}"))?;
-    let request = request_with_token(&case.request, token.as_deref());
+    let mut request = request_with_token(&case.request, token.as_deref());
+    let proof = case
+        .dpop
+        .as_ref()
+        .map(|spec| {
+            materialize_proof(
+                spec,
+                &corpus.keys,
+                &case.request,
+                token.as_deref(),
+                case.now,
+                rng,
+            )
+        })
+        .transpose()
+        .map_err(|e| format!("cannot materialise the DPoP proof: {e}"))?;
+    if let Some(proof) = &proof {
+        request = request_with_proof(&request, proof);
+    }
     let mut remote_jwks = Vec::new();
     for (provider, names) in &case.remote_jwks {
         let keys: Vec<&SigningKey> = names
@@ -494,6 +709,8 @@ pub fn prepare(corpus: &Corpus, case: &Case, rng: &dyn SecureRandom) -> Result<P
         request,
         token,
         remote_jwks,
+        replay: case.dpop.as_ref().is_some_and(|d| d.replay),
+        proof,
     })
 }
 

@@ -81,6 +81,9 @@ pub enum ConfigProblem {
     PathNeverMatches(String),
     /// A rule's `require.actors` entry that `identity.actors` would refuse.
     ActorNotInAllowlist(String),
+    /// An HMAC algorithm in `dpop.algorithms`: a proof key is public (`jwk`), so a shared
+    /// secret cannot sign one (RFC 9449 §4.2).
+    DpopSymmetricAlgorithm(Alg),
 }
 
 /// Why a document is not a configuration at all, or not of the right shape.
@@ -203,6 +206,10 @@ impl fmt::Display for ConfigProblem {
                 "`{p}` can never match a request: rule paths must be normalized (no `..`, `.`, `//`, `;`, `?`, `#`, needless percent-escapes)"
             ),
             ActorNotInAllowlist(a) => write!(f, "actor `{a}` is not in `identity.actors`"),
+            DpopSymmetricAlgorithm(a) => write!(
+                f,
+                "`{a}` cannot sign a DPoP proof: the proof key is public (RFC 9449 §4.2)"
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `provider` (keys, algorithms, token types, time settings, token sources), `rule`
 //! (match, providers, require); `error` holds what any of them can refuse.
 
+mod dpop;
 mod error;
 mod identity;
 mod mode;
@@ -13,6 +14,8 @@ mod provider;
 mod raw;
 mod rule;
 
+pub(crate) use dpop::DPOP_PROOF_HEADER;
+pub use dpop::{DpopConfig, DpopMode};
 pub use error::{ConfigError, ConfigProblem, SyntaxProblem};
 pub use mode::Mode;
 // Reachable as `ConfigProblem::Syntax`'s payload; naming it outside needs a re-export in
@@ -174,6 +177,8 @@ pub struct Provider {
     /// Indices into `Policy::token_sources` of this provider's `from_headers`, so a token
     /// found in another provider's source is not taken for this one's.
     pub sources: Vec<usize>,
+    /// DPoP (SPEC §10). Defaults to `DpopConfig::default()` (mode `off`).
+    pub dpop: DpopConfig,
 }
 
 /// `identity.human_profiles` when absent.

@@ -52,7 +52,12 @@ pub(super) fn build_provider(
         1,
         MAX_LIFETIME_S,
     )?;
-    let from_headers = from_headers(&at, p.from_headers)?;
+    let mut from_headers = from_headers(&at, p.from_headers)?;
+    let dpop = super::dpop::build(&at, p.dpop)?;
+    // SPEC §10: with DPoP on, `Authorization: DPoP <token>` is read like `Bearer`.
+    if dpop.mode != super::DpopMode::Off && !from_headers.iter().any(FromHeader::is_dpop) {
+        from_headers.push(FromHeader::dpop());
+    }
     Ok(Provider {
         name: ProviderName::from(name),
         issuer: p.issuer,
@@ -64,6 +69,7 @@ pub(super) fn build_provider(
         max_lifetime_s,
         from_headers,
         sources: Vec::new(),
+        dpop,
     })
 }
 

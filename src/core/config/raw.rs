@@ -91,6 +91,38 @@ pub(crate) struct RawProvider {
     /// (matched case-insensitively; `DEFAULT_TOKEN_HEADER`, `DEFAULT_TOKEN_PREFIX`).
     #[serde(default, deserialize_with = "present")]
     pub from_headers: Option<Vec<RawFromHeader>>,
+    /// DPoP (RFC 9449, SPEC §10). Defaults to `{"mode": "off"}` (`DpopConfig::default`).
+    #[serde(default, deserialize_with = "present")]
+    pub dpop: Option<RawDpop>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDpop {
+    /// `off`, `allowed` or `required`. Defaults to `"off"`.
+    #[serde(default, deserialize_with = "present")]
+    pub mode: Option<RawDpopMode>,
+    /// Proof `alg` allowlist. Defaults to `["ES256", "EdDSA"]` (`DEFAULT_DPOP_ALGORITHMS`).
+    #[serde(default, deserialize_with = "present")]
+    pub algorithms: Option<Vec<String>>,
+    /// How far a proof's `iat` may be from now. Defaults to `60` (`DEFAULT_DPOP_MAX_AGE_S`).
+    #[serde(default, deserialize_with = "present")]
+    pub max_age_s: Option<u64>,
+    /// Live proofs remembered per provider. Defaults to `65536`
+    /// (`DEFAULT_DPOP_REPLAY_WINDOW_ENTRIES`).
+    #[serde(default, deserialize_with = "present")]
+    pub replay_window_entries: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawDpopMode {
+    /// `"off"`: no `DPoP` scheme; a `cnf.jkt` token is still refused as a bearer token.
+    Off,
+    /// `"allowed"`: `DPoP` or `Bearer` (unbound tokens only).
+    Allowed,
+    /// `"required"`: `DPoP` only.
+    Required,
 }
 
 #[derive(Debug, Deserialize)]

@@ -331,6 +331,18 @@ pub fn parse_jwks(text: &str, source: KeySource) -> Result<KeySet, JwksError> {
     Ok(out)
 }
 
+/// One public JWK on its own, checked like a fetched key (no private material, no `oct`,
+/// RSA 2048–8192 bits, …): a DPoP proof's `jwk` (SPEC §10). `Ok(None)`: a key type, curve
+/// or algorithm actwarden does not verify with, or a key not for signatures.
+pub(crate) fn parse_public_jwk(
+    jwk: &Map<String, Value>,
+) -> Result<Option<VerificationKey>, JwksError> {
+    match parse_key(0, jwk, KeySource::Fetched)? {
+        Parsed::Key(key) => Ok(Some(key)),
+        Parsed::Skipped(_) => Ok(None),
+    }
+}
+
 /// Adds a key to the set: all keys shared secrets or none (one set, one kind of trust),
 /// and each `kid` once (a token's `kid` must name one key).
 fn admit(set: &mut KeySet, index: usize, key: VerificationKey) -> Result<(), JwksError> {
@@ -395,7 +407,7 @@ fn bytes_member(
 
 /// Members only a private key has (RFC 7518 §6.2.2, §6.3.2): a verification set
 /// publishes none of them.
-const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+pub(crate) const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 /// One key, checked in the order its members are read: type and id, usage, stated
 /// algorithm, no private material, then the public material of its type.

@@ -19,6 +19,9 @@ pub struct Peer {
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub method: String,
+    /// The `:scheme` pseudo-header (`http`/`https`); `None` reads as `https`
+    /// (`scheme_or_default`). DPoP compares it with a proof's `htu` (SPEC §10).
+    pub scheme: Option<String>,
     /// The `:path` pseudo-header, query included.
     pub path: String,
     pub authority: Option<String>,
@@ -43,6 +46,11 @@ impl Request {
             (Some(v), None) => Some(v),
             _ => None,
         }
+    }
+
+    /// The request's scheme: `scheme`, else `https` (SPEC §10).
+    pub fn scheme_or_default(&self) -> &str {
+        self.scheme.as_deref().unwrap_or("https")
     }
 
     /// Path without query or fragment: what rules match and audit records show (a query
@@ -118,6 +126,7 @@ impl Peer {
 #[serde(deny_unknown_fields)]
 struct RequestJson {
     method: String,
+    scheme: Option<String>,
     path: String,
     authority: Option<String>,
     #[serde(default)]
@@ -202,6 +211,7 @@ impl Request {
         let peer = raw.peer.map(PeerJson::check).transpose()?;
         Ok(Request {
             method: raw.method,
+            scheme: raw.scheme,
             path: raw.path,
             authority: raw.authority,
             headers,

@@ -94,6 +94,14 @@ pub(crate) enum Foreign {
     VerifyWithRing,
 }
 
+/// One compare-and-swap race another worker wins (`State::races`).
+#[derive(Debug, Clone)]
+pub(crate) struct Race {
+    pub key_prefix: String,
+    /// What the rival writes; `None` rewrites the current value (only the token changes).
+    pub value: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub now_ms: u64,
@@ -109,6 +117,10 @@ pub(crate) struct State {
     pub fail: Failures,
     pub counters: Vec<(String, i64)>,
     pub foreign: Foreign,
+    /// Other workers winning compare-and-swap races, in order: each compare-and-swap write
+    /// to a key starting with the race's prefix first lets the rival write (bumping the
+    /// token), then fails, as when another worker wrote between our read and our write.
+    pub races: std::collections::VecDeque<Race>,
     next_token: u32,
     next_cas: u32,
     pub calls: Vec<Call>,
@@ -341,6 +353,21 @@ impl Host for FakeHost {
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         let written = {
             let mut state = self.state();
+            let race = match state.races.front() {
+                Some(r) if cas.is_some() && key.starts_with(&r.key_prefix) => {
+                    state.races.pop_front()
+                }
+                _ => None,
+            };
+            if let Some(race) = race {
+                let rival = race
+                    .value
+                    .or_else(|| state.shared.get(key).map(|(v, _)| v.clone()))
+                    .unwrap_or_default();
+                state.next_cas += 1;
+                let next = state.next_cas;
+                state.shared.insert(key.to_owned(), (rival, next));
+            }
             let current = state.shared.get(key).map(|(_, c)| *c);
             // Envoy's rule: a CAS of 0 (`None`) always writes; otherwise it must match.
             if cas.is_some() && cas != current {
@@ -447,6 +474,10 @@ impl Host for FakeHost {
     fn define_counter(&self, name: &str) -> Option<u32> {
         self.record(Call::DefineCounter(name.to_owned()));
         let mut state = self.state();
+        // As in Envoy, a name defined again (by another worker's VM) is the same metric.
+        if let Some(id) = state.counters.iter().position(|(n, _)| n == name) {
+            return u32::try_from(id).ok();
+        }
         state.counters.push((name.to_owned(), 0));
         u32::try_from(state.counters.len() - 1).ok()
     }

@@ -115,6 +115,7 @@ fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
             ":method" => request.method = value,
             ":path" => request.path = value,
             ":authority" => request.authority = Some(value),
+            ":scheme" => request.scheme = Some(value),
             n if n.starts_with(':') => {}
             _ => {
                 // Envoy's names are lowercase already (HTTP/2 requires it, HTTP/1 is
@@ -164,6 +165,9 @@ mod test_hooks {
 
     const NOW: &str = "x-actwarden-test-now";
     const PEER: &str = "x-actwarden-test-peer";
+    /// The request's scheme (SPEC §10 `htu`): the corpus is sent over plain HTTP, but its
+    /// requests say `https` (REQUEST.json's default).
+    const SCHEME: &str = "x-actwarden-test-scheme";
 
     pub(crate) fn apply(host: &impl Host, pending: &mut PendingRequest) -> Result<(), ReadProblem> {
         let headers = std::mem::take(&mut pending.request.headers);
@@ -175,6 +179,10 @@ mod test_hooks {
                         .map_err(|_| ReadProblem::BadTestHook(format!("`{NOW}: {value}`")))?;
                     pending.now_override = Some(UnixTime::from_secs_f64(secs));
                     host.remove_request_header(NOW);
+                }
+                SCHEME => {
+                    pending.request.scheme = Some(value);
+                    host.remove_request_header(SCHEME);
                 }
                 PEER => {
                     let peer = Peer::from_json(&value)

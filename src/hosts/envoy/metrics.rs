@@ -17,6 +17,9 @@ pub(crate) struct Metrics {
     cache_miss: Option<u32>,
     verify_host: Option<u32>,
     verify_wasm: Option<u32>,
+    /// DPoP proofs refused because the replay window was full or could not be updated
+    /// (SPEC §10: counted, fail closed); also in `actwarden.deny.dpop_replayed`.
+    dpop_window_full: Option<u32>,
 }
 
 fn add(host: &impl Host, metric: Option<u32>, n: u64) {
@@ -50,6 +53,7 @@ impl Metrics {
             cache_miss: counter("actwarden.cache.miss"),
             verify_host: counter("actwarden.verify.host"),
             verify_wasm: counter("actwarden.verify.wasm"),
+            dpop_window_full: counter("actwarden.dpop.replay_window_full"),
         }
     }
 
@@ -81,6 +85,10 @@ impl Metrics {
             },
             1,
         );
+    }
+
+    pub(crate) fn dpop_window_full(&self, host: &impl Host) {
+        add(host, self.dpop_window_full, 1);
     }
 
     pub(crate) fn cache(&self, host: &impl Host, hits: u64, misses: u64) {

@@ -12,6 +12,7 @@
 //!   and `ProxyWasmHost`, its zero-sized implementation over `proxy_wasm::hostcalls`.
 //!   `Root`, `Plugin`, `Filter` and the JWKS code are generic over `H: Host` (static
 //!   dispatch: the wasm build calls the host directly, as before).
+//! - `replay`: the DPoP replay window (SPEC §10) in shared data, one for all workers.
 //! - `metrics`: SPEC §8 counters.
 //! - `signatures`: SPEC §13, the signature backend: Envoy's BoringSSL through the
 //!   `verify_signature` foreign function when the host offers it (probed at start), ring
@@ -27,12 +28,15 @@
 //! configuration, host failures). host-tests/envoy runs the same paths in a real Envoy.
 
 #[cfg(test)]
+mod dpop_tests;
+#[cfg(test)]
 mod fake;
 mod filter;
 mod host;
 mod jwks;
 mod metrics;
 mod plugin;
+mod replay;
 mod root;
 mod signatures;
 #[cfg(feature = "test-hooks")]

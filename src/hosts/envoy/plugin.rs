@@ -142,6 +142,7 @@ impl<H: Host> Plugin<H> {
             remote_keys: &keys,
             crypto: &verifier,
             cache: Some(&self.cache),
+            replay: &super::replay::SharedReplay::new(&self.host, &self.metrics),
         };
         let before = self.cache.stats();
         let mut decision = decide(ctx, &pending.request, now);

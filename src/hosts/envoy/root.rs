@@ -86,6 +86,7 @@ impl<H: Host + Clone + 'static> RootContext for Root<H> {
         for remote in &plugin.remotes {
             jwks::ensure_shared(host, remote);
         }
+        super::replay::ensure_shards(host, &plugin.policy);
         host.log(
             LogLevel::Info,
             &format!(

@@ -17,6 +17,7 @@ pub use junit::{junit_xml, FileReport};
 pub use recipes::{DpopSpec, HeaderSpec, MintSpec};
 
 use crate::core::config::{FileReader, Policy};
+use crate::core::dpop::MemoryWindow;
 use crate::core::file::FileError;
 use crate::core::keys::{parse_jwks, KeySet, KeySource};
 use crate::core::request::Request;
@@ -166,6 +167,8 @@ pub struct LoadedFile {
     keys: HashMap<String, SigningKey>,
     /// Fetched keys per case (index) and provider.
     remote: Vec<HashMap<String, KeySet>>,
+    /// SPEC §10/§12: one DPoP replay window for all the cases of a file, in order.
+    replay: MemoryWindow,
 }
 
 /// Parses a test file and reads every file it names through `read_file`.
@@ -196,6 +199,7 @@ pub fn load(
         cases: file.cases,
         keys,
         remote,
+        replay: MemoryWindow::new(),
     })
 }
 
@@ -343,6 +347,7 @@ pub fn run_case(
         remote_keys: remote,
         explain: false,
         clock: None,
+        replay: Some(&file.replay),
     })
     .map_err(|e| CaseError::Request {
         case: case.name.clone(),

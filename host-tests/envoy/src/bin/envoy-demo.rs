@@ -9,7 +9,7 @@
 //! story, status 0 when every decision was the expected one), `DEMO_PORTS=auto` (free ports
 //! instead of 9901/10000/10443/18080/18081; the rewritten YAML goes under target/).
 
-use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::mint::{public_jwks, ProofClaims, SigningKey};
 use actwarden::Reason;
 use actwarden_envoy_tests::envoy::{Envoy, Options, READY_TIMEOUT};
 use actwarden_envoy_tests::http::{self, Request, Response};
@@ -26,6 +26,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const YAML: &str = "gateway-configs/envoy/envoy.yaml";
 const CERTS: &str = "gateway-configs/envoy/certs";
 const KEY: &str = "gateway-configs/example/demo/keys/DEMO-ONLY-corp-sts.private.jwk.json";
+/// The orchestrator's own DPoP key when it runs outside the mesh (steps e and f).
+const AGENT_KEY: &str = "gateway-configs/example/demo/keys/DEMO-ONLY-agent-dpop.private.jwk.json";
 const CLAIMS: &str = "gateway-configs/example/demo/claims";
 const WASM: &str = "dist/actwarden.wasm";
 const OUT: &str = "target/demo-envoy";
@@ -108,16 +110,20 @@ struct Step {
     bound: bool,
     /// `None`: plain HTTP listener; `Some(name)`: mTLS with `certs/<name>.pem`.
     client_cert: Option<&'static str>,
+    /// Bind the token to the agent's DPoP key (`cnf.jkt`) and send it with the `DPoP`
+    /// scheme and a proof signed by that key (SPEC §10).
+    dpop: bool,
     expected: Reason,
 }
 
-const STORY: [Step; 4] = [
+const STORY: [Step; 6] = [
     Step {
         letter: 'a',
         title: "alice → orchestrator pays an invoice (token bound to the orchestrator's certificate)",
         claims: "alice-via-orchestrator",
         bound: true,
         client_cert: Some("orchestrator"),
+        dpop: false,
         expected: Reason::Allowed,
     },
     Step {
@@ -126,6 +132,7 @@ const STORY: [Step; 4] = [
         claims: "alice-via-orchestrator-via-billing",
         bound: false,
         client_cert: Some("billing"),
+        dpop: false,
         expected: Reason::ActorScopeExceeded,
     },
     Step {
@@ -134,6 +141,7 @@ const STORY: [Step; 4] = [
         claims: "alice-via-staging-orchestrator",
         bound: false,
         client_cert: None,
+        dpop: false,
         expected: Reason::TrustDomainMismatch,
     },
     Step {
@@ -142,7 +150,26 @@ const STORY: [Step; 4] = [
         claims: "alice-via-orchestrator",
         bound: true,
         client_cert: Some("billing"),
+        dpop: false,
         expected: Reason::BindingMismatch,
+    },
+    Step {
+        letter: 'e',
+        title: "the orchestrator, outside the mesh (no certificate), pays with a DPoP-bound token and a proof of its key",
+        claims: "alice-via-dpop-agent",
+        bound: false,
+        client_cert: None,
+        dpop: true,
+        expected: Reason::Allowed,
+    },
+    Step {
+        letter: 'f',
+        title: "the DPoP-bound token of (e), copied and sent as a bearer token without the agent's key",
+        claims: "alice-via-dpop-agent",
+        bound: false,
+        client_cert: None,
+        dpop: false,
+        expected: Reason::DpopRequired,
     },
 ];
 
@@ -168,6 +195,7 @@ struct Demo {
     envoy: Envoy,
     ports: Ports,
     key: SigningKey,
+    agent: SigningKey,
     ca_pem: String,
     orchestrator_x5t: String,
     rng: SystemRandom,
@@ -175,7 +203,7 @@ struct Demo {
 }
 
 impl Demo {
-    fn mint(&self, claims_name: &str, bound: bool) -> Result<(String, Value)> {
+    fn mint(&self, claims_name: &str, bound: bool, dpop: bool) -> Result<(String, Value)> {
         let text = read_repo_file(&format!("{CLAIMS}/{claims_name}.json"))?;
         let mut claims: Value = serde_json::from_str(&text)?;
         let t = now();
@@ -183,6 +211,8 @@ impl Demo {
         claims["exp"] = json!(t + TTL_S);
         if bound {
             claims["cnf"] = json!({ "x5t#S256": self.orchestrator_x5t });
+        } else if dpop {
+            claims["cnf"] = json!({ "jkt": self.agent.jkt().unwrap_or_default() });
         } else if let Some(m) = claims.as_object_mut() {
             m.remove("cnf");
         }
@@ -217,16 +247,35 @@ impl Demo {
     ) -> Result<(bool, (String, Value))> {
         let (token, claims) = match stolen {
             Some(t) => t,
-            None => self.mint(step.claims, step.bound)?,
+            None => self.mint(step.claims, step.bound, step.dpop)?,
         };
         std::fs::write(self.out.join(format!("{}.jwt", step.letter)), &token)?;
         let request_id = format!("demo-{}-{}", step.letter, now());
-        let req = Request::new("POST", "/v1/payments")
+        let scheme = if step.dpop { "DPoP" } else { "Bearer" };
+        let mut req = Request::new("POST", "/v1/payments")
             .header("host", "api.example.com")
-            .header("authorization", &format!("Bearer {token}"))
+            .header("authorization", &format!("{scheme} {token}"))
             .header("content-type", "application/json")
             .header("x-request-id", &request_id)
             .header("x-agent-subject", "spoofed@example.com");
+        if step.dpop {
+            // The plain-HTTP listener: Envoy's `:scheme` is `http`, so is the proof's `htu`.
+            let proof = self
+                .agent
+                .dpop_proof(
+                    self.agent.default_alg(),
+                    &ProofClaims {
+                        htm: "POST",
+                        htu: "http://api.example.com/v1/payments",
+                        iat: now(),
+                        jti: None,
+                        access_token: Some(&token),
+                    },
+                    &self.rng,
+                )
+                .map_err(|e| Error(format!("dpop proof: {e}")))?;
+            req = req.header("dpop", &proof);
+        }
         println!("({}) {}", step.letter, step.title);
         let via = match step.client_cert {
             None => format!("http://127.0.0.1:{} (plain HTTP, no client certificate)", self.ports.http),
@@ -243,6 +292,8 @@ impl Demo {
             claims["jti"].as_str().unwrap_or_default(),
             if step.bound {
                 ", bound to the orchestrator's certificate (cnf.x5t#S256)"
+            } else if claims["cnf"].get("jkt").is_some() {
+                ", bound to the agent's DPoP key (cnf.jkt)"
             } else {
                 ""
             }
@@ -293,6 +344,8 @@ fn run() -> Result<bool> {
     let rng = SystemRandom::new();
     let key = SigningKey::from_jwk_json(&read_repo_file(KEY)?, &rng)
         .map_err(|e| Error(format!("{KEY}: {e}")))?;
+    let agent = SigningKey::from_jwk_json(&read_repo_file(AGENT_KEY)?, &rng)
+        .map_err(|e| Error(format!("{AGENT_KEY}: {e}")))?;
     let echo = EchoServer::start_on(&format!("127.0.0.1:{}", ports.upstream))?;
     let sts = JwksServer::start_on(&format!("127.0.0.1:{}", ports.sts))?;
     sts.set("/jwks", Serve::Jwks(public_jwks(&[&key]).to_string()));
@@ -330,6 +383,7 @@ fn run() -> Result<bool> {
         envoy,
         ports,
         key,
+        agent,
         ca_pem,
         orchestrator_x5t: tls::x5t_s256(&orchestrator_der),
         rng,
@@ -337,30 +391,33 @@ fn run() -> Result<bool> {
     };
     let mut failures = 0;
     let mut first_token = None;
+    let mut dpop_token = None;
     for step in &STORY {
-        // (d) replays the very token of (a).
-        let stolen = if step.letter == 'd' {
-            first_token.clone()
-        } else {
-            None
+        // (d) replays the very token of (a); (f) copies the token of (e).
+        let stolen = match step.letter {
+            'd' => first_token.clone(),
+            'f' => dpop_token.clone(),
+            _ => None,
         };
         let (ok, token) = demo.step(step, stolen)?;
-        if step.letter == 'a' {
-            first_token = Some(token);
+        match step.letter {
+            'a' => first_token = Some(token),
+            'e' => dpop_token = Some(token),
+            _ => {}
         }
         if !ok {
             failures += 1;
         }
     }
-    if echo.count() != 1 {
+    if echo.count() != 2 {
         println!(
-            "demo: the upstream saw {} requests, expected 1 (only (a) is allowed)",
+            "demo: the upstream saw {} requests, expected 2 (only (a) and (e) are allowed)",
             echo.count()
         );
         failures += 1;
     }
     if failures == 0 {
-        println!("demo: all 4 decisions as expected");
+        println!("demo: all {} decisions as expected", STORY.len());
     } else {
         println!("demo: {failures} decision(s) differed from the story");
     }

@@ -1,5 +1,5 @@
 //! Prints every corpus case and twin, materialised (tokens minted), as one JSON array:
-//! `[{name, config, request, now, remote_jwks: {provider: JWKS text}, token, expect}]`.
+//! `[{name, config, request, now, remote_jwks: {provider: JWKS text}, token, replay, expect}]`.
 //! The browser runner decides each of them in the playground and compares with the CLI;
 //! the playground itself carries no corpus code.
 
@@ -32,6 +32,8 @@ fn run() -> Result<(), String> {
             "now": case.now,
             "remote_jwks": remote,
             "token": p.token,
+            // Decide twice in one session: the case expects the second (a DPoP replay).
+            "replay": p.replay,
             "expect": {"decision": case.expect.decision, "reason": case.expect.reason},
         }));
     }
