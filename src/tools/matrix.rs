@@ -7,7 +7,7 @@
 //! `to_markdown` renders the same data, so the two formats never disagree.
 
 use crate::core::config::{
-    CnfMode, Identity, KeyConfig, OnNoMatch, PathMatch, Policy, Provider, Revoked, Rule,
+    CnfMode, DpopMode, Identity, KeyConfig, OnNoMatch, PathMatch, Policy, Provider, Revoked, Rule,
 };
 use serde::Serialize;
 
@@ -66,6 +66,14 @@ pub struct ProviderCell {
     pub algorithms: Vec<&'static str>,
     pub token_types: Vec<String>,
     pub keys: KeysCell,
+    /// SPEC §10: `off`, `allowed` or `required`, and the proof algorithms when not `off`.
+    pub dpop: DpopCell,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DpopCell {
+    pub mode: &'static str,
+    pub algorithms: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -223,6 +231,13 @@ fn provider_cell(p: &Provider) -> ProviderCell {
         algorithms: p.algorithms.iter().map(|a| a.name()).collect(),
         token_types: p.token_types.clone(),
         keys,
+        dpop: DpopCell {
+            mode: p.dpop.mode.name(),
+            algorithms: match p.dpop.mode {
+                DpopMode::Off => Vec::new(),
+                _ => p.dpop.algorithms.iter().map(|a| a.name()).collect(),
+            },
+        },
     }
 }
 
@@ -369,6 +384,14 @@ fn markdown_credential(row: &RuleRow) -> String {
             p.algorithms.join(", "),
             p.token_types.join(", ")
         ));
+        if p.dpop.mode != DpopMode::Off.name() {
+            lines.push(format!(
+                "`{}` DPoP {} (proof alg {})",
+                p.name,
+                p.dpop.mode,
+                p.dpop.algorithms.join(", ")
+            ));
+        }
     }
     lines.push(format!("cert binding: {}", c.cert_binding));
     if c.peer_is_actor {
@@ -460,7 +483,7 @@ mod tests {
         "providers": { "sts": { "issuer": "https://sts", "audiences": ["api"],
             "remote_jwks": { "http_uri": { "uri": "http://k/jwks", "cluster": "k" },
                              "cache_duration_s": 120, "max_stale_s": 3600 },
-            "algorithms": ["ES256"] } },
+            "algorithms": ["ES256"], "dpop": { "mode": "required", "algorithms": ["ES256"] } } },
         "identity": { "trust_domains": ["prod.example.com"], "max_chain_depth": 3,
             "actors": { "spiffe://prod.example.com/a": { "max_scopes": ["x:write", "x:read"] },
                         "spiffe://prod.example.com/b": {} } },
@@ -513,6 +536,15 @@ mod tests {
         assert_eq!((write.revocation.jti, write.revocation.actors), (2, 1));
         assert_eq!(write.on_failure.keys_unavailable, "503 jwks_unavailable");
         assert!(!write.on_failure.fallback);
+    }
+
+    #[test]
+    fn dpop_mode_and_proof_algorithms_show_per_provider() {
+        let m = build();
+        let p = &m.rules[1].credential.providers[0];
+        assert_eq!(p.dpop.mode, "required");
+        assert_eq!(p.dpop.algorithms, ["ES256"]);
+        assert!(to_markdown(&m).contains("`sts` DPoP required (proof alg ES256)"));
     }
 
     #[test]
