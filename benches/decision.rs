@@ -147,6 +147,7 @@ fn request(token: &str) -> Request {
             ("x-agent-subject".into(), "user:admin".into()),
         ],
         peer: None,
+        body: None,
     }
 }
 

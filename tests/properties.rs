@@ -137,6 +137,7 @@ fn bearer_request(path: &str, token: &str) -> Request {
         authority: Some("api.example.com".into()),
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
         peer: None,
+        body: None,
     }
 }
 
@@ -562,6 +563,7 @@ proptest! {
             authority: None,
             headers,
             peer: None,
+            body: None,
         };
         let d = decide_with(&f.policy, &request);
         assert_well_formed(&d);
@@ -1259,6 +1261,7 @@ proptest! {
             authority: None,
             headers,
             peer: peer.map(|(uri_san, certificate_sha256)| Peer { uri_san, certificate_sha256 }),
+            body: None,
         };
         let d = decide_with(&fixture().policy, &request);
         assert_well_formed(&d);

@@ -86,6 +86,7 @@ fn request(token: &str) -> Request {
         authority: None,
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
         peer: None,
+        body: None,
     }
 }
 

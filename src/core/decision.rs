@@ -53,6 +53,9 @@ pub enum Verdict {
         denial: Denial,
         response: DenyResponse,
     },
+    /// Answered by the gateway itself, never forwarded: the RFC 9728 metadata `GET`
+    /// (SPEC §9, `resource_metadata`, 200). Not a denial.
+    Answer { response: DenyResponse },
 }
 
 impl Verdict {
@@ -61,6 +64,7 @@ impl Verdict {
             Verdict::Allow { .. } => Reason::Allowed,
             Verdict::AllowAnonymous => Reason::AllowedAnonymous,
             Verdict::Deny { denial, .. } => denial.reason(),
+            Verdict::Answer { .. } => Reason::ResourceMetadata,
         }
     }
 }
@@ -73,6 +77,9 @@ pub struct Decision {
     pub audit: AuditRecord,
     /// The checks run, in order; only when asked for (`decide_traced`), for explanations.
     pub trace: Option<Trace>,
+    /// What the MCP message said (SPEC §9), arguments dropped; `None` when the request is
+    /// not one (or was refused before its body was read).
+    pub mcp: Option<crate::core::mcp::McpFacts>,
 }
 
 impl Decision {
@@ -96,12 +103,29 @@ impl Decision {
         }
     }
 
-    /// The local reply for a denied request; `None` on allow.
+    /// The local reply: for a denied request, or the gateway's own answer
+    /// (`Verdict::Answer`); `None` when the request is forwarded.
     pub fn response(&self) -> Option<&DenyResponse> {
         match &self.verdict {
-            Verdict::Deny { response, .. } => Some(response),
+            Verdict::Deny { response, .. } | Verdict::Answer { response } => Some(response),
             _ => None,
         }
+    }
+
+    /// Whether the host must filter the response (SPEC §9): an allowed `tools/list` with
+    /// `mcp.filter_tools_list` on.
+    pub fn filters_tools_list(&self, policy: &crate::core::config::Policy) -> bool {
+        let filtering = policy.mcp.as_ref().is_some_and(|m| m.filter_tools_list);
+        let list = self
+            .mcp
+            .as_ref()
+            .is_some_and(|f| f.method.as_deref() == Some("tools/list"));
+        filtering
+            && list
+            && matches!(
+                self.verdict,
+                Verdict::Allow { .. } | Verdict::AllowAnonymous
+            )
     }
 
     /// Identity headers to set on the forwarded request (empty unless `allowed`).

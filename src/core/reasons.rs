@@ -40,10 +40,17 @@ pub enum Reason {
     PeerMismatch,
     RouteDenied,
     JwksUnavailable,
+    // SPEC §9 (MCP).
+    McpBodyTooLarge,
+    McpMalformed,
+    McpHeaderMismatch,
+    ArgumentDenied,
+    /// Not a denial: the gateway answered the RFC 9728 metadata `GET` itself (200).
+    ResourceMetadata,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 33] = [
+    pub const ALL: [Reason; 38] = [
         Reason::Allowed,
         Reason::AllowedAnonymous,
         Reason::TokenMissing,
@@ -77,6 +84,11 @@ impl Reason {
         Reason::PeerMismatch,
         Reason::RouteDenied,
         Reason::JwksUnavailable,
+        Reason::McpBodyTooLarge,
+        Reason::McpMalformed,
+        Reason::McpHeaderMismatch,
+        Reason::ArgumentDenied,
+        Reason::ResourceMetadata,
     ];
 
     pub fn code(self) -> &'static str {
@@ -115,6 +127,11 @@ impl Reason {
             PeerMismatch => "peer_mismatch",
             RouteDenied => "route_denied",
             JwksUnavailable => "jwks_unavailable",
+            McpBodyTooLarge => "mcp_body_too_large",
+            McpMalformed => "mcp_malformed",
+            McpHeaderMismatch => "mcp_header_mismatch",
+            ArgumentDenied => "argument_denied",
+            ResourceMetadata => "resource_metadata",
         }
     }
 
@@ -132,6 +149,11 @@ impl Reason {
             | DelegationRequired | DelegationForbidden | ClaimMismatch | PeerMismatch
             | RouteDenied => Some(403),
             JwksUnavailable => Some(503),
+            McpBodyTooLarge => Some(413),
+            McpMalformed | McpHeaderMismatch => Some(400),
+            ArgumentDenied => Some(403),
+            // The status of the local answer; the decision is not a denial.
+            ResourceMetadata => Some(200),
         }
     }
 
@@ -286,6 +308,20 @@ pub enum Denial {
         age: Option<f64>,
         max: u64,
     },
+    // SPEC §9 (MCP). None of these carries body content: a body may hold secrets.
+    McpBodyTooLarge {
+        size: usize,
+        max: usize,
+    },
+    McpMalformed(crate::core::mcp::McpProblem),
+    McpHeaderMismatch {
+        header: &'static str,
+    },
+    /// A `require.arguments` condition failed (the pointer and test, never the value).
+    ArgumentDenied {
+        pointer: String,
+        test: &'static str,
+    },
 }
 
 impl Denial {
@@ -329,6 +365,10 @@ impl Denial {
             ActorScopeExceeded { .. } => Reason::ActorScopeExceeded,
             ClaimMismatch { .. } => Reason::ClaimMismatch,
             StepUpRequired { .. } => Reason::StepupRequired,
+            McpBodyTooLarge { .. } => Reason::McpBodyTooLarge,
+            McpMalformed(_) => Reason::McpMalformed,
+            McpHeaderMismatch { .. } => Reason::McpHeaderMismatch,
+            ArgumentDenied { .. } => Reason::ArgumentDenied,
         }
     }
 
@@ -446,6 +486,16 @@ impl Denial {
             StepUpRequired { age: None, max } => format!(
                 "the token has no `auth_time` or `iat`; this route needs authentication within {max}s"
             ),
+            McpBodyTooLarge { size, max } => {
+                format!("the MCP message has {size} bytes; at most {max} are allowed")
+            }
+            McpMalformed(problem) => problem.describe().to_owned(),
+            McpHeaderMismatch { header } => {
+                format!("the `{header}` header does not say what the MCP body says")
+            }
+            ArgumentDenied { pointer, test } => {
+                format!("tool argument `{pointer}` fails its `{test}` condition")
+            }
         }
     }
 }

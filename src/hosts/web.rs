@@ -126,13 +126,16 @@ pub fn lint(config_json: &str) -> String {
 /// Returns `{"ok": true, "allowed", "report", "checks", "chain"}`: `report` is what the CLI
 /// prints (every field equal but the measured `eval_us`), `checks` every check of SPEC §4
 /// in order with `pass`/`fail`/`not_reached`/`not_applicable`, `chain` the delegation chain
-/// with each actor's ceiling and the scopes it removed.
+/// with each actor's ceiling and the scopes it removed. `mcp_response`, when given, is the
+/// upstream's answer to a `tools/list`: `report.filtered_response` is what the gateway
+/// would pass on (SPEC §9; `actwarden check --mcp-response`).
 #[wasm_bindgen]
 pub fn check(
     config_json: &str,
     request_json: &str,
     now_seconds: f64,
     remote_jwks_json: Option<String>,
+    mcp_response: Option<String>,
 ) -> String {
     if !(now_seconds.is_finite() && now_seconds >= 0.0) {
         return fail("now", "", "`now` must be a non-negative number of seconds");
@@ -153,6 +156,7 @@ pub fn check(
         remote_keys: &remote,
         explain: true,
         clock: Some(&clock),
+        mcp_response: mcp_response.as_deref().map(str::as_bytes),
     });
     let out = match checked {
         Ok(out) => out,

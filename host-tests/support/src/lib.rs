@@ -65,6 +65,10 @@ pub struct Case {
     /// token. Without any `{token}`, a token goes in `authorization: Bearer`.
     pub request: Value,
     pub token: Option<TokenSpec>,
+    /// SPEC §9: the upstream's response to this (`tools/list`) request; the host filters
+    /// it and `expect.filtered_tools` says what must remain.
+    #[serde(default)]
+    pub mcp_response: Option<String>,
     pub expect: Expect,
     /// A near-identical case (this case with a JSON merge patch) and what it gives.
     pub twin: Option<Twin>,
@@ -94,6 +98,34 @@ pub struct Expect {
     pub response_status: Option<u16>,
     /// Audit fields that must have these values.
     pub audit: Option<Map<String, Value>>,
+    /// SPEC §9: the tool names left in the filtered `tools/list` response, in order, or
+    /// `"unfilterable"` (the 502). Checked against `filtered_response` when present.
+    pub filtered_tools: Option<Value>,
+}
+
+/// The tool names of a filtered `tools/list` body (JSON, or the SSE `data:` event with a
+/// `result`), or `"unfilterable"` for the 502 that replaces it.
+pub fn filtered_tools(status: u16, body: &str) -> Value {
+    if status == 502 {
+        return json!("unfilterable");
+    }
+    let message: Value = if body.trim_start().starts_with('{') {
+        serde_json::from_str(body).unwrap_or(Value::Null)
+    } else {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|m| m.get("result").is_some())
+            .unwrap_or(Value::Null)
+    };
+    let names: Vec<Value> = message
+        .pointer("/result/tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name").cloned())
+        .collect();
+    Value::Array(names)
 }
 
 /// RFC 7396 JSON merge patch.
@@ -366,6 +398,21 @@ pub fn check_expect(report: &Value, expect: &Expect) -> Result<(), String> {
         if got != value {
             problems.push(format!(
                 "response header {name}: expected {value}, got {got}"
+            ));
+        }
+    }
+    if let Some(want) = &expect.filtered_tools {
+        let filtered = field("filtered_response");
+        let got = match (
+            filtered.get("status").and_then(Value::as_u64),
+            filtered.get("body").and_then(Value::as_str),
+        ) {
+            (Some(status), Some(body)) => filtered_tools(status as u16, body),
+            _ => Value::Null,
+        };
+        if &got != want {
+            problems.push(format!(
+                "filtered tools: expected {want}, got {got} ({filtered})"
             ));
         }
     }

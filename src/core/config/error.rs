@@ -81,6 +81,8 @@ pub enum ConfigProblem {
     PathNeverMatches(String),
     /// A rule's `require.actors` entry that `identity.actors` would refuse.
     ActorNotInAllowlist(String),
+    /// An MCP setting (SPEC §9): the `mcp` block, `match.mcp`, `require.arguments`.
+    Mcp(crate::core::mcp::McpConfigProblem),
 }
 
 /// Why a document is not a configuration at all, or not of the right shape.
@@ -203,6 +205,7 @@ impl fmt::Display for ConfigProblem {
                 "`{p}` can never match a request: rule paths must be normalized (no `..`, `.`, `//`, `;`, `?`, `#`, needless percent-escapes)"
             ),
             ActorNotInAllowlist(a) => write!(f, "actor `{a}` is not in `identity.actors`"),
+            Mcp(p) => write!(f, "{p}"),
         }
     }
 }
@@ -247,6 +250,7 @@ impl ConfigProblem {
             NotClean(v) => NotClean(c(v)),
             PathNeverMatches(p) => PathNeverMatches(c(p)),
             ActorNotInAllowlist(a) => ActorNotInAllowlist(c(a)),
+            Mcp(p) => Mcp(p.clipped()),
             other => other,
         }
     }

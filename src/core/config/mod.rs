@@ -12,6 +12,7 @@ mod provider;
 mod raw;
 mod rule;
 
+pub(crate) use error::err as config_err;
 pub use error::{ConfigError, ConfigProblem, SyntaxProblem};
 // Reachable as `ConfigProblem::Syntax`'s payload; naming it outside needs a re-export in
 // lib.rs (the facade), which this module does not own.
@@ -252,6 +253,8 @@ pub struct Require {
     pub fresh_auth_s: Option<u64>,
     /// Each claim must hold one of its listed values. Defaults to none.
     pub claims: BTreeMap<String, Vec<Value>>,
+    /// Conditions on MCP tool-call arguments, checked last. Defaults to none.
+    pub arguments: Vec<crate::core::mcp::ArgumentCondition>,
 }
 
 /// One entry of `rules`.
@@ -271,6 +274,9 @@ pub struct Rule {
     pub providers: Vec<usize>,
     /// What a valid token must also show. Defaults to nothing more (`Require::default`).
     pub require: Require,
+    /// MCP methods and names (SPEC §9); `Some` matches MCP messages only. Defaults to
+    /// `None`: not about MCP.
+    pub mcp: Option<crate::core::mcp::McpMatch>,
 }
 
 /// A checked, immutable configuration.
@@ -293,6 +299,8 @@ pub struct Policy {
     pub on_no_match: OnNoMatch,
     /// Which decisions are logged (`audit.log`). Defaults to `AuditLog::All`.
     pub audit_log: AuditLog,
+    /// MCP endpoints, discovery and filtering (SPEC §9). Defaults to `None`.
+    pub mcp: Option<crate::core::mcp::McpConfig>,
 }
 
 pub(crate) use crate::core::file::FileReader;
@@ -429,9 +437,14 @@ fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
     }
     let binding = raw.binding.map_or_else(Binding::default, build_binding);
     let revoked = raw.revoked.map_or_else(Revoked::default, build_revoked);
+    let issuers: Vec<String> = providers.iter().map(|p| p.issuer.clone()).collect();
+    let mcp = raw
+        .mcp
+        .map(|m| crate::core::mcp::config::build_mcp(m, &issuers))
+        .transpose()?;
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.rules.len());
     for (i, r) in raw.rules.into_iter().enumerate() {
-        let rule = rule::build_rule(i, r, &providers, &identity)?;
+        let rule = rule::build_rule(i, r, &providers, &identity, mcp.is_some())?;
         if rules.iter().any(|o| o.id == rule.id) {
             return Err(err(
                 format!("rules[{i}].id"),
@@ -453,6 +466,7 @@ fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
             .audit
             .and_then(|a| a.log)
             .map_or_else(AuditLog::default, Into::into),
+        mcp,
     })
 }
 

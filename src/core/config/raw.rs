@@ -38,6 +38,9 @@ pub(crate) struct RawConfig {
     /// Audit settings, an extension of SPEC §6. Defaults to `{"log": "all"}`.
     #[serde(default, deserialize_with = "present")]
     pub audit: Option<RawAudit>,
+    /// MCP endpoints, discovery and tools/list filtering (SPEC §9). Defaults to none.
+    #[serde(default, deserialize_with = "present")]
+    pub mcp: Option<crate::core::mcp::config::RawMcp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +230,9 @@ pub(crate) struct RawMatch {
     /// Upper-case methods. Defaults to any method.
     #[serde(default, deserialize_with = "present")]
     pub methods: Option<Vec<String>>,
+    /// MCP methods and names (SPEC §9). Defaults to none: the rule is not about MCP.
+    #[serde(default, deserialize_with = "present")]
+    pub mcp: Option<crate::core::mcp::config::RawMcpMatch>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +259,9 @@ pub(crate) struct RawRequire {
     /// Claims that must hold one of the listed values. Defaults to none.
     #[serde(default, deserialize_with = "present")]
     pub claims: Option<BTreeMap<String, Vec<Value>>>,
+    /// Conditions on MCP tool-call arguments (SPEC §9). Defaults to none.
+    #[serde(default, deserialize_with = "present")]
+    pub arguments: Option<Vec<crate::core::mcp::config::RawArgument>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -32,7 +32,7 @@ fn syntax_messages_are_unchanged() {
     );
     assert_eq!(
         message(Policy::from_json(r#"{"rules":[],"x":1}"#)),
-        "x: unknown field `x`, expected one of `providers`, `identity`, `binding`, `revoked`, `rules`, `on_no_match`, `audit`"
+        "x: unknown field `x`, expected one of `providers`, `identity`, `binding`, `revoked`, `rules`, `on_no_match`, `audit`, `mcp`"
     );
 }
 
