@@ -314,8 +314,8 @@ mod tests {
         // LF inside JSON text between tokens is whitespace only where it falls between
         // tokens; here it falls inside a string, so this is not JSON: fail closed.
         let split_in_string = run(&stream, BodyKind::EventStream);
-        let whole = format!("data: {{\"jsonrpc\":\"2.0\",\ndata: \"id\":3,\"result\":{{\"tools\":[{{\"name\":\"create_payment\"}}]}}}}\n\n");
-        let out = run(&whole, BodyKind::EventStream).unwrap();
+        let whole = "data: {\"jsonrpc\":\"2.0\",\ndata: \"id\":3,\"result\":{\"tools\":[{\"name\":\"create_payment\"}]}}\n\n";
+        let out = run(whole, BodyKind::EventStream).unwrap();
         assert_eq!(out.removed, 1);
         assert!(
             split_in_string.is_err()

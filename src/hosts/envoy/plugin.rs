@@ -45,6 +45,15 @@ pub(crate) struct PendingRequest {
     pub now_override: Option<UnixTime>,
 }
 
+/// An allowed `tools/list` whose response the filter must rewrite (SPEC §9): what the
+/// decision saw, to decide each tool again when the response arrives.
+pub(crate) struct ToolsListJob {
+    pub context_id: u32,
+    pub request: Request,
+    pub now: UnixTime,
+    pub facts: crate::core::mcp::McpFacts,
+}
+
 pub(crate) struct Plugin<H> {
     /// The host this plugin's VM runs in (`ProxyWasmHost`, zero-sized, in Envoy).
     pub host: H,
@@ -53,6 +62,8 @@ pub(crate) struct Plugin<H> {
     pub metrics: Metrics,
     pub remotes: Vec<RemoteProvider>,
     pub waiters: RefCell<Vec<Waiter>>,
+    /// Allowed `tools/list` requests whose responses are still to be filtered.
+    pub tools_lists: RefCell<Vec<ToolsListJob>>,
 }
 
 /// The keys every remote provider may use now, for one decision.
@@ -92,6 +103,7 @@ impl<H: Host> Plugin<H> {
             cache: TokenCache::default(),
             remotes,
             waiters: RefCell::new(Vec::new()),
+            tools_lists: RefCell::new(Vec::new()),
         }
     }
 
@@ -196,6 +208,18 @@ impl<H: Host> Plugin<H> {
                         return Action::Pause;
                     }
                 }
+                if let Some(facts) = decision
+                    .mcp
+                    .as_ref()
+                    .filter(|_| decision.filters_tools_list(&self.policy))
+                {
+                    self.tools_lists.borrow_mut().push(ToolsListJob {
+                        context_id,
+                        request: pending.request,
+                        now,
+                        facts: facts.clone(),
+                    });
+                }
                 if resumed {
                     self.host.resume_request();
                 }
@@ -233,6 +257,38 @@ impl<H: Host> Plugin<H> {
             UnknownKid::Wait { until_ms } => Some(until_ms.saturating_add(start_slack)),
             UnknownKid::DecideNow => None,
         }
+    }
+
+    /// The `tools/list` filtering job of request context `context_id`, taken out.
+    pub(crate) fn take_tools_list(&self, context_id: u32) -> Option<ToolsListJob> {
+        let mut jobs = self.tools_lists.borrow_mut();
+        let at = jobs.iter().position(|j| j.context_id == context_id)?;
+        Some(jobs.swap_remove(at))
+    }
+
+    /// Filters a `tools/list` response body for `job` (SPEC §9).
+    pub(crate) fn filter_tools_list(
+        &self,
+        job: &ToolsListJob,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<crate::core::mcp::FilteredResponse, crate::core::mcp::Unfilterable> {
+        let now_ms = self.host.now_millis();
+        let keys = self.keys_now(now_ms);
+        let ctx = Context {
+            policy: &self.policy,
+            remote_keys: &keys,
+            crypto: &crate::core::verification::crypto::RING,
+            cache: Some(&self.cache),
+        };
+        crate::core::mcp::filter_tools_list(
+            ctx,
+            &job.request,
+            &job.facts,
+            job.now,
+            content_type,
+            body,
+        )
     }
 
     /// Decides the waiting requests of `provider` (all when `None`) whose refetch has
