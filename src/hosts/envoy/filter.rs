@@ -62,8 +62,7 @@ impl<H: Host> HttpContext for Filter<H> {
             pending.request.body = Some(Vec::new());
             return super::mcp::decide(&self.plugin, self.context_id, &mut self.mcp, pending);
         }
-        self.mcp = super::mcp::McpPhase::AwaitingBody(pending);
-        Action::Pause // StopIteration: the body decides
+        super::mcp::await_body(&self.plugin, &mut self.mcp, pending)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -170,6 +169,7 @@ fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
     let mut pending = PendingRequest {
         request,
         now_override: None,
+        headers_sent: false,
     };
     #[cfg(feature = "test-hooks")]
     test_hooks::apply(host, &mut pending)?;

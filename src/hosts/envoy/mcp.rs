@@ -1,10 +1,22 @@
 //! The Envoy side of SPEC §9 (MCP). Only a `POST` to an MCP endpoint takes this path:
 //! its body is buffered (up to `mcp.max_body_bytes`; one byte more is refused with 413 at
 //! once, never forwarded) and the request is decided at the end of the stream. An allowed
-//! `tools/list` has its response buffered (up to `mcp.max_response_bytes`) and rewritten;
-//! a response that cannot be filtered becomes 502 `{"error":"tools_list_unfilterable"}`.
+//! `tools/list` has its response buffered (up to `mcp.max_response_bytes`) and rewritten.
 //! Every other route keeps the header-only path. The metadata `GET` needs nothing here:
 //! it is a decision whose answer the plugin sends (`Verdict::Answer`).
+//!
+//! Envoy's proxy-wasm host turns a `Pause` from a headers callback into
+//! `StopAllIterationAndWatermark`, which withholds the body from the filter until it
+//! resumes (proxy-wasm-cpp-host#143): a filter cannot hold headers *and* read the body.
+//! So for a body-phase decision the headers go on first (spoofed `x-agent-*` removed);
+//! the upstream sees them but never the body of a refused message (the local reply resets
+//! its stream), and an allowed one carries no identity headers (they can no longer be set).
+//! Likewise a `tools/list` response's headers go on before its body is read: what can be
+//! judged from them (status, content type, encoding, a `content-length` over budget)
+//! becomes the 502; `content-length` is removed so the rewritten body may differ in
+//! length; a body that turns out unreadable is replaced by a JSON-RPC error answer to the
+//! request's `id` with message `tools_list_unfilterable` (in the response's own framing,
+//! JSON or one SSE event), since the status line has gone out.
 
 use super::host::Host;
 use super::plugin::{PendingRequest, Plugin, ToolsListJob};
@@ -21,8 +33,33 @@ pub(crate) enum McpPhase {
     AwaitingBody(PendingRequest),
     /// An allowed `tools/list`: its response is buffered and filtered.
     Filtering(ToolsListJob),
-    /// The response could not be filtered and was replaced: later chunks are dropped.
+    /// The response headers said 502 (unfilterable): the body becomes the 502's.
     Replaced,
+    /// The refusal went out mid-stream: later chunks are dropped.
+    Dropping,
+}
+
+/// Headers of an MCP message: remove spoofed identity now (they go on before the body).
+pub(crate) fn await_body<H: Host>(
+    plugin: &Plugin<H>,
+    phase: &mut McpPhase,
+    mut pending: PendingRequest,
+) -> Action {
+    for (name, _) in &pending.request.headers {
+        if crate::core::decision::is_identity_header(name)
+            && !plugin.host.remove_request_header(name)
+        {
+            plugin.host.log(
+                LogLevel::Error,
+                "actwarden: could not remove an inbound identity header; refusing the request",
+            );
+            super::plugin::send_error(&plugin.host, 500);
+            return Action::Pause;
+        }
+    }
+    pending.headers_sent = true;
+    *phase = McpPhase::AwaitingBody(pending);
+    Action::Continue
 }
 
 /// Request body: buffer until the end of the stream, or refuse an oversized body at once.
@@ -75,12 +112,13 @@ pub(crate) fn decide<H: Host>(
     action
 }
 
-/// Response headers of a filtered `tools/list`: hold them until the body is rewritten.
+/// Response headers of a filtered `tools/list`. They go on now (see the module docs):
+/// what they show decides a 502 here; otherwise `content-length` goes, for the rewrite.
 pub(crate) fn on_response_headers<H: Host>(
     plugin: &Plugin<H>,
     context_id: u32,
     phase: &mut McpPhase,
-    end_of_stream: bool,
+    _end_of_stream: bool,
 ) -> Action {
     if !matches!(phase, McpPhase::Filtering(_)) {
         // A request paused for a JWKS refetch is decided later by the plugin: its job
@@ -97,23 +135,35 @@ pub(crate) fn on_response_headers<H: Host>(
         *phase = McpPhase::Idle;
         return Action::Continue;
     }
-    if end_of_stream {
-        // A successful tools/list with no body at all cannot be filtered.
-        replace_headers(plugin);
-        plugin.host.send_local_response(
-            u32::from(UNFILTERABLE_STATUS),
-            "actwarden_tools_list_unfilterable",
-            &[("content-type", b"application/json")],
-            UNFILTERABLE_BODY.as_bytes(),
-            None,
+    let max = plugin
+        .policy
+        .mcp
+        .as_ref()
+        .map_or(0, |m| m.max_response_bytes);
+    let readable = header(&headers, "content-type")
+        .is_some_and(|ct| crate::core::mcp::BodyKind::of(&ct).is_some());
+    let encoded =
+        header(&headers, "content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+    let too_long = header(&headers, "content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|l| l > max);
+    if !readable || encoded || too_long {
+        plugin.host.log(
+            LogLevel::Warn,
+            "actwarden: tools/list answered 502: the response cannot be filtered",
         );
+        replace_headers(plugin);
+        plugin
+            .host
+            .set_response_header("content-length", &UNFILTERABLE_BODY.len().to_string());
         *phase = McpPhase::Replaced;
-        return Action::Pause;
+        return Action::Continue;
     }
-    Action::Pause // StopIteration: the headers wait for the filtered body
+    plugin.host.remove_response_header("content-length");
+    Action::Continue
 }
 
-/// Response body of a filtered `tools/list`: buffer, then rewrite (or replace with 502).
+/// Response body of a filtered `tools/list`: buffer, then rewrite (or refuse).
 pub(crate) fn on_response_body<H: Host>(
     plugin: &Plugin<H>,
     phase: &mut McpPhase,
@@ -127,7 +177,20 @@ pub(crate) fn on_response_body<H: Host>(
         .map_or(0, |m| m.max_response_bytes);
     match phase {
         McpPhase::Replaced => {
-            // The 502 body went out with the first chunk; drop what follows.
+            // Headers said 502: the body is the 502's, whatever the upstream sends.
+            let body: &[u8] = if end_of_stream {
+                UNFILTERABLE_BODY.as_bytes()
+            } else {
+                b""
+            };
+            plugin.host.set_response_body(body_size, body);
+            return if end_of_stream {
+                Action::Continue
+            } else {
+                Action::Pause
+            };
+        }
+        McpPhase::Dropping => {
             plugin.host.set_response_body(body_size, b"");
             return Action::Continue;
         }
@@ -139,43 +202,45 @@ pub(crate) fn on_response_body<H: Host>(
         return Action::Continue;
     };
     let headers = plugin.host.response_headers().unwrap_or_default();
-    let encoded =
-        header(&headers, "content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
     let content_type = header(&headers, "content-type").unwrap_or_default();
     let outcome = match plugin
         .host
         .response_body(body_size.min(max.saturating_add(1)))
     {
-        Some(_) if encoded => Err(crate::core::mcp::Unfilterable::ContentType),
         Some(body) => plugin.filter_tools_list(&job, &content_type, &body),
         None => Err(crate::core::mcp::Unfilterable::NotJson),
     };
-    match outcome {
-        Ok(filtered) => {
-            plugin.host.set_response_body(body_size, &filtered.body);
-            plugin
-                .host
-                .set_response_header("content-length", &filtered.body.len().to_string());
-            Action::Continue
-        }
+    let body = match outcome {
+        Ok(filtered) => filtered.body,
         Err(why) => {
             plugin.host.log(
                 LogLevel::Warn,
-                &format!("actwarden: tools/list answered 502: {}", why.describe()),
+                &format!("actwarden: tools/list refused: {}", why.describe()),
             );
-            replace_headers(plugin);
-            plugin
-                .host
-                .set_response_header("content-length", &UNFILTERABLE_BODY.len().to_string());
-            plugin
-                .host
-                .set_response_body(body_size, UNFILTERABLE_BODY.as_bytes());
-            if !end_of_stream {
-                *phase = McpPhase::Replaced;
+            let error = json_rpc_error(job.facts.id.as_ref());
+            if content_type.to_ascii_lowercase().contains("event-stream") {
+                format!("event: message\ndata: {error}\n\n").into_bytes()
+            } else {
+                error.into_bytes()
             }
-            Action::Continue
         }
+    };
+    plugin.host.set_response_body(body_size, &body);
+    if !end_of_stream {
+        // Over budget mid-stream: what follows is dropped.
+        *phase = McpPhase::Dropping;
     }
+    Action::Continue
+}
+
+/// The JSON-RPC error answer that replaces an unreadable `tools/list` result.
+fn json_rpc_error(id: Option<&serde_json::Value>) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(serde_json::Value::Null),
+        "error": { "code": -32603, "message": "tools_list_unfilterable" }
+    })
+    .to_string()
 }
 
 /// The headers of the 502 that replaces an unfilterable response.

@@ -104,12 +104,13 @@ fn the_body_is_buffered_and_decided_at_the_end() {
     let (fake, root) = configured();
     let (a, b) = CALL_OK.split_at(20);
     let (_f, actions) = post(&fake, &root, 2, "pay", &[a, b]);
+    // Headers go on first (Envoy withholds the body from a filter that holds them).
     assert_eq!(
         actions,
-        vec![Action::Pause, Action::Pause, Action::Continue]
+        vec![Action::Continue, Action::Pause, Action::Continue]
     );
     assert!(fake.replies().is_empty());
-    assert_eq!(fake.header(2, "x-agent-rule").as_deref(), Some("pay"));
+    assert_eq!(fake.header(2, "x-agent-rule"), None, "too late for identity headers");
     let audit = fake.logs(LogLevel::Info).join("\n");
     assert!(
         audit.contains(r#""mcp_method":"tools/call","mcp_name":"pay""#),
@@ -144,7 +145,10 @@ fn an_oversized_body_is_refused_at_once_and_never_forwarded() {
         &[&big[..100], &big[100..], &big[..10]],
     );
     // Decided on the second chunk (300 > 256), without waiting for the end of the stream.
-    assert_eq!(actions[..3], [Action::Pause, Action::Pause, Action::Pause]);
+    assert_eq!(
+        actions[..3],
+        [Action::Continue, Action::Pause, Action::Pause]
+    );
     let replies = fake.replies();
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].status, 413);
@@ -174,6 +178,7 @@ fn the_metadata_get_is_answered_locally_and_401s_point_to_it() {
     fake.enter_request(2, &headers);
     let mut filter = root.filter(2).unwrap();
     assert_eq!(filter.on_http_request_headers(3, true), Action::Pause);
+    assert_eq!(fake.replies().len(), 1);
     let reply = &fake.replies()[0];
     assert_eq!(reply.status, 200);
     let doc: Value = serde_json::from_str(&reply.body).unwrap();
@@ -232,7 +237,7 @@ fn response_header(fake: &FakeHost, name: &str) -> Option<String> {
 fn a_json_tools_list_is_filtered_per_caller() {
     for (scope, kept) in [("pay", json!(["pay", "echo"])), ("read", json!(["echo"]))] {
         let (fake, actions) = list_response(scope, "application/json", &[TOOLS]);
-        assert_eq!(actions, vec![Action::Pause, Action::Continue]);
+        assert_eq!(actions, vec![Action::Continue, Action::Continue]);
         let body: Value = serde_json::from_slice(&fake.request(2).response_body).unwrap();
         let names: Vec<&Value> = body["result"]["tools"]
             .as_array()
@@ -243,7 +248,8 @@ fn a_json_tools_list_is_filtered_per_caller() {
         assert_eq!(json!(names), kept);
         assert_eq!(
             response_header(&fake, "content-length"),
-            Some(fake.request(2).response_body.len().to_string())
+            None,
+            "length may change"
         );
     }
 }
@@ -257,7 +263,7 @@ fn an_sse_tools_list_split_across_chunks_is_filtered() {
     assert_eq!(
         actions,
         vec![
-            Action::Pause,
+            Action::Continue,
             Action::Pause,
             Action::Pause,
             Action::Continue
@@ -269,17 +275,20 @@ fn an_sse_tools_list_split_across_chunks_is_filtered() {
 }
 
 #[test]
-fn an_unfilterable_or_oversized_response_becomes_502() {
-    let (fake, _) = list_response("read", "application/json", &[&TOOLS[..20]]);
+fn an_unfilterable_response_is_never_passed_on() {
+    // Judged from the headers: 502 with the SPEC's body.
+    let (fake, _) = list_response("read", "text/html", &[TOOLS]);
     assert_eq!(response_header(&fake, ":status").as_deref(), Some("502"));
     assert_eq!(
         fake.request(2).response_body,
         crate::core::mcp::UNFILTERABLE_BODY.as_bytes()
     );
-
-    let (fake, _) = list_response("read", "text/html", &[TOOLS]);
-    assert_eq!(response_header(&fake, ":status").as_deref(), Some("502"));
-
+    // Judged from the body (the status went out): a JSON-RPC error for the request's id.
+    let (fake, _) = list_response("read", "application/json", &[&TOOLS[..20]]);
+    let body: Value = serde_json::from_slice(&fake.request(2).response_body).unwrap();
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["error"]["message"], "tools_list_unfilterable");
+    // Over budget mid-stream: refused at once, the rest dropped.
     let big = "x".repeat(5000);
     let (fake, actions) = list_response("read", "application/json", &[&big, "more"]);
     assert_eq!(
@@ -287,8 +296,10 @@ fn an_unfilterable_or_oversized_response_becomes_502() {
         Action::Continue,
         "decided as soon as it is over budget"
     );
-    assert_eq!(response_header(&fake, ":status").as_deref(), Some("502"));
-    // The fake keeps every chunk in one buffer (Envoy sends the first on, with the 502
-    // body): what follows is dropped, and nothing of the upstream's body remains.
-    assert!(!fake.request(2).response_body.contains(&b'x'));
+    let body = String::from_utf8(fake.request(2).response_body).unwrap();
+    assert!(
+        !body.contains('x') || body.contains("tools_list_unfilterable"),
+        "{body}"
+    );
+    assert!(!body.contains("xxxx"), "{body}");
 }

@@ -43,6 +43,9 @@ pub(crate) struct PendingRequest {
     pub request: Request,
     /// Test builds only: the decision time from `x-actwarden-test-now`.
     pub now_override: Option<UnixTime>,
+    /// Decided in the body phase (an MCP message): the headers went on already, spoofed
+    /// identity headers removed, so none can be removed or set now (see `mcp.rs`).
+    pub headers_sent: bool,
 }
 
 /// An allowed `tools/list` whose response the filter must rewrite (SPEC §9): what the
@@ -176,10 +179,13 @@ impl<H: Host> Plugin<H> {
             }
         }
 
-        // SPEC §5: inbound identity headers never reach the upstream, allowed or not.
+        // SPEC §5: inbound identity headers never reach the upstream, allowed or not
+        // (a body-phase request had them removed before its headers went on).
         let mut stripped = true;
-        for name in &decision.strip_headers {
-            stripped &= self.host.remove_request_header(name);
+        if !pending.headers_sent {
+            for name in &decision.strip_headers {
+                stripped &= self.host.remove_request_header(name);
+            }
         }
         if self.policy.audit_log.logs(decision.is_allowed()) {
             log_audit(&self.host, &decision.audit);
@@ -197,7 +203,12 @@ impl<H: Host> Plugin<H> {
                     send_error(&self.host, 500);
                     return Action::Pause;
                 }
-                for (name, value) in decision.identity_headers() {
+                let identity = if pending.headers_sent {
+                    &[][..]
+                } else {
+                    decision.identity_headers()
+                };
+                for (name, value) in identity {
                     if !self.host.set_request_header(name, value) {
                         // An identity the upstream would not see is not an allow.
                         self.host.log(
