@@ -57,6 +57,14 @@ pub(crate) fn await_body<H: Host>(
             return Action::Pause;
         }
     }
+    // A compressed answer could not be filtered: ask every MCP upstream for an identity
+    // encoding now, while the headers can still change (the method is in the body).
+    // Never touch request headers after this callback: they are gone, and the SDK panics
+    // on the host's refusal.
+    if !plugin.host.remove_request_header("accept-encoding") {
+        super::plugin::send_error(&plugin.host, 500);
+        return Action::Pause;
+    }
     pending.headers_sent = true;
     *phase = McpPhase::AwaitingBody(pending);
     Action::Continue
@@ -105,8 +113,6 @@ pub(crate) fn decide<H: Host>(
 ) -> Action {
     let action = plugin.process(context_id, pending, false);
     if let Some(job) = plugin.take_tools_list(context_id) {
-        // Compressed answers cannot be read: ask the upstream for an identity encoding.
-        plugin.host.remove_request_header("accept-encoding");
         *phase = McpPhase::Filtering(job);
     }
     action
@@ -160,6 +166,9 @@ pub(crate) fn on_response_headers<H: Host>(
         return Action::Continue;
     }
     plugin.host.remove_response_header("content-length");
+    if let McpPhase::Filtering(job) = phase {
+        job.content_type = header(&headers, "content-type").unwrap_or_default();
+    }
     Action::Continue
 }
 
@@ -201,8 +210,7 @@ pub(crate) fn on_response_body<H: Host>(
     let McpPhase::Filtering(job) = std::mem::take(phase) else {
         return Action::Continue;
     };
-    let headers = plugin.host.response_headers().unwrap_or_default();
-    let content_type = header(&headers, "content-type").unwrap_or_default();
+    let content_type = job.content_type.clone();
     let outcome = match plugin
         .host
         .response_body(body_size.min(max.saturating_add(1)))

@@ -110,7 +110,11 @@ fn the_body_is_buffered_and_decided_at_the_end() {
         vec![Action::Continue, Action::Pause, Action::Continue]
     );
     assert!(fake.replies().is_empty());
-    assert_eq!(fake.header(2, "x-agent-rule"), None, "too late for identity headers");
+    assert_eq!(
+        fake.header(2, "x-agent-rule"),
+        None,
+        "too late for identity headers"
+    );
     let audit = fake.logs(LogLevel::Info).join("\n");
     assert!(
         audit.contains(r#""mcp_method":"tools/call","mcp_name":"pay""#),

@@ -55,6 +55,8 @@ pub(crate) struct ToolsListJob {
     pub request: Request,
     pub now: UnixTime,
     pub facts: crate::core::mcp::McpFacts,
+    /// The response's `content-type`, read with its headers (they are gone by the body).
+    pub content_type: String,
 }
 
 pub(crate) struct Plugin<H> {
@@ -229,6 +231,7 @@ impl<H: Host> Plugin<H> {
                         request: pending.request,
                         now,
                         facts: facts.clone(),
+                        content_type: String::new(),
                     });
                 }
                 if resumed {
