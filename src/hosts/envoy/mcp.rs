@@ -30,9 +30,9 @@ pub(crate) enum McpPhase {
     #[default]
     Idle,
     /// Headers read; deciding waits for the body.
-    AwaitingBody(PendingRequest),
+    AwaitingBody(Box<PendingRequest>),
     /// An allowed `tools/list`: its response is buffered and filtered.
-    Filtering(ToolsListJob),
+    Filtering(Box<ToolsListJob>),
     /// The response headers said 502 (unfilterable): the body becomes the 502's.
     Replaced,
     /// The refusal went out mid-stream: later chunks are dropped.
@@ -66,7 +66,7 @@ pub(crate) fn await_body<H: Host>(
         return Action::Pause;
     }
     pending.headers_sent = true;
-    *phase = McpPhase::AwaitingBody(pending);
+    *phase = McpPhase::AwaitingBody(Box::new(pending));
     Action::Continue
 }
 
@@ -101,7 +101,7 @@ pub(crate) fn on_request_body<H: Host>(
         return Action::Pause;
     };
     pending.request.body = Some(body);
-    decide(plugin, context_id, phase, pending)
+    decide(plugin, context_id, phase, *pending)
 }
 
 /// Decides an MCP message and, for an allowed `tools/list`, arms the response filter.
@@ -113,7 +113,7 @@ pub(crate) fn decide<H: Host>(
 ) -> Action {
     let action = plugin.process(context_id, pending, false);
     if let Some(job) = plugin.take_tools_list(context_id) {
-        *phase = McpPhase::Filtering(job);
+        *phase = McpPhase::Filtering(Box::new(job));
     }
     action
 }
@@ -130,7 +130,7 @@ pub(crate) fn on_response_headers<H: Host>(
         // A request paused for a JWKS refetch is decided later by the plugin: its job
         // is still there.
         match plugin.take_tools_list(context_id) {
-            Some(job) => *phase = McpPhase::Filtering(job),
+            Some(job) => *phase = McpPhase::Filtering(Box::new(job)),
             None => return Action::Continue,
         }
     }
