@@ -486,8 +486,10 @@ impl Denial {
             StepUpRequired { age: None, max } => format!(
                 "the token has no `auth_time` or `iat`; this route needs authentication within {max}s"
             ),
-            McpBodyTooLarge { size, max } => {
-                format!("the MCP message has {size} bytes; at most {max} are allowed")
+            // Not the size: a gateway stops reading one byte past the budget, so only
+            // "more than max" is a fact every host knows alike.
+            McpBodyTooLarge { max, .. } => {
+                format!("the MCP message is larger than the {max} bytes allowed")
             }
             McpMalformed(problem) => problem.describe().to_owned(),
             McpHeaderMismatch { header } => {

@@ -103,6 +103,32 @@ pub struct Expect {
     pub filtered_tools: Option<Value>,
 }
 
+/// The body of a REQUEST.json (`body` as text, or `body_base64`), if it has one.
+pub fn request_body(request: &Value) -> Option<Vec<u8>> {
+    if let Some(text) = request.get("body").and_then(Value::as_str) {
+        return Some(text.as_bytes().to_vec());
+    }
+    request
+        .get("body_base64")
+        .and_then(Value::as_str)
+        .and_then(b64::decode_standard)
+}
+
+/// Whether the request is an MCP message under `config` (SPEC §9): a POST to an endpoint.
+/// Envoy decides those on the body, after their headers went on (no identity headers).
+pub fn is_mcp_message(config: &Value, request: &Value) -> bool {
+    let path = request
+        .get("path")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    request.get("method").and_then(Value::as_str) == Some("POST")
+        && config
+            .pointer("/mcp/endpoints")
+            .and_then(Value::as_array)
+            .is_some_and(|e| e.iter().any(|x| x.as_str() == Some(path)))
+}
+
 /// The tool names of a filtered `tools/list` body (JSON, or the SSE `data:` event with a
 /// `result`), or `"unfilterable"` for the 502 that replaces it.
 pub fn filtered_tools(status: u16, body: &str) -> Value {
@@ -568,6 +594,11 @@ pub mod b64 {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text)
             .ok()
+    }
+
+    /// Standard base64 (REQUEST.json `body_base64`).
+    pub fn decode_standard(text: &str) -> Option<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD.decode(text).ok()
     }
 
     pub fn hex(bytes: &[u8]) -> String {
