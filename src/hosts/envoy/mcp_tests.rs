@@ -307,3 +307,36 @@ fn an_unfilterable_response_is_never_passed_on() {
     );
     assert!(!body.contains("xxxx"), "{body}");
 }
+
+#[test]
+fn spoofed_identity_is_removed_before_the_headers_go_on() {
+    let (fake, root) = configured();
+    let auth = format!("Bearer {}", token("pay"));
+    let headers = [
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("authorization", auth.as_str()),
+        ("x-agent-subject", "admin"),
+        ("X_Agent_Rule", "pay"),
+    ];
+    fake.enter_request(2, &headers);
+    let mut filter = root.filter(2).unwrap();
+    assert_eq!(
+        filter.on_http_request_headers(headers.len(), false),
+        Action::Continue
+    );
+    assert_eq!(fake.header(2, "x-agent-subject"), None);
+    assert_eq!(fake.header(2, "x_agent_rule"), None);
+    // Nothing touches the request headers once they went on (the SDK panics if the host
+    // refuses): the body-phase decision only reads and replies.
+    fake.clear_calls();
+    fake.with_request(2, |r| r.body = CALL_OK.to_vec());
+    assert_eq!(
+        filter.on_http_request_body(CALL_OK.len(), true),
+        Action::Continue
+    );
+    assert!(!fake.calls().iter().any(|c| matches!(
+        c,
+        super::fake::Call::RemoveHeader(_) | super::fake::Call::SetHeader(..)
+    )));
+}
