@@ -88,12 +88,18 @@ pub fn reasons() -> String {
 // lint
 
 /// Validates a configuration (SPEC §2), as `actwarden lint`. On success: `notes` (keys that
-/// were skipped), `providers` and `rules` (ids, in order). On failure: `error.path`.
+/// were skipped), `warnings` (as `lint` prints them), `providers` and `rules` (ids, in order). On failure: `error.path`.
 #[wasm_bindgen]
 pub fn lint(config_json: &str) -> String {
     match Policy::from_json(config_json) {
         Ok(policy) => ok(object(vec![
             ("notes", json!(policy.notes())),
+            // SPEC §9: what `actwarden lint` prints as warnings (e.g. `mcp.resource` in no
+            // provider's audiences).
+            (
+                "warnings",
+                json!(crate::core::mcp::config::warnings(&policy)),
+            ),
             (
                 "providers",
                 json!(policy
