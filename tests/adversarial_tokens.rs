@@ -212,6 +212,7 @@ fn request(path: &str, headers: &[(&str, &str)]) -> Request {
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect(),
         peer: None,
+        body: None,
     }
 }
 

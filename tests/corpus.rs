@@ -31,7 +31,11 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Reasons decided before (or by) signature verification: no claim is trusted yet.
-const PRE_SIGNATURE: [&str; 10] = [
+const PRE_SIGNATURE: [&str; 14] = [
+    "mcp_body_too_large",
+    "mcp_malformed",
+    "mcp_header_mismatch",
+    "resource_metadata",
     "route_denied",
     "token_missing",
     "token_malformed",
@@ -90,6 +94,7 @@ fn run_case(corpus: &Corpus, case: &Case, rng: &SystemRandom) -> Result<(), Stri
             explain: false,
             clock: None,
             replay: Some(&window),
+            mcp_response: case.mcp_response.as_deref().map(str::as_bytes),
         })
         .map(|out| (out.decision, out.report))
         .map_err(|e| format!("check: {e}"))
@@ -191,6 +196,17 @@ fn invariants(
     // §4: the response of a denial; nothing of one on allow.
     let response = field("response");
     let headers = field("headers");
+    // SPEC §9: the gateway's own answer to the metadata GET: 200 JSON, no identity.
+    if reason == "resource_metadata" {
+        if response.get("status") != Some(&serde_json::json!(200))
+            || headers != serde_json::json!({})
+        {
+            problems.push(format!(
+                "resource metadata must be a 200 answer: {response}"
+            ));
+        }
+        return problems;
+    }
     if decision.is_allowed() {
         if !response.is_null() {
             problems.push("an allow carries a deny response".to_owned());
@@ -273,7 +289,10 @@ fn invariants(
                 && c.contains(&format!("error_description=\"{reason}\""))
                 && c.contains("algs=\"")
         }),
-        ("token_missing", _) => challenge.as_deref() == Some("Bearer"),
+        // SPEC §9: with `mcp.resource`, every 401 also names the resource metadata.
+        ("token_missing", _) => challenge
+            .as_deref()
+            .is_some_and(|c| c == "Bearer" || c.starts_with("Bearer resource_metadata=\"")),
         ("stepup_required", _) => challenge.as_deref().is_some_and(|c| {
             c.starts_with("Bearer error=\"insufficient_user_authentication\"")
                 && c.contains("max_age=")
@@ -366,7 +385,7 @@ fn run_all() {
         if !reached.contains(code) {
             failures.push(format!("coverage: no case reaches `{code}`"));
         }
-        if reason.status().is_some()
+        if reason.status().is_some_and(|s| s >= 400)
             && !twinned
                 .get(code)
                 .is_some_and(|twins| twins.iter().any(|t| t != code))
@@ -434,6 +453,11 @@ fn corpus_through_the_cli() {
                 std::fs::write(&path, jwks).unwrap();
                 cmd.arg("--jwks")
                     .arg(format!("{provider}={}", path.display()));
+            }
+            if let Some(response) = &case.mcp_response {
+                let path = dir.join("mcp-response");
+                std::fs::write(&path, response).unwrap();
+                cmd.arg("--mcp-response").arg(&path);
             }
             let out = cmd.output().unwrap();
             ran += 1;
@@ -583,6 +607,7 @@ fn corpus_explained() {
             explain: true,
             clock: None,
             replay: None,
+            mcp_response: None,
         })
         .unwrap();
         let (decision, report, explain) = (out.decision, out.report, out.explain.unwrap());

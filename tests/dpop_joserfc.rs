@@ -87,6 +87,7 @@ fn joserfc_thumbprints_and_proofs_are_decided_as_the_spec_says() {
             explain: false,
             clock: None,
             replay: Some(&window),
+            mcp_response: None,
         })
         .unwrap();
         let got = out.decision.reason().code();

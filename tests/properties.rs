@@ -139,6 +139,7 @@ fn bearer_request(path: &str, token: &str) -> Request {
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
         peer: None,
         scheme: None,
+        body: None,
     }
 }
 
@@ -565,6 +566,7 @@ proptest! {
             authority: None,
             headers,
             peer: None,
+            body: None,
         };
         let d = decide_with(&f.policy, &request);
         assert_well_formed(&d);
@@ -1263,6 +1265,7 @@ proptest! {
             authority: None,
             headers,
             peer: peer.map(|(uri_san, certificate_sha256)| Peer { uri_san, certificate_sha256 }),
+            body: None,
         };
         let d = decide_with(&fixture().policy, &request);
         assert_well_formed(&d);

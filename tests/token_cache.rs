@@ -87,6 +87,7 @@ fn request(token: &str) -> Request {
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
         peer: None,
         scheme: None,
+        body: None,
     }
 }
 

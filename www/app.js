@@ -15,9 +15,11 @@ const state = {
   variant: 0,
   config: '',
   token: '',
-  request: { method: 'GET', path: '/', authority: 'api.example.com', protocol: 'http', peer_uri: '', peer_digest: '', headers: {} },
+  request: { method: 'GET', path: '/', authority: 'api.example.com', protocol: 'http', peer_uri: '', peer_digest: '', headers: {}, body: '' },
   now: NOW,
   remoteJwks: '',
+  // SPEC §9: the MCP server's answer to a tools/list, filtered per caller.
+  mcpResponse: '',
   keys: [],
 };
 let last = null; // the last check result
@@ -40,6 +42,8 @@ function requestJson() {
     if (dpop.on && dpop.proof) headers.dpop = dpop.proof;
   }
   const out = { method: r.method, path: r.path, authority: r.authority || undefined, headers };
+  // SPEC §9: an MCP message is decided on its JSON-RPC body.
+  if (r.body) out.body = r.body;
   if (r.peer_uri.trim() || r.peer_digest.trim()) {
     out.peer = {};
     if (r.peer_uri.trim()) out.peer.uri_san = r.peer_uri.trim();
@@ -58,7 +62,8 @@ function inputs() {
       remote = null;
     }
   }
-  return { config: state.config, request: requestJson(), now: state.now, remote_jwks: remote };
+  const mcp = state.mcpResponse.trim() ? state.mcpResponse : undefined;
+  return { config: state.config, request: requestJson(), now: state.now, remote_jwks: remote, mcp_response: mcp };
 }
 
 // --- decide and render ----------------------------------------------------------------------
@@ -70,7 +75,8 @@ function decide() {
   renderLint(lint);
   const remote = state.remoteJwks.trim() ? state.remoteJwks : undefined;
   freshProof();
-  const result = parse(ag.check(state.config, requestJson(), Number(state.now), remote));
+  const mcp = state.mcpResponse.trim() ? state.mcpResponse : undefined;
+  const result = parse(ag.check(state.config, requestJson(), Number(state.now), remote, mcp));
   last = result;
   renderDecision(result);
   renderDecoded();
@@ -103,7 +109,7 @@ function renderDecision(result) {
     text($('verdict-status'), '');
     $('verdict-detail').textContent = (e.path ? `${e.path}: ` : '') + e.message;
     err.hidden = true;
-    for (const id of ['fact-rule', 'fact-response', 'fact-www', 'fact-eval']) text($(id), '');
+    for (const id of ['fact-rule', 'fact-mcp', 'fact-response', 'fact-www', 'fact-eval', 'fact-filtered']) text($(id), '');
     $('checks').replaceChildren();
     $('chain').replaceChildren(note('No decision.'));
     $('fwd-headers').replaceChildren(row(['none']));
@@ -123,6 +129,9 @@ function renderDecision(result) {
   text($('verdict-status'), rep.status ? `HTTP ${rep.status}` : '');
   $('verdict-detail').textContent = rep.detail || (rep.decision === 'allow' ? 'Every check passed.' : '');
   text($('fact-rule'), rep.rule);
+  text($('fact-mcp'), rep.mcp_method ? `${rep.mcp_method}${rep.mcp_name ? ` ${rep.mcp_name}` : ''}` : 'not an MCP message');
+  const f = rep.filtered_response;
+  text($('fact-filtered'), f ? `HTTP ${f.status}: ${f.body}` : '');
   const resp = rep.response;
   if (resp) {
     const grpc = resp.headers['grpc-status'];
@@ -156,7 +165,7 @@ function renderRollout(result) {
 
 /// The audit record (SPEC §6): the report without the host extensions.
 function stripForAudit(rep) {
-  const { headers, response, stripped_headers, ...audit } = rep; // eslint-disable-line no-unused-vars
+  const { headers, response, stripped_headers, filtered_response, ...audit } = rep; // eslint-disable-line no-unused-vars
   return audit;
 }
 
@@ -570,6 +579,7 @@ function sanitizeState(s) {
     peer_uri: asString(r.peer_uri),
     peer_digest: asString(r.peer_digest),
     headers: isObject(r.headers) ? Object.fromEntries(Object.entries(r.headers)) : {},
+    body: asString(r.body),
   };
   const now = typeof s.now === 'number' || typeof s.now === 'string' ? Number(s.now) : NOW;
   const out = {
@@ -580,6 +590,7 @@ function sanitizeState(s) {
     request,
     now: Number.isFinite(now) ? now : NOW,
     remoteJwks: asText(s.remoteJwks),
+    mcpResponse: asString(s.mcpResponse),
   };
   // A scenario is shown as selected only when the link holds exactly that scenario: a
   // link must not present an edited policy or token under a scenario's name.
@@ -587,14 +598,14 @@ function sanitizeState(s) {
   const v = Number.isInteger(s.variant) ? s.variant : 0;
   if (sc && v >= 0 && v < sc.variants.length) {
     const built = buildScenario(ag, sc, v);
-    const same = ['config', 'token', 'now', 'remoteJwks'].every((k) => built[k] === out[k]) && sameRequest(built.request, out.request);
+    const same = ['config', 'token', 'now', 'remoteJwks', 'mcpResponse'].every((k) => built[k] === out[k]) && sameRequest(built.request, out.request);
     if (same) Object.assign(out, { scenario: sc.id, variant: v });
   }
   return out;
 }
 
 function sameRequest(a, b) {
-  const keys = ['method', 'path', 'authority', 'protocol', 'peer_uri', 'peer_digest'];
+  const keys = ['method', 'path', 'authority', 'protocol', 'peer_uri', 'peer_digest', 'body'];
   return keys.every((k) => (a[k] ?? '') === (b[k] ?? '')) && JSON.stringify(a.headers || {}) === JSON.stringify(b.headers || {});
 }
 
@@ -649,6 +660,8 @@ function toForm() {
   $('req-peer-uri').value = r.peer_uri;
   $('req-peer-digest').value = r.peer_digest;
   $('req-headers').value = Object.keys(r.headers || {}).length ? JSON.stringify(r.headers) : '';
+  $('req-body').value = r.body || '';
+  $('mcp-response').value = state.mcpResponse;
   $('now').value = String(state.now);
   renderNow();
   renderScenarios();
@@ -668,6 +681,7 @@ function fromRequestForm() {
   r.authority = $('req-authority').value;
   r.peer_uri = $('req-peer-uri').value;
   r.peer_digest = $('req-peer-digest').value;
+  r.body = $('req-body').value;
   const h = $('req-headers').value.trim();
   const errEl = $('request-error');
   errEl.hidden = true;
@@ -977,7 +991,11 @@ function wire() {
     state.remoteJwks = $('remote-jwks').value;
     decideSoon();
   });
-  for (const id of ['req-method', 'req-protocol', 'req-path', 'req-authority', 'req-peer-uri', 'req-peer-digest', 'req-headers']) {
+  $('mcp-response').addEventListener('input', () => {
+    state.mcpResponse = $('mcp-response').value;
+    decideSoon();
+  });
+  for (const id of ['req-method', 'req-protocol', 'req-path', 'req-authority', 'req-peer-uri', 'req-peer-digest', 'req-headers', 'req-body']) {
     $(id).addEventListener('input', () => {
       fromRequestForm();
       decideSoon();

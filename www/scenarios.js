@@ -81,6 +81,7 @@ const req = (method, path, extra = {}) => ({
   peer_uri: extra.peer_uri || '',
   peer_digest: extra.peer_digest || '',
   headers: extra.headers || {},
+  body: extra.body || '',
 });
 
 // --- the scenarios -------------------------------------------------------------------------
@@ -313,6 +314,112 @@ export const SCENARIOS = [
   },
 ];
 
+// --- MCP (SPEC §9) ---------------------------------------------------------------------------
+
+const MCP_RESOURCE = 'https://mcp.acme.example/mcp';
+const rpc = (method, params, id = 1) => JSON.stringify({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) });
+const toolCall = (name, args) => rpc('tools/call', { name, arguments: args }, 3);
+const mcpPost = (body) => req('POST', '/mcp', { authority: 'mcp.acme.example', body });
+const TOOLS = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 7,
+  result: {
+    tools: [
+      { name: 'create_payment', description: 'Pay a supplier', inputSchema: { type: 'object' } },
+      { name: 'invoices.get', description: 'Read an invoice', inputSchema: { type: 'object' } },
+      { name: 'admin_refund_all', description: 'Refund everything', inputSchema: { type: 'object' } },
+    ],
+  },
+});
+
+const mcpConfig = () => {
+  const c = config({
+    audience: MCP_RESOURCE,
+    actors: {
+      [agent('orchestrator')]: { max_scopes: ['invoices:read', 'payments:write'] },
+      [agent('payments')]: { max_scopes: ['payments:write'] },
+      [agent('billing')]: { max_scopes: ['invoices:read'] },
+    },
+    rules: [
+      {
+        id: 'mcp-pay',
+        match: { mcp: { methods: ['tools/call'], names: ['create_payment'] } },
+        require: {
+          scopes: ['payments:write'],
+          delegated: true,
+          human_subject: true,
+          arguments: [
+            { pointer: '/amount', max: 1000 },
+            { pointer: '/currency', one_of: ['EUR', 'USD'] },
+          ],
+        },
+      },
+      { id: 'mcp-invoices', match: { mcp: { methods: ['tools/call'], names: ['invoices.*'] } }, require: { scopes: ['invoices:read'] } },
+      { id: 'mcp-admin', match: { mcp: { methods: ['tools/call'], names: ['admin_*'] } }, require: { scopes: ['admin'] } },
+      { id: 'mcp-session', match: { path_exact: '/mcp' } },
+    ],
+  });
+  c.mcp = { endpoints: ['/mcp'], resource: MCP_RESOURCE, resource_name: 'ACME payments MCP' };
+  return c;
+};
+
+SCENARIOS.push({
+  id: 'mcp-payments',
+  title: 'MCP: a payments sub-agent calling tools over its cap',
+  story:
+    "Alice's finance orchestrator hands a payments sub-agent a create_payment call through the MCP " +
+    'server. The policy reads the JSON-RPC body: create_payment needs payments:write and an amount of ' +
+    'at most 1000; the tools/list answer keeps only the tools each caller could call.',
+  config: mcpConfig,
+  claims: () => human('user:alice', MCP_RESOURCE, 'invoices:read payments:write', { jti: 'tok-77aa' }),
+  chain: [
+    [agent('orchestrator'), 'ai_agent'],
+    [agent('payments'), 'ai_agent'],
+  ],
+  variants: [
+    {
+      label: 'Pay 4,800 EUR (cap 1,000)',
+      request: mcpPost(toolCall('create_payment', { amount: 4800, currency: 'EUR', to: 'ACME Tooling' })),
+      expect: 'argument_denied',
+    },
+    {
+      label: 'Pay 480 EUR',
+      request: mcpPost(toolCall('create_payment', { amount: 480, currency: 'EUR', to: 'ACME Tooling' })),
+      expect: 'allowed',
+    },
+    {
+      label: 'List tools as the payments sub-agent',
+      request: mcpPost(rpc('tools/list', undefined, 7)),
+      mcpResponse: TOOLS,
+      expect: 'allowed',
+    },
+    {
+      label: 'List tools as the billing sub-agent',
+      chain: [
+        [agent('orchestrator'), 'ai_agent'],
+        [agent('billing'), 'ai_agent'],
+      ],
+      request: mcpPost(rpc('tools/list', undefined, 7)),
+      mcpResponse: TOOLS,
+      expect: 'allowed',
+    },
+    {
+      label: 'The billing sub-agent calls create_payment',
+      chain: [
+        [agent('orchestrator'), 'ai_agent'],
+        [agent('billing'), 'ai_agent'],
+      ],
+      request: mcpPost(toolCall('create_payment', { amount: 480, currency: 'EUR' })),
+      expect: 'actor_scope_exceeded',
+    },
+    {
+      label: 'A body with two `name` members',
+      request: mcpPost('{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"invoices.get","name":"create_payment","arguments":{"amount":4800}}}'),
+      expect: 'mcp_malformed',
+    },
+  ],
+});
+
 /// Builds a scenario's state: config text, token, request, time. `ag` is the module.
 export function buildScenario(ag, scenario, variantIndex = 0) {
   const variant = scenario.variants[variantIndex] || scenario.variants[0];
@@ -331,5 +438,6 @@ export function buildScenario(ag, scenario, variantIndex = 0) {
     request: JSON.parse(JSON.stringify(variant.request)),
     now: NOW,
     remoteJwks: '',
+    mcpResponse: variant.mcpResponse || '',
   };
 }

@@ -64,6 +64,7 @@ async function cliCheck(inp) {
   for (const [name, jwks] of Object.entries(inp.remote_jwks || {})) {
     args.push('--jwks', `${name}=${tmpFile(typeof jwks === 'string' ? jwks : JSON.stringify(jwks))}`);
   }
+  if (inp.mcp_response != null) args.push('--mcp-response', tmpFile(inp.mcp_response));
   const out = await run(args);
   let report = null;
   try {
@@ -496,9 +497,10 @@ try {
         return cases.map((m) => {
           const remote = Object.keys(m.remote_jwks).length ? JSON.stringify(m.remote_jwks) : undefined;
           // A DPoP `replay` case: the page's session window sees the proof twice.
-          const first = m.replay ? JSON.parse(ag.check(m.config, m.request, m.now, remote)) : null;
-          const r = JSON.parse(ag.check(m.config, m.request, m.now, remote));
-          return { name: m.name, expect: m.expect, inputs: { config: m.config, request: m.request, now: m.now, remote_jwks: m.remote_jwks }, result: r, first };
+          const mcpResponse = m.mcp_response ?? undefined;
+          const first = m.replay ? JSON.parse(ag.check(m.config, m.request, m.now, remote, mcpResponse)) : null;
+          const r = JSON.parse(ag.check(m.config, m.request, m.now, remote, mcpResponse));
+          return { name: m.name, expect: m.expect, inputs: { config: m.config, request: m.request, now: m.now, remote_jwks: m.remote_jwks, mcp_response: m.mcp_response }, result: r, first };
         });
       },
       { cases },
@@ -522,6 +524,17 @@ try {
       }
       if (rep.reason !== d.expect.reason || rep.decision !== d.expect.decision) {
         why.push(`expected ${d.expect.decision}/${d.expect.reason}, browser gave ${rep.decision}/${rep.reason}`);
+      }
+      // SPEC §9: the filtered tools/list the playground shows.
+      if (d.expect.filtered_tools != null) {
+        const f = rep.filtered_response;
+        let got = null;
+        if (f && f.status === 502) got = 'unfilterable';
+        else if (f) {
+          const text = f.body.trim().startsWith('{') ? f.body : (f.body.split('\n').find((l) => l.startsWith('data:') && l.includes('"result"')) || '').slice(5);
+          try { got = JSON.parse(text).result.tools.map((t) => t.name); } catch { got = null; }
+        }
+        if (JSON.stringify(got) !== JSON.stringify(d.expect.filtered_tools)) why.push(`filtered tools ${JSON.stringify(got)}, expected ${JSON.stringify(d.expect.filtered_tools)}`);
       }
       if (why.length) problems.push(`${d.name}: ${why.join('; ')}`);
       else same += 1;

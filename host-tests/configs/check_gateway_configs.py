@@ -42,6 +42,11 @@ What is checked:
     of them passes `actwarden lint`.
 (d) The WasmPlugin runs in phase AUTHN with failStrategy FAIL_CLOSE (and the other settings
     its README relies on).
+(f) gateway-configs/mcp/ (SPEC §9, an MCP server behind actwarden): envoy.yaml passes
+    `envoy --mode validate` and embeds exactly mcp/actwarden.json, which passes `actwarden
+    lint` without warnings (its `mcp.resource` is a provider audience) and gives RFC 9728
+    metadata (`actwarden metadata`); wasmplugin.yaml passes the Istio schema, runs in AUTHN
+    with FAIL_CLOSE, and carries the same document modulo the JWKS cluster.
 (e) scripts/wasm_imports.py: its unit tests (host-tests/configs/test_wasm_imports.py), and
     the import check on dist/actwarden.wasm when it exists.
 """
@@ -76,6 +81,7 @@ CERTS = os.path.join(ENVOY_DIR, "certs")
 CRDS = os.path.join(HERE, "istio-crds", "crds.yaml")
 ACTWARDEN_JSON = os.path.join(ENVOY_DIR, "actwarden.json")
 ENVOY_YAML = os.path.join(ENVOY_DIR, "envoy.yaml")
+MCP_DIR = os.path.join(ROOT, "gateway-configs", "mcp")
 WASMPLUGIN_YAML = os.path.join(ISTIO_DIR, "wasmplugin.yaml")
 DIST_WASM = "dist/actwarden.wasm"  # as written in envoy.yaml, relative to the repo root
 WASM_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
@@ -593,6 +599,53 @@ def ensure_cli():
         subprocess.run(["cargo", "build", "-q", "--features", "cli"], cwd=ROOT, check=False)
 
 
+# --- (f) gateway-configs/mcp/ -------------------------------------------------------------
+def check_mcp_example(crds, expect_envoy):
+    cfg_path = os.path.join(MCP_DIR, "actwarden.json")
+    envoy_path = os.path.join(MCP_DIR, "envoy.yaml")
+    want = load_json(cfg_path)
+    if expect_envoy:
+        check("envoy --mode validate gateway-configs/mcp/envoy.yaml")(check_envoy_validate, envoy_path)
+
+    def embeds():
+        filters = wasm_filters(load_yaml_docs(envoy_path)[0])
+        expect(filters, "no wasm filter in mcp/envoy.yaml")
+        for p, tc in filters:
+            expect(plugin_json(tc) == want, f"{p}: configuration differs from mcp/actwarden.json")
+        return f"{len(filters)} filter(s)"
+
+    check("mcp/envoy.yaml embeds exactly gateway-configs/mcp/actwarden.json")(embeds)
+
+    def lint_clean():
+        r = subprocess.run([Env.actwarden, "lint", "--config", cfg_path], capture_output=True, text=True)
+        expect(r.returncode == 0, f"lint exit {r.returncode}: {r.stderr}")
+        expect("warning" not in r.stderr, f"lint warns: {r.stderr}")
+        m = subprocess.run([Env.actwarden, "metadata", "--config", cfg_path], capture_output=True, text=True)
+        expect(m.returncode == 0, f"metadata exit {m.returncode}: {m.stderr}")
+        doc = json.loads(m.stdout)
+        expect(doc["resource"] == want["mcp"]["resource"], f"metadata resource {doc['resource']}")
+        return f"scopes_supported {doc['scopes_supported']}"
+
+    check("actwarden lint + metadata gateway-configs/mcp/actwarden.json")(lint_clean)
+    docs = load_yaml_docs(os.path.join(MCP_DIR, "wasmplugin.yaml"))
+    for i, doc in enumerate(docs):
+        check(f"istio schema gateway-configs/mcp/wasmplugin.yaml#{i}")(
+            check_istio_manifest, "wasmplugin.yaml", i, doc, crds)
+
+    def same_config():
+        wp = find_kind(docs, "WasmPlugin")
+        expect(wp["spec"].get("phase") == "AUTHN" and wp["spec"].get("failStrategy") == "FAIL_CLOSE",
+               "phase/failStrategy")
+        cfg = copy.deepcopy(wp["spec"]["pluginConfig"])
+        for name, uri in remote_jwks(cfg).items():
+            expect(uri["cluster"] == ISTIO_JWKS_CLUSTER, f"{name}: cluster {uri['cluster']}")
+            uri["cluster"] = remote_jwks(want)[name]["cluster"]
+        expect(cfg == want, "pluginConfig differs from mcp/actwarden.json beyond the JWKS cluster")
+        return "AUTHN, FAIL_CLOSE, same document"
+
+    check("mcp/wasmplugin.yaml pluginConfig == mcp/actwarden.json modulo JWKS cluster")(same_config)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wasm", help="use this module as dist/actwarden.wasm (Envoy runs from a scratch root)")
@@ -678,6 +731,9 @@ def main() -> int:
             subprocess.run([Env.actwarden, "lint", "--config", write_tmp("bad.json", json.dumps(
                 {**load_json(ACTWARDEN_JSON), "on_no_match": "maybe"}))], capture_output=True).returncode == 2,
             "lint accepted on_no_match: maybe"))
+
+        # (f) the MCP example
+        check_mcp_example(crds, expect_envoy)
 
         # (d) WasmPlugin settings
         check("istio WasmPlugin phase AUTHN, failStrategy FAIL_CLOSE")(check_wasmplugin_settings, istio_docs)

@@ -63,6 +63,9 @@ pub struct CheckInput<'a> {
     /// The DPoP replay window to decide with (SPEC §10): a policy test file's or a
     /// playground session's. `None`: a window of this one decision (the CLI's `check`).
     pub replay: Option<&'a dyn ReplayWindow>,
+    /// The upstream's response to this request, when it is a `tools/list` (SPEC §9): the
+    /// report then has `filtered_response`. JSON when it starts with `{`, else SSE.
+    pub mcp_response: Option<&'a [u8]>,
 }
 
 /// What a host prints or shows for one request.
@@ -105,7 +108,11 @@ pub fn check(input: CheckInput<'_>) -> Result<CheckOutput, ApiError> {
     if let (Some(clock), Some(started)) = (input.clock, started) {
         decision.audit.eval_us = Some(clock().saturating_sub(started));
     }
-    let report = report::decision_json(&decision);
+    let mut report = report::decision_json(&decision);
+    if let (Some(body), Value::Object(map)) = (input.mcp_response, &mut report) {
+        let filtered = filtered_response(ctx, &request, &decision, input.now, body);
+        map.insert("filtered_response".into(), filtered);
+    }
     let explain = input
         .explain
         .then(|| explanation(policy, &request, &decision));
@@ -114,6 +121,47 @@ pub fn check(input: CheckInput<'_>) -> Result<CheckOutput, ApiError> {
         report,
         explain,
     })
+}
+
+/// What the gateway would send back for `body` (SPEC §9): `null` unless the request is an
+/// allowed `tools/list` with filtering on; else `{"status", "content_type", "body",
+/// "kept", "removed"}`, or the 502 that replaces an unfilterable response.
+fn filtered_response(
+    ctx: Context<'_>,
+    request: &Request,
+    decision: &Decision,
+    now: UnixTime,
+    body: &[u8],
+) -> Value {
+    let Some(facts) = decision
+        .mcp
+        .as_ref()
+        .filter(|_| decision.filters_tools_list(ctx.policy))
+    else {
+        return Value::Null;
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let content_type = if first == Some(&b'{') {
+        "application/json"
+    } else {
+        "text/event-stream"
+    };
+    let out = crate::core::mcp::filter_tools_list(ctx, request, facts, now, content_type, body);
+    match out {
+        Ok(f) => json!({
+            "status": 200,
+            "content_type": content_type,
+            "body": String::from_utf8_lossy(&f.body),
+            "kept": f.kept,
+            "removed": f.removed,
+        }),
+        Err(why) => json!({
+            "status": crate::core::mcp::UNFILTERABLE_STATUS,
+            "content_type": "application/json",
+            "body": crate::core::mcp::UNFILTERABLE_BODY,
+            "detail": why.describe(),
+        }),
+    }
 }
 
 fn explanation(policy: &Policy, request: &Request, decision: &Decision) -> Value {
@@ -142,6 +190,7 @@ pub fn check_json(
         explain: false,
         clock: None,
         replay: None,
+        mcp_response: None,
     })?;
     Ok((out.decision, out.report))
 }

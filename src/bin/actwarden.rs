@@ -48,6 +48,10 @@ enum Command {
         /// and `chain` (each actor's ceiling and the scopes it removed), as the playground shows.
         #[arg(long)]
         explain: bool,
+        /// The upstream's response to this request (a `tools/list`; JSON, or SSE when it
+        /// does not start with `{`): adds `filtered_response`, what the gateway passes on.
+        #[arg(long = "mcp-response", value_name = "FILE")]
+        mcp_response: Option<String>,
     },
     /// Print the policy as an auth matrix: per rule, who may do what with which credential.
     Matrix {
@@ -72,6 +76,11 @@ enum Command {
     },
     /// Validate a configuration (exit 0 or 2).
     Lint {
+        #[arg(long)]
+        config: String,
+    },
+    /// Print the RFC 9728 protected-resource metadata the gateway serves (SPEC §9).
+    Metadata {
         #[arg(long)]
         config: String,
     },
@@ -193,6 +202,8 @@ enum CliError {
     HeaderNotObject,
     /// `matrix` and `test` render their own typed errors (file, JSON path, case) as text.
     Subcommand(String),
+    /// `metadata` for a configuration without `mcp.resource`.
+    NoResource,
 }
 
 impl From<CliError> for String {
@@ -224,6 +235,9 @@ impl std::fmt::Display for CliError {
             CliError::ClaimsNotJson(e) => write!(f, "`--claims`: {e}"),
             CliError::HeaderNotObject => f.write_str("`--header` must be a JSON object"),
             CliError::Subcommand(message) => f.write_str(message),
+            CliError::NoResource => f.write_str(
+                "the configuration has no `mcp.resource`: there is no metadata to serve",
+            ),
         }
     }
 }
@@ -260,8 +274,17 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             now,
             jwks,
             explain,
-        } => check(&config, &request, now, &jwks, explain),
+            mcp_response,
+        } => check(
+            &config,
+            &request,
+            now,
+            &jwks,
+            explain,
+            mcp_response.as_deref(),
+        ),
         Command::Lint { config } => lint(&config),
+        Command::Metadata { config } => metadata(&config),
         Command::Keygen { alg, kid } => keygen(&alg, &kid),
         Command::Jwks { keys } => public_jwks(&keys),
         Command::Matrix { config, format } => {
@@ -330,9 +353,14 @@ fn check(
     now: Option<f64>,
     jwks: &[String],
     explain: bool,
+    mcp_response: Option<&str>,
 ) -> Result<ExitCode, CliError> {
     let config_text = read(config)?;
     let request_text = read(request)?;
+    let mcp_response = match mcp_response {
+        None => None,
+        Some(path) => Some(std::fs::read(path).map_err(|e| FileError::io(path, &e))?),
+    };
     let now = now_or_clock(now)?;
     let remote = remote_keys(jwks)?;
     let origin = Instant::now();
@@ -349,6 +377,7 @@ fn check(
         clock: Some(&clock),
         // One request per run: the window of this decision only (SPEC §10).
         replay: None,
+        mcp_response: mcp_response.as_deref(),
     })
     .map_err(CliError::Api)?;
     let mut report = out.report;
@@ -387,8 +416,25 @@ fn lint(config: &str) -> Result<ExitCode, CliError> {
     for note in policy.notes() {
         eprintln!("actwarden: note: {note}");
     }
+    for warning in actwarden::mcp::warnings(&policy) {
+        eprintln!("actwarden: warning: {warning}");
+    }
     emit("ok");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `metadata`: the RFC 9728 document (exit 2 without `mcp.resource`).
+fn metadata(config: &str) -> Result<ExitCode, CliError> {
+    let text = read(config)?;
+    let policy = Policy::from_json_with_files(&text, &read_relative(config))
+        .map_err(|e| CliError::Api(ApiError::Config(e)))?;
+    match actwarden::mcp::metadata_document(&policy) {
+        Some(doc) => {
+            emit(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Err(CliError::NoResource),
+    }
 }
 
 fn keygen(alg: &str, kid: &str) -> Result<ExitCode, CliError> {

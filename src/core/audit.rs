@@ -44,6 +44,9 @@ pub struct AuditRecord {
     pub token_id: Option<String>,
     pub method: String,
     pub path: String,
+    /// SPEC §9: the MCP message's method and name; `null` when not MCP. (Arguments never.)
+    pub mcp_method: Option<String>,
+    pub mcp_name: Option<String>,
     pub authority: Option<String>,
     pub request_id: Option<String>,
     pub trace_id: Option<String>,
@@ -96,6 +99,8 @@ impl AuditRecord {
         w.str("token_id", self.token_id.as_deref());
         w.str("method", Some(&self.method));
         w.str("path", Some(&self.path));
+        w.str("mcp_method", self.mcp_method.as_deref());
+        w.str("mcp_name", self.mcp_name.as_deref());
         w.str("authority", self.authority.as_deref());
         w.str("request_id", self.request_id.as_deref());
         w.str("trace_id", self.trace_id.as_deref());
@@ -323,6 +328,8 @@ mod tests {
             token_id: some("0123456789abcdef"),
             method: text.into(),
             path: text.into(),
+            mcp_method: some("tools/call"),
+            mcp_name: some(text),
             authority: some(text),
             request_id: some(text),
             trace_id: some("4bf92f3577b34da6a3ce929d0e0e4736"),

@@ -53,6 +53,9 @@ pub enum Verdict {
         denial: Denial,
         response: DenyResponse,
     },
+    /// Answered by the gateway itself, never forwarded: the RFC 9728 metadata `GET`
+    /// (SPEC §9, `resource_metadata`, 200). Not a denial.
+    Answer { response: DenyResponse },
 }
 
 impl Verdict {
@@ -61,6 +64,7 @@ impl Verdict {
             Verdict::Allow { .. } => Reason::Allowed,
             Verdict::AllowAnonymous => Reason::AllowedAnonymous,
             Verdict::Deny { denial, .. } => denial.reason(),
+            Verdict::Answer { .. } => Reason::ResourceMetadata,
         }
     }
 }
@@ -77,13 +81,20 @@ pub struct Decision {
     pub audit: AuditRecord,
     /// The checks run, in order; only when asked for (`decide_traced`), for explanations.
     pub trace: Option<Trace>,
+    /// What the MCP message said (SPEC §9), arguments dropped; `None` when the request is
+    /// not one (or was refused before its body was read).
+    pub mcp: Option<crate::core::mcp::McpFacts>,
 }
 
 impl Decision {
     /// The reply a host must send instead of forwarding: a denial's response, unless the
-    /// denial is in shadow mode (SPEC §11).
+    /// denial is in shadow mode (SPEC §11), or the gateway's own answer (SPEC §9), which is
+    /// never forwarded whatever the mode.
     pub fn enforced_response(&self) -> Option<&DenyResponse> {
-        self.response().filter(|_| self.enforced)
+        match &self.verdict {
+            Verdict::Answer { response } => Some(response),
+            _ => self.response().filter(|_| self.enforced),
+        }
     }
 
     pub fn is_allowed(&self) -> bool {
@@ -106,12 +117,29 @@ impl Decision {
         }
     }
 
-    /// The local reply for a denied request; `None` on allow.
+    /// The local reply: for a denied request, or the gateway's own answer
+    /// (`Verdict::Answer`); `None` when the request is forwarded.
     pub fn response(&self) -> Option<&DenyResponse> {
         match &self.verdict {
-            Verdict::Deny { response, .. } => Some(response),
+            Verdict::Deny { response, .. } | Verdict::Answer { response } => Some(response),
             _ => None,
         }
+    }
+
+    /// Whether the host must filter the response (SPEC §9): an allowed `tools/list` with
+    /// `mcp.filter_tools_list` on.
+    pub fn filters_tools_list(&self, policy: &crate::core::config::Policy) -> bool {
+        let filtering = policy.mcp.as_ref().is_some_and(|m| m.filter_tools_list);
+        let list = self
+            .mcp
+            .as_ref()
+            .is_some_and(|f| f.method.as_deref() == Some("tools/list"));
+        filtering
+            && list
+            && matches!(
+                self.verdict,
+                Verdict::Allow { .. } | Verdict::AllowAnonymous
+            )
     }
 
     /// Identity headers to set on the forwarded request (empty unless `allowed`).

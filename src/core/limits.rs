@@ -159,3 +159,39 @@ pub(crate) fn clip_for_error(text: String) -> String {
         text.len()
     )
 }
+
+// ---------------------------------------------------------------------------------------
+// MCP (SPEC §9).
+
+/// `mcp.max_body_bytes` when absent: 64 KiB, the SPEC's example. A JSON-RPC tool call with
+/// its arguments is a few KiB; the budget is what the gateway buffers per request.
+pub(crate) const DEFAULT_MCP_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest `mcp.max_body_bytes` a configuration may set: 1 MiB, Envoy's default
+/// `per_connection_buffer_limit_bytes`, past which Envoy itself refuses to buffer a body.
+pub(crate) const MAX_MCP_BODY_BYTES: usize = 1024 * 1024;
+
+/// `mcp.max_response_bytes` when absent (SPEC §9 example): a `tools/list` of hundreds of
+/// tools with schemas stays well below 1 MiB.
+pub(crate) const DEFAULT_MCP_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Largest `mcp.max_response_bytes` a configuration may set: 16 MiB per buffered response
+/// per request is the most a worker should hold for a tool list.
+pub(crate) const MAX_MCP_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// JSON nesting allowed in an MCP message or a `tools/list` response. Tool arguments and
+/// input schemas nest a few levels; 64 is generous and stays far below serde_json's
+/// recursion limit (`MAX_JSON_DEPTH`), so a nesting bomb is `mcp_malformed`, never a crash.
+pub(crate) const MAX_MCP_JSON_DEPTH: usize = 64;
+
+/// Longest JSON-RPC `method` accepted. MCP's method names are under 40 bytes
+/// (`notifications/resources/list_changed`); the bound keeps audit records small.
+pub(crate) const MAX_MCP_METHOD_BYTES: usize = 128;
+
+/// Longest `name` (tool or prompt name, resource URI) accepted: MCP tool names are at most
+/// 128 characters (SEP-986); resource URIs get the audit budget for request fields.
+pub(crate) const MAX_MCP_NAME_BYTES: usize = MAX_AUDIT_REQUEST_FIELD;
+
+/// Most conditions in one rule's `require.arguments`: each costs a pointer walk per
+/// request; 64 is more than any tool has parameters worth constraining.
+pub(crate) const MAX_ARGUMENT_CONDITIONS: usize = 64;

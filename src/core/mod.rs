@@ -50,6 +50,10 @@ pub(crate) mod decision;
 /// 12. The audit record.
 pub(crate) mod audit;
 
+/// MCP messages (SPEC §9): read before step 1, matched in 3, argument conditions in
+/// step 8; discovery metadata and `tools/list` filtering around the decision.
+pub(crate) mod mcp;
+
 /// Runs 1–12 in order.
 pub(crate) mod pipeline;
 

@@ -12,6 +12,7 @@ use crate::core::decision::{deny_response, is_identity_header, Decision, Verdict
 use crate::core::dpop::{self, ReplayWindow};
 use crate::core::keys::RemoteKeys;
 use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
+use crate::core::mcp::{self, McpFacts};
 use crate::core::reasons::{Denial, Reason};
 use crate::core::request::Request;
 use crate::core::time::UnixTime;
@@ -58,14 +59,31 @@ fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Record
         .collect();
     let mut audit = audit_of_request(request, now);
     let mut rule_for_response: Option<&Rule> = None;
-    let outcome = evaluate(
-        ctx,
-        request,
-        now,
-        &mut audit,
-        &mut rule_for_response,
-        &mut t,
-    );
+    // SPEC §9: the metadata GET is the gateway's own answer; an MCP message is read (size,
+    // shape, headers) before step 1.
+    let facts = mcp_message(ctx.policy, request, &mut t);
+    let outcome = match (&facts, mcp::metadata::answer(ctx.policy, request)) {
+        (_, Some(response)) => Ok(Verdict::Answer { response }),
+        (Err(denial), None) => Err(denial.clone()),
+        (Ok(facts), None) => {
+            if let Some(f) = facts {
+                audit.mcp_method = f.method.clone();
+                audit.mcp_name = f
+                    .name
+                    .as_deref()
+                    .map(|n| truncate(n, MAX_AUDIT_REQUEST_FIELD));
+            }
+            evaluate(
+                ctx,
+                request,
+                facts.as_ref(),
+                now,
+                &mut audit,
+                &mut rule_for_response,
+                &mut t,
+            )
+        }
+    };
     // SPEC §11: the matched rule's mode, else (no rule yet) the policy's.
     let enforced = rule_for_response
         .map_or(ctx.policy.mode, |rule| rule.mode)
@@ -75,6 +93,9 @@ fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Record
         Ok(verdict) => {
             audit.decision = "allow";
             audit.reason = verdict.reason();
+            if let Verdict::Answer { response } = &verdict {
+                audit.status = Some(response.http_status);
+            }
             verdict
         }
         Err(denial) => deny(ctx.policy, denial, request, rule_for_response, &mut audit),
@@ -85,6 +106,45 @@ fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Record
         enforced,
         audit,
         trace: t.finish(),
+        // Arguments are dropped here: the decision outlives the check that needed them.
+        mcp: facts.ok().flatten().map(|f| McpFacts {
+            arguments: None,
+            ..f
+        }),
+    }
+}
+
+/// The checks SPEC §9 puts before step 1, for an MCP message: size, shape, headers.
+/// `Ok(None)`: the request is not an MCP message.
+fn mcp_message(
+    policy: &Policy,
+    request: &Request,
+    t: &mut Recorder,
+) -> Result<Option<McpFacts>, Denial> {
+    if !mcp::message::is_mcp_message(policy, request) {
+        return Ok(None);
+    }
+    match mcp::message::read(policy, request) {
+        Ok(facts) => {
+            t.pass(Step::McpBody);
+            t.pass(Step::McpMessage);
+            t.pass(Step::McpHeaders);
+            Ok(Some(facts))
+        }
+        Err(denial) => {
+            let failed = match denial {
+                Denial::McpBodyTooLarge { .. } => Step::McpBody,
+                Denial::McpMalformed(_) => Step::McpMessage,
+                _ => Step::McpHeaders,
+            };
+            for step in [Step::McpBody, Step::McpMessage] {
+                if step == failed {
+                    break;
+                }
+                t.pass(step);
+            }
+            Err(t.fail(failed, denial))
+        }
     }
 }
 
@@ -123,6 +183,8 @@ fn audit_of_request(request: &Request, now: UnixTime) -> AuditRecord {
         binding: BindingOutcome::NotChecked,
         eval_us: None,
         detail: None,
+        mcp_method: None,
+        mcp_name: None,
     }
 }
 
@@ -144,6 +206,7 @@ fn deny(
     };
     let mut response = deny_response(&denial, &detail, request.is_grpc(), scopes, acr.as_deref());
     dpop::rewrite_challenge(policy, request, reason, &mut response.headers);
+    mcp::metadata::challenge(policy, reason.status(), &mut response);
     audit.detail = Some(detail);
     Verdict::Deny { denial, response }
 }
@@ -160,17 +223,14 @@ fn acr_values(rule: &Rule) -> Option<Vec<String>> {
 fn route<'p>(
     policy: &'p Policy,
     request: &Request,
+    facts: Option<&McpFacts>,
     t: &mut Recorder,
 ) -> Result<Result<&'p Rule, Verdict>, Denial> {
     let path = request.path_only();
     if !crate::core::request::path::is_normalized(path) {
         return Err(t.fail(Step::Route, Denial::PathNotNormalized));
     }
-    match policy
-        .rules
-        .iter()
-        .find(|r| rules::matches(r, &request.method, path))
-    {
+    match find_rule(policy, &request.method, path, facts) {
         Some(rule) => {
             t.pass(Step::Route);
             Ok(Ok(rule))
@@ -183,6 +243,19 @@ fn route<'p>(
             }
         },
     }
+}
+
+/// The first rule whose `match` fits (SPEC §2, with `match.mcp` of SPEC §9).
+pub(crate) fn find_rule<'p>(
+    policy: &'p Policy,
+    method: &str,
+    path: &str,
+    facts: Option<&McpFacts>,
+) -> Option<&'p Rule> {
+    policy
+        .rules
+        .iter()
+        .find(|r| rules::matches(r, method, path) && mcp::matching::fits(r.mcp.as_ref(), facts))
 }
 
 /// Step 2 (presence): the one token, or the verdict for a request without one.
@@ -216,19 +289,57 @@ fn one_token<'r>(
 fn evaluate<'p>(
     ctx: Context<'p>,
     request: &Request,
+    facts: Option<&McpFacts>,
     now: UnixTime,
     audit: &mut AuditRecord,
     rule_out: &mut Option<&'p Rule>,
     t: &mut Recorder,
 ) -> Result<Verdict, Denial> {
-    let policy = ctx.policy;
     // 1. rule
-    let rule = match route(policy, request, t)? {
+    let rule = match route(ctx.policy, request, facts, t)? {
         Ok(rule) => rule,
         Err(verdict) => return Ok(verdict),
     };
     *rule_out = Some(rule);
     audit.rule = Some(rule.id.clone());
+    let arguments = Arguments::Check(facts.and_then(|f| f.arguments.as_ref()));
+    evaluate_rule(ctx, request, rule, arguments, now, audit, t)
+}
+
+/// What `require.arguments` is checked against.
+#[derive(Clone, Copy)]
+enum Arguments<'a> {
+    Check(Option<&'a serde_json::Map<String, serde_json::Value>>),
+    /// `tools/list` filtering: "every check except `require.arguments`" (SPEC §9).
+    Skip,
+}
+
+/// Whether a request under `rule` passes steps 2–8 with this request's token, peer and
+/// time, `require.arguments` aside: the test of a tool in a filtered `tools/list`.
+pub(crate) fn passes_rule(ctx: Context<'_>, request: &Request, rule: &Rule, now: UnixTime) -> bool {
+    let mut audit = audit_of_request(request, now);
+    let mut t = Recorder::off();
+    // The request's DPoP proof was checked (and its `jti` recorded) when the request was
+    // decided; checking it again per tool must not find it replayed.
+    let window = crate::core::dpop::MemoryWindow::new();
+    let ctx = Context {
+        replay: &window,
+        ..ctx
+    };
+    evaluate_rule(ctx, request, rule, Arguments::Skip, now, &mut audit, &mut t).is_ok()
+}
+
+/// Steps 2–8 under the matched rule.
+fn evaluate_rule(
+    ctx: Context<'_>,
+    request: &Request,
+    rule: &Rule,
+    arguments: Arguments<'_>,
+    now: UnixTime,
+    audit: &mut AuditRecord,
+    t: &mut Recorder,
+) -> Result<Verdict, Denial> {
+    let policy = ctx.policy;
 
     // 2. token; 3. verification (and the claim types of 4)
     let token = match one_token(policy, rule, request, t)? {
@@ -280,6 +391,15 @@ fn evaluate<'p>(
         provider.clock_skew_s,
         t,
     )?;
+    // SPEC §9: the last check of step 8.
+    match (arguments, rule.require.arguments.as_slice()) {
+        (_, []) => t.not_applicable(Step::RequireArguments, "not required"),
+        (Arguments::Skip, _) => t.not_applicable(Step::RequireArguments, "not checked"),
+        (Arguments::Check(args), conditions) => t.check(
+            Step::RequireArguments,
+            mcp::arguments::check(conditions, args, claims),
+        )?,
+    }
 
     Ok(Verdict::Allow {
         identity_headers: identity_headers(claims, effective, rule),
@@ -319,6 +439,7 @@ mod tests {
             headers: vec![("x-request-id".into(), "r".repeat(5000))],
             peer: None,
             scheme: None,
+            body: None,
         };
         let ctx = Context {
             policy: &policy,

@@ -45,10 +45,17 @@ pub enum Reason {
     DpopRequired,
     DpopInvalid,
     DpopReplayed,
+    // SPEC §9 (MCP).
+    McpBodyTooLarge,
+    McpMalformed,
+    McpHeaderMismatch,
+    ArgumentDenied,
+    /// Not a denial: the gateway answered the RFC 9728 metadata `GET` itself (200).
+    ResourceMetadata,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 36] = [
+    pub const ALL: [Reason; 41] = [
         Reason::Allowed,
         Reason::AllowedAnonymous,
         Reason::TokenMissing,
@@ -85,6 +92,11 @@ impl Reason {
         Reason::DpopRequired,
         Reason::DpopInvalid,
         Reason::DpopReplayed,
+        Reason::McpBodyTooLarge,
+        Reason::McpMalformed,
+        Reason::McpHeaderMismatch,
+        Reason::ArgumentDenied,
+        Reason::ResourceMetadata,
     ];
 
     pub fn code(self) -> &'static str {
@@ -126,6 +138,11 @@ impl Reason {
             DpopRequired => "dpop_required",
             DpopInvalid => "dpop_invalid",
             DpopReplayed => "dpop_replayed",
+            McpBodyTooLarge => "mcp_body_too_large",
+            McpMalformed => "mcp_malformed",
+            McpHeaderMismatch => "mcp_header_mismatch",
+            ArgumentDenied => "argument_denied",
+            ResourceMetadata => "resource_metadata",
         }
     }
 
@@ -144,6 +161,11 @@ impl Reason {
             | DelegationRequired | DelegationForbidden | ClaimMismatch | PeerMismatch
             | RouteDenied => Some(403),
             JwksUnavailable => Some(503),
+            McpBodyTooLarge => Some(413),
+            McpMalformed | McpHeaderMismatch => Some(400),
+            ArgumentDenied => Some(403),
+            // The status of the local answer; the decision is not a denial.
+            ResourceMetadata => Some(200),
         }
     }
 
@@ -308,6 +330,20 @@ pub enum Denial {
         /// this `jti`.
         window_full: bool,
     },
+    // SPEC §9 (MCP). None of these carries body content: a body may hold secrets.
+    McpBodyTooLarge {
+        size: usize,
+        max: usize,
+    },
+    McpMalformed(crate::core::mcp::McpProblem),
+    McpHeaderMismatch {
+        header: &'static str,
+    },
+    /// A `require.arguments` condition failed (the pointer and test, never the value).
+    ArgumentDenied {
+        pointer: String,
+        test: &'static str,
+    },
 }
 
 /// Why a bearer token was not enough (`dpop_required`).
@@ -364,6 +400,10 @@ impl Denial {
             DpopRequired(_) => Reason::DpopRequired,
             DpopInvalid(_) => Reason::DpopInvalid,
             DpopReplayed { .. } => Reason::DpopReplayed,
+            McpBodyTooLarge { .. } => Reason::McpBodyTooLarge,
+            McpMalformed(_) => Reason::McpMalformed,
+            McpHeaderMismatch { .. } => Reason::McpHeaderMismatch,
+            ArgumentDenied { .. } => Reason::ArgumentDenied,
         }
     }
 
@@ -493,6 +533,18 @@ impl Denial {
             }
             DpopReplayed { window_full: true } => {
                 "the DPoP replay window is full; the proof cannot be checked for replay and is refused".into()
+            }
+            // Not the size: a gateway stops reading one byte past the budget, so only
+            // "more than max" is a fact every host knows alike.
+            McpBodyTooLarge { max, .. } => {
+                format!("the MCP message is larger than the {max} bytes allowed")
+            }
+            McpMalformed(problem) => problem.describe().to_owned(),
+            McpHeaderMismatch { header } => {
+                format!("the `{header}` header does not say what the MCP body says")
+            }
+            ArgumentDenied { pointer, test } => {
+                format!("tool argument `{pointer}` fails its `{test}` condition")
             }
         }
     }

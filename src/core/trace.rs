@@ -10,6 +10,9 @@ use crate::core::reasons::{Denial, Reason};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Step {
+    McpBody,
+    McpMessage,
+    McpHeaders,
     Route,
     TokenPresent,
     TokenSingle,
@@ -46,11 +49,15 @@ pub enum Step {
     RequireScopes,
     RequireClaims,
     RequireFreshAuth,
+    RequireArguments,
 }
 
 impl Step {
     /// Every step, in SPEC order (what a view lists for the steps a decision never reached).
-    pub const ALL: [Step; 36] = [
+    pub const ALL: [Step; 40] = [
+        Step::McpBody,
+        Step::McpMessage,
+        Step::McpHeaders,
         Step::Route,
         Step::TokenPresent,
         Step::TokenSingle,
@@ -87,12 +94,16 @@ impl Step {
         Step::RequireScopes,
         Step::RequireClaims,
         Step::RequireFreshAuth,
+        Step::RequireArguments,
     ];
 
     /// The stable id shown to people (`actwarden check --explain`, the playground).
     pub fn id(self) -> &'static str {
         use Step::*;
         match self {
+            McpBody => "mcp.body_size",
+            McpMessage => "mcp.message",
+            McpHeaders => "mcp.headers",
             Route => "route",
             TokenPresent => "token.present",
             TokenSingle => "token.single",
@@ -129,13 +140,16 @@ impl Step {
             RequireScopes => "require.scopes",
             RequireClaims => "require.claims",
             RequireFreshAuth => "require.fresh_auth_s",
+            RequireArguments => "require.arguments",
         }
     }
 
-    /// The numbered stage of SPEC §4 the step belongs to (1–8).
+    /// The numbered stage of SPEC §4 the step belongs to (1–8; 0 for the MCP checks that
+    /// SPEC §9 puts before step 1).
     pub fn stage(self) -> u8 {
         use Step::*;
         match self {
+            McpBody | McpMessage | McpHeaders => 0,
             Route => 1,
             TokenPresent | TokenSingle | TokenSize | TokenShape => 2,
             VerifyIssuer | VerifyTyp | VerifyAlg | VerifyKeys | VerifyKid | VerifyKeyAlg
@@ -145,7 +159,7 @@ impl Step {
             Revocation => 6,
             DpopScheme | DpopProof | DpopReplay | BindingRequired | BindingCnf | BindingPeer => 7,
             RequireDelegated | RequireHumanSubject | RequireActors | RequireMaxChainDepth
-            | RequireScopes | RequireClaims | RequireFreshAuth => 8,
+            | RequireScopes | RequireClaims | RequireFreshAuth | RequireArguments => 8,
         }
     }
 }

@@ -89,12 +89,18 @@ pub fn reasons() -> String {
 // lint
 
 /// Validates a configuration (SPEC §2), as `actwarden lint`. On success: `notes` (keys that
-/// were skipped), `providers` and `rules` (ids, in order). On failure: `error.path`.
+/// were skipped), `warnings` (as `lint` prints them), `providers` and `rules` (ids, in order). On failure: `error.path`.
 #[wasm_bindgen]
 pub fn lint(config_json: &str) -> String {
     match Policy::from_json(config_json) {
         Ok(policy) => ok(object(vec![
             ("notes", json!(policy.notes())),
+            // SPEC §9: what `actwarden lint` prints as warnings (e.g. `mcp.resource` in no
+            // provider's audiences).
+            (
+                "warnings",
+                json!(crate::core::mcp::config::warnings(&policy)),
+            ),
             (
                 "providers",
                 json!(policy
@@ -155,13 +161,16 @@ pub fn reset_replay_window() {
 /// Returns `{"ok": true, "allowed", "report", "checks", "chain"}`: `report` is what the CLI
 /// prints (every field equal but the measured `eval_us`), `checks` every check of SPEC §4
 /// in order with `pass`/`fail`/`not_reached`/`not_applicable`, `chain` the delegation chain
-/// with each actor's ceiling and the scopes it removed.
+/// with each actor's ceiling and the scopes it removed. `mcp_response`, when given, is the
+/// upstream's answer to a `tools/list`: `report.filtered_response` is what the gateway
+/// would pass on (SPEC §9; `actwarden check --mcp-response`).
 #[wasm_bindgen]
 pub fn check(
     config_json: &str,
     request_json: &str,
     now_seconds: f64,
     remote_jwks_json: Option<String>,
+    mcp_response: Option<String>,
 ) -> String {
     if !(now_seconds.is_finite() && now_seconds >= 0.0) {
         return fail("now", "", "`now` must be a non-negative number of seconds");
@@ -184,6 +193,7 @@ pub fn check(
             explain: true,
             clock: Some(&clock),
             replay: Some(window),
+            mcp_response: mcp_response.as_deref().map(str::as_bytes),
         })
     });
     let out = match checked {

@@ -22,6 +22,22 @@ pub fn find_token(policy: &Policy, request: &Request) -> Option<String> {
 /// For people: what a check makes sure of, and the reasons it can give.
 fn describe(step: Step) -> (&'static str, &'static [&'static str]) {
     match step {
+        Step::McpBody => (
+            "MCP message within mcp.max_body_bytes",
+            &["mcp_body_too_large"],
+        ),
+        Step::McpMessage => (
+            "MCP body is one strict JSON-RPC 2.0 object",
+            &["mcp_malformed"],
+        ),
+        Step::McpHeaders => (
+            "mcp-method / mcp-name headers agree with the body",
+            &["mcp_header_mismatch"],
+        ),
+        Step::RequireArguments => (
+            "require.arguments (tool call arguments)",
+            &["argument_denied"],
+        ),
         Step::Route => ("a rule matches the method and path", &["route_denied"]),
         Step::TokenPresent => ("a token is present", &["token_missing"]),
         Step::TokenSingle => ("exactly one token", &["token_malformed"]),

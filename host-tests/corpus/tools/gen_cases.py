@@ -44,6 +44,8 @@ STATUS = {
     "delegation_required": 403, "delegation_forbidden": 403, "claim_mismatch": 403,
     "peer_mismatch": 403, "route_denied": 403, "jwks_unavailable": 503,
     "dpop_required": 401, "dpop_invalid": 401, "dpop_replayed": 401,
+    "mcp_body_too_large": 413, "mcp_malformed": 400, "mcp_header_mismatch": 400,
+    "argument_denied": 403,
 }
 
 
@@ -167,11 +169,13 @@ def deny(reason, audit=None, response_headers=None, response_status=None, header
 
 
 def case(name, about, expect, token=None, request=None, config="main", twin=None,
-         remote=None, now=NOW, dpop=None):
+         remote=None, now=NOW, dpop=None, mcp_response=None):
     c = {"name": name, "about": about, "config": config, "now": now}
     if remote is not None:
         c["remote_jwks"] = remote
     c["request"] = request if request is not None else req()
+    if mcp_response is not None:
+        c["mcp_response"] = mcp_response
     if token is not None:
         c["token"] = token
     if dpop is not None:
@@ -1284,6 +1288,10 @@ def shadow():
              shadowed(deny("token_missing"), True), None, pay_req(), config="shadow-policy",
              twin=tw({"token": tok(claims=pay_claims())},
                      shadowed(allow(PAY_IDS), True))),
+    ]
+
+
+# ------------------------------------------------------------------------------------
 # 10: DPoP (SPEC §10), config `dpop`: corp-sts allows it, partner-sts requires it (ES256).
 
 DPOP_ALGS = 'algs="ES256 EdDSA"'
@@ -1434,6 +1442,275 @@ def dpop():
     ]
 
 
+# ---------------------------------------------------------------------------------------
+# 11-mcp: SPEC §9. Config `mcp`: tools/call create_payment (payments:write, delegated,
+# amount 1..1000, currency EUR|USD, no debug), invoices.* (invoices:read, customer = sub),
+# admin_* (scope admin), everything else on /mcp needs a valid token.
+
+MCP_AUD = "https://api.example.com/mcp"
+META_URL = "https://api.example.com/.well-known/oauth-protected-resource/mcp"
+
+
+def rpc(method, params=None, id=1):
+    m = {"jsonrpc": "2.0", "id": id, "method": method}
+    if params is not None:
+        m["params"] = params
+    return json.dumps(m, separators=(",", ":"))
+
+
+def call(name, arguments=None, id=1):
+    params = {"name": name}
+    if arguments is not None:
+        params["arguments"] = arguments
+    return rpc("tools/call", params, id)
+
+
+def mcp_req(body=None, headers=None, body_base64=None, method="POST", path="/mcp"):
+    r = req(method, path, headers=headers)
+    if body is not None:
+        r["body"] = body
+    if body_base64 is not None:
+        r["body_base64"] = base64.b64encode(body_base64).decode()
+    return r
+
+
+def mcp_tok(**over):
+    """The orchestrator acting for alice, audience the MCP resource."""
+    return tok(claims=merged(pay_claims(aud=MCP_AUD), over))
+
+
+PAY = {"amount": 500, "currency": "EUR"}
+TOOLS = json.dumps({"jsonrpc": "2.0", "id": 7, "result": {"tools": [
+    {"name": "create_payment", "inputSchema": {"type": "object"}},
+    {"name": "invoices.get", "inputSchema": {"type": "object"}},
+    {"name": "admin_reset", "inputSchema": {"type": "object"}},
+    {"name": "ping_tool", "inputSchema": {"type": "object"}},
+]}}, separators=(",", ":"))
+
+
+def mcp_allow(rule, method="tools/call", name=None, scopes="payments:write invoices:read",
+              chain=(ORCH,)):
+    return allow(headers=ids(rule=rule, scopes=scopes, chain=chain),
+                 audit={"mcp_method": method, "mcp_name": name, "rule": rule})
+
+
+def mcp_deny(reason, method=None, name=None, **kw):
+    audit = kw.pop("audit", {})
+    audit.update({"mcp_method": method, "mcp_name": name})
+    return deny(reason, audit=audit, **kw)
+
+
+def mcp_case(name, about, expect, body=None, twin=None, token="default", **kw):
+    request = kw.pop("request", None) or mcp_req(body)
+    return case(name, about, expect, token=mcp_tok() if token == "default" else token,
+                request=request, config="mcp", twin=twin, **kw)
+
+
+def mcp():
+    malformed = lambda name, about, body=None, **kw: mcp_case(
+        name, about, mcp_deny("mcp_malformed", response_status=400), body=body, **kw)
+    fixed = tw({"request": {"body": call("create_payment", PAY), "body_base64": None}},
+               mcp_allow("mcp-payments", name="create_payment"))
+    return [
+        mcp_case("mcp-call-allowed",
+                 "A delegated payments tool call within its argument caps passes; the audit names the tool.",
+                 mcp_allow("mcp-payments", name="create_payment"),
+                 body=call("create_payment", PAY),
+                 twin=tw({"request": {"body": call("create_payment", {"amount": 5000, "currency": "EUR"})}},
+                         mcp_deny("argument_denied", "tools/call", "create_payment"))),
+        mcp_case("mcp-argument-over-cap",
+                 "The sub-agent asks for 5000 against a cap of 1000: argument_denied, the value never logged.",
+                 mcp_deny("argument_denied", "tools/call", "create_payment",
+                          audit={"detail": "tool argument `/amount` fails its `max` condition"}),
+                 body=call("create_payment", {"amount": 5000, "currency": "EUR"}),
+                 twin=tw({"request": {"body": call("create_payment", {"amount": 1000, "currency": "EUR"})}},
+                         mcp_allow("mcp-payments", name="create_payment"))),
+        mcp_case("mcp-argument-min",
+                 "A zero amount fails `min` (the second condition on the same pointer).",
+                 mcp_deny("argument_denied", "tools/call", "create_payment"),
+                 body=call("create_payment", {"amount": 0, "currency": "EUR"}),
+                 twin=tw({"request": {"body": call("create_payment", {"amount": 1, "currency": "EUR"})}},
+                         mcp_allow("mcp-payments", name="create_payment"))),
+        mcp_case("mcp-argument-wrong-type",
+                 "An amount given as a string fails `max`: a value of the wrong type fails every test but absent.",
+                 mcp_deny("argument_denied", "tools/call", "create_payment"),
+                 body=call("create_payment", {"amount": "500", "currency": "EUR"}),
+                 twin=tw({"request": {"body": call("create_payment", PAY)}},
+                         mcp_allow("mcp-payments", name="create_payment"))),
+        mcp_case("mcp-argument-missing",
+                 "No amount at all: a pointer that does not resolve fails `max`.",
+                 mcp_deny("argument_denied", "tools/call", "create_payment"),
+                 body=call("create_payment", {"currency": "EUR"})),
+        mcp_case("mcp-argument-no-arguments",
+                 "A tools/call without `arguments` fails every condition but `absent`.",
+                 mcp_deny("argument_denied", "tools/call", "create_payment"),
+                 body=call("create_payment")),
+        mcp_case("mcp-argument-one-of",
+                 "GBP is not one of EUR and USD.",
+                 mcp_deny("argument_denied", "tools/call", "create_payment"),
+                 body=call("create_payment", {"amount": 5, "currency": "GBP"}),
+                 twin=tw({"request": {"body": call("create_payment", {"amount": 5, "currency": "USD"})}},
+                         mcp_allow("mcp-payments", name="create_payment"))),
+        mcp_case("mcp-argument-absent",
+                 "A `debug` argument the rule says must be absent is present (even as null).",
+                 mcp_deny("argument_denied", "tools/call", "create_payment"),
+                 body=call("create_payment", {"amount": 5, "currency": "EUR", "debug": None}),
+                 twin=tw({"request": {"body": call("create_payment", {"amount": 5, "currency": "EUR"})}},
+                         mcp_allow("mcp-payments", name="create_payment"))),
+        mcp_case("mcp-argument-equals-claim",
+                 "invoices.get for another customer than the token's subject: equals_claim fails.",
+                 mcp_deny("argument_denied", "tools/call", "invoices.get"),
+                 body=call("invoices.get", {"customer": "user:bob"}),
+                 twin=tw({"request": {"body": call("invoices.get", {"customer": "user:alice"})}},
+                         mcp_allow("mcp-invoices", name="invoices.get"))),
+        mcp_case("mcp-name-prefix-rule",
+                 "`admin_*` matches admin_reset by prefix; nobody holds `admin`.",
+                 mcp_deny("scope_insufficient", "tools/call", "admin_reset",
+                          response_headers={"www-authenticate": 'Bearer error="insufficient_scope", error_description="scope_insufficient", scope="admin"'}),
+                 body=call("admin_reset", {}),
+                 twin=tw({"request": {"body": call("adminreset", {})}},
+                         mcp_allow("mcp-session", name="adminreset"))),
+        mcp_case("mcp-scope-by-tool",
+                 "A token with invoices:read only may list tools but not call create_payment: the body, not the path, picks the rule.",
+                 mcp_deny("scope_insufficient", "tools/call", "create_payment"),
+                 body=call("create_payment", PAY),
+                 token=mcp_tok(scope="invoices:read"),
+                 twin=tw({"request": {"body": rpc("tools/list", id=7)}},
+                         mcp_allow("mcp-session", method="tools/list", scopes="invoices:read"))),
+        mcp_case("mcp-sub-agent-ceiling",
+                 "The billing sub-agent holds payments:write in its token, but its ceiling removes it.",
+                 mcp_deny("actor_scope_exceeded", "tools/call", "create_payment"),
+                 body=call("create_payment", PAY),
+                 token=mcp_tok(act={"sub": BILLING, "act": {"sub": ORCH}}),
+                 twin=tw({"request": {"body": call("invoices.get", {"customer": "user:alice"})}},
+                         mcp_allow("mcp-invoices", name="invoices.get", scopes="invoices:read",
+                                   chain=(BILLING, ORCH)))),
+        mcp_case("mcp-body-too-large",
+                 "A tool call over mcp.max_body_bytes (4096) is refused with 413 before anything else.",
+                 mcp_deny("mcp_body_too_large", response_status=413),
+                 body=call("create_payment", {"amount": 5, "currency": "EUR", "memo": "x" * 5000}),
+                 token=None,
+                 twin=tw({"request": {"body": call("create_payment", {"amount": 5, "currency": "EUR", "memo": "x" * 100})}},
+                         mcp_deny("token_missing", "tools/call", "create_payment"))),
+        mcp_case("mcp-huge-arguments",
+                 "Huge `arguments` (an array of 10 000 numbers) hit the body budget: 413, nothing parsed.",
+                 mcp_deny("mcp_body_too_large"),
+                 body=call("create_payment", {"amount": list(range(10000))})),
+        malformed("mcp-not-json", "A body that is not JSON.", body="amount=5000",
+                  twin=fixed),
+        malformed("mcp-truncated", "A truncated JSON-RPC object.",
+                  body=call("create_payment", PAY)[:-7]),
+        malformed("mcp-empty-body", "A POST to the endpoint without a body.", body=""),
+        mcp_case("mcp-no-body",
+                 "No body at all (the request JSON has no `body`): malformed, never forwarded.",
+                 mcp_deny("mcp_malformed"), request=mcp_req()),
+        mcp_case("mcp-not-utf8",
+                 "A body with invalid UTF-8 inside a string.",
+                 mcp_deny("mcp_malformed"),
+                 request=mcp_req(body_base64=b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_payment\xff"}}'),
+                 twin=fixed),
+        malformed("mcp-batch", "A JSON-RPC batch (removed from MCP) is not one message.",
+                  body="[" + call("create_payment", PAY) + "]"),
+        malformed("mcp-no-jsonrpc", "No `jsonrpc: 2.0`.",
+                  body=json.dumps({"id": 1, "method": "tools/call", "params": {"name": "create_payment"}})),
+        malformed("mcp-neither", "Neither method nor result/error.", body='{"jsonrpc":"2.0","id":1}'),
+        malformed("mcp-duplicate-name",
+                  "Two `name` members: one parser would see invoices.get, another create_payment.",
+                  body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"invoices.get","name":"create_payment","arguments":{"customer":"user:alice"}}}',
+                  twin=fixed),
+        malformed("mcp-duplicate-method", "Two `method` members.",
+                  body='{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"create_payment"}}'),
+        malformed("mcp-name-control-chars", "A tool name with a control character.",
+                  body=call("create_payment\u0007", PAY)),
+        malformed("mcp-name-not-string", "A tool name that is a number.",
+                  body=rpc("tools/call", {"name": 5})),
+        malformed("mcp-arguments-not-object", "`arguments` that is an array.",
+                  body=rpc("tools/call", {"name": "create_payment", "arguments": [500]})),
+        malformed("mcp-deep-nesting", "Arguments nested 5000 levels deep: refused by the nesting budget, no stack overflow.",
+                  body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":' + "[" * 1000 + "]" * 1000 + "}}}"),
+        mcp_case("mcp-header-mismatch-method",
+                 "`mcp-method: tools/list` on a body that calls a tool: the body decides, the disagreement is refused.",
+                 mcp_deny("mcp_header_mismatch", response_status=400),
+                 request=mcp_req(call("create_payment", PAY), headers={"mcp-method": "tools/list"}),
+                 twin=tw({"request": {"headers": {"mcp-method": "tools/call"}}},
+                         mcp_allow("mcp-payments", name="create_payment"))),
+        mcp_case("mcp-header-mismatch-name",
+                 "`mcp-name` naming another tool than the body.",
+                 mcp_deny("mcp_header_mismatch"),
+                 request=mcp_req(call("create_payment", PAY),
+                                 headers={"mcp-method": "tools/call", "mcp-name": "invoices.get"}),
+                 twin=tw({"request": {"headers": {"mcp-name": "create_payment"}}},
+                         mcp_allow("mcp-payments", name="create_payment"))),
+        mcp_case("mcp-header-name-without-name",
+                 "`mcp-name` on a message that names nothing.",
+                 mcp_deny("mcp_header_mismatch"),
+                 request=mcp_req(rpc("tools/list"), headers={"mcp-name": "create_payment"})),
+        mcp_case("order-mcp-malformed-before-token",
+                 "A malformed body and no token: the MCP checks come before step 1.",
+                 mcp_deny("mcp_malformed"), body="{", token=None,
+                 twin=tw({"request": {"body": rpc("tools/list")}},
+                         mcp_deny("token_missing", "tools/list"))),
+        mcp_case("mcp-token-missing-points-to-metadata",
+                 "A 401 on the MCP endpoint says where the resource metadata is (RFC 9728).",
+                 mcp_deny("token_missing", "initialize",
+                          response_headers={"www-authenticate": f'Bearer resource_metadata="{META_URL}"'}),
+                 body=rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                         "clientInfo": {"name": "t", "version": "1"}}),
+                 token=None,
+                 twin=tw({"token": mcp_tok()}, mcp_allow("mcp-session", method="initialize"))),
+        mcp_case("mcp-invalid-token-points-to-metadata",
+                 "Every 401 carries resource_metadata, also invalid_token ones.",
+                 mcp_deny("token_expired", "tools/list",
+                          response_headers={"www-authenticate": INVALID.format("token_expired") + f', resource_metadata="{META_URL}"'}),
+                 body=rpc("tools/list"),
+                 token=mcp_tok(exp=NOW - 3600, iat=NOW - 4000, auth_time=NOW - 4000)),
+        case("mcp-metadata-get",
+             "The RFC 9728 metadata GET is answered by the gateway: 200, no token needed, never forwarded.",
+             {"decision": "allow", "reason": "resource_metadata", "status": 200, "headers": {},
+              "response_status": 200,
+              "response_headers": {"content-type": "application/json"},
+              "audit": {"rule": None, "mcp_method": None}},
+             request=req("GET", "/.well-known/oauth-protected-resource/mcp"), config="mcp",
+             twin=tw({"request": {"path": "/.well-known/oauth-protected-resource/other"}},
+                     deny("route_denied"))),
+        case("mcp-get-stream-not-a-message",
+             "GET /mcp (the SSE stream) is not an MCP message: only rules without `mcp` apply.",
+             allow(headers=ids(rule="mcp-session", scopes="payments:write invoices:read", chain=(ORCH,)),
+                   audit={"mcp_method": None, "mcp_name": None}),
+             token=mcp_tok(), request=req("GET", "/mcp"), config="mcp",
+             twin=tw({"token": None}, deny("token_missing"))),
+        mcp_case("mcp-response-message",
+                 "A JSON-RPC response from the client (no method) matches only rules without `mcp`.",
+                 mcp_allow("mcp-session", method=None),
+                 body='{"jsonrpc":"2.0","id":"s-1","result":{}}',
+                 twin=tw({"request": {"body": '{"jsonrpc":"2.0","id":"s-1"}'}},
+                         mcp_deny("mcp_malformed"))),
+        mcp_case("mcp-tools-list-filtered",
+                 "An allowed tools/list keeps only the tools this caller could call now (arguments aside).",
+                 dict(mcp_allow("mcp-session", method="tools/list"),
+                      filtered_tools=["create_payment", "invoices.get", "ping_tool"]),
+                 body=rpc("tools/list", id=7), mcp_response=TOOLS,
+                 twin=tw({"token": None}, mcp_deny("token_missing", "tools/list"))),
+        mcp_case("mcp-tools-list-filtered-reader",
+                 "A reader (invoices:read) does not see create_payment.",
+                 dict(mcp_allow("mcp-session", method="tools/list", scopes="invoices:read"),
+                      filtered_tools=["invoices.get", "ping_tool"]),
+                 body=rpc("tools/list", id=7), mcp_response=TOOLS,
+                 token=mcp_tok(scope="invoices:read")),
+        mcp_case("mcp-tools-list-filtered-sub-agent",
+                 "The billing sub-agent sees no create_payment: its ceiling removes payments:write.",
+                 dict(mcp_allow("mcp-session", method="tools/list", scopes="invoices:read",
+                                chain=(BILLING, ORCH)),
+                      filtered_tools=["invoices.get", "ping_tool"]),
+                 body=rpc("tools/list", id=7), mcp_response="event: message\ndata: " + TOOLS + "\n\n",
+                 token=mcp_tok(act={"sub": BILLING, "act": {"sub": ORCH}})),
+        mcp_case("mcp-tools-list-unfilterable",
+                 "A tools/list response that cannot be read is never passed on: 502.",
+                 dict(mcp_allow("mcp-session", method="tools/list"), filtered_tools="unfilterable"),
+                 body=rpc("tools/list", id=7), mcp_response=TOOLS[:-3]),
+    ]
+
+
 FILES = {
     "01-route-token.json": route_token,
     "02-verify.json": verify,
@@ -1445,6 +1722,7 @@ FILES = {
     "08-responses.json": responses,
     "09-shadow.json": shadow,
     "10-dpop.json": dpop,
+    "11-mcp.json": mcp,
 }
 
 

@@ -223,6 +223,40 @@ def main():
     c["providers"]["corp-sts"]["dpop"] = {"mode": "allowed"}
     c["providers"]["partner-sts"]["dpop"] = {"mode": "required", "algorithms": ["ES256"]}
     configs["dpop"] = c
+    # SPEC §9: an MCP server behind the gateway. Tools are told apart by the JSON-RPC
+    # body: payments need payments:write and a delegated call, with argument caps;
+    # invoices need invoices:read and may only be read for the caller; admin tools need a
+    # scope nobody holds; every other message on the endpoint needs a valid token.
+    c = {"providers": copy.deepcopy({"corp-sts": main["providers"]["corp-sts"]}),
+         "identity": copy.deepcopy(main["identity"]),
+         "revoked": copy.deepcopy(main["revoked"])}
+    c["providers"]["corp-sts"]["audiences"] = ["payments-api", "https://api.example.com/mcp"]
+    c["mcp"] = {
+        "endpoints": ["/mcp"],
+        "max_body_bytes": 4096,
+        "resource": "https://api.example.com/mcp",
+        "resource_name": "Payments MCP",
+        "max_response_bytes": 65536,
+    }
+    c["rules"] = [
+        {"id": "mcp-payments",
+         "match": {"mcp": {"methods": ["tools/call"], "names": ["create_payment"]}},
+         "require": {"scopes": ["payments:write"], "delegated": True,
+                     "arguments": [{"pointer": "/amount", "max": 1000},
+                                   {"pointer": "/amount", "min": 1},
+                                   {"pointer": "/currency", "one_of": ["EUR", "USD"]},
+                                   {"pointer": "/debug", "absent": True}]}},
+        {"id": "mcp-invoices",
+         "match": {"mcp": {"methods": ["tools/call"], "names": ["invoices.*"]}},
+         "require": {"scopes": ["invoices:read"],
+                     "arguments": [{"pointer": "/customer", "equals_claim": "sub"}]}},
+        {"id": "mcp-admin",
+         "match": {"path_exact": "/mcp", "mcp": {"methods": ["tools/call"],
+                                                 "names": ["admin_*"]}},
+         "require": {"scopes": ["admin"]}},
+        {"id": "mcp-session", "match": {"path_exact": "/mcp"}},
+    ]
+    configs["mcp"] = c
 
     for name, config in configs.items():
         lint(name, config)

@@ -327,6 +327,10 @@ fn http_request(request: &Value, now: u64) -> Request {
             other => req = req.header(name, other.as_str().unwrap_or_default()),
         }
     }
+    // SPEC §9: an MCP message's body (text, or base64 for bytes that are not UTF-8).
+    if let Some(body) = actwarden_test_support::request_body(request) {
+        req.body = body;
+    }
     req = req.header("x-actwarden-test-now", &now.to_string());
     // Sent over plain HTTP (Envoy's `:scheme` is `http`); the request's own scheme decides.
     let scheme = request
@@ -401,6 +405,8 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
                 explain: false,
                 clock: None,
                 replay: Some(&window),
+                // Envoy's filtering of tools/list is tests/mcp.rs's.
+                mcp_response: None,
             })
             .map(|out| out.report)
             .map_err(|e| format!("native check: {e}"))
@@ -422,7 +428,10 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
             }
         }
     };
-    if let Err(e) = check_expect(&original, &case.expect) {
+    // `filtered_tools` is the native filter's (Envoy's filtering: tests/mcp.rs).
+    let mut expect = case.expect.clone();
+    expect.filtered_tools = None;
+    if let Err(e) = check_expect(&original, &expect) {
         problems.push(format!(
             "NATIVE (core, not Envoy) differs from the case: {e}"
         ));
@@ -495,6 +504,26 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
         .to_owned();
     let upstream = echoed(&resp);
     let received = env.echo.received(&p.request_id);
+    // An allowed tools/list reached the echo upstream, whose answer is no tool list: the
+    // filter must never pass it on (a JSON-RPC `tools_list_unfilterable` error instead).
+    let filtered_list =
+        native["decision"] == json!("allow") && native["mcp_method"] == json!("tools/list");
+    if filtered_list {
+        if received.is_empty() {
+            problems.push("an allowed tools/list did not reach the upstream".into());
+        }
+        if !resp.text().contains("tools_list_unfilterable") {
+            problems.push(format!(
+                "the echo answer passed unfiltered: {}",
+                resp.text()
+            ));
+        }
+    }
+    let upstream = if filtered_list {
+        Some(actwarden_envoy_tests::http::Request::default())
+    } else {
+        upstream
+    };
 
     // The report as Envoy gave it.
     let mut report = audit.as_object().cloned().unwrap_or_default();
@@ -508,6 +537,22 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
             json!({ "status": resp.status, "headers": lower_map(&resp.headers, |_| true), "body": resp.text() }),
         ),
     };
+    // SPEC §9: Envoy decides an MCP message on its body, after its headers went on, so an
+    // allowed one carries no identity headers (src/hosts/envoy/mcp.rs); everything else
+    // about the decision is compared as usual. The filtering of `tools/list` responses is
+    // tested through Envoy by tests/mcp.rs (a real MCP server), not by the echo upstream.
+    let body_phase =
+        actwarden_test_support::is_mcp_message(&env.corpus.configs[&case.config], &p.request);
+    if body_phase && upstream.is_some() && headers != json!({}) {
+        problems.push(format!(
+            "identity headers on a body-phase MCP message: {headers}"
+        ));
+    }
+    let headers = if body_phase && upstream.is_some() {
+        native["headers"].clone()
+    } else {
+        headers
+    };
     report.insert("headers".into(), headers.clone());
     report.insert("response".into(), response.clone());
     // The filter measures every decision (the native report leaves `eval_us` to the host).
@@ -516,7 +561,7 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
     }
     match listed {
         None => {
-            if let Err(e) = check_expect(&Value::Object(report), &case.expect) {
+            if let Err(e) = check_expect(&Value::Object(report), &expect) {
                 problems.push(format!("expectation: {e}"));
             }
         }
@@ -585,6 +630,22 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
                 if k.starts_with("x_agent_") {
                     problems.push(format!("inbound {k}: {v} reached the upstream"));
                 }
+            }
+        }
+        // SPEC §9: the metadata GET is the gateway's own answer, compared like a reply.
+        (None, _)
+            if native["decision"] == json!("allow")
+                && native["reason"] == json!("resource_metadata") =>
+        {
+            let nr = &native["response"];
+            if json!(resp.status) != nr["status"]
+                || resp.text() != nr["body"].as_str().unwrap_or_default()
+            {
+                problems.push(format!(
+                    "metadata answer {} {:?} ≠ native {nr}",
+                    resp.status,
+                    resp.text()
+                ));
             }
         }
         (None, false) => {

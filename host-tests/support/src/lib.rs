@@ -107,6 +107,10 @@ pub struct Case {
     /// The DPoP proof recipe; `{dpop}` in a header value is replaced by the proof, else
     /// it goes in the `dpop` header.
     pub dpop: Option<ProofSpec>,
+    /// SPEC §9: the upstream's response to this (`tools/list`) request; the host filters
+    /// it and `expect.filtered_tools` says what must remain.
+    #[serde(default)]
+    pub mcp_response: Option<String>,
     pub expect: Expect,
     /// A near-identical case (this case with a JSON merge patch) and what it gives.
     pub twin: Option<Twin>,
@@ -136,6 +140,60 @@ pub struct Expect {
     pub response_status: Option<u16>,
     /// Audit fields that must have these values.
     pub audit: Option<Map<String, Value>>,
+    /// SPEC §9: the tool names left in the filtered `tools/list` response, in order, or
+    /// `"unfilterable"` (the 502). Checked against `filtered_response` when present.
+    pub filtered_tools: Option<Value>,
+}
+
+/// The body of a REQUEST.json (`body` as text, or `body_base64`), if it has one.
+pub fn request_body(request: &Value) -> Option<Vec<u8>> {
+    if let Some(text) = request.get("body").and_then(Value::as_str) {
+        return Some(text.as_bytes().to_vec());
+    }
+    request
+        .get("body_base64")
+        .and_then(Value::as_str)
+        .and_then(b64::decode_standard)
+}
+
+/// Whether the request is an MCP message under `config` (SPEC §9): a POST to an endpoint.
+/// Envoy decides those on the body, after their headers went on (no identity headers).
+pub fn is_mcp_message(config: &Value, request: &Value) -> bool {
+    let path = request
+        .get("path")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    request.get("method").and_then(Value::as_str) == Some("POST")
+        && config
+            .pointer("/mcp/endpoints")
+            .and_then(Value::as_array)
+            .is_some_and(|e| e.iter().any(|x| x.as_str() == Some(path)))
+}
+
+/// The tool names of a filtered `tools/list` body (JSON, or the SSE `data:` event with a
+/// `result`), or `"unfilterable"` for the 502 that replaces it.
+pub fn filtered_tools(status: u16, body: &str) -> Value {
+    if status == 502 {
+        return json!("unfilterable");
+    }
+    let message: Value = if body.trim_start().starts_with('{') {
+        serde_json::from_str(body).unwrap_or(Value::Null)
+    } else {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|m| m.get("result").is_some())
+            .unwrap_or(Value::Null)
+    };
+    let names: Vec<Value> = message
+        .pointer("/result/tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name").cloned())
+        .collect();
+    Value::Array(names)
 }
 
 /// RFC 7396 JSON merge patch.
@@ -562,6 +620,21 @@ pub fn check_expect(report: &Value, expect: &Expect) -> Result<(), String> {
             ));
         }
     }
+    if let Some(want) = &expect.filtered_tools {
+        let filtered = field("filtered_response");
+        let got = match (
+            filtered.get("status").and_then(Value::as_u64),
+            filtered.get("body").and_then(Value::as_str),
+        ) {
+            (Some(status), Some(body)) => filtered_tools(status as u16, body),
+            _ => Value::Null,
+        };
+        if &got != want {
+            problems.push(format!(
+                "filtered tools: expected {want}, got {got} ({filtered})"
+            ));
+        }
+    }
     for (name, value) in expect.audit.iter().flatten() {
         if &field(name) != value {
             problems.push(format!(
@@ -738,6 +811,11 @@ pub mod b64 {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text)
             .ok()
+    }
+
+    /// Standard base64 (REQUEST.json `body_base64`).
+    pub fn decode_standard(text: &str) -> Option<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD.decode(text).ok()
     }
 
     pub fn hex(bytes: &[u8]) -> String {

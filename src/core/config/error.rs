@@ -84,6 +84,8 @@ pub enum ConfigProblem {
     /// An HMAC algorithm in `dpop.algorithms`: a proof key is public (`jwk`), so a shared
     /// secret cannot sign one (RFC 9449 §4.2).
     DpopSymmetricAlgorithm(Alg),
+    /// An MCP setting (SPEC §9): the `mcp` block, `match.mcp`, `require.arguments`.
+    Mcp(crate::core::mcp::McpConfigProblem),
 }
 
 /// Why a document is not a configuration at all, or not of the right shape.
@@ -210,6 +212,7 @@ impl fmt::Display for ConfigProblem {
                 f,
                 "`{a}` cannot sign a DPoP proof: the proof key is public (RFC 9449 §4.2)"
             ),
+            Mcp(p) => write!(f, "{p}"),
         }
     }
 }
@@ -254,6 +257,7 @@ impl ConfigProblem {
             NotClean(v) => NotClean(c(v)),
             PathNeverMatches(p) => PathNeverMatches(c(p)),
             ActorNotInAllowlist(a) => ActorNotInAllowlist(c(a)),
+            Mcp(p) => Mcp(p.clipped()),
             other => other,
         }
     }

@@ -16,6 +16,7 @@ mod rule;
 
 pub(crate) use dpop::DPOP_PROOF_HEADER;
 pub use dpop::{DpopConfig, DpopMode};
+pub(crate) use error::err as config_err;
 pub use error::{ConfigError, ConfigProblem, SyntaxProblem};
 pub use mode::Mode;
 // Reachable as `ConfigProblem::Syntax`'s payload; naming it outside needs a re-export in
@@ -263,6 +264,8 @@ pub struct Require {
     pub fresh_auth_s: Option<u64>,
     /// Each claim must hold one of its listed values. Defaults to none.
     pub claims: BTreeMap<String, Vec<Value>>,
+    /// Conditions on MCP tool-call arguments, checked last. Defaults to none.
+    pub arguments: Vec<crate::core::mcp::ArgumentCondition>,
 }
 
 /// One entry of `rules`.
@@ -284,6 +287,9 @@ pub struct Rule {
     pub require: Require,
     /// This rule's own `mode`, else the policy's (SPEC §11).
     pub mode: Mode,
+    /// MCP methods and names (SPEC §9); `Some` matches MCP messages only. Defaults to
+    /// `None`: not about MCP.
+    pub mcp: Option<crate::core::mcp::McpMatch>,
 }
 
 /// A checked, immutable configuration.
@@ -308,6 +314,8 @@ pub struct Policy {
     pub audit_log: AuditLog,
     /// Top-level `mode`: applies to decisions made before a rule matched (SPEC §11).
     pub mode: Mode,
+    /// MCP endpoints, discovery and filtering (SPEC §9). Defaults to `None`.
+    pub mcp: Option<crate::core::mcp::McpConfig>,
 }
 
 pub(crate) use crate::core::file::FileReader;
@@ -445,10 +453,15 @@ fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
     }
     let binding = raw.binding.map_or_else(Binding::default, build_binding);
     let revoked = raw.revoked.map_or_else(Revoked::default, build_revoked);
+    let issuers: Vec<String> = providers.iter().map(|p| p.issuer.clone()).collect();
+    let mcp = raw
+        .mcp
+        .map(|m| crate::core::mcp::config::build_mcp(m, &issuers))
+        .transpose()?;
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.rules.len());
     for (i, r) in raw.rules.into_iter().enumerate() {
         let own_mode = r.mode;
-        let mut rule = rule::build_rule(i, r, &providers, &identity)?;
+        let mut rule = rule::build_rule(i, r, &providers, &identity, mcp.is_some())?;
         rule.mode = mode::rule_mode(own_mode, mode);
         if rules.iter().any(|o| o.id == rule.id) {
             return Err(err(
@@ -472,6 +485,7 @@ fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
             .and_then(|a| a.log)
             .map_or_else(AuditLog::default, Into::into),
         mode,
+        mcp,
     })
 }
 

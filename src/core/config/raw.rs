@@ -42,6 +42,9 @@ pub(crate) struct RawConfig {
     /// SPEC §11. Defaults to `enforce`.
     #[serde(default, deserialize_with = "present")]
     pub mode: Option<RawMode>,
+    /// MCP endpoints, discovery and tools/list filtering (SPEC §9). Defaults to none.
+    #[serde(default, deserialize_with = "present")]
+    pub mcp: Option<crate::core::mcp::config::RawMcp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +269,9 @@ pub(crate) struct RawMatch {
     /// Upper-case methods. Defaults to any method.
     #[serde(default, deserialize_with = "present")]
     pub methods: Option<Vec<String>>,
+    /// MCP methods and names (SPEC §9). Defaults to none: the rule is not about MCP.
+    #[serde(default, deserialize_with = "present")]
+    pub mcp: Option<crate::core::mcp::config::RawMcpMatch>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +298,9 @@ pub(crate) struct RawRequire {
     /// Claims that must hold one of the listed values. Defaults to none.
     #[serde(default, deserialize_with = "present")]
     pub claims: Option<BTreeMap<String, Vec<Value>>>,
+    /// Conditions on MCP tool-call arguments (SPEC §9). Defaults to none.
+    #[serde(default, deserialize_with = "present")]
+    pub arguments: Option<Vec<crate::core::mcp::config::RawArgument>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

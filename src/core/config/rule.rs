@@ -18,10 +18,22 @@ pub(super) fn build_rule(
     r: RawRule,
     providers: &[Provider],
     identity: &Identity,
+    has_mcp: bool,
 ) -> Result<Rule, ConfigError> {
     let at = JsonPath(format!("rules[{i}]"));
     check_id(&at, &r.id)?;
-    let (path, methods) = matcher(&at, r.matcher)?;
+    let mut matcher_raw = r.matcher;
+    let mcp = matcher_raw
+        .mcp
+        .take()
+        .map(|m| crate::core::mcp::config::build_match(&at.0, m, has_mcp))
+        .transpose()?;
+    // SPEC §9: a rule with `mcp` and no path matches every endpoint (MCP messages arrive
+    // only on endpoints, so the prefix `/` says exactly that).
+    if mcp.is_some() && matcher_raw.path_prefix.is_none() && matcher_raw.path_exact.is_none() {
+        matcher_raw.path_prefix = Some("/".to_owned());
+    }
+    let (path, methods) = matcher(&at, matcher_raw)?;
     let allow_anonymous = r.allow_anonymous.unwrap_or(false);
     let provider_indices = match r.providers {
         None => (0..providers.len()).collect(),
@@ -38,7 +50,7 @@ pub(super) fn build_rule(
                 ConfigProblem::AnonymousWithRequire,
             ))
         }
-        Some(req) => require(&at, req, identity)?,
+        Some(req) => require(&at, req, identity, has_mcp)?,
     };
     Ok(Rule {
         id: r.id,
@@ -49,6 +61,7 @@ pub(super) fn build_rule(
         require,
         // Set by the caller: the rule's own `mode`, else the policy's (SPEC §11).
         mode: super::Mode::Enforce,
+        mcp,
     })
 }
 
@@ -140,7 +153,12 @@ fn named_providers(
 // ---------------------------------------------------------------------------------------
 // Require.
 
-fn require(at: &JsonPath, req: RawRequire, identity: &Identity) -> Result<Require, ConfigError> {
+fn require(
+    at: &JsonPath,
+    req: RawRequire,
+    identity: &Identity,
+    has_mcp: bool,
+) -> Result<Require, ConfigError> {
     let scopes = req.scopes.unwrap_or_default();
     for (j, s) in scopes.iter().enumerate() {
         if !scope_ok(s) {
@@ -169,6 +187,10 @@ fn require(at: &JsonPath, req: RawRequire, identity: &Identity) -> Result<Requir
     for (name, values) in &claims {
         non_empty_list(&at.field(&format!("require.claims.{name}")), values)?;
     }
+    let arguments = match req.arguments {
+        None => Vec::new(),
+        Some(raw) => crate::core::mcp::config::build_arguments(&at.0, raw, has_mcp)?,
+    };
     Ok(Require {
         scopes,
         human_subject: req.human_subject.unwrap_or(false),
@@ -177,6 +199,7 @@ fn require(at: &JsonPath, req: RawRequire, identity: &Identity) -> Result<Requir
         max_chain_depth: req.max_chain_depth,
         fresh_auth_s: req.fresh_auth_s,
         claims,
+        arguments,
     })
 }
 

@@ -32,7 +32,7 @@ fn syntax_messages_are_unchanged() {
     );
     assert_eq!(
         message(Policy::from_json(r#"{"rules":[],"x":1}"#)),
-        "x: unknown field `x`, expected one of `providers`, `identity`, `binding`, `revoked`, `rules`, `on_no_match`, `audit`, `mode`"
+        "x: unknown field `x`, expected one of `providers`, `identity`, `binding`, `revoked`, `rules`, `on_no_match`, `audit`, `mode`, `mcp`"
     );
 }
 
@@ -106,4 +106,53 @@ fn absent_fields_take_the_documented_defaults() {
     assert_eq!(policy.on_no_match, OnNoMatch::Deny);
     assert_eq!(policy.audit_log, AuditLog::All);
     assert_eq!(policy.rules[0].providers, vec![0, 1]);
+}
+
+/// SPEC §9 with §10 and §11: the metadata document names the DPoP algorithms when a
+/// provider accepts DPoP, and the metadata `GET` is answered even in shadow mode.
+#[test]
+fn mcp_metadata_with_dpop_and_shadow() {
+    let config = |dpop: &str| {
+        serde_json::json!({
+            "mode": "shadow",
+            "providers": { "sts": {
+                "issuer": "https://sts.example.com",
+                "audiences": ["https://api.example.com/mcp"],
+                "local_jwks": { "inline_string": EC_JWKS },
+                "dpop": { "mode": dpop } } },
+            "mcp": { "endpoints": ["/mcp"], "resource": "https://api.example.com/mcp" },
+            "rules": [{ "id": "mcp", "match": { "path_exact": "/mcp" } }]
+        })
+        .to_string()
+    };
+    let policy = Policy::from_json(&config("allowed")).unwrap();
+    let doc = crate::core::mcp::metadata::document(&policy).unwrap();
+    assert_eq!(
+        doc["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA"])
+    );
+    let off = Policy::from_json(&config("off")).unwrap();
+    let doc = crate::core::mcp::metadata::document(&off).unwrap();
+    assert!(doc.get("dpop_signing_alg_values_supported").is_none());
+
+    let request = crate::core::request::Request {
+        method: "GET".into(),
+        path: "/.well-known/oauth-protected-resource/mcp".into(),
+        authority: None,
+        headers: vec![],
+        peer: None,
+        scheme: None,
+        body: None,
+    };
+    let ctx = crate::core::pipeline::Context {
+        policy: &policy,
+        remote_keys: &crate::core::keys::NoRemoteKeys,
+        crypto: &crate::core::verification::crypto::RING,
+        cache: None,
+        replay: &crate::core::dpop::MemoryWindow::new(),
+    };
+    let d = crate::core::pipeline::decide(ctx, &request, crate::core::time::UnixTime::from_secs(0));
+    assert_eq!(d.reason(), crate::core::reasons::Reason::ResourceMetadata);
+    assert!(!d.enforced, "no rule matched: the policy's shadow mode");
+    assert_eq!(d.enforced_response().map(|r| r.http_status), Some(200));
 }

@@ -29,6 +29,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// `None`: no TLS client certificate on this connection.
     pub peer: Option<Peer>,
+    /// The request body, when the host read it: only for MCP messages (SPEC §9), which
+    /// hosts detect with `mcp::needs_body`. `None` on every other route.
+    pub body: Option<Vec<u8>>,
 }
 
 impl Request {
@@ -132,6 +135,10 @@ struct RequestJson {
     #[serde(default)]
     headers: BTreeMap<String, HeaderValueJson>,
     peer: Option<PeerJson>,
+    /// The body as text (SPEC §9: what an MCP message says).
+    body: Option<String>,
+    /// The body as standard base64, for bodies that are not UTF-8 (tests of bad input).
+    body_base64: Option<String>,
 }
 
 /// A request file (SPEC §7 `REQUEST.json`) that cannot be used. Its text starts with the
@@ -147,6 +154,8 @@ pub enum RequestError {
     PeerDigestNotHex { value: String },
     /// `peer.certificate_pem` holds no PEM `CERTIFICATE` block.
     PeerCertificateNotPem,
+    /// Both `body` and `body_base64`, or `body_base64` that is not base64.
+    Body,
 }
 
 impl RequestError {
@@ -157,6 +166,7 @@ impl RequestError {
             RequestError::PeerDigestAndCertificate => "peer",
             RequestError::PeerDigestNotHex { .. } => "peer.sha256_digest_hex",
             RequestError::PeerCertificateNotPem => "peer.certificate_pem",
+            RequestError::Body => "body",
         }
     }
 
@@ -171,6 +181,9 @@ impl RequestError {
                 format!("`{value}` is not 64 hex digits")
             }
             RequestError::PeerCertificateNotPem => "not a PEM `CERTIFICATE` block".to_owned(),
+            RequestError::Body => {
+                "give `body` (text) or `body_base64` (standard base64), not both".to_owned()
+            }
         }
     }
 }
@@ -209,6 +222,12 @@ impl Request {
             }
         }
         let peer = raw.peer.map(PeerJson::check).transpose()?;
+        let body = match (raw.body, raw.body_base64) {
+            (Some(_), Some(_)) => return Err(RequestError::Body),
+            (Some(text), None) => Some(text.into_bytes()),
+            (None, Some(b64)) => Some(b64::decode_standard(&b64).ok_or(RequestError::Body)?),
+            (None, None) => None,
+        };
         Ok(Request {
             method: raw.method,
             scheme: raw.scheme,
@@ -216,6 +235,7 @@ impl Request {
             authority: raw.authority,
             headers,
             peer,
+            body,
         })
     }
 }

@@ -67,6 +67,10 @@ impl LocalReply {
 pub(crate) struct FakeRequest {
     pub headers: Option<Fields>,
     pub trailers: Option<Fields>,
+    /// The request body buffered so far (SPEC §9).
+    pub body: Vec<u8>,
+    pub response_headers: Fields,
+    pub response_body: Vec<u8>,
 }
 
 /// Host calls the fake refuses, to drive the error paths.
@@ -151,9 +155,26 @@ impl FakeHost {
             FakeRequest {
                 headers: Some(headers),
                 trailers: Some(Vec::new()),
+                ..FakeRequest::default()
             },
         );
         state.effective = context_id;
+    }
+
+    /// The effective request, to set its body or response (tests only).
+    pub(crate) fn with_request(&self, context_id: u32, f: impl FnOnce(&mut FakeRequest)) {
+        if let Some(r) = self.state().requests.get_mut(&context_id) {
+            f(r);
+        }
+    }
+
+    pub(crate) fn request(&self, context_id: u32) -> FakeRequest {
+        self.0
+            .borrow()
+            .requests
+            .get(&context_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(crate) fn enter(&self, context_id: u32) {
@@ -468,6 +489,71 @@ impl Host for FakeHost {
 
     fn set_tick_period(&self, period: Duration) -> bool {
         self.record(Call::SetTickPeriod(period));
+        true
+    }
+
+    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+        let state = self.0.borrow();
+        let body = &state.requests.get(&state.effective)?.body;
+        Some(
+            body.get(..size.min(body.len()))
+                .unwrap_or_default()
+                .to_vec(),
+        )
+    }
+
+    fn response_headers(&self) -> Option<Vec<(String, String)>> {
+        let state = self.0.borrow();
+        Some(
+            state
+                .requests
+                .get(&state.effective)?
+                .response_headers
+                .clone(),
+        )
+    }
+
+    fn set_response_header(&self, name: &str, value: &str) -> bool {
+        let mut state = self.state();
+        let effective = state.effective;
+        let Some(r) = state.requests.get_mut(&effective) else {
+            return false;
+        };
+        r.response_headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        r.response_headers.push((name.to_owned(), value.to_owned()));
+        true
+    }
+
+    fn remove_response_header(&self, name: &str) -> bool {
+        let mut state = self.state();
+        let effective = state.effective;
+        let Some(r) = state.requests.get_mut(&effective) else {
+            return false;
+        };
+        r.response_headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        true
+    }
+
+    fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+        let state = self.0.borrow();
+        let body = &state.requests.get(&state.effective)?.response_body;
+        Some(
+            body.get(..size.min(body.len()))
+                .unwrap_or_default()
+                .to_vec(),
+        )
+    }
+
+    fn set_response_body(&self, replaced: usize, body: &[u8]) -> bool {
+        let mut state = self.state();
+        let effective = state.effective;
+        let Some(r) = state.requests.get_mut(&effective) else {
+            return false;
+        };
+        let end = replaced.min(r.response_body.len());
+        r.response_body.splice(..end, body.iter().copied());
         true
     }
 

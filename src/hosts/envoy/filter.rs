@@ -10,11 +10,17 @@ use std::rc::Rc;
 pub(crate) struct Filter<H: Host> {
     context_id: u32,
     plugin: Rc<Plugin<H>>,
+    /// SPEC §9: an MCP message waiting for its body, or a `tools/list` being filtered.
+    mcp: super::mcp::McpPhase,
 }
 
 impl<H: Host> Filter<H> {
     pub(crate) fn new(context_id: u32, plugin: Rc<Plugin<H>>) -> Filter<H> {
-        Filter { context_id, plugin }
+        Filter {
+            context_id,
+            plugin,
+            mcp: super::mcp::McpPhase::Idle,
+        }
     }
 
     /// Refuses the request for a host failure, after saying why.
@@ -32,21 +38,58 @@ impl<H: Host> Drop for Filter<H> {
         if let Ok(mut waiters) = self.plugin.waiters.try_borrow_mut() {
             waiters.retain(|w| w.context_id != self.context_id);
         }
+        if let Ok(mut jobs) = self.plugin.tools_lists.try_borrow_mut() {
+            jobs.retain(|j| j.context_id != self.context_id);
+        }
     }
 }
 
 impl<H: Host> Context for Filter<H> {}
 
 impl<H: Host> HttpContext for Filter<H> {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        match read_request(&self.plugin.host) {
-            #[cfg(feature = "test-hooks")]
-            Ok(pending) if super::test_verify::answer(&self.plugin, &pending.request).is_some() => {
-                Action::Pause
-            }
-            Ok(pending) => self.plugin.process(self.context_id, pending, false),
-            Err(problem) => self.refuse(&problem),
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let pending = match read_request(&self.plugin.host) {
+            Ok(pending) => pending,
+            Err(problem) => return self.refuse(&problem),
+        };
+        #[cfg(feature = "test-hooks")]
+        if super::test_verify::answer(&self.plugin, &pending.request).is_some() {
+            return Action::Pause;
         }
+        let r = &pending.request;
+        if !crate::core::mcp::message::needs_body(&self.plugin.policy, &r.method, &r.path) {
+            return self.plugin.process(self.context_id, pending, false);
+        }
+        // SPEC §9: an MCP message is decided on its body.
+        if end_of_stream {
+            let mut pending = pending;
+            pending.request.body = Some(Vec::new());
+            return super::mcp::decide(&self.plugin, self.context_id, &mut self.mcp, pending);
+        }
+        super::mcp::await_body(&self.plugin, &mut self.mcp, pending)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        super::mcp::on_request_body(
+            &self.plugin,
+            self.context_id,
+            &mut self.mcp,
+            body_size,
+            end_of_stream,
+        )
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.plugin.tools_lists.borrow().is_empty()
+            && matches!(self.mcp, super::mcp::McpPhase::Idle)
+        {
+            return Action::Continue;
+        }
+        super::mcp::on_response_headers(&self.plugin, self.context_id, &mut self.mcp, end_of_stream)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        super::mcp::on_response_body(&self.plugin, &mut self.mcp, body_size, end_of_stream)
     }
 
     /// Identity fields are refused in trailers too (SPEC §5): a chunked HTTP/1 request or
@@ -131,6 +174,7 @@ fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
     let mut pending = PendingRequest {
         request,
         now_override: None,
+        headers_sent: false,
     };
     #[cfg(feature = "test-hooks")]
     test_hooks::apply(host, &mut pending)?;

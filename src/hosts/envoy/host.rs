@@ -122,6 +122,24 @@ pub(crate) trait Host {
 
     fn set_tick_period(&self, period: Duration) -> bool;
 
+    // SPEC §9 (MCP): the body of an MCP message, and the response to a `tools/list`.
+
+    /// The first `size` bytes of the buffered request body (`None`: unreadable).
+    fn request_body(&self, size: usize) -> Option<Vec<u8>>;
+
+    /// Response headers, `:status` included. `None`: the host could not give them.
+    fn response_headers(&self) -> Option<Vec<(String, String)>>;
+
+    fn set_response_header(&self, name: &str, value: &str) -> bool;
+
+    fn remove_response_header(&self, name: &str) -> bool;
+
+    /// The first `size` bytes of the buffered response body (`None`: unreadable).
+    fn response_body(&self, size: usize) -> Option<Vec<u8>>;
+
+    /// Replaces the first `replaced` bytes of the buffered response body with `body`.
+    fn set_response_body(&self, replaced: usize, body: &[u8]) -> bool;
+
     fn define_counter(&self, name: &str) -> Option<u32>;
 
     fn increment_counter(&self, id: u32, n: i64);
@@ -256,6 +274,41 @@ impl Host for ProxyWasmHost {
 
     fn define_counter(&self, name: &str) -> Option<u32> {
         hostcalls::define_metric(MetricType::Counter, name).ok()
+    }
+
+    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+        match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
+            Ok(body) => Some(body.unwrap_or_default()),
+            Err(_) => None,
+        }
+    }
+
+    fn response_headers(&self) -> Option<Vec<(String, String)>> {
+        let map = hostcalls::get_map_bytes(MapType::HttpResponseHeaders).ok()?;
+        Some(
+            map.into_iter()
+                .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+                .collect(),
+        )
+    }
+
+    fn set_response_header(&self, name: &str, value: &str) -> bool {
+        hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).is_ok()
+    }
+
+    fn remove_response_header(&self, name: &str) -> bool {
+        hostcalls::remove_map_value(MapType::HttpResponseHeaders, name).is_ok()
+    }
+
+    fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+        match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) {
+            Ok(body) => Some(body.unwrap_or_default()),
+            Err(_) => None,
+        }
+    }
+
+    fn set_response_body(&self, replaced: usize, body: &[u8]) -> bool {
+        hostcalls::set_buffer(BufferType::HttpResponseBody, 0, replaced, body).is_ok()
     }
 
     fn increment_counter(&self, id: u32, n: i64) {

@@ -34,6 +34,9 @@ mod fake;
 mod filter;
 mod host;
 mod jwks;
+mod mcp;
+#[cfg(test)]
+mod mcp_tests;
 mod metrics;
 mod plugin;
 mod replay;

@@ -44,6 +44,20 @@ pub(crate) struct PendingRequest {
     pub request: Request,
     /// Test builds only: the decision time from `x-actwarden-test-now`.
     pub now_override: Option<UnixTime>,
+    /// Decided in the body phase (an MCP message): the headers went on already, spoofed
+    /// identity headers removed, so none can be removed or set now (see `mcp.rs`).
+    pub headers_sent: bool,
+}
+
+/// An allowed `tools/list` whose response the filter must rewrite (SPEC §9): what the
+/// decision saw, to decide each tool again when the response arrives.
+pub(crate) struct ToolsListJob {
+    pub context_id: u32,
+    pub request: Request,
+    pub now: UnixTime,
+    pub facts: crate::core::mcp::McpFacts,
+    /// The response's `content-type`, read with its headers (they are gone by the body).
+    pub content_type: String,
 }
 
 pub(crate) struct Plugin<H> {
@@ -56,6 +70,8 @@ pub(crate) struct Plugin<H> {
     pub signature_backend: Backend,
     pub remotes: Vec<RemoteProvider>,
     pub waiters: RefCell<Vec<Waiter>>,
+    /// Allowed `tools/list` requests whose responses are still to be filtered.
+    pub tools_lists: RefCell<Vec<ToolsListJob>>,
 }
 
 /// The keys every remote provider may use now, for one decision.
@@ -97,6 +113,7 @@ impl<H: Host> Plugin<H> {
             cache: TokenCache::default(),
             remotes,
             waiters: RefCell::new(Vec::new()),
+            tools_lists: RefCell::new(Vec::new()),
         }
     }
 
@@ -172,10 +189,13 @@ impl<H: Host> Plugin<H> {
             }
         }
 
-        // SPEC §5: inbound identity headers never reach the upstream, allowed or not.
+        // SPEC §5: inbound identity headers never reach the upstream, allowed or not
+        // (a body-phase request had them removed before its headers went on).
         let mut stripped = true;
-        for name in &decision.strip_headers {
-            stripped &= self.host.remove_request_header(name);
+        if !pending.headers_sent {
+            for name in &decision.strip_headers {
+                stripped &= self.host.remove_request_header(name);
+            }
         }
         if self.policy.audit_log.logs(decision.is_allowed()) {
             log_audit(&self.host, &decision.audit);
@@ -198,7 +218,12 @@ impl<H: Host> Plugin<H> {
                     send_error(&self.host, 500);
                     return Action::Pause;
                 }
-                for (name, value) in decision.identity_headers() {
+                let identity = if pending.headers_sent {
+                    &[][..]
+                } else {
+                    decision.identity_headers()
+                };
+                for (name, value) in identity {
                     if !self.host.set_request_header(name, value) {
                         // An identity the upstream would not see is not an allow.
                         self.host.log(
@@ -208,6 +233,19 @@ impl<H: Host> Plugin<H> {
                         send_error(&self.host, 500);
                         return Action::Pause;
                     }
+                }
+                if let Some(facts) = decision
+                    .mcp
+                    .as_ref()
+                    .filter(|_| decision.filters_tools_list(&self.policy))
+                {
+                    self.tools_lists.borrow_mut().push(ToolsListJob {
+                        context_id,
+                        request: pending.request,
+                        now,
+                        facts: facts.clone(),
+                        content_type: String::new(),
+                    });
                 }
                 if resumed {
                     self.host.resume_request();
@@ -256,6 +294,42 @@ impl<H: Host> Plugin<H> {
             UnknownKid::Wait { until_ms } => Some(until_ms.saturating_add(start_slack)),
             UnknownKid::DecideNow => None,
         }
+    }
+
+    /// The `tools/list` filtering job of request context `context_id`, taken out.
+    pub(crate) fn take_tools_list(&self, context_id: u32) -> Option<ToolsListJob> {
+        let mut jobs = self.tools_lists.borrow_mut();
+        let at = jobs.iter().position(|j| j.context_id == context_id)?;
+        Some(jobs.swap_remove(at))
+    }
+
+    /// Filters a `tools/list` response body for `job` (SPEC §9).
+    pub(crate) fn filter_tools_list(
+        &self,
+        job: &ToolsListJob,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<crate::core::mcp::FilteredResponse, crate::core::mcp::Unfilterable> {
+        let now_ms = self.host.now_millis();
+        let keys = self.keys_now(now_ms);
+        let verifier = self.verifier();
+        // The request's proof was checked when it was decided; filtering replays none.
+        let window = crate::core::dpop::MemoryWindow::new();
+        let ctx = Context {
+            policy: &self.policy,
+            remote_keys: &keys,
+            crypto: &verifier,
+            cache: Some(&self.cache),
+            replay: &window,
+        };
+        crate::core::mcp::filter_tools_list(
+            ctx,
+            &job.request,
+            &job.facts,
+            job.now,
+            content_type,
+            body,
+        )
     }
 
     /// Decides the waiting requests of `provider` (all when `None`) whose refetch has

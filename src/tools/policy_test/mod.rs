@@ -348,6 +348,7 @@ pub fn run_case(
         explain: false,
         clock: None,
         replay: Some(&file.replay),
+        mcp_response: None,
     })
     .map_err(|e| CaseError::Request {
         case: case.name.clone(),

@@ -1,5 +1,6 @@
 //! Prints every corpus case and twin, materialised (tokens minted), as one JSON array:
-//! `[{name, config, request, now, remote_jwks: {provider: JWKS text}, token, replay, expect}]`.
+//! `[{name, config, request, now, remote_jwks: {provider: JWKS text}, token, replay,
+//! mcp_response, expect}]`.
 //! The browser runner decides each of them in the playground and compares with the CLI;
 //! the playground itself carries no corpus code.
 
@@ -34,7 +35,10 @@ fn run() -> Result<(), String> {
             "token": p.token,
             // Decide twice in one session: the case expects the second (a DPoP replay).
             "replay": p.replay,
-            "expect": {"decision": case.expect.decision, "reason": case.expect.reason},
+            // SPEC §9: the upstream's tools/list answer, filtered by the playground too.
+            "mcp_response": case.mcp_response,
+            "expect": {"decision": case.expect.decision, "reason": case.expect.reason,
+                       "filtered_tools": case.expect.filtered_tools},
         }));
     }
     println!("{}", Value::Array(out));

@@ -1,0 +1,342 @@
+//! SPEC §9 through the Envoy filter against `FakeHost`: the body of an MCP message is
+//! buffered and decided at the end of the stream, an oversized one is refused at once,
+//! the metadata GET is answered locally, and an allowed `tools/list` response is rewritten
+//! (JSON, SSE split over chunks) or replaced with a 502.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use super::fake::FakeHost;
+use super::filter::Filter;
+use super::root::Root;
+use crate::core::keys::alg::Alg;
+use crate::tools::mint::{public_jwks, SigningKey};
+use proxy_wasm::traits::{HttpContext, RootContext};
+use proxy_wasm::types::{Action, LogLevel};
+use ring::rand::SystemRandom;
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+const ROOT: u32 = 1;
+const NOW_S: u64 = 1_800_000_000;
+
+fn key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate(Alg::ES256, "k", &SystemRandom::new()).unwrap())
+}
+
+fn config() -> Value {
+    json!({
+        "providers": { "sts": { "issuer": "https://sts.example.com",
+            "audiences": ["https://api.example.com/mcp"],
+            "local_jwks": { "inline_string": public_jwks(&[key()]).to_string() } } },
+        "mcp": { "endpoints": ["/mcp"], "max_body_bytes": 256,
+                 "resource": "https://api.example.com/mcp", "max_response_bytes": 4096 },
+        "rules": [
+            { "id": "pay", "match": { "mcp": { "methods": ["tools/call"], "names": ["pay"] } },
+              "require": { "scopes": ["pay"], "arguments": [{ "pointer": "/amount", "max": 10 }] } },
+            { "id": "mcp", "match": { "path_exact": "/mcp" } }
+        ]
+    })
+}
+
+fn token(scope: &str) -> String {
+    let claims = json!({ "iss": "https://sts.example.com", "sub": "alice",
+        "aud": "https://api.example.com/mcp", "iat": NOW_S - 10, "exp": NOW_S + 300,
+        "scope": scope });
+    key()
+        .mint(Alg::ES256, &claims, None, &SystemRandom::new())
+        .unwrap()
+}
+
+fn configured() -> (FakeHost, Root<FakeHost>) {
+    let fake = FakeHost::default();
+    {
+        let mut state = fake.state();
+        state.now_ms = NOW_S * 1000;
+        state.effective = ROOT;
+        state.plugin_configuration = Some(config().to_string().into_bytes());
+    }
+    let mut root = Root::new(ROOT, fake.clone());
+    assert!(root.on_configure(0), "{:?}", fake.logs(LogLevel::Critical));
+    fake.clear_calls();
+    (fake, root)
+}
+
+/// A POST to /mcp whose body arrives in `chunks`; the action of each callback.
+fn post(
+    fake: &FakeHost,
+    root: &Root<FakeHost>,
+    id: u32,
+    scope: &str,
+    chunks: &[&[u8]],
+) -> (Filter<FakeHost>, Vec<Action>) {
+    let auth = format!("Bearer {}", token(scope));
+    let headers = [
+        (":method", "POST"),
+        (":path", "/mcp"),
+        (":authority", "api.example.com"),
+        ("authorization", auth.as_str()),
+        ("accept-encoding", "gzip"),
+    ];
+    fake.enter_request(id, &headers);
+    let mut filter = root.filter(id).unwrap();
+    let mut actions = vec![filter.on_http_request_headers(headers.len(), chunks.is_empty())];
+    for (i, chunk) in chunks.iter().enumerate() {
+        fake.with_request(id, |r| r.body.extend_from_slice(chunk));
+        let size = fake.request(id).body.len();
+        actions.push(filter.on_http_request_body(size, i + 1 == chunks.len()));
+    }
+    (filter, actions)
+}
+
+const CALL_OK: &[u8] =
+    br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","arguments":{"amount":5}}}"#;
+const LIST: &[u8] = br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
+const TOOLS: &str =
+    r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"pay"},{"name":"echo"}]}}"#;
+
+#[test]
+fn the_body_is_buffered_and_decided_at_the_end() {
+    let (fake, root) = configured();
+    let (a, b) = CALL_OK.split_at(20);
+    let (_f, actions) = post(&fake, &root, 2, "pay", &[a, b]);
+    // Headers go on first (Envoy withholds the body from a filter that holds them).
+    assert_eq!(
+        actions,
+        vec![Action::Continue, Action::Pause, Action::Continue]
+    );
+    assert!(fake.replies().is_empty());
+    assert_eq!(
+        fake.header(2, "x-agent-rule"),
+        None,
+        "too late for identity headers"
+    );
+    let audit = fake.logs(LogLevel::Info).join("\n");
+    assert!(
+        audit.contains(r#""mcp_method":"tools/call","mcp_name":"pay""#),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("amount"),
+        "argument values never logged: {audit}"
+    );
+}
+
+#[test]
+fn an_argument_over_its_cap_is_a_403() {
+    let (fake, root) = configured();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","arguments":{"amount":50}}}"#;
+    let (_f, actions) = post(&fake, &root, 2, "pay", &[body]);
+    assert_eq!(actions.last(), Some(&Action::Pause));
+    let reply = &fake.replies()[0];
+    assert_eq!(reply.status, 403);
+    assert!(reply.body.contains("argument_denied"));
+}
+
+#[test]
+fn an_oversized_body_is_refused_at_once_and_never_forwarded() {
+    let (fake, root) = configured();
+    let big = [b' '; 300];
+    let (_f, actions) = post(
+        &fake,
+        &root,
+        2,
+        "pay",
+        &[&big[..100], &big[100..], &big[..10]],
+    );
+    // Decided on the second chunk (300 > 256), without waiting for the end of the stream.
+    assert_eq!(
+        actions[..3],
+        [Action::Continue, Action::Pause, Action::Pause]
+    );
+    let replies = fake.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].status, 413);
+    assert!(replies[0].body.contains("mcp_body_too_large"));
+}
+
+#[test]
+fn malformed_and_empty_bodies_are_400() {
+    for (i, body) in [&b"{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"name\":\"b\"}}"[..], b"\xff\xfe", b"[1]"].iter().enumerate() {
+        let (fake, root) = configured();
+        post(&fake, &root, 2 + i as u32, "pay", &[body]);
+        assert_eq!(fake.replies()[0].status, 400, "{body:?}");
+    }
+    let (fake, root) = configured();
+    post(&fake, &root, 2, "pay", &[]);
+    assert_eq!(fake.replies()[0].status, 400);
+}
+
+#[test]
+fn the_metadata_get_is_answered_locally_and_401s_point_to_it() {
+    let (fake, root) = configured();
+    let headers = [
+        (":method", "GET"),
+        (":path", "/.well-known/oauth-protected-resource/mcp"),
+        (":authority", "api.example.com"),
+    ];
+    fake.enter_request(2, &headers);
+    let mut filter = root.filter(2).unwrap();
+    assert_eq!(filter.on_http_request_headers(3, true), Action::Pause);
+    assert_eq!(fake.replies().len(), 1);
+    let reply = &fake.replies()[0];
+    assert_eq!(reply.status, 200);
+    let doc: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(doc["resource"], "https://api.example.com/mcp");
+    assert_eq!(doc["scopes_supported"], json!(["pay"]));
+
+    let (fake, root) = configured();
+    fake.enter_request(3, &[(":method", "POST"), (":path", "/mcp")]);
+    let mut filter = root.filter(3).unwrap();
+    filter.on_http_request_headers(2, false);
+    fake.with_request(3, |r| r.body = LIST.to_vec());
+    filter.on_http_request_body(LIST.len(), true);
+    let reply = &fake.replies()[0];
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("Bearer resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource/mcp\"")
+    );
+}
+
+/// Runs an allowed tools/list and feeds `response` back in `chunks`.
+fn list_response(scope: &str, content_type: &str, chunks: &[&str]) -> (FakeHost, Vec<Action>) {
+    let (fake, root) = configured();
+    let (mut filter, actions) = post(&fake, &root, 2, scope, &[LIST]);
+    assert_eq!(actions.last(), Some(&Action::Continue));
+    assert_eq!(
+        fake.header(2, "accept-encoding"),
+        None,
+        "identity encoding asked for"
+    );
+    fake.with_request(2, |r| {
+        r.response_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), content_type.into()),
+            ("content-length".into(), "999".into()),
+        ];
+    });
+    let mut out = vec![filter.on_http_response_headers(3, false)];
+    for (i, chunk) in chunks.iter().enumerate() {
+        fake.with_request(2, |r| r.response_body.extend_from_slice(chunk.as_bytes()));
+        let size = fake.request(2).response_body.len();
+        out.push(filter.on_http_response_body(size, i + 1 == chunks.len()));
+    }
+    (fake, out)
+}
+
+fn response_header(fake: &FakeHost, name: &str) -> Option<String> {
+    fake.request(2)
+        .response_headers
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+}
+
+#[test]
+fn a_json_tools_list_is_filtered_per_caller() {
+    for (scope, kept) in [("pay", json!(["pay", "echo"])), ("read", json!(["echo"]))] {
+        let (fake, actions) = list_response(scope, "application/json", &[TOOLS]);
+        assert_eq!(actions, vec![Action::Continue, Action::Continue]);
+        let body: Value = serde_json::from_slice(&fake.request(2).response_body).unwrap();
+        let names: Vec<&Value> = body["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| &t["name"])
+            .collect();
+        assert_eq!(json!(names), kept);
+        assert_eq!(
+            response_header(&fake, "content-length"),
+            None,
+            "length may change"
+        );
+    }
+}
+
+#[test]
+fn an_sse_tools_list_split_across_chunks_is_filtered() {
+    let stream = format!("event: message\ndata: {TOOLS}\n\n");
+    let (a, rest) = stream.split_at(25);
+    let (b, c) = rest.split_at(30);
+    let (fake, actions) = list_response("read", "text/event-stream", &[a, b, c]);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Continue,
+            Action::Pause,
+            Action::Pause,
+            Action::Continue
+        ]
+    );
+    let body = String::from_utf8(fake.request(2).response_body).unwrap();
+    assert!(body.starts_with("event: message\ndata: "), "{body}");
+    assert!(body.contains("echo") && !body.contains("\"pay\""), "{body}");
+}
+
+#[test]
+fn an_unfilterable_response_is_never_passed_on() {
+    // Judged from the headers: 502 with the SPEC's body.
+    let (fake, _) = list_response("read", "text/html", &[TOOLS]);
+    assert_eq!(response_header(&fake, ":status").as_deref(), Some("502"));
+    assert_eq!(
+        fake.request(2).response_body,
+        crate::core::mcp::UNFILTERABLE_BODY.as_bytes()
+    );
+    // Judged from the body (the status went out): a JSON-RPC error for the request's id.
+    let (fake, _) = list_response("read", "application/json", &[&TOOLS[..20]]);
+    let body: Value = serde_json::from_slice(&fake.request(2).response_body).unwrap();
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["error"]["message"], "tools_list_unfilterable");
+    // Over budget mid-stream: refused at once, the rest dropped.
+    let big = "x".repeat(5000);
+    let (fake, actions) = list_response("read", "application/json", &[&big, "more"]);
+    assert_eq!(
+        actions[1],
+        Action::Continue,
+        "decided as soon as it is over budget"
+    );
+    let body = String::from_utf8(fake.request(2).response_body).unwrap();
+    assert!(
+        !body.contains('x') || body.contains("tools_list_unfilterable"),
+        "{body}"
+    );
+    assert!(!body.contains("xxxx"), "{body}");
+}
+
+#[test]
+fn spoofed_identity_is_removed_before_the_headers_go_on() {
+    let (fake, root) = configured();
+    let auth = format!("Bearer {}", token("pay"));
+    let headers = [
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("authorization", auth.as_str()),
+        ("x-agent-subject", "admin"),
+        ("X_Agent_Rule", "pay"),
+    ];
+    fake.enter_request(2, &headers);
+    let mut filter = root.filter(2).unwrap();
+    assert_eq!(
+        filter.on_http_request_headers(headers.len(), false),
+        Action::Continue
+    );
+    assert_eq!(fake.header(2, "x-agent-subject"), None);
+    assert_eq!(fake.header(2, "x_agent_rule"), None);
+    // Nothing touches the request headers once they went on (the SDK panics if the host
+    // refuses): the body-phase decision only reads and replies.
+    fake.clear_calls();
+    fake.with_request(2, |r| r.body = CALL_OK.to_vec());
+    assert_eq!(
+        filter.on_http_request_body(CALL_OK.len(), true),
+        Action::Continue
+    );
+    assert!(!fake.calls().iter().any(|c| matches!(
+        c,
+        super::fake::Call::RemoveHeader(_) | super::fake::Call::SetHeader(..)
+    )));
+}
