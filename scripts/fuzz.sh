@@ -10,7 +10,8 @@
 # (-jobs=1 -workers=1): the machines have 2 cores shared with other work. A crash stops
 # the run with a non-zero exit and its input in fuzz/artifacts/<target>/; replay it with
 # `cargo +nightly fuzz run -O TARGET fuzz/artifacts/TARGET/crash-…`, fix, and keep it as a
-# regression test (tests/fuzz_regressions.rs). Figures: target/fuzz/<target>.stats.
+# regression test (tests/fuzz_regressions.rs). Figures: target/fuzz/<target>.stats (smoke:
+# target/fuzz/smoke-<target>.stats).
 #
 # A new target (MCP bodies, DPoP proofs, …): fuzz/fuzz_targets/<name>.rs, a [[bin]] in
 # fuzz/Cargo.toml, seeds in fuzz/seeds/<name>/, and its name in TARGETS below.
@@ -31,7 +32,7 @@ run_one() {
     local target=$1
     shift
     mkdir -p "fuzz/corpus/$target"
-    local log="target/fuzz/$target.log"
+    local log="target/fuzz/$PREFIX$target.log"
     local start=$SECONDS status=0
     nice -n 19 cargo +nightly fuzz run -O "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
         -jobs=1 -workers=1 -print_final_stats=1 -rss_limit_mb=2048 -timeout=20 "$@" >"$log" 2>&1 || status=$?
@@ -39,7 +40,7 @@ run_one() {
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     printf '%s\t%s\t%s\t%s\t%s\n' "$target" "${runs:-0}" "${eps:-0}" "$((SECONDS - start))" "$(date -u +%F)" \
-        | tee "target/fuzz/$target.stats"
+        | tee "target/fuzz/$PREFIX$target.stats"
     if [ "$status" -ne 0 ]; then
         echo "fuzz: $target FAILED (exit $status); log $log:" >&2
         grep -E "panicked|ERROR|SUMMARY|Test unit written|assert" "$log" | head -20 >&2 || tail -30 "$log" >&2
@@ -50,6 +51,7 @@ run_one() {
 case "${1:-}" in
 smoke)
     seconds=${2:-15}
+    PREFIX=smoke-
     start=$SECONDS
     build
     echo "fuzz-smoke: built in $((SECONDS - start)) s; target, executions, exec/s, seconds, date:"
@@ -61,6 +63,7 @@ smoke)
     exit "$failed"
     ;;
 run)
+    PREFIX=
     target=${2:?usage: scripts/fuzz.sh run TARGET [RUNS] [MAX_SECONDS]}
     build
     run_one "$target" -runs="${3:-10000000}" -max_total_time="${4:-3600}"

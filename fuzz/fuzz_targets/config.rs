@@ -1,7 +1,12 @@
 //! `Policy::from_json` on any text. Invariants: an error names a JSON path or a message;
 //! a loaded policy decides a fixed request without a token (no panic, a valid reason).
 #![no_main]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use actwarden::{decide, Context, NoRemoteKeys, Policy, Reason, Request, UnixTime, RING};
 use libfuzzer_sys::fuzz_target;
@@ -23,7 +28,12 @@ fuzz_target!(|data: &[u8]| {
                     path: path.into(),
                     ..Request::default()
                 };
-                let ctx = Context { policy: &policy, remote_keys: &NoRemoteKeys, crypto: &RING, cache: None };
+                let ctx = Context {
+                    policy: &policy,
+                    remote_keys: &NoRemoteKeys,
+                    crypto: &RING,
+                    cache: None,
+                };
                 let d = decide(ctx, &request, UnixTime::from_secs(1_800_000_000));
                 assert!(Reason::ALL.contains(&d.reason()));
                 assert_eq!(d.is_allowed(), d.response().is_none());

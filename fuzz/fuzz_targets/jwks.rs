@@ -2,7 +2,12 @@
 //! never empty; a fetched set never holds a symmetric key; the set it parses twice is the
 //! same size.
 #![no_main]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use actwarden::{parse_jwks, Alg, KeySource};
 use libfuzzer_sys::fuzz_target;
@@ -17,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!set.keys.is_empty(), "an empty key set parsed");
                 if source == KeySource::Fetched {
                     for k in &set.keys {
-                        assert!(!k.fits(Alg::HS256) && !k.fits(Alg::HS384) && !k.fits(Alg::HS512), "a fetched oct key");
+                        assert!(
+                            !k.fits(Alg::HS256) && !k.fits(Alg::HS384) && !k.fits(Alg::HS512),
+                            "a fetched oct key"
+                        );
                     }
                 }
             }

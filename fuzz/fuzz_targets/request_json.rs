@@ -2,7 +2,12 @@
 //! come out lower-cased; an error has a message; the request then decides under the
 //! corpus's `main` policy without a panic.
 #![no_main]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use actwarden::{decide, Context, NoRemoteKeys, Reason, Request, UnixTime, RING};
 use libfuzzer_sys::fuzz_target;
@@ -19,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = request.path_only();
             let _ = request.is_grpc();
             let f = actwarden_fuzz::fixture();
-            let ctx = Context { policy: &f.policies[0], remote_keys: &NoRemoteKeys, crypto: &RING, cache: None };
+            let ctx = Context {
+                policy: &f.policies[0],
+                remote_keys: &NoRemoteKeys,
+                crypto: &RING,
+                cache: None,
+            };
             let d = decide(ctx, &request, UnixTime::from_secs(actwarden_fuzz::NOW));
             assert!(Reason::ALL.contains(&d.reason()));
         }

@@ -2,7 +2,12 @@
 //! people (`decode_unverified`). Invariants: a split token's signing input is the text
 //! before the last dot; a parsed token is a split one whose payload is a JSON object.
 #![no_main]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use actwarden::dangerous::{parse_unverified, split};
 use libfuzzer_sys::fuzz_target;
@@ -14,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     let split_result = split(text);
     if let Ok(jws) = &split_result {
         assert!(text.starts_with(jws.signing_input));
-        assert_eq!(text.matches('.').count(), 2, "a compact JWS has exactly two dots");
+        assert_eq!(
+            text.matches('.').count(),
+            2,
+            "a compact JWS has exactly two dots"
+        );
         assert_eq!(jws.signing_input.matches('.').count(), 1);
     }
     match parse_unverified(text) {

@@ -4,7 +4,12 @@
 //! Invariant: a signature verifies only over exactly the signing input a fixed key signed,
 //! with the algorithm it was signed with — no forgery, no algorithm confusion.
 #![no_main]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use actwarden::dangerous::{split, verify_signature};
 use actwarden::{Alg, KeySet, KeySource, RING};
@@ -61,20 +66,42 @@ fn keys() -> &'static Keys {
 }
 
 const ALGS: [Alg; 10] = [
-    Alg::ES256, Alg::ES384, Alg::EdDSA, Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256,
-    Alg::PS384, Alg::HS256, Alg::HS512,
+    Alg::ES256,
+    Alg::ES384,
+    Alg::EdDSA,
+    Alg::RS256,
+    Alg::RS384,
+    Alg::RS512,
+    Alg::PS256,
+    Alg::PS384,
+    Alg::HS256,
+    Alg::HS512,
 ];
 
 #[derive(Arbitrary, Debug)]
 enum Input {
-    Minted { which: u8, corrupt: Option<Corrupt>, hs_set: bool, allowed: u16 },
-    Raw { token: String, hs_set: bool, allowed: u16 },
+    Minted {
+        which: u8,
+        corrupt: Option<Corrupt>,
+        hs_set: bool,
+        allowed: u16,
+    },
+    Raw {
+        token: String,
+        hs_set: bool,
+        allowed: u16,
+    },
 }
 
 fuzz_target!(|input: Input| {
     let k = keys();
     let (token, set, allowed) = match &input {
-        Input::Minted { which, corrupt: c, hs_set, allowed } => {
+        Input::Minted {
+            which,
+            corrupt: c,
+            hs_set,
+            allowed,
+        } => {
             let (t, _, _) = &k.tokens[usize::from(*which) % k.tokens.len()];
             let t = match c {
                 Some(c) => corrupt(t, c),
@@ -82,7 +109,11 @@ fuzz_target!(|input: Input| {
             };
             (t, usize::from(*hs_set), *allowed)
         }
-        Input::Raw { token, hs_set, allowed } => (token.clone(), usize::from(*hs_set), *allowed),
+        Input::Raw {
+            token,
+            hs_set,
+            allowed,
+        } => (token.clone(), usize::from(*hs_set), *allowed),
     };
     let algorithms: Vec<Alg> = ALGS
         .iter()
@@ -93,15 +124,24 @@ fuzz_target!(|input: Input| {
     let Ok(jws) = split(&token) else { return };
     let keyset = if set == 1 { &k.hs } else { &k.asym };
     if let Ok(alg) = verify_signature(&jws, Some(keyset), &algorithms, &RING) {
-        assert!(algorithms.contains(&alg), "verified with an algorithm not allowed");
+        assert!(
+            algorithms.contains(&alg),
+            "verified with an algorithm not allowed"
+        );
         let input_of = |t: &str| t.rsplit_once('.').map(|(input, _)| input.to_owned());
         let genuine = k.tokens.iter().any(|(t, s, a)| {
             *s == set && *a == alg && input_of(t).as_deref() == Some(jws.signing_input)
         });
-        assert!(genuine, "verified a signing input no fixed key signed with {alg:?}: {token}");
+        assert!(
+            genuine,
+            "verified a signing input no fixed key signed with {alg:?}: {token}"
+        );
         // The attacker's token (same header and claims as es256-a's, kid es256-a) never verifies.
         let evil = &k.tokens[k.tokens.len() - 1].0;
-        assert!(jws.signature != split(evil).unwrap().signature, "the attacker's key verified");
+        assert!(
+            jws.signature != split(evil).unwrap().signature,
+            "the attacker's key verified"
+        );
     }
     // Without keys: never a verification.
     assert!(verify_signature(&jws, None, &algorithms, &RING).is_err());

@@ -45,11 +45,17 @@ pub const POLICY_NAMES: [&str; 11] = [
 ];
 
 /// Signing keys by corpus name; `evil-es256` is in no configured key set (forgeries).
-pub const KEY_NAMES: [&str; 6] = ["hs-a", "ed-a", "es256-a", "es256-b", "es384-a", "evil-es256"];
+pub const KEY_NAMES: [&str; 6] = [
+    "hs-a",
+    "ed-a",
+    "es256-a",
+    "es256-b",
+    "es384-a",
+    "evil-es256",
+];
 
 /// An HS256 key with `hs-a`'s kid and another secret: the attacker's, for the HS twins.
-pub const EVIL_HS: &str =
-    r#"{"kty":"oct","alg":"HS256","kid":"hs-a","k":"ZXZpbC1zZWNyZXQtZXZpbC1zZWNyZXQtZXZpbC1zZWNyZXQ"}"#;
+pub const EVIL_HS: &str = r#"{"kty":"oct","alg":"HS256","kid":"hs-a","k":"ZXZpbC1zZWNyZXQtZXZpbC1zZWNyZXQtZXZpbC1zZWNyZXQ"}"#;
 
 pub struct Fixture {
     pub policies: Vec<Policy>,
@@ -107,10 +113,15 @@ pub fn fixture() -> &'static Fixture {
             .map(|n| Policy::from_json(&hs_twin(n)).unwrap())
             .collect();
         let rng = SystemRandom::new();
-        let hs_keys = vec![corpus_key("hs-a"), SigningKey::from_jwk_json(EVIL_HS, &rng).unwrap()];
+        let hs_keys = vec![
+            corpus_key("hs-a"),
+            SigningKey::from_jwk_json(EVIL_HS, &rng).unwrap(),
+        ];
         let keys: Vec<SigningKey> = KEY_NAMES.iter().map(|n| corpus_key(n)).collect();
-        let remote_jwks = actwarden::mint::public_jwks(&[&corpus_key("es256-a"), &corpus_key("ed-a")]);
-        let remote_set = actwarden::parse_jwks(&remote_jwks.to_string(), KeySource::Fetched).unwrap();
+        let remote_jwks =
+            actwarden::mint::public_jwks(&[&corpus_key("es256-a"), &corpus_key("ed-a")]);
+        let remote_set =
+            actwarden::parse_jwks(&remote_jwks.to_string(), KeySource::Fetched).unwrap();
         let mut remote = HashMap::new();
         remote.insert("remote-sts".to_owned(), remote_set);
         Fixture {
@@ -277,7 +288,10 @@ impl ClaimsIn {
         }
         put("iss", claim(&self.iss, |s| json!(s.get())));
         put("sub", claim(&self.sub, |s| json!(s.get())));
-        put("sub_profile", self.sub_profile.as_ref().map(|s| json!(s.get())));
+        put(
+            "sub_profile",
+            self.sub_profile.as_ref().map(|s| json!(s.get())),
+        );
         put(
             "aud",
             claim(&self.aud, |v| match v.as_slice() {
@@ -287,7 +301,10 @@ impl ClaimsIn {
         );
         put("iat", claim(&self.iat, |o| time(*o)));
         put("exp", claim(&self.exp, |o| time(*o)));
-        put("nbf", self.nbf.as_ref().and_then(|c| claim(c, |o| time(*o))));
+        put(
+            "nbf",
+            self.nbf.as_ref().and_then(|c| claim(c, |o| time(*o))),
+        );
         put("auth_time", self.auth_time.map(time));
         put("jti", self.jti.as_ref().map(|s| json!(s.get())));
         let joined = |v: &Vec<Str>| json!(v.iter().map(Str::get).collect::<Vec<_>>().join(" "));
@@ -345,7 +362,10 @@ impl ClaimsIn {
             // A nesting bomb kept under the token size limit most of the time.
             for i in 0..(n % 512) {
                 let mut o = Map::new();
-                o.insert("sub".into(), json!(format!("spiffe://prod.example.com/agent/b{i}")));
+                o.insert(
+                    "sub".into(),
+                    json!(format!("spiffe://prod.example.com/agent/b{i}")),
+                );
                 if let Some(inner) = act.take() {
                     o.insert("act".into(), inner);
                 }
@@ -373,7 +393,11 @@ mod base64_lite {
     pub fn encode(bytes: &[u8]) -> String {
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..=chunk.len() {
                 out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -445,10 +469,16 @@ impl TokenIn {
         };
         let mut header = Map::new();
         if let Some(typ) = &self.typ {
-            header.insert("typ".into(), typ.as_ref().map_or(Value::Null, |s| json!(s.get())));
+            header.insert(
+                "typ".into(),
+                typ.as_ref().map_or(Value::Null, |s| json!(s.get())),
+            );
         }
         if let Some(kid) = &self.kid {
-            header.insert("kid".into(), kid.as_ref().map_or(Value::Null, |s| json!(s.get())));
+            header.insert(
+                "kid".into(),
+                kid.as_ref().map_or(Value::Null, |s| json!(s.get())),
+            );
         }
         for (k, v) in &self.header_extra {
             let k = k.get();
@@ -462,7 +492,12 @@ impl TokenIn {
             // The alg does not fit the key: sign with the key's own.
             Err(_) => match key.mint(key.default_alg(), &claims, Some(&header), &f.rng) {
                 Ok(t) => t,
-                Err(_) => return Minted { token: String::new(), genuine: false },
+                Err(_) => {
+                    return Minted {
+                        token: String::new(),
+                        genuine: false,
+                    }
+                }
             },
         };
         let mut genuine = ki != evil;
@@ -485,14 +520,20 @@ pub fn corrupt(token: &str, c: &Corrupt) -> String {
             if !sig.is_empty() {
                 let i = usize::from(*bit) % sig.len();
                 // Stay in the base64url alphabet: swap for another of its characters.
-                let pos = base64_lite::A.iter().position(|&a| a == sig[i]).unwrap_or(0);
+                let pos = base64_lite::A
+                    .iter()
+                    .position(|&a| a == sig[i])
+                    .unwrap_or(0);
                 sig[i] = base64_lite::A[(pos + 1 + usize::from(*bit >> 8) % 63) % 64];
             }
             format!("{h}.{p}.{}", String::from_utf8_lossy(&sig))
         }
         (Corrupt::Signature(s), [h, p, _]) => format!("{h}.{p}.{s}"),
         (Corrupt::Header(j), [_, p, s]) => {
-            format!("{}.{p}.{s}", base64_lite::encode(j.get().to_string().as_bytes()))
+            format!(
+                "{}.{p}.{s}",
+                base64_lite::encode(j.get().to_string().as_bytes())
+            )
         }
         (Corrupt::Insert(at, ch), _) => {
             let mut t = token.to_owned();
@@ -591,21 +632,30 @@ impl RequestIn {
     pub fn build(&self, f: &Fixture) -> Built {
         let asym = self.is_asymmetric();
         let method = match &self.method {
-            Str::Known(i) => ["GET", "POST", "PUT", "DELETE", "PATCH"][usize::from(*i) % 5].to_owned(),
+            Str::Known(i) => {
+                ["GET", "POST", "PUT", "DELETE", "PATCH"][usize::from(*i) % 5].to_owned()
+            }
             Str::Any(s) => s.clone(),
         };
         let path = match &self.raw_path {
             Some(p) => p.clone(),
-            None => format!("{}{}", PATHS[usize::from(self.path.0) % PATHS.len()], self.path.1),
+            None => format!(
+                "{}{}",
+                PATHS[usize::from(self.path.0) % PATHS.len()],
+                self.path.1
+            ),
         };
         let mut headers = Vec::new();
         for h in &self.headers {
             let (n, v) = match h {
                 HeaderIn::XAgent(n, v) => (format!("x-agent-{n}"), v.clone()),
-                HeaderIn::ContentType(s) => ("content-type".into(), match s {
-                    Str::Known(i) if i % 2 == 0 => "application/grpc".into(),
-                    other => other.get(),
-                }),
+                HeaderIn::ContentType(s) => (
+                    "content-type".into(),
+                    match s {
+                        Str::Known(i) if i % 2 == 0 => "application/grpc".into(),
+                        other => other.get(),
+                    },
+                ),
                 HeaderIn::RequestId(v) => ("x-request-id".into(), v.clone()),
                 HeaderIn::Traceparent(v) => ("traceparent".into(), v.clone()),
                 HeaderIn::Host(v) => ("host".into(), v.clone()),
@@ -632,7 +682,11 @@ impl RequestIn {
             AuthIn::Two(a, b, same_header) => {
                 let (a, b) = (a.mint(f, asym), b.mint(f, asym));
                 headers.push(("authorization".into(), format!("Bearer {}", a.token)));
-                let name = if *same_header { "authorization" } else { "x-api-token" };
+                let name = if *same_header {
+                    "authorization"
+                } else {
+                    "x-api-token"
+                };
                 headers.push((name.into(), format!("Bearer {}", b.token)));
                 tokens.push(a);
                 tokens.push(b);
@@ -658,7 +712,11 @@ impl RequestIn {
     }
 
     pub fn policy<'f>(&self, f: &'f Fixture) -> &'f Policy {
-        let set = if self.is_asymmetric() { &f.policies } else { &f.hs_policies };
+        let set = if self.is_asymmetric() {
+            &f.policies
+        } else {
+            &f.hs_policies
+        };
         &set[usize::from(self.policy) % set.len()]
     }
 
@@ -691,7 +749,10 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
     check_decision(&d, &built);
     if input.check_cache % 4 == 0 {
         let cache = TokenCache::default();
-        let ctx = Context { cache: Some(&cache), ..ctx };
+        let ctx = Context {
+            cache: Some(&cache),
+            ..ctx
+        };
         for _ in 0..2 {
             let c = decide(ctx, &built.request, input.now());
             check_decision(&c, &built);
@@ -705,8 +766,14 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
 /// The invariants of SPEC §4–§6 that hold for every decision.
 pub fn check_decision(d: &Decision, built: &Built) {
     let reason = d.reason();
-    assert!(Reason::ALL.contains(&reason), "reason {reason:?} not in Reason::ALL");
-    assert_eq!(d.audit.reason, reason, "audit reason differs from the verdict");
+    assert!(
+        Reason::ALL.contains(&reason),
+        "reason {reason:?} not in Reason::ALL"
+    );
+    assert_eq!(
+        d.audit.reason, reason,
+        "audit reason differs from the verdict"
+    );
     assert_eq!(Reason::from_code(reason.code()), Some(reason));
     match &d.verdict {
         Verdict::Deny { response, .. } => {
@@ -725,8 +792,13 @@ pub fn check_decision(d: &Decision, built: &Built) {
             assert_eq!(reason, Reason::Allowed);
             assert_eq!(d.audit.decision, "allow");
             assert!(d.audit.sub.is_some(), "allowed with a token but no subject");
-            assert!(identity_headers.iter().all(|(n, _)| n.starts_with("x-agent-")));
-            assert!(built.tokens.iter().any(|t| t.genuine), "allowed without a genuine token");
+            assert!(identity_headers
+                .iter()
+                .all(|(n, _)| n.starts_with("x-agent-")));
+            assert!(
+                built.tokens.iter().any(|t| t.genuine),
+                "allowed without a genuine token"
+            );
         }
         Verdict::AllowAnonymous => {
             assert_eq!(reason, Reason::AllowedAnonymous);
@@ -751,14 +823,21 @@ pub fn check_decision(d: &Decision, built: &Built) {
     // Every inbound x-agent-* header is stripped.
     for (name, _) in &built.request.headers {
         if name.to_ascii_lowercase().starts_with("x-agent-") {
-            assert!(d.strip_headers.iter().any(|s| s == name), "x-agent header {name} not stripped");
+            assert!(
+                d.strip_headers.iter().any(|s| s == name),
+                "x-agent header {name} not stripped"
+            );
         }
     }
     // The audit line: one line of JSON, what serde would write, never the token.
     let line = d.audit.to_json_line();
     assert!(!line.contains('\n'));
     let parsed: Value = serde_json::from_str(&line).expect("audit line is JSON");
-    assert_eq!(line, serde_json::to_string(&d.audit).unwrap(), "hand-written audit JSON differs from serde's");
+    assert_eq!(
+        line,
+        serde_json::to_string(&d.audit).unwrap(),
+        "hand-written audit JSON differs from serde's"
+    );
     assert_eq!(parsed["reason"], reason.code());
     for t in &built.tokens {
         if t.token.len() >= 24 && !request_mentions(&built.request, &t.token) {

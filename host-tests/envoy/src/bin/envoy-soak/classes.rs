@@ -196,7 +196,11 @@ impl Tokens {
         let mut valid = Vec::with_capacity(VALID_POOL);
         // More distinct tokens than the verified-token cache holds (4096): it evicts.
         for i in 0..VALID_POOL {
-            valid.push(mint(steady, &claims(STEADY_ISS, &format!("user:soak-{i}"), now, i as u64), None)?);
+            valid.push(mint(
+                steady,
+                &claims(STEADY_ISS, &format!("user:soak-{i}"), now, i as u64),
+                None,
+            )?);
         }
         let mut expired = claims(STEADY_ISS, "user:late", now, 1);
         expired["iat"] = json!(now - 7200);
@@ -225,7 +229,11 @@ impl Tokens {
     pub fn rotate_remote(&self, key: &SigningKey, now: u64) -> Result<()> {
         let mut pool = Vec::with_capacity(REMOTE_POOL);
         for i in 0..REMOTE_POOL {
-            pool.push(mint(key, &claims(FLAPPY_ISS, &format!("user:remote-{i}"), now, i as u64), None)?);
+            pool.push(mint(
+                key,
+                &claims(FLAPPY_ISS, &format!("user:remote-{i}"), now, i as u64),
+                None,
+            )?);
         }
         let bad = flip_signature(&mint(key, &claims(FLAPPY_ISS, "user:bad", now, 0), None)?);
         let mut slot = self.remote.write().unwrap_or_else(|p| p.into_inner());

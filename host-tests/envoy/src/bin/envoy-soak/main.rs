@@ -100,10 +100,20 @@ impl Conn {
             s.set_nodelay(true)?;
             self.io = Some((BufReader::new(s.try_clone()?), s));
         }
-        let (reader, writer) = self.io.as_mut().ok_or_else(|| Error("no connection".into()))?;
-        let result = http::write_request(writer, req).and_then(|()| http::read_response(reader, &req.method));
+        let (reader, writer) = self
+            .io
+            .as_mut()
+            .ok_or_else(|| Error("no connection".into()))?;
+        let result = http::write_request(writer, req)
+            .and_then(|()| http::read_response(reader, &req.method));
         match &result {
-            Ok(resp) if resp.get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) => self.io = None,
+            Ok(resp)
+                if resp
+                    .get("connection")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("close")) =>
+            {
+                self.io = None
+            }
             Err(_) => self.io = None,
             Ok(_) => {}
         }
@@ -115,9 +125,16 @@ impl Conn {
 /// carries `{"error": reason}`.
 fn response_reason(class: Class, resp: &Response) -> std::result::Result<String, String> {
     if resp.get(ECHO_MARK).is_some() {
-        let body: Value = serde_json::from_slice(&resp.body).map_err(|e| format!("echo body: {e}"))?;
-        let agent = body.get("x-agent").and_then(Value::as_object).cloned().unwrap_or_default();
-        if agent.values().any(|v| v.as_str() == Some(SPOOF)) || agent.contains_key("x-agent-scopes") && agent["x-agent-scopes"] == "admin" {
+        let body: Value =
+            serde_json::from_slice(&resp.body).map_err(|e| format!("echo body: {e}"))?;
+        let agent = body
+            .get("x-agent")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if agent.values().any(|v| v.as_str() == Some(SPOOF))
+            || agent.contains_key("x-agent-scopes") && agent["x-agent-scopes"] == "admin"
+        {
             return Err(format!("spoofed identity reached the upstream: {body}"));
         }
         return Ok(match class {
@@ -128,27 +145,46 @@ fn response_reason(class: Class, resp: &Response) -> std::result::Result<String,
                 "allowed_anonymous".to_owned()
             }
             _ => {
-                if agent.get("x-agent-subject").and_then(Value::as_str).is_none() {
+                if agent
+                    .get("x-agent-subject")
+                    .and_then(Value::as_str)
+                    .is_none()
+                {
                     return Err(format!("allowed without x-agent-subject: {body}"));
                 }
                 "allowed".to_owned()
             }
         });
     }
-    let body: Value = serde_json::from_slice(&resp.body)
-        .map_err(|_| format!("HTTP {} with a body that is not the filter's: {}", resp.status, resp.text()))?;
+    let body: Value = serde_json::from_slice(&resp.body).map_err(|_| {
+        format!(
+            "HTTP {} with a body that is not the filter's: {}",
+            resp.status,
+            resp.text()
+        )
+    })?;
     body.get("error")
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| format!("HTTP {} without error: {body}", resp.status))
 }
 
-fn load(thread: usize, envoy_addr: SocketAddr, tokens: Arc<Tokens>, shared: Arc<Shared>, deadline: Instant, max: u64) {
+fn load(
+    thread: usize,
+    envoy_addr: SocketAddr,
+    tokens: Arc<Tokens>,
+    shared: Arc<Shared>,
+    deadline: Instant,
+    max: u64,
+) {
     let schedule: Vec<Class> = Class::ALL
         .iter()
         .flat_map(|c| std::iter::repeat_n(*c, c.weight()))
         .collect();
-    let mut conn = Conn { addr: envoy_addr, io: None };
+    let mut conn = Conn {
+        addr: envoy_addr,
+        io: None,
+    };
     let mut local: Vec<Tally> = vec![Tally::default(); Class::ALL.len()];
     let mut i = thread;
     while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -207,21 +243,30 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// The flapping JWKS server: up, slow, up, garbage, rotate, down, … until `stop`.
-fn flap(jwks: Arc<JwksServer>, tokens: Arc<Tokens>, stop: Arc<AtomicBool>, phases: Arc<Mutex<BTreeMap<&'static str, u64>>>) {
+/// `first` is the key published (and signing the remote tokens) before Envoy started.
+fn flap(
+    jwks: Arc<JwksServer>,
+    tokens: Arc<Tokens>,
+    stop: Arc<AtomicBool>,
+    phases: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    first: SigningKey,
+) {
     let rng = SystemRandom::new();
     let mut generation = 0u64;
-    let mut keys: Vec<SigningKey> = Vec::new();
-    match SigningKey::generate(Alg::ES256, "rot-0", &rng) {
-        Ok(k) => keys.push(k),
-        Err(_) => return,
-    }
+    let mut keys: Vec<SigningKey> = vec![first];
+    // The newest two keys are published: old and new overlap through a rotation.
     let doc = |keys: &[SigningKey]| {
         let refs: Vec<&SigningKey> = keys.iter().rev().take(2).collect();
         public_jwks(&refs).to_string()
     };
-    jwks.set("/jwks", Serve::Jwks(doc(&keys)));
-    let _ = tokens.rotate_remote(&keys[0], fixtures::now());
-    let schedule: [(&str, u64); 6] = [("up", 5), ("slow", 4), ("up", 5), ("garbage", 4), ("rotate", 5), ("down", 6)];
+    let schedule: [(&str, u64); 6] = [
+        ("up", 5),
+        ("slow", 4),
+        ("up", 5),
+        ("garbage", 4),
+        ("rotate", 5),
+        ("down", 6),
+    ];
     let sleep = |secs: u64| {
         let until = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
@@ -233,13 +278,21 @@ fn flap(jwks: Arc<JwksServer>, tokens: Arc<Tokens>, stop: Arc<AtomicBool>, phase
             if stop.load(Ordering::Relaxed) {
                 break 'outer;
             }
-            *phases.lock().unwrap_or_else(|p| p.into_inner()).entry(phase).or_default() += 1;
+            *phases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(phase)
+                .or_default() += 1;
             match phase {
                 "up" => jwks.set("/jwks", Serve::Jwks(doc(&keys))),
                 "slow" => jwks.set("/jwks", Serve::Slow(1500, doc(&keys))),
                 "garbage" => {
                     generation += 1;
-                    let body = if generation % 2 == 0 { "{\"keys\": 42}" } else { "<html>not json" };
+                    let body = if generation.is_multiple_of(2) {
+                        "{\"keys\": 42}"
+                    } else {
+                        "<html>not json"
+                    };
                     jwks.set("/jwks", Serve::Garbage(body.to_owned()));
                 }
                 "rotate" => {
@@ -273,7 +326,11 @@ fn echo_server() -> Result<Server> {
             .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-agent-"))
             .map(|(k, v)| (k.to_ascii_lowercase(), json!(v)))
             .collect();
-        let mut resp = Response::new(200, "application/json", json!({ "x-agent": agent }).to_string());
+        let mut resp = Response::new(
+            200,
+            "application/json",
+            json!({ "x-agent": agent }).to_string(),
+        );
         resp.headers.push((ECHO_MARK.to_owned(), "1".to_owned()));
         resp
     });
@@ -281,16 +338,33 @@ fn echo_server() -> Result<Server> {
 }
 
 /// The reason the core gives a class's request natively, under the soak's configuration.
-fn native_reason(policy: &Policy, remote: &HashMap<String, actwarden::KeySet>, req: &Request, now: u64) -> String {
+fn native_reason(
+    policy: &Policy,
+    remote: &HashMap<String, actwarden::KeySet>,
+    req: &Request,
+    now: u64,
+) -> String {
     let request = CoreRequest {
         method: req.method.clone(),
         path: req.path.clone(),
         authority: Some("api.example.com".into()),
-        headers: req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+        headers: req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect(),
         peer: None,
     };
-    let ctx = Context { policy, remote_keys: remote, crypto: &RING, cache: None };
-    decide(ctx, &request, UnixTime::from_secs(now)).reason().code().to_owned()
+    let ctx = Context {
+        policy,
+        remote_keys: remote,
+        crypto: &RING,
+        cache: None,
+    };
+    decide(ctx, &request, UnixTime::from_secs(now))
+        .reason()
+        .code()
+        .to_owned()
 }
 
 fn run() -> Result<bool> {
@@ -302,16 +376,19 @@ fn run() -> Result<bool> {
     let wasm = paths::wasm()?;
     let rng = SystemRandom::new();
     let now = fixtures::now();
-    let steady = SigningKey::generate(Alg::ES256, "steady-1", &rng).map_err(|e| Error(format!("keygen: {e}")))?;
+    let steady = SigningKey::generate(Alg::ES256, "steady-1", &rng)
+        .map_err(|e| Error(format!("keygen: {e}")))?;
     let tokens = Arc::new(Tokens::new(&steady, now)?);
     let config = classes::config(&steady, "jwks");
-    let policy = Policy::from_json(&config.to_string()).map_err(|e| Error(format!("soak config: {e}")))?;
+    let policy =
+        Policy::from_json(&config.to_string()).map_err(|e| Error(format!("soak config: {e}")))?;
 
     let jwks = Arc::new(JwksServer::start()?);
     let stop_flap = Arc::new(AtomicBool::new(false));
     let phases: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
     // The first key and tokens, before Envoy starts: the first fetch finds keys.
-    let rot0 = SigningKey::generate(Alg::ES256, "rot-0", &rng).map_err(|e| Error(format!("keygen: {e}")))?;
+    let rot0 = SigningKey::generate(Alg::ES256, "rot-0", &rng)
+        .map_err(|e| Error(format!("keygen: {e}")))?;
     jwks.set("/jwks", Serve::Jwks(public_jwks(&[&rot0]).to_string()));
     tokens.rotate_remote(&rot0, now)?;
 
@@ -321,7 +398,8 @@ fn run() -> Result<bool> {
     let mut remote = HashMap::new();
     remote.insert(
         "flappy".to_owned(),
-        actwarden::parse_jwks(&remote_doc, KeySource::Fetched).map_err(|e| Error(format!("jwks: {e}")))?,
+        actwarden::parse_jwks(&remote_doc, KeySource::Fetched)
+            .map_err(|e| Error(format!("jwks: {e}")))?,
     );
     let mut allowed = Vec::new();
     println!("soak: request classes and the reasons each may get:");
@@ -330,22 +408,46 @@ fn run() -> Result<bool> {
         let mut set: BTreeSet<String> = BTreeSet::new();
         set.insert(native.clone());
         set.extend(class.flapping_reasons().iter().map(|s| (*s).to_owned()));
-        println!("  {:<22} {}", class.name(), set.iter().cloned().collect::<Vec<_>>().join(", "));
+        println!(
+            "  {:<22} {}",
+            class.name(),
+            set.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
         allowed.push(set);
     }
 
     let echo = echo_server()?;
     let dir = paths::work_dir("soak")?;
     let bootstrap = boot::bootstrap(
-        vec![boot::actwarden_listener("main", &wasm, &config.to_string(), "soak", None)],
-        vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr()), boot::cluster("jwks", jwks.addr())],
+        vec![boot::actwarden_listener(
+            "main",
+            &wasm,
+            &config.to_string(),
+            "soak",
+            None,
+        )],
+        vec![
+            boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr()),
+            boot::cluster("jwks", jwks.addr()),
+        ],
     );
-    let options = Options { concurrency: 2, capture_log: false, ..Options::default() };
+    let options = Options {
+        concurrency: 2,
+        capture_log: false,
+        ..Options::default()
+    };
     let mut envoy = Envoy::start(&dir, &bootstrap, &options)?;
     let pid = envoy.pid();
     let addr = envoy.listener("main")?;
+    let vms_created = |e: &Envoy| {
+        e.stats()
+            .ok()
+            .and_then(|s| s.get("wasm.envoy.wasm.runtime.v8.created").copied())
+            .unwrap_or(0)
+    };
     jwks.wait_fetches("/jwks", 1, Duration::from_secs(20))?;
     std::thread::sleep(Duration::from_millis(300));
+    let vms_at_start = vms_created(&envoy);
     println!(
         "soak: envoy pid {pid} (--concurrency 2), {seconds} s, {connections} connections, log {}",
         envoy.log_path().display()
@@ -359,8 +461,13 @@ fn run() -> Result<bool> {
         allowed,
     });
     let flapper = {
-        let (j, t, s, p) = (Arc::clone(&jwks), Arc::clone(&tokens), Arc::clone(&stop_flap), Arc::clone(&phases));
-        std::thread::spawn(move || flap(j, t, s, p))
+        let (j, t, s, p) = (
+            Arc::clone(&jwks),
+            Arc::clone(&tokens),
+            Arc::clone(&stop_flap),
+            Arc::clone(&phases),
+        );
+        std::thread::spawn(move || flap(j, t, s, p, rot0))
     };
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
@@ -407,11 +514,17 @@ fn run() -> Result<bool> {
     }
 
     // One audit line per request: wait until Envoy has written them all (or stops adding).
-    let mut tallies = shared.tallies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut tallies = shared
+        .tallies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let mut last = (u64::MAX, Instant::now());
     let scan = loop {
         let scan = scan_log(envoy.log_path())?;
-        if scan.audits >= sent || (scan.audits == last.0 && last.1.elapsed() > Duration::from_secs(5)) {
+        if scan.audits >= sent
+            || (scan.audits == last.0 && last.1.elapsed() > Duration::from_secs(5))
+        {
             break scan;
         }
         if scan.audits != last.0 {
@@ -448,7 +561,11 @@ fn run() -> Result<bool> {
             **v > 0
                 && k.contains("wasm")
                 && !k.starts_with("wasmcustom.")
-                && (k.contains("fail") || k.contains("crash") || k.contains("restart"))
+                && (k.contains("fail")
+                    || k.contains("crash")
+                    || k.contains("restart")
+                    || k.ends_with("vm_reload")
+                    || k.ends_with("vm_reload_success"))
         })
         .map(|(k, v)| (k.clone(), *v))
         .collect();
@@ -456,22 +573,50 @@ fn run() -> Result<bool> {
         println!("soak: CRASH stat {k} = {v}");
     }
     crashes += wasm_failures.len() as u64;
+    // A VM created after start is a VM that was restarted.
+    let vms_at_end = vms_created(&envoy);
+    if vms_at_end != vms_at_start {
+        println!("soak: CRASH: wasm VMs created {vms_at_start} at start, {vms_at_end} at the end (a VM restarted)");
+        crashes += 1;
+    }
     let wasm_stats: Vec<String> = stats
         .iter()
         .filter(|(k, _)| k.starts_with("wasm.") || k.starts_with("wasm_"))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let counters = envoy.actwarden_counters().unwrap_or_default();
+    let log_path = envoy.log_path().to_owned();
     drop(envoy);
 
     // Report.
     let mut unexpected: u64 = tallies.iter().map(|t| t.unexpected).sum();
-    println!("soak: {:<36} {:>9}  reasons (responses) | unexpected", "class", "sent");
+    println!(
+        "soak: {:<36} {:>9}  reasons (responses) | unexpected",
+        "class", "sent"
+    );
     for class in Class::ALL {
         let t = &tallies[class.index()];
-        let reasons: Vec<String> = t.by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
-        let name = format!("{}{}", class.name(), if class.flapping() { " (jwks faults)" } else { "" });
-        println!("  {:<36} {:>9}  {} | {}", name, t.sent, reasons.join(", "), t.unexpected);
+        let reasons: Vec<String> = t
+            .by_reason
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let name = format!(
+            "{}{}",
+            class.name(),
+            if class.flapping() {
+                " (jwks faults)"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "  {:<36} {:>9}  {} | {}",
+            name,
+            t.sent,
+            reasons.join(", "),
+            t.unexpected
+        );
         for e in &t.examples {
             println!("      {e}");
         }
@@ -491,8 +636,14 @@ fn run() -> Result<bool> {
         "soak: jwks server phases {:?}; fetches {:?}; counters fetch_ok {} fetch_failed {}",
         phases.lock().unwrap_or_else(|p| p.into_inner()),
         served,
-        counters.get("actwarden.jwks.fetch_ok").copied().unwrap_or(0),
-        counters.get("actwarden.jwks.fetch_failed").copied().unwrap_or(0)
+        counters
+            .get("actwarden.jwks.fetch_ok")
+            .copied()
+            .unwrap_or(0),
+        counters
+            .get("actwarden.jwks.fetch_failed")
+            .copied()
+            .unwrap_or(0)
     );
     println!(
         "soak: {sent} requests in {elapsed:.1} s ({:.0}/s), {} client errors",
@@ -503,6 +654,16 @@ fn run() -> Result<bool> {
     if audit_lines != sent {
         println!("soak: UNEXPECTED: {audit_lines} audit lines for {sent} requests");
         unexpected += sent.abs_diff(audit_lines);
+    }
+    // The faults must have happened: failed fetches (slow, garbage, down) in a run long
+    // enough for the schedule to reach them.
+    let fetch_failed = counters
+        .get("actwarden.jwks.fetch_failed")
+        .copied()
+        .unwrap_or(0);
+    if seconds >= 30 && fetch_failed == 0 {
+        println!("soak: UNEXPECTED: the JWKS server flapped but no fetch failed");
+        unexpected += 1;
     }
     let mib = |kib: u64| kib as f64 / 1024.0;
     match (warm, final_rss) {
@@ -538,9 +699,17 @@ fn run() -> Result<bool> {
         }).collect::<Vec<_>>(),
         "jwks_fetches": served,
     });
-    let _ = std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary)?);
+    let _ = std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    );
+    let ok = crashes == 0 && unexpected == 0 && sent > 0;
+    // The log is large (an audit line per request): kept only when something is off.
+    if ok && std::env::var_os("SOAK_KEEP_LOG").is_none() {
+        let _ = std::fs::remove_file(&log_path);
+    }
     println!("soak: {sent} requests, {audit_lines} audit lines, {crashes} crashes, {unexpected} unexpected");
-    Ok(crashes == 0 && unexpected == 0 && sent > 0)
+    Ok(ok)
 }
 
 struct Scan {
@@ -555,7 +724,12 @@ struct Scan {
 fn scan_log(path: &std::path::Path) -> Result<Scan> {
     let file = std::fs::File::open(path).map_err(|e| Error(format!("{}: {e}", path.display())))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut scan = Scan { audits: 0, by_class: BTreeMap::new(), unknown_ids: Vec::new(), bad_lines: Vec::new() };
+    let mut scan = Scan {
+        audits: 0,
+        by_class: BTreeMap::new(),
+        unknown_ids: Vec::new(),
+        bad_lines: Vec::new(),
+    };
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -566,11 +740,24 @@ fn scan_log(path: &std::path::Path) -> Result<Scan> {
         if line.contains(AUDIT_MARKER) {
             scan.audits += 1;
             let audit = parse_audit_line(&line);
-            let id = audit.as_ref().and_then(|a| a.get("request_id")).and_then(Value::as_str).unwrap_or("");
-            let reason = audit.as_ref().and_then(|a| a.get("reason")).and_then(Value::as_str).unwrap_or("?");
+            let id = audit
+                .as_ref()
+                .and_then(|a| a.get("request_id"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let reason = audit
+                .as_ref()
+                .and_then(|a| a.get("reason"))
+                .and_then(Value::as_str)
+                .unwrap_or("?");
             match Class::of_request_id(id) {
                 Some(class) => {
-                    *scan.by_class.entry(class.index()).or_default().entry(reason.to_owned()).or_default() += 1;
+                    *scan
+                        .by_class
+                        .entry(class.index())
+                        .or_default()
+                        .entry(reason.to_owned())
+                        .or_default() += 1;
                 }
                 None => scan.unknown_ids.push(id.to_owned()),
             }
