@@ -31,10 +31,10 @@ build() {
 run_one() {
     local target=$1
     shift
-    mkdir -p "fuzz/corpus/$target"
+    mkdir -p "fuzz/corpus/$target" "fuzz/regressions/$target"
     local log="target/fuzz/$PREFIX$target.log"
     local start=$SECONDS status=0
-    nice -n 19 cargo +nightly fuzz run -O "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+    nice -n 19 cargo +nightly fuzz run -O "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" "fuzz/regressions/$target" -- \
         -jobs=1 -workers=1 -print_final_stats=1 -rss_limit_mb=2048 -timeout=20 "$@" >"$log" 2>&1 || status=$?
     local runs eps
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
