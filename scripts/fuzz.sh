@@ -5,12 +5,14 @@
 #   scripts/fuzz.sh run TARGET [RUNS] [MAX_S]  one target for RUNS executions (default 10M),
 #                                              at most MAX_S seconds (default 3600)
 #
-# Each target fuzzes from its seeds (fuzz/seeds/<target>/, in git) into its working corpus
-# (fuzz/corpus/<target>/, not in git). Runs are niced (nice -n 19) and one at a time
-# (-jobs=1 -workers=1): the machines have 2 cores shared with other work. A crash stops
-# the run with a non-zero exit and its input in fuzz/artifacts/<target>/; replay it with
-# `cargo +nightly fuzz run -O TARGET fuzz/artifacts/TARGET/crash-…`, fix, and keep it as a
-# regression test (tests/fuzz_regressions.rs). Figures: target/fuzz/<target>.stats (smoke:
+# Each target first replays its regressions (fuzz/regressions/<target>/) and seeds
+# (fuzz/seeds/<target>/), both in git, then fuzzes into its working corpus
+# (fuzz/corpus/<target>/, not in git). Runs are niced (nice -n 19) and one at a time, in a
+# single libFuzzer process (no -jobs/-workers): the machines have 2 cores shared with other
+# work. A crash stops the run with a non-zero exit and its input in
+# fuzz/artifacts/<target>/; replay it with
+# `cargo +nightly fuzz run -O TARGET fuzz/artifacts/TARGET/crash-…`, fix the core, and copy
+# the input to fuzz/regressions/<target>/ (replayed by tests/fuzz_regressions.rs). Figures: target/fuzz/<target>.stats (smoke:
 # target/fuzz/smoke-<target>.stats).
 #
 # A new target (MCP bodies, DPoP proofs, …): fuzz/fuzz_targets/<name>.rs, a [[bin]] in
@@ -35,7 +37,7 @@ run_one() {
     local log="target/fuzz/$PREFIX$target.log"
     local start=$SECONDS status=0
     nice -n 19 cargo +nightly fuzz run -O "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" "fuzz/regressions/$target" -- \
-        -jobs=1 -workers=1 -print_final_stats=1 -rss_limit_mb=2048 -timeout=20 "$@" >"$log" 2>&1 || status=$?
+        -print_final_stats=1 -rss_limit_mb=2048 -timeout=20 "$@" >"$log" 2>&1 || status=$?
     local runs eps
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
