@@ -569,9 +569,9 @@ pub enum AuthIn {
     None,
     /// A header value as is.
     Raw(String),
-    Token(Scheme, TokenIn),
+    Token(Scheme, Box<TokenIn>),
     /// Two credentials: a repeated header, or another `from_headers` name.
-    Two(TokenIn, TokenIn, bool),
+    Two(Box<TokenIn>, Box<TokenIn>, bool),
     // Issue 13 (DPoP): `DPoP(TokenIn, ProofIn)` — a proof in the `dpop` header.
 }
 
@@ -626,7 +626,7 @@ pub struct Built {
 
 impl RequestIn {
     pub fn is_asymmetric(&self) -> bool {
-        self.asymmetric % 8 == 0
+        self.asymmetric.is_multiple_of(8)
     }
 
     pub fn build(&self, f: &Fixture) -> Built {
@@ -747,7 +747,7 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
     };
     let d = decide(ctx, &built.request, input.now());
     check_decision(&d, &built);
-    if input.check_cache % 4 == 0 {
+    if input.check_cache.is_multiple_of(4) {
         let cache = TokenCache::default();
         let ctx = Context {
             cache: Some(&cache),
