@@ -360,7 +360,7 @@ impl ClaimsIn {
         }
         if let Some(n) = self.bomb {
             // A nesting bomb kept under the token size limit most of the time.
-            for i in 0..(n % 512) {
+            for i in 0..(n % 300) {
                 let mut o = Map::new();
                 o.insert(
                     "sub".into(),
@@ -614,7 +614,7 @@ pub struct RequestIn {
     pub peer: Option<PeerIn>,
     pub body: BodyIn,
     pub now: Offset,
-    /// `0 mod 4`: also decide through a fresh verified-token cache, twice (miss, then hit).
+    /// `0 mod 8`: also decide through a fresh verified-token cache, twice (miss, then hit).
     pub check_cache: u8,
 }
 
@@ -747,7 +747,7 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
     };
     let d = decide(ctx, &built.request, input.now());
     check_decision(&d, &built);
-    if input.check_cache.is_multiple_of(4) {
+    if input.check_cache.is_multiple_of(8) {
         let cache = TokenCache::default();
         let ctx = Context {
             cache: Some(&cache),
