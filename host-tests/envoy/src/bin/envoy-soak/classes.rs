@@ -162,13 +162,14 @@ fn nested(depth: usize) -> Value {
     act
 }
 
+/// The token with the first character of its signature changed (to another one: the
+/// first soak runs replaced it with `A` even when it already was one, one token in 64).
 fn flip_signature(token: &str) -> String {
     match token.rsplit_once('.') {
         Some((input, sig)) => {
-            let mut sig = sig.to_owned();
-            let last = if sig.ends_with('A') { "B" } else { "A" };
-            sig.replace_range(0..1, last);
-            format!("{input}.{sig}")
+            let replacement = if sig.starts_with('A') { "B" } else { "A" };
+            let rest = sig.get(1..).unwrap_or_default();
+            format!("{input}.{replacement}{rest}")
         }
         None => token.to_owned(),
     }
@@ -271,6 +272,19 @@ impl Tokens {
             Class::NoToken => Request::new("GET", "/steady/data"),
             Class::RemoteValid => bearer("/flappy/data", &pick(&self.remote().0)),
             Class::RemoteBadSignature => bearer("/flappy/data", &self.remote().1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flip_signature;
+
+    #[test]
+    fn a_flipped_signature_always_differs() {
+        for sig in ["AAAA", "ABCD", "BAAA", "zzzA", "A"] {
+            let token = format!("h.p.{sig}");
+            assert_ne!(flip_signature(&token), token);
         }
     }
 }
