@@ -26,12 +26,13 @@ ENVOY := $(VENV)/bin/envoy
 WASM_OUT := target/wasm32-wasip1/release/actwarden.wasm
 WASM_TEST := target/actwarden-test.wasm
 
-TEST_STEPS := fmt-check clippy unit-test lint-config policy-test demo-cli wasm check-wasm-imports e2e-envoy \
-              check-gateway-configs web test-browser
+TEST_STEPS := fmt-check clippy unit-test fuzz-smoke lint-config policy-test demo-cli wasm check-wasm-imports e2e-envoy \
+              soak-short check-gateway-configs web test-browser
 
 .PHONY: help setup setup-envoy setup-jose setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
         check-wasm-browser unit-test cli cli-release lint-config policy-test demo demo-cli wasm wasm-test check-wasm-imports \
-        e2e-envoy check-gateway-configs web test-browser setup-bench wasm-floor bench bench-native
+        e2e-envoy check-gateway-configs web test-browser setup-bench wasm-floor bench bench-native \
+        setup-fuzz fuzz-smoke fuzz soak soak-short
 
 help:
 	@echo "make test        setup, then: $(TEST_STEPS)"
@@ -46,6 +47,9 @@ help:
 	@echo "make check-wasm  build the core for wasm32-wasip1 (Envoy) and wasm32-unknown-unknown (browser)"
 	@echo "make lint-config validate every gateway-configs/*/actwarden.json with the CLI"
 	@echo "make policy-test run every gateway-configs/*/policy.test.json (actwarden test)"
+	@echo "make fuzz-smoke  every fuzz target briefly (FUZZ_SMOKE_SECONDS each, default 10; nightly, ASAN)"
+	@echo "make fuzz        every fuzz target for FUZZ_RUNS executions (default 10M), one at a time, niced"
+	@echo "make soak        full-rate soak through Envoy with JWKS faults (SOAK_SECONDS, default 600)"
 	@echo "make bench       actwarden vs jwt_authn vs the wasm floor in Envoy (wrk), and native; bench/results/"
 
 setup:
@@ -162,6 +166,37 @@ check-gateway-configs: setup-envoy wasm cli
 
 demo: setup setup-envoy cli wasm
 	@ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) run -q -p actwarden-envoy-tests --bin envoy-demo
+
+# --- Hardening (issue 15): fuzzing and the soak -------------------------------------------
+setup-fuzz:
+	@bash scripts/setup-fuzz.sh
+
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_RUNS ?= 10000000
+FUZZ_MAX_SECONDS ?= 3600
+FUZZ_TARGETS := token_parse token_verify config jwks request_json decide
+
+# Builds every target (cargo-fuzz, nightly, AddressSanitizer) and runs each briefly.
+fuzz-smoke: setup-fuzz
+	@bash scripts/fuzz.sh smoke $(FUZZ_SMOKE_SECONDS)
+
+# The long runs (not in `make test`): each target for FUZZ_RUNS executions or
+# FUZZ_MAX_SECONDS, one after the other, niced; figures in target/fuzz/*.stats.
+fuzz: setup-fuzz
+	@for t in $(FUZZ_TARGETS); do bash scripts/fuzz.sh run $$t $(FUZZ_RUNS) $(FUZZ_MAX_SECONDS) || exit 1; done
+
+SOAK_SECONDS ?= 600
+
+# Envoy (2 workers) with dist/actwarden.wasm at full rate, the JWKS server flapping;
+# ends with `soak: N requests, M audit lines, C crashes, U unexpected` (target/soak.log).
+soak: setup-envoy wasm
+	$(CARGO) build -p actwarden-envoy-tests --bin envoy-soak
+	@mkdir -p target
+	ENVOY_BIN=$(abspath $(ENVOY)) ACTWARDEN_WASM=$(abspath dist/actwarden.wasm) SOAK_SECONDS=$(SOAK_SECONDS) \
+	    target/debug/envoy-soak 2>&1 | tee target/soak.log
+
+soak-short:
+	@$(MAKE) soak SOAK_SECONDS=60
 
 # --- Browser playground ---------------------------------------------------------------
 setup-browser:

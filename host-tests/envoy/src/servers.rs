@@ -99,6 +99,8 @@ pub enum Serve {
     Garbage(String),
     /// This status, empty body.
     Status(u16),
+    /// 200 with this JWKS document after this many milliseconds (a slow key server).
+    Slow(u64, String),
 }
 
 /// One fetch the JWKS server answered.
@@ -144,6 +146,12 @@ impl JwksServer {
                 Serve::Jwks(doc) => Response::new(200, "application/json", doc),
                 Serve::Garbage(body) => Response::new(200, "application/json", body),
                 Serve::Status(code) => Response::new(code, "text/plain", ""),
+                Serve::Slow(ms, doc) => {
+                    // Not under the lock: other fetches go on while this one waits.
+                    drop(st);
+                    std::thread::sleep(Duration::from_millis(ms));
+                    Response::new(200, "application/json", doc)
+                }
             }
         });
         Ok(JwksServer {
