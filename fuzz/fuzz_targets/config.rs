@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
                     policy: &policy,
                     remote_keys: &NoRemoteKeys,
                     crypto: &RING,
+                    replay: &actwarden::MemoryWindow::new(),
                     cache: None,
                 };
                 let d = decide(ctx, &request, UnixTime::from_secs(1_800_000_000));

@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
                 policy: &f.policies[0],
                 remote_keys: &NoRemoteKeys,
                 crypto: &RING,
+                replay: &actwarden::MemoryWindow::new(),
                 cache: None,
             };
             let d = decide(ctx, &request, UnixTime::from_secs(actwarden_fuzz::NOW));

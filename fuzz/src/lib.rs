@@ -743,6 +743,7 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
         policy,
         remote_keys: remote,
         crypto: &RING,
+        replay: &actwarden::MemoryWindow::new(),
         cache: None,
     };
     let d = decide(ctx, &built.request, input.now());

@@ -354,11 +354,13 @@ fn native_reason(
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect(),
         peer: None,
+        ..CoreRequest::default()
     };
     let ctx = Context {
         policy,
         remote_keys: remote,
         crypto: &RING,
+        replay: &actwarden::MemoryWindow::new(),
         cache: None,
     };
     decide(ctx, &request, UnixTime::from_secs(now))
