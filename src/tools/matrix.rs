@@ -36,6 +36,8 @@ pub struct RuleRow {
     pub claims: serde_json::Map<String, serde_json::Value>,
     /// `fresh_auth_s`: the most seconds since `auth_time` (else `iat`); `null` = no limit.
     pub fresh_auth_s: Option<u64>,
+    /// `require.arguments` (SPEC §9), as `pointer test` (values of the message never appear).
+    pub arguments: Vec<String>,
     pub revocation: RevocationCell,
     pub on_failure: FailureCell,
 }
@@ -47,6 +49,17 @@ pub struct MatchCell {
     pub path: String,
     /// `null` = any method.
     pub methods: Option<Vec<String>>,
+    /// SPEC §9: `null` when the rule is not about MCP messages.
+    pub mcp: Option<McpCell>,
+}
+
+/// What an MCP rule matches; a rule that lists tool names has one row per name.
+#[derive(Debug, Clone, Serialize)]
+pub struct McpCell {
+    /// `null` = any message with a method.
+    pub methods: Option<Vec<String>>,
+    /// This row's tool (or prompt/resource) name; `null` = any name.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,9 +158,43 @@ const KEYS_UNAVAILABLE: &str = "503 jwks_unavailable";
 pub fn matrix(policy: &Policy) -> Matrix {
     Matrix {
         mode: policy.mode.code(),
-        rules: policy.rules.iter().map(|r| rule_row(policy, r)).collect(),
+        rules: policy
+            .rules
+            .iter()
+            .flat_map(|r| rule_rows(policy, r))
+            .collect(),
         on_no_match: no_match_row(policy),
     }
+}
+
+/// One row per rule, or per MCP tool name where the rule lists names (SPEC §12).
+fn rule_rows(policy: &Policy, rule: &Rule) -> Vec<RuleRow> {
+    let row = rule_row(policy, rule);
+    let Some(names) = rule.mcp.as_ref().and_then(|m| m.names.as_ref()) else {
+        return vec![row];
+    };
+    names
+        .iter()
+        .map(|name| {
+            let mut r = row.clone();
+            if let Some(mcp) = r.matches.mcp.as_mut() {
+                mcp.name = Some(name.clone());
+            }
+            r
+        })
+        .collect()
+}
+
+fn argument_text(c: &crate::core::mcp::ArgumentCondition) -> String {
+    use crate::core::mcp::ArgumentTest;
+    let test = match &c.test {
+        ArgumentTest::Max(n) => format!("max {n}"),
+        ArgumentTest::Min(n) => format!("min {n}"),
+        ArgumentTest::OneOf(v) => format!("one of {}", serde_json::Value::Array(v.clone())),
+        ArgumentTest::EqualsClaim(claim) => format!("equals claim `{claim}`"),
+        ArgumentTest::Absent => "absent".to_owned(),
+    };
+    format!("{} {test}", c.pointer)
 }
 
 fn rule_row(policy: &Policy, rule: &Rule) -> RuleRow {
@@ -166,6 +213,7 @@ fn rule_row(policy: &Policy, rule: &Rule) -> RuleRow {
             .map(|(k, v)| (k.clone(), serde_json::Value::Array(v.clone())))
             .collect(),
         fresh_auth_s: req.fresh_auth_s,
+        arguments: req.arguments.iter().map(argument_text).collect(),
         revocation: revocation_cell(&policy.revoked),
         on_failure: FailureCell {
             on_deny: if rule.mode.is_enforced() {
@@ -188,6 +236,10 @@ fn match_cell(rule: &Rule) -> MatchCell {
         path_kind,
         path,
         methods: rule.methods.clone(),
+        mcp: rule.mcp.as_ref().map(|m| McpCell {
+            methods: m.methods.clone(),
+            name: None,
+        }),
     }
 }
 
@@ -307,6 +359,14 @@ fn no_match_row(policy: &Policy) -> NoMatchRow {
 const HEADER: &str = "| rule | matches | mode | credential | who may call | scopes | claims | \
 freshness | revocation | keys | on failure |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
 
+fn markdown_freshness_and_arguments(row: &RuleRow) -> String {
+    let mut lines = vec![row
+        .fresh_auth_s
+        .map_or("no limit".to_owned(), |s| format!("auth within {s} s"))];
+    lines.extend(row.arguments.iter().map(|a| format!("argument {a}")));
+    lines.join("\n")
+}
+
 /// The matrix as a GitHub-flavoured markdown table (multi-line cells use `<br>`).
 pub fn to_markdown(m: &Matrix) -> String {
     let mut out = format!("# Auth matrix\n\nPolicy mode: `{}`\n\n{HEADER}", m.mode);
@@ -319,8 +379,7 @@ pub fn to_markdown(m: &Matrix) -> String {
             markdown_who(&row.who, row.anonymous),
             list_or(&row.scopes, "none"),
             markdown_claims(&row.claims),
-            row.fresh_auth_s
-                .map_or("no limit".to_owned(), |s| format!("auth within {s} s")),
+            markdown_freshness_and_arguments(row),
             format!(
                 "jti: {}, subjects: {}, actors: {}",
                 row.revocation.jti, row.revocation.subjects, row.revocation.actors
@@ -366,7 +425,18 @@ fn markdown_match(m: &MatchCell) -> String {
         .methods
         .as_ref()
         .map_or("any method".to_owned(), |ms| ms.join(", "));
-    format!("{} `{}`\n{methods}", m.path_kind, m.path)
+    let mut text = format!("{} `{}`\n{methods}", m.path_kind, m.path);
+    if let Some(mcp) = &m.mcp {
+        let methods = mcp
+            .methods
+            .as_ref()
+            .map_or("any MCP method".to_owned(), |ms| ms.join(", "));
+        text.push_str(&format!("\nMCP {methods}"));
+        if let Some(name) = &mcp.name {
+            text.push_str(&format!(" `{name}`"));
+        }
+    }
+    text
 }
 
 fn markdown_credential(row: &RuleRow) -> String {
@@ -536,6 +606,41 @@ mod tests {
         assert_eq!((write.revocation.jti, write.revocation.actors), (2, 1));
         assert_eq!(write.on_failure.keys_unavailable, "503 jwks_unavailable");
         assert!(!write.on_failure.fallback);
+    }
+
+    #[test]
+    fn an_mcp_rule_has_one_row_per_tool_name_with_its_argument_conditions() {
+        let policy = Policy::from_json(
+            r#"{
+            "providers": { "sts": { "issuer": "https://sts", "audiences": ["api"],
+                "remote_jwks": { "http_uri": { "uri": "http://k/jwks", "cluster": "k" } } } },
+            "mcp": { "endpoints": ["/mcp"] },
+            "rules": [
+                { "id": "pay", "match": { "mcp": { "methods": ["tools/call"],
+                                                   "names": ["create_payment", "invoices.*"] } },
+                  "require": { "scopes": ["payments:write"],
+                               "arguments": [{ "pointer": "/amount", "max": 100 }] } }
+            ]
+        }"#,
+        )
+        .unwrap();
+        let m = matrix(&policy);
+        let names: Vec<_> = m
+            .rules
+            .iter()
+            .map(|r| r.matches.mcp.as_ref().and_then(|c| c.name.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                Some("create_payment".to_owned()),
+                Some("invoices.*".to_owned())
+            ]
+        );
+        assert_eq!(m.rules[0].arguments, ["/amount max 100"]);
+        let md = to_markdown(&m);
+        assert!(md.contains("MCP tools/call `create_payment`"), "{md}");
+        assert!(md.contains("argument /amount max 100"), "{md}");
     }
 
     #[test]
