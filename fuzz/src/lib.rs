@@ -706,6 +706,7 @@ impl RequestIn {
                 authority: self.authority.clone(),
                 headers,
                 peer,
+                ..Request::default()
             },
             tokens,
         }
@@ -804,6 +805,10 @@ pub fn check_decision(d: &Decision, built: &Built) {
         Verdict::AllowAnonymous => {
             assert_eq!(reason, Reason::AllowedAnonymous);
             assert_eq!(d.audit.decision, "allow");
+        }
+        // The gateway's own answer (MCP resource metadata): no identity is forwarded.
+        Verdict::Answer { .. } => {
+            assert!(d.identity_headers().is_empty());
         }
     }
     // Identity only from a verified token: with no genuine token, none at all.
