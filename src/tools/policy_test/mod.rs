@@ -62,6 +62,14 @@ pub struct TestRequest {
     pub headers: BTreeMap<String, HeaderSpec>,
     #[serde(default)]
     pub peer: Option<Value>,
+    /// SPEC §10: the request scheme (`REQUEST.json` default `https`).
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// SPEC §9: an MCP message body, as text or (`body_base64`) as bytes.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub body_base64: Option<String>,
 }
 
 /// A provider's fetched keys: a JWKS file, the public halves of private JWK files, or an
@@ -267,6 +275,15 @@ fn request_json(request: &TestRequest, mut minted: impl FnMut(&HeaderSpec) -> Va
     out.insert("headers".into(), Value::Object(headers));
     if let Some(peer) = &request.peer {
         out.insert("peer".into(), peer.clone());
+    }
+    for (name, value) in [
+        ("scheme", &request.scheme),
+        ("body", &request.body),
+        ("body_base64", &request.body_base64),
+    ] {
+        if let Some(v) = value {
+            out.insert(name.into(), Value::String(v.clone()));
+        }
     }
     Value::Object(out)
 }
