@@ -645,11 +645,17 @@ fn a_provider_without_keys_answers_jwks_unavailable_at_once() {
     assert!(root.plugin().unwrap().waiters.borrow().is_empty());
 }
 
+/// Publishes only `remote_a` and returns a bearer token signed by `remote_b`: a `kid` the
+/// worker does not know, so the request waits for a refetch.
+fn unknown_kid_auth(fake: &FakeHost) -> String {
+    remote_keys_published(fake, &[&keys().remote_a]);
+    bearer(&token(&keys().remote_b, "https://sts.example.com"))
+}
+
 #[test]
 fn a_request_that_goes_away_while_waiting_is_forgotten() {
     let (fake, root) = configured(&config());
-    remote_keys_published(&fake, &[&keys().remote_a]);
-    let auth = bearer(&token(&keys().remote_b, "https://sts.example.com"));
+    let auth = unknown_kid_auth(&fake);
     let mut headers = get("/remote/x");
     headers.push(("authorization", auth.as_str()));
     let (filter, action) = request(&fake, &root, 2, &headers);
@@ -662,8 +668,7 @@ fn a_request_that_goes_away_while_waiting_is_forgotten() {
 #[test]
 fn past_the_waiting_cap_an_unknown_kid_is_decided_at_once() {
     let (fake, root) = configured(&config());
-    remote_keys_published(&fake, &[&keys().remote_a]);
-    let auth = bearer(&token(&keys().remote_b, "https://sts.example.com"));
+    let auth = unknown_kid_auth(&fake);
     let mut headers = get("/remote/x");
     headers.push(("authorization", auth.as_str()));
 
