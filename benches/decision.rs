@@ -183,6 +183,7 @@ fn context<'a>(policy: &'a Policy, cache: Option<&'a TokenCache>) -> Context<'a>
         remote_keys: &NoRemoteKeys,
         crypto: &actwarden::RING,
         cache,
+        shared: None,
     }
 }
 

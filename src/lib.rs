@@ -37,6 +37,7 @@ pub use crate::core::trace::{Check, Outcome, Step, Trace};
 pub use crate::core::verification::backend::{SignatureVerifier, Verification};
 pub use crate::core::verification::cache::TokenCache;
 pub use crate::core::verification::crypto::RING;
+pub use crate::core::verification::shared::{SharedTokens, SharedVerified};
 
 /// Making keys and tokens for tests, scripts and demos (`actwarden mint`, the playground).
 pub use crate::tools::mint;

@@ -192,6 +192,7 @@ fn run_at(
         remote_keys: remote,
         crypto: &actwarden::RING,
         cache: None,
+        shared: None,
     };
     decide(ctx, request, UnixTime::from_secs(now))
 }

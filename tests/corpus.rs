@@ -497,6 +497,7 @@ fn corpus_with_a_token_cache() {
                 remote_keys: &remote,
                 crypto: &actwarden::RING,
                 cache: Some(cache),
+                shared: None,
             };
             let decision = decide(ctx, &request, now);
             let mut report = actwarden::api::report::decision_json(&decision);

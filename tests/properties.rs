@@ -126,6 +126,7 @@ fn decide_with(policy: &Policy, request: &Request) -> Decision {
         remote_keys: &NoRemoteKeys,
         crypto: &actwarden::RING,
         cache: None,
+        shared: None,
     };
     decide(ctx, request, UnixTime::from_secs(NOW))
 }

@@ -90,6 +90,7 @@ pub fn check(input: CheckInput<'_>) -> Result<CheckOutput, ApiError> {
         remote_keys: input.remote_keys,
         crypto: &crate::core::verification::crypto::RING,
         cache: None,
+        shared: None,
     };
     let mut decision = if input.explain {
         decide_traced(ctx, &request, input.now)

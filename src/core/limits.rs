@@ -110,3 +110,10 @@ pub(crate) fn clip_for_error(text: String) -> String {
         text.len()
     )
 }
+
+/// Slots of the verified-token table shared by the worker VMs of one Envoy (SPEC §8): a
+/// direct-mapped table, one shared-data entry of `shared::ENTRY_BYTES` (82 bytes) per slot,
+/// so at most ~4096 × 150 bytes with Envoy's key overhead: bounded for the life of the
+/// process (proxy-wasm shared data cannot be deleted, so the table never grows past its
+/// slots). As many slots as one worker's cache holds tokens.
+pub(crate) const SHARED_TOKEN_SLOTS: u32 = 4096;

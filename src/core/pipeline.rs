@@ -14,12 +14,11 @@ use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::core::reasons::{Denial, Reason};
 use crate::core::request::Request;
 use crate::core::time::UnixTime;
-use crate::core::token::b64;
 use crate::core::token::extract::{find_tokens, Found};
 use crate::core::trace::{Recorder, Step};
 use crate::core::verification::backend::SignatureVerifier;
 use crate::core::verification::cache::TokenCache;
-use crate::core::verification::crypto;
+use crate::core::verification::shared::SharedTokens;
 use crate::core::{binding, chain, claims, revocation, rules, verification};
 
 /// What the core needs besides the request.
@@ -32,6 +31,9 @@ pub struct Context<'a> {
     /// The verified-token cache of SPEC §8, for hosts that decide many requests under one
     /// policy (Envoy). `None` verifies every token (CLI, playground, tests).
     pub cache: Option<&'a TokenCache>,
+    /// Verified tokens shared with other worker VMs (SPEC §8; Envoy shared data). `None`
+    /// elsewhere.
+    pub shared: Option<&'a dyn SharedTokens>,
 }
 
 /// Decides one request.
@@ -229,9 +231,7 @@ fn evaluate<'p>(
         Ok(token) => token,
         Err(verdict) => return Ok(verdict),
     };
-    let token_hash = crypto::sha256(token.token.as_bytes());
-    audit.token_id = Some(b64::hex(token_hash.get(..8).unwrap_or_default()));
-    let verified = verification::verify(ctx, rule, &token, &token_hash, now, audit, t)?;
+    let verified = verification::verify(ctx, rule, &token, now, audit, t)?;
     let provider = verified.provider;
 
     // 4. audience, time. The effective scopes are computed here, once, and kept in the
@@ -307,6 +307,7 @@ mod tests {
             remote_keys: &NoRemoteKeys,
             crypto: &crate::core::verification::crypto::RING,
             cache: None,
+            shared: None,
         };
         let d = decide(ctx, &request, UnixTime::from_secs(0));
         assert_eq!(d.reason(), Reason::RouteDenied);

@@ -89,6 +89,7 @@ mod tests {
             remote_keys: &NoRemoteKeys,
             crypto: &crate::core::verification::crypto::RING,
             cache: None,
+            shared: None,
         };
         decide(ctx, &request, UnixTime::from_secs(1_800_000_000))
     }

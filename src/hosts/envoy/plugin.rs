@@ -142,6 +142,7 @@ impl<H: Host> Plugin<H> {
             remote_keys: &keys,
             crypto: &verifier,
             cache: Some(&self.cache),
+            shared: None,
         };
         let before = self.cache.stats();
         let mut decision = decide(ctx, &pending.request, now);
