@@ -82,27 +82,6 @@ fn alg_index(alg: Alg) -> u8 {
     u8::try_from(index).unwrap_or(u8::MAX)
 }
 
-/// A `SharedTokens` in one process, for tests (and any single-threaded host): a map.
-#[cfg(test)]
-#[derive(Default)]
-pub(crate) struct MemoryShared {
-    pub entries: std::cell::RefCell<std::collections::HashMap<TokenHash, Vec<u8>>>,
-}
-
-#[cfg(test)]
-impl SharedTokens for MemoryShared {
-    fn get(&self, token: &TokenHash) -> Option<SharedVerified> {
-        let entries = self.entries.borrow();
-        SharedVerified::decode(entries.get(token)?, token)
-    }
-
-    fn put(&self, token: &TokenHash, entry: &SharedVerified) {
-        self.entries
-            .borrow_mut()
-            .insert(*token, entry.encode(token));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

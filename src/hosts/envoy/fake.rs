@@ -447,8 +447,15 @@ impl Host for FakeHost {
     fn define_counter(&self, name: &str) -> Option<u32> {
         self.record(Call::DefineCounter(name.to_owned()));
         let mut state = self.state();
-        state.counters.push((name.to_owned(), 0));
-        u32::try_from(state.counters.len() - 1).ok()
+        // As in Envoy, a name is one counter for every VM that defines it.
+        let index = match state.counters.iter().position(|(n, _)| n == name) {
+            Some(index) => index,
+            None => {
+                state.counters.push((name.to_owned(), 0));
+                state.counters.len() - 1
+            }
+        };
+        u32::try_from(index).ok()
     }
 
     fn increment_counter(&self, id: u32, n: i64) {

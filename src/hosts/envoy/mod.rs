@@ -13,6 +13,7 @@
 //!   `Root`, `Plugin`, `Filter` and the JWKS code are generic over `H: Host` (static
 //!   dispatch: the wasm build calls the host directly, as before).
 //! - `metrics`: SPEC §8 counters.
+//! - `shared_tokens`: SPEC §8, verified tokens shared by the worker VMs (shared data).
 //! - `signatures`: SPEC §13, the signature backend: Envoy's BoringSSL through the
 //!   `verify_signature` foreign function when the host offers it (probed at start), ring
 //!   otherwise.
@@ -34,6 +35,7 @@ mod jwks;
 mod metrics;
 mod plugin;
 mod root;
+mod shared_tokens;
 mod signatures;
 #[cfg(feature = "test-hooks")]
 mod test_verify;

@@ -3,10 +3,13 @@
 //! JWKS refetch. `process` is the one path from a request to an answer, used both when a
 //! request arrives and when a waiting request is resumed.
 
-use super::host::Host;
+use super::host::{Host, HostError};
 use super::metrics::Metrics;
+use super::shared_tokens::SharedTokenTable;
 use super::signatures::{self, Backend, EnvoyVerifier};
+use crate::core::audit::BindingOutcome;
 use crate::core::config::{KeyConfig, Policy, RemoteJwks};
+use crate::core::decision::Decision;
 use crate::core::keys::remote::{LocalKeys, UnknownKid};
 use crate::core::keys::KeySet;
 use crate::core::keys::RemoteKeys;
@@ -44,6 +47,20 @@ pub(crate) struct PendingRequest {
     pub request: Request,
     /// Test builds only: the decision time from `x-actwarden-test-now`.
     pub now_override: Option<UnixTime>,
+    /// Whether `request.peer` was read from the connection (or set by a test hook).
+    pub peer_known: bool,
+}
+
+impl PendingRequest {
+    /// Reads the mTLS peer from the connection, once. A failed lookup is an error, not
+    /// "no peer": nothing may pass or fail on a certificate the host could not read.
+    fn know_peer(&mut self, host: &impl Host) -> Result<(), HostError> {
+        if !self.peer_known {
+            self.request.peer = super::filter::connection_peer(host)?;
+            self.peer_known = true;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) struct Plugin<H> {
@@ -56,6 +73,8 @@ pub(crate) struct Plugin<H> {
     pub signature_backend: Backend,
     pub remotes: Vec<RemoteProvider>,
     pub waiters: RefCell<Vec<Waiter>>,
+    /// This policy's verified-token table in shared data (`shared_tokens::prefix_for`).
+    pub shared_tokens: String,
 }
 
 /// The keys every remote provider may use now, for one decision.
@@ -73,7 +92,9 @@ impl RemoteKeys for KeysNow<'_> {
 }
 
 impl<H: Host> Plugin<H> {
-    pub(crate) fn new(policy: Policy, host: H) -> Plugin<H> {
+    /// `config`: the plugin configuration `policy` was read from (it names the policy's
+    /// shared token table).
+    pub(crate) fn new(policy: Policy, host: H, config: &[u8]) -> Plugin<H> {
         let remotes = policy
             .providers
             .iter()
@@ -97,6 +118,7 @@ impl<H: Host> Plugin<H> {
             cache: TokenCache::default(),
             remotes,
             waiters: RefCell::new(Vec::new()),
+            shared_tokens: super::shared_tokens::prefix_for(config),
         }
     }
 
@@ -126,7 +148,7 @@ impl<H: Host> Plugin<H> {
     pub(crate) fn process(
         &self,
         context_id: u32,
-        pending: PendingRequest,
+        mut pending: PendingRequest,
         resumed: bool,
     ) -> Action {
         // One clock read serves the decision time and the start of `eval_us`.
@@ -135,26 +157,10 @@ impl<H: Host> Plugin<H> {
         let now = pending
             .now_override
             .unwrap_or(UnixTime::from_millis(host_now_ms));
-        let keys = self.keys_now(host_now_ms);
-        let verifier = self.verifier();
-        let ctx = Context {
-            policy: &self.policy,
-            remote_keys: &keys,
-            crypto: &verifier,
-            cache: Some(&self.cache),
-            shared: None,
+        let Some(mut decision) = self.decide(&mut pending, now, host_now_ms) else {
+            return self.refuse_unknown_peer();
         };
-        let before = self.cache.stats();
-        let mut decision = decide(ctx, &pending.request, now);
         decision.audit.eval_us = Some(self.host.now_nanos().saturating_sub(started) / 1000);
-        self.count_verifications(&verifier);
-        let after = self.cache.stats();
-        self.metrics.cache(
-            &self.host,
-            after.hits.saturating_sub(before.hits),
-            after.misses.saturating_sub(before.misses),
-        );
-
         let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
         if !resumed && room {
             if let Some(Denial::KidUnknown { provider }) = decision.denial() {
@@ -178,6 +184,15 @@ impl<H: Host> Plugin<H> {
             stripped &= self.host.remove_request_header(name);
         }
         if self.policy.audit_log.logs(decision.is_allowed()) {
+            // The audit `peer` (SPEC §6): read now if the decision did not need it.
+            if pending.know_peer(&self.host).is_err() {
+                return self.refuse_unknown_peer();
+            }
+            decision.audit.peer = pending
+                .request
+                .peer
+                .as_ref()
+                .and_then(|p| p.uri_san.clone());
             log_audit(&self.host, &decision.audit);
         }
         self.metrics.decision(
@@ -224,6 +239,59 @@ impl<H: Host> Plugin<H> {
                 Action::Pause
             }
         }
+    }
+
+    /// Decides `pending`, reading the mTLS peer only when the decision depends on it: up
+    /// front when every token must match it (`actor_must_match_peer`), otherwise only when
+    /// a token names a certificate (`cnf`): deciding without a peer then fails the binding
+    /// check (`Mismatch`), and the request is decided again with the peer read. `None`:
+    /// the peer was needed and the host could not say.
+    fn decide(
+        &self,
+        pending: &mut PendingRequest,
+        now: UnixTime,
+        host_now_ms: u64,
+    ) -> Option<Decision> {
+        if self.policy.binding.actor_must_match_peer {
+            pending.know_peer(&self.host).ok()?;
+        }
+        let keys = self.keys_now(host_now_ms);
+        let verifier = self.verifier();
+        let shared = SharedTokenTable {
+            host: &self.host,
+            prefix: &self.shared_tokens,
+        };
+        let ctx = Context {
+            policy: &self.policy,
+            remote_keys: &keys,
+            crypto: &verifier,
+            cache: Some(&self.cache),
+            shared: Some(&shared),
+        };
+        let before = self.cache.stats();
+        let mut decision = decide(ctx, &pending.request, now);
+        if !pending.peer_known && decision.audit.binding == BindingOutcome::Mismatch {
+            pending.know_peer(&self.host).ok()?;
+            decision = decide(ctx, &pending.request, now);
+        }
+        self.count_verifications(&verifier);
+        let after = self.cache.stats();
+        self.metrics.cache(
+            &self.host,
+            after.hits.saturating_sub(before.hits),
+            after.misses.saturating_sub(before.misses),
+        );
+        Some(decision)
+    }
+
+    /// A peer certificate lookup failed: fail closed (SPEC §8), as for any host failure.
+    fn refuse_unknown_peer(&self) -> Action {
+        self.host.log(
+            LogLevel::Error,
+            "actwarden: host call failed: could not read the connection's peer certificate",
+        );
+        send_error(&self.host, 500);
+        Action::Pause
     }
 
     /// The signature backend for one decision (it counts what it verifies).
