@@ -116,4 +116,5 @@ pub(crate) fn clip_for_error(text: String) -> String {
 /// so at most ~4096 × 150 bytes with Envoy's key overhead: bounded for the life of the
 /// process (proxy-wasm shared data cannot be deleted, so the table never grows past its
 /// slots). As many slots as one worker's cache holds tokens.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub(crate) const SHARED_TOKEN_SLOTS: u32 = 4096;

@@ -160,7 +160,6 @@ impl<H: Host> Plugin<H> {
         let Some(mut decision) = self.decide(&mut pending, now, host_now_ms) else {
             return self.refuse_unknown_peer();
         };
-        decision.audit.eval_us = Some(self.host.now_nanos().saturating_sub(started) / 1000);
         let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
         if !resumed && room {
             if let Some(Denial::KidUnknown { provider }) = decision.denial() {
@@ -184,6 +183,8 @@ impl<H: Host> Plugin<H> {
             stripped &= self.host.remove_request_header(name);
         }
         if self.policy.audit_log.logs(decision.is_allowed()) {
+            // The clock is read again only for a line that says how long deciding took.
+            decision.audit.eval_us = Some(self.host.now_nanos().saturating_sub(started) / 1000);
             // The audit `peer` (SPEC §6): read now if the decision did not need it.
             if pending.know_peer(&self.host).is_err() {
                 return self.refuse_unknown_peer();

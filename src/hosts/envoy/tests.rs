@@ -187,8 +187,8 @@ fn call_kinds(fake: &FakeHost) -> Vec<String> {
 
 /// The host calls of a request, in order: headers, the clock, the remote provider's
 /// shared state, (first use of a token: the shared token table, read, then written after
-/// the signature verified), the counters, the clock, removals, the peer properties (here
-/// for the audit line, which logs every decision), the audit line, the decision counter,
+/// the signature verified), the counters, removals, the clock and the peer properties for
+/// the audit line (this policy logs every decision), the audit line, the decision counter,
 /// the identity headers. A token seen before: no shared table, no signature.
 #[test]
 fn the_hot_path_calls_the_host_in_a_fixed_order() {
@@ -208,6 +208,7 @@ fn the_hot_path_calls_the_host_in_a_fixed_order() {
     assert!(slot.starts_with("actwarden.tokens.v1|"), "{slot}");
     let tail = [
         "RemoveHeader(\"x-agent-rule\")",
+        "Now",
         "Property(\"connection.uri_san_peer_certificate\")",
         "Property(\"connection.sha256_peer_certificate_digest\")",
         "Log(Info)",
@@ -232,14 +233,14 @@ fn the_hot_path_calls_the_host_in_a_fixed_order() {
     ];
     // One signature verified (`actwarden.verify.wasm`: this fake has no
     // `verify_signature`), then the first use of this token: a cache miss.
-    cold.extend(["IncrementCounter", "IncrementCounter", "Now"]);
+    cold.extend(["IncrementCounter", "IncrementCounter"]);
     cold.extend(tail);
     assert_eq!(call_kinds(&fake), cold);
 
     fake.clear_calls();
     request(&fake, &root, 3, &headers);
     // A cache hit: one counter (`actwarden.cache.hit`), nothing shared, no signature.
-    let mut hot = vec!["RequestHeaders", "Now", &jwks, "IncrementCounter", "Now"];
+    let mut hot = vec!["RequestHeaders", "Now", &jwks, "IncrementCounter"];
     hot.extend(tail);
     assert_eq!(call_kinds(&fake), hot);
 }
@@ -250,8 +251,8 @@ fn denials_only() -> Value {
     config
 }
 
-/// With `audit.log: denials`, an allow that does not depend on the peer never reads it;
-/// a denial reads it for its audit line.
+/// With `audit.log: denials`, an allow that does not depend on the peer never reads it
+/// (nor the clock a second time); a denial reads it for its audit line.
 #[test]
 fn the_peer_is_read_only_when_needed() {
     let (fake, root) = configured(&denials_only());
@@ -267,6 +268,13 @@ fn the_peer_is_read_only_when_needed() {
             .count()
     };
     assert_eq!(properties(&fake), 0);
+    // No audit line, so no second clock read for its `eval_us`.
+    let clock = fake
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Now))
+        .count();
+    assert_eq!(clock, 1);
 
     fake.state()
         .properties
