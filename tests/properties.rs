@@ -1388,7 +1388,7 @@ proptest! {
         let claims = json!({ "iss": ISS, "aud": AUD, "sub": "alice", "scope": "read",
                              "iat": NOW, "exp": NOW + ttl });
         let token = f.es256.mint(Alg::ES256, &claims, None, &rng).unwrap();
-        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::RING, cache: None };
+        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::RING, cache: None, shared: None };
         let now = UnixTime::from_millis(millis);
         let d = decide(ctx, &bearer_request("/scoped", &token), now);
         assert_well_formed(&d);
