@@ -197,6 +197,7 @@ fn context<'a>(policy: &'a Policy, cache: Option<&'a TokenCache>) -> Context<'a>
         cache,
         // Benchmarks decide bearer tokens; the window is never consulted.
         replay: Box::leak(Box::new(actwarden::MemoryWindow::new())),
+        shared: None,
     }
 }
 
@@ -316,6 +317,7 @@ fn benches(c: &mut Criterion) {
                         crypto: &actwarden::RING,
                         cache: (case == "dpop_cached").then_some(&cache),
                         replay: &AdmitAll,
+                        shared: None,
                     };
                     assert_allowed(ctx, req, &format!("{case}/{alg}"));
                     group.bench_function(*alg, |b| {

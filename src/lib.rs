@@ -39,6 +39,7 @@ pub use crate::core::trace::{Check, Outcome, Step, Trace};
 pub use crate::core::verification::backend::{SignatureVerifier, Verification};
 pub use crate::core::verification::cache::TokenCache;
 pub use crate::core::verification::crypto::RING;
+pub use crate::core::verification::shared::{SharedTokens, SharedVerified};
 
 /// MCP (SPEC §9): which requests need their body read, the RFC 9728 metadata document, and
 /// `tools/list` filtering as a pure function over the response.

@@ -193,6 +193,7 @@ fn run_at(
         crypto: &actwarden::RING,
         cache: None,
         replay: &actwarden::MemoryWindow::new(),
+        shared: None,
     };
     decide(ctx, request, UnixTime::from_secs(now))
 }

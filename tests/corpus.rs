@@ -559,6 +559,7 @@ fn corpus_with_a_token_cache() {
                 crypto: &actwarden::RING,
                 cache: Some(cache),
                 replay: &actwarden::MemoryWindow::new(),
+                shared: None,
             };
             let decision = decide(ctx, &request, now);
             let mut report = actwarden::api::report::decision_json(&decision);

@@ -127,6 +127,7 @@ fn decide_with(policy: &Policy, request: &Request) -> Decision {
         crypto: &actwarden::RING,
         cache: None,
         replay: &actwarden::MemoryWindow::new(),
+        shared: None,
     };
     decide(ctx, request, UnixTime::from_secs(NOW))
 }
@@ -1394,7 +1395,7 @@ proptest! {
         let claims = json!({ "iss": ISS, "aud": AUD, "sub": "alice", "scope": "read",
                              "iat": NOW, "exp": NOW + ttl });
         let token = f.es256.mint(Alg::ES256, &claims, None, &rng).unwrap();
-        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::RING, cache: None, replay: &actwarden::MemoryWindow::new() };
+        let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::RING, cache: None, replay: &actwarden::MemoryWindow::new(), shared: None };
         let now = UnixTime::from_millis(millis);
         let d = decide(ctx, &bearer_request("/scoped", &token), now);
         assert_well_formed(&d);

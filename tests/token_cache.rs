@@ -14,10 +14,12 @@ use actwarden::TokenCache;
 use actwarden::{decide, Context};
 use actwarden::{parse_jwks, KeySet, KeySource};
 use actwarden::{Policy, Reason, Request, UnixTime};
+use actwarden::{SharedTokens, SharedVerified};
 use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use ring::rand::SystemRandom;
 use serde_json::json;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -100,6 +102,18 @@ fn decide_counting(
     token: &str,
     now: u64,
 ) -> (Reason, usize) {
+    decide_shared(policy, keys, cache, None, token, now)
+}
+
+/// `decide_counting` with a table shared across "worker VMs" (one `TokenCache` each).
+fn decide_shared(
+    policy: &Policy,
+    keys: &HashMap<String, KeySet>,
+    cache: &TokenCache,
+    shared: Option<&dyn SharedTokens>,
+    token: &str,
+    now: u64,
+) -> (Reason, usize) {
     let before = VERIFICATIONS.load(Ordering::SeqCst);
     let crypto = counting();
     let ctx = Context {
@@ -108,12 +122,31 @@ fn decide_counting(
         crypto: &crypto,
         cache: Some(cache),
         replay: &actwarden::MemoryWindow::new(),
+        shared,
     };
     let decision = decide(ctx, &request(token), UnixTime::from_secs(now));
     (
         decision.reason(),
         VERIFICATIONS.load(Ordering::SeqCst) - before,
     )
+}
+
+/// Envoy shared data, as a map (what another VM wrote, it reads).
+#[derive(Default)]
+struct Shared {
+    entries: RefCell<HashMap<[u8; 32], SharedVerified>>,
+    writes: RefCell<usize>,
+}
+
+impl SharedTokens for Shared {
+    fn get(&self, token: &[u8; 32]) -> Option<SharedVerified> {
+        self.entries.borrow().get(token).copied()
+    }
+
+    fn put(&self, token: &[u8; 32], entry: &SharedVerified) {
+        *self.writes.borrow_mut() += 1;
+        self.entries.borrow_mut().insert(*token, *entry);
+    }
 }
 
 // The tests share one counter, so they run as one test in a fixed order.
@@ -220,5 +253,106 @@ fn token_cache_semantics() {
     assert_eq!(
         decide_counting(&policy, &set_k1, &cache, &old, NOW + 61),
         (Reason::TokenExpired, 1)
+    );
+
+    shared_table_semantics(&policy, &k1, &k2, &k1_again);
+}
+
+/// SPEC §8: what one worker VM verified, another does not verify again — while its own
+/// view (provider, algorithm, current keys, time) agrees; it still reads the claims itself.
+fn shared_table_semantics(
+    policy: &Policy,
+    k1: &SigningKey,
+    k2: &SigningKey,
+    k1_again: &SigningKey,
+) {
+    let shared = Shared::default();
+    let set_k1 = keys(&[k1]);
+    let t1 = token(k1, NOW + 600);
+    let (vm1, vm2) = (TokenCache::default(), TokenCache::default());
+    let s: Option<&dyn SharedTokens> = Some(&shared);
+    assert_eq!(
+        decide_shared(policy, &set_k1, &vm1, s, &t1, NOW),
+        (Reason::Allowed, 1)
+    );
+    assert_eq!(*shared.writes.borrow(), 1);
+    // The other worker: no signature, and it fills its own cache (its next request is a hit).
+    assert_eq!(
+        decide_shared(policy, &set_k1, &vm2, s, &t1, NOW),
+        (Reason::Allowed, 0)
+    );
+    assert_eq!(vm2.len(), (1, 0));
+    assert_eq!(
+        decide_shared(policy, &set_k1, &vm2, s, &t1, NOW),
+        (Reason::Allowed, 0)
+    );
+    assert_eq!(vm2.stats().hits, 1);
+    // A shared entry is not written back by a worker that read it.
+    assert_eq!(*shared.writes.borrow(), 1);
+    // Time still runs on every request: the shared verification does not extend `exp`.
+    let vm = TokenCache::default();
+    assert_eq!(
+        decide_shared(policy, &set_k1, &vm, s, &t1, NOW + 661),
+        (Reason::TokenExpired, 1),
+        "past exp + skew the shared entry is not used"
+    );
+
+    // Rotation: the same kid with other key material — the entry names k1's fingerprint,
+    // which this worker's keys no longer hold, so it verifies (and fails) itself.
+    let vm = TokenCache::default();
+    assert_eq!(
+        decide_shared(policy, &keys(&[k1_again]), &vm, s, &t1, NOW),
+        (Reason::SignatureInvalid, 1)
+    );
+    // k1 gone altogether: `kid_unknown` before any signature.
+    let vm = TokenCache::default();
+    assert_eq!(
+        decide_shared(policy, &keys(&[k2]), &vm, s, &t1, NOW),
+        (Reason::KidUnknown, 0)
+    );
+
+    // An entry that does not fit what this worker selected (another key, algorithm or
+    // provider, as a damaged or foreign entry would say) is not used.
+    let t2 = token(k1, NOW + 600);
+    let hash: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, t2.as_bytes())
+        .as_ref()
+        .try_into()
+        .unwrap();
+    let good = SharedVerified {
+        provider: 0,
+        alg: Alg::ES256,
+        key: [0; 32],
+        expires: UnixTime::from_secs(NOW + 660),
+    };
+    for wrong in [
+        good,
+        SharedVerified {
+            provider: 1,
+            ..good
+        },
+        SharedVerified {
+            alg: Alg::ES384,
+            ..good
+        },
+    ] {
+        shared.entries.borrow_mut().insert(hash, wrong);
+        let vm = TokenCache::default();
+        assert_eq!(
+            decide_shared(policy, &set_k1, &vm, s, &t2, NOW),
+            (Reason::Allowed, 1)
+        );
+    }
+    // A forged token never enters the table, so never passes through it.
+    let mut forged = token(k2, NOW + 600);
+    let header_k1 = t1.split('.').next().unwrap();
+    forged = format!("{header_k1}.{}", forged.split_once('.').unwrap().1);
+    let (vm1, vm2) = (TokenCache::default(), TokenCache::default());
+    assert_eq!(
+        decide_shared(policy, &set_k1, &vm1, s, &forged, NOW),
+        (Reason::SignatureInvalid, 1)
+    );
+    assert_eq!(
+        decide_shared(policy, &set_k1, &vm2, s, &forged, NOW),
+        (Reason::SignatureInvalid, 1)
     );
 }

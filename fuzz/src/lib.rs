@@ -746,6 +746,7 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
         crypto: &RING,
         replay: &actwarden::MemoryWindow::new(),
         cache: None,
+        shared: None,
     };
     let d = decide(ctx, &built.request, input.now());
     check_decision(&d, &built);

@@ -99,6 +99,7 @@ pub fn check(input: CheckInput<'_>) -> Result<CheckOutput, ApiError> {
         crypto: &crate::core::verification::crypto::RING,
         cache: None,
         replay: input.replay.unwrap_or(&own_window),
+        shared: None,
     };
     let mut decision = if input.explain {
         decide_traced(ctx, &request, input.now)

@@ -72,6 +72,14 @@ pub(crate) const MAX_CACHED_TOKEN_FAILURES: usize = 1024;
 /// about keys that may be replaced (a refetch brings a new key for the same `kid`).
 pub(crate) const TOKEN_FAILURE_TTL_S: u64 = 60;
 
+/// Slots of the verified-token table shared by the worker VMs of one Envoy (SPEC §8): a
+/// direct-mapped table, one shared-data entry of `shared::ENTRY_BYTES` (82 bytes) per slot,
+/// so at most ~4096 × 150 bytes with Envoy's key overhead: bounded for the life of the
+/// process (proxy-wasm shared data cannot be deleted, so the table never grows past its
+/// slots). As many slots as one worker's cache holds tokens.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub(crate) const SHARED_TOKEN_SLOTS: u32 = 4096;
+
 /// Shortest interval between two refetches of a provider's JWKS caused by an unknown `kid`
 /// (SPEC §8: "at most one refetch per provider per 30 s"). Without it, tokens with random
 /// `kid`s would turn the gateway into an amplifier against the identity provider.

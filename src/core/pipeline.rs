@@ -16,12 +16,11 @@ use crate::core::mcp::{self, McpFacts};
 use crate::core::reasons::{Denial, Reason};
 use crate::core::request::Request;
 use crate::core::time::UnixTime;
-use crate::core::token::b64;
 use crate::core::token::extract::{find_tokens, Found};
 use crate::core::trace::{Recorder, Step};
 use crate::core::verification::backend::SignatureVerifier;
 use crate::core::verification::cache::TokenCache;
-use crate::core::verification::crypto;
+use crate::core::verification::shared::SharedTokens;
 use crate::core::{binding, chain, claims, revocation, rules, verification};
 
 /// What the core needs besides the request.
@@ -37,6 +36,9 @@ pub struct Context<'a> {
     /// The DPoP replay window (SPEC §10) this host keeps: one per CLI run, policy test
     /// file or playground session (`MemoryWindow`); shared by every worker in Envoy.
     pub replay: &'a dyn ReplayWindow,
+    /// Verified tokens shared with other worker VMs (SPEC §8; Envoy shared data). `None`
+    /// elsewhere.
+    pub shared: Option<&'a dyn SharedTokens>,
 }
 
 /// Decides one request.
@@ -346,9 +348,7 @@ fn evaluate_rule(
         Ok(token) => token,
         Err(verdict) => return Ok(verdict),
     };
-    let token_hash = crypto::sha256(token.token.as_bytes());
-    audit.token_id = Some(b64::hex(token_hash.get(..8).unwrap_or_default()));
-    let verified = verification::verify(ctx, rule, &token, &token_hash, now, audit, t)?;
+    let verified = verification::verify(ctx, rule, &token, now, audit, t)?;
     let provider = verified.provider;
 
     // 4. audience, time. The effective scopes are computed here, once, and kept in the
@@ -447,6 +447,7 @@ mod tests {
             crypto: &crate::core::verification::crypto::RING,
             cache: None,
             replay: &crate::core::dpop::MemoryWindow::new(),
+            shared: None,
         };
         let d = decide(ctx, &request, UnixTime::from_secs(0));
         assert_eq!(d.reason(), Reason::RouteDenied);

@@ -90,6 +90,7 @@ mod tests {
             crypto: &crate::core::verification::crypto::RING,
             cache: None,
             replay: &crate::core::dpop::MemoryWindow::new(),
+            shared: None,
         };
         decide(ctx, &request, UnixTime::from_secs(1_800_000_000))
     }

@@ -150,6 +150,7 @@ fn mcp_metadata_with_dpop_and_shadow() {
         crypto: &crate::core::verification::crypto::RING,
         cache: None,
         replay: &crate::core::dpop::MemoryWindow::new(),
+        shared: None,
     };
     let d = crate::core::pipeline::decide(ctx, &request, crate::core::time::UnixTime::from_secs(0));
     assert_eq!(d.reason(), crate::core::reasons::Reason::ResourceMetadata);

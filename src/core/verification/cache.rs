@@ -1,7 +1,14 @@
 //! The verified-token cache of SPEC §8: what verifying a token learned that does not depend
-//! on the request or the time — its parsed header and claims, and which key's signature
-//! verified (or failed) — so that a token seen again costs a hash and a lookup, not a
-//! signature verification.
+//! on the request or the time — its parsed header and claims, which key's signature
+//! verified (or failed), and its `token_id` — so that a token seen again costs a hash and
+//! a lookup, not a signature verification.
+//!
+//! Keyed by the token text itself in a std `HashMap`: SipHash with a per-VM random key
+//! (so an attacker cannot aim tokens at one bucket), and equality on the whole text, so a
+//! hash collision can never lend one token another's entry. This replaced a SHA-256 of
+//! the token as the key: a keyed SipHash of a ~1 KB token costs a fraction of a SHA-256 in
+//! the wasm VM, and the SHA-256 (for `token_id`) is now computed once, when an entry is
+//! filled, and kept in it.
 //!
 //! Only parsing and the signature are cached. Every request still runs the issuer, rule,
 //! header, `typ` and `alg` checks, and everything after the signature (claims, time,
@@ -30,8 +37,10 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-/// SHA-256 of the token text.
+/// SHA-256 of the token text (the shared table across worker VMs, `token_id`).
 pub(crate) type TokenHash = [u8; 32];
+/// The token text, as a key (shared by the map and the eviction order).
+type TokenKey = Rc<str>;
 /// `jwk::VerificationKey::fingerprint`.
 pub(crate) type KeyFingerprint = [u8; 32];
 
@@ -47,6 +56,8 @@ pub struct Verified {
     pub key: KeyFingerprint,
     /// Not usable at or after this time: the token's `exp` plus its provider's skew.
     pub expires: UnixTime,
+    /// The audit `token_id` (SPEC §6), computed once when the entry was filled.
+    pub token_id: String,
 }
 
 /// A token whose signature did not verify under these keys.
@@ -58,6 +69,7 @@ pub struct Failed {
     /// candidate keys are among these.
     pub tried: Vec<KeyFingerprint>,
     pub expires: UnixTime,
+    pub token_id: String,
 }
 
 /// Hit and miss counts since creation (SPEC §8 `actwarden.cache.hit` / `.miss`).
@@ -73,8 +85,8 @@ pub struct CacheStats {
 #[derive(Debug)]
 struct Bounded<V> {
     capacity: usize,
-    map: HashMap<TokenHash, V>,
-    order: VecDeque<TokenHash>,
+    map: HashMap<TokenKey, V>,
+    order: VecDeque<TokenKey>,
 }
 
 impl<V> Bounded<V> {
@@ -86,13 +98,17 @@ impl<V> Bounded<V> {
         }
     }
 
-    fn insert(&mut self, key: TokenHash, value: V) {
+    fn insert(&mut self, key: &str, value: V) {
         if self.capacity == 0 {
             return;
         }
-        if self.map.insert(key, value).is_none() {
-            self.order.push_back(key);
+        if let Some(old) = self.map.get_mut(key) {
+            *old = value;
+            return;
         }
+        let key: TokenKey = Rc::from(key);
+        self.order.push_back(Rc::clone(&key));
+        self.map.insert(key, value);
         while self.map.len() > self.capacity {
             match self.order.pop_front() {
                 Some(old) => {
@@ -103,9 +119,9 @@ impl<V> Bounded<V> {
         }
     }
 
-    fn remove(&mut self, key: &TokenHash) {
+    fn remove(&mut self, key: &str) {
         if self.map.remove(key).is_some() {
-            self.order.retain(|k| k != key);
+            self.order.retain(|k| &**k != key);
         }
     }
 }
@@ -115,6 +131,16 @@ impl<V> Bounded<V> {
 pub enum Cached {
     Verified(Rc<Verified>),
     Failed(Failed),
+}
+
+impl Cached {
+    /// The audit `token_id` kept with the entry.
+    pub fn token_id(&self) -> &str {
+        match self {
+            Cached::Verified(v) => &v.token_id,
+            Cached::Failed(f) => &f.token_id,
+        }
+    }
 }
 
 /// What the failure side remembers (bounded and timed out together).
@@ -168,7 +194,7 @@ impl TokenCache {
     }
 
     /// The entry for `token`, if there is one still valid at `now`. Counts a hit or a miss.
-    pub fn get(&self, token: &TokenHash, now: UnixTime) -> Option<Cached> {
+    pub fn get(&self, token: &str, now: UnixTime) -> Option<Cached> {
         let Ok(mut inner) = self.inner.try_borrow_mut() else {
             return None;
         };
@@ -202,10 +228,10 @@ impl TokenCache {
 
     /// Keeps a verified token: in the verified map while `now` is before its `expires`,
     /// otherwise (already expired) with the failures, for `TOKEN_FAILURE_TTL_S`.
-    pub fn put_verified(&self, token: TokenHash, entry: Rc<Verified>, now: UnixTime) {
+    pub fn put_verified(&self, token: &str, entry: Rc<Verified>, now: UnixTime) {
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
             if now < entry.expires {
-                inner.failed.remove(&token);
+                inner.failed.remove(token);
                 inner.verified.insert(token, entry);
             } else {
                 let until = TokenCache::failure_expiry(now);
@@ -220,14 +246,14 @@ impl TokenCache {
         }
     }
 
-    pub fn put_failed(&self, token: TokenHash, entry: Failed) {
+    pub fn put_failed(&self, token: &str, entry: Failed) {
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
             inner.failed.insert(token, Negative::Signature(entry));
         }
     }
 
     /// Forgets an entry whose key is gone (the next request verifies afresh).
-    pub fn forget(&self, token: &TokenHash) {
+    pub fn forget(&self, token: &str) {
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
             inner.verified.remove(token);
             inner.failed.remove(token);
@@ -276,21 +302,22 @@ mod tests {
             alg: Alg::ES256,
             key: [7; 32],
             expires: UnixTime::from_secs(expires),
+            token_id: "id".into(),
         })
     }
 
     #[test]
     fn entries_expire_and_count_hits_and_misses() {
         let cache = TokenCache::default();
-        cache.put_verified([1; 32], verified(100), UnixTime::from_secs(1));
+        cache.put_verified("t1", verified(100), UnixTime::from_secs(1));
         assert!(matches!(
-            cache.get(&[1; 32], UnixTime::from_secs(99)),
+            cache.get("t1", UnixTime::from_secs(99)),
             Some(Cached::Verified(_))
         ));
-        assert!(cache.get(&[1; 32], UnixTime::from_secs(100)).is_none());
+        assert!(cache.get("t1", UnixTime::from_secs(100)).is_none());
         // Expired entries are dropped, not kept around.
         assert_eq!(cache.len(), (0, 0));
-        assert!(cache.get(&[2; 32], UnixTime::from_secs(1)).is_none());
+        assert!(cache.get("t2", UnixTime::from_secs(1)).is_none());
         assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2 });
     }
 
@@ -298,22 +325,23 @@ mod tests {
     fn bounded_first_in_first_out() {
         let cache = TokenCache::with_capacity(2, 1);
         for i in 0..5u8 {
-            cache.put_verified([i; 32], verified(1000), UnixTime::from_secs(1));
+            cache.put_verified(&format!("t{i}"), verified(1000), UnixTime::from_secs(1));
         }
         assert_eq!(cache.len(), (2, 0));
-        assert!(cache.get(&[2; 32], UnixTime::from_secs(1)).is_none());
-        assert!(cache.get(&[4; 32], UnixTime::from_secs(1)).is_some());
+        assert!(cache.get("t2", UnixTime::from_secs(1)).is_none());
+        assert!(cache.get("t4", UnixTime::from_secs(1)).is_some());
         let failed = Failed {
             provider: 0,
             alg: Alg::ES256,
             tried: vec![[7; 32]],
             expires: UnixTime::from_secs(1000),
+            token_id: "id".into(),
         };
-        cache.put_failed([8; 32], failed.clone());
-        cache.put_failed([9; 32], failed);
+        cache.put_failed("t8", failed.clone());
+        cache.put_failed("t9", failed);
         assert_eq!(cache.len(), (2, 1));
         assert!(matches!(
-            cache.get(&[9; 32], UnixTime::from_secs(1)),
+            cache.get("t9", UnixTime::from_secs(1)),
             Some(Cached::Failed(_))
         ));
     }
@@ -326,15 +354,16 @@ mod tests {
             alg: Alg::ES256,
             tried: vec![],
             expires: UnixTime::from_secs(1000),
+            token_id: "id".into(),
         };
-        cache.put_failed([1; 32], failed);
-        cache.put_verified([1; 32], verified(1000), UnixTime::from_secs(1));
+        cache.put_failed("t1", failed);
+        cache.put_verified("t1", verified(1000), UnixTime::from_secs(1));
         assert!(matches!(
-            cache.get(&[1; 32], UnixTime::from_secs(1)),
+            cache.get("t1", UnixTime::from_secs(1)),
             Some(Cached::Verified(_))
         ));
         assert_eq!(cache.len(), (1, 0));
-        cache.forget(&[1; 32]);
+        cache.forget("t1");
         assert!(cache.is_empty());
     }
 
@@ -342,19 +371,52 @@ mod tests {
     fn an_expired_token_is_remembered_with_the_failures() {
         let cache = TokenCache::with_capacity(4, 4);
         // Already expired at insertion: kept on the failure side, for the failure TTL.
-        cache.put_verified([3; 32], verified(100), UnixTime::from_secs(500));
+        cache.put_verified("t3", verified(100), UnixTime::from_secs(500));
         assert_eq!(cache.len(), (0, 1));
-        let hit = cache.get(&[3; 32], UnixTime::from_secs(501));
+        let hit = cache.get("t3", UnixTime::from_secs(501));
         assert!(matches!(hit, Some(Cached::Verified(ref v)) if v.claims.exp == 100.0));
         let gone = UnixTime::from_secs(500 + TOKEN_FAILURE_TTL_S);
-        assert!(cache.get(&[3; 32], gone).is_none());
+        assert!(cache.get("t3", gone).is_none());
         assert_eq!(cache.len(), (0, 0));
     }
 
     #[test]
     fn zero_capacity_holds_nothing() {
         let cache = TokenCache::with_capacity(0, 0);
-        cache.put_verified([1; 32], verified(1000), UnixTime::from_secs(1));
+        cache.put_verified("t1", verified(1000), UnixTime::from_secs(1));
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn tokens_are_told_apart_by_their_whole_text() {
+        let cache = TokenCache::default();
+        let long = "a".repeat(2000);
+        let other = format!("{}b", &long[..1999]);
+        cache.put_verified(&long, verified(1000), UnixTime::from_secs(1));
+        assert!(cache.get(&long, UnixTime::from_secs(1)).is_some());
+        // Same length, same prefix, one byte apart: a miss, never the other's entry.
+        assert!(cache.get(&other, UnixTime::from_secs(1)).is_none());
+        assert!(cache.get(&long[..1999], UnixTime::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn an_entry_keeps_its_token_id() {
+        let cache = TokenCache::default();
+        cache.put_verified("t", verified(1000), UnixTime::from_secs(1));
+        let hit = cache.get("t", UnixTime::from_secs(1)).unwrap();
+        assert_eq!(hit.token_id(), "id");
+    }
+
+    #[test]
+    fn eviction_forgets_the_oldest_and_a_refill_keeps_the_order() {
+        let cache = TokenCache::with_capacity(2, 0);
+        cache.put_verified("a", verified(1000), UnixTime::from_secs(1));
+        cache.put_verified("b", verified(1000), UnixTime::from_secs(1));
+        // Refilling "a" does not make it younger (FIFO, not LRU).
+        cache.put_verified("a", verified(1000), UnixTime::from_secs(1));
+        cache.put_verified("c", verified(1000), UnixTime::from_secs(1));
+        assert!(cache.get("a", UnixTime::from_secs(1)).is_none());
+        assert!(cache.get("b", UnixTime::from_secs(1)).is_some());
+        assert!(cache.get("c", UnixTime::from_secs(1)).is_some());
     }
 }

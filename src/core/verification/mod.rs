@@ -6,6 +6,7 @@
 pub(crate) mod backend;
 pub(crate) mod cache;
 pub(crate) mod crypto;
+pub(crate) mod shared;
 
 use crate::core::audit::truncate;
 use crate::core::claims;
@@ -18,11 +19,13 @@ use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_SIGNATURE_VERIFICATIONS};
 use crate::core::pipeline::Context;
 use crate::core::reasons::Denial;
 use crate::core::time::UnixTime;
+use crate::core::token::b64;
 use crate::core::token::extract::Found;
 use crate::core::token::{self, TokenProblem};
 use crate::core::trace::{Recorder, Step};
 use backend::SignatureVerifier;
 use cache::{Cached, Failed, TokenCache, TokenHash, Verified};
+use shared::SharedVerified;
 
 /// A token whose signature verified and whose claims were read, with the provider that
 /// verified it. Shared with the cache (`Rc`): a hit copies nothing.
@@ -39,17 +42,28 @@ pub(crate) fn verify<'p>(
     ctx: Context<'p>,
     rule: &Rule,
     found: &Found<'_>,
-    token_hash: &TokenHash,
     now: UnixTime,
     audit: &mut AuditRecord,
     t: &mut Recorder,
 ) -> Result<VerifiedToken<'p>, Denial> {
+    let cached = ctx.cache.and_then(|c| c.get(found.token, now));
+    // The token's SHA-256 only on a miss: a hit kept its `token_id`.
+    let hash = match &cached {
+        Some(hit) => {
+            audit.token_id = Some(hit.token_id().to_owned());
+            None
+        }
+        None => {
+            let hash = crypto::sha256(found.token.as_bytes());
+            audit.token_id = Some(token_id(&hash));
+            Some(hash)
+        }
+    };
     if found.token.is_empty() {
         t.pass(Step::TokenSize);
         let empty = Denial::Token(TokenProblem::NotCompact { dots: 0 });
         return Err(t.fail(Step::TokenShape, empty));
     }
-    let cached = ctx.cache.and_then(|c| c.get(token_hash, now));
     // A hit lends its header and claims; a miss parses the token (nothing trusted yet).
     let parsed = match &cached {
         Some(Cached::Verified(_)) => {
@@ -93,11 +107,30 @@ pub(crate) fn verify<'p>(
             token::parse(found.token).map_err(|e| t.fail(Step::TokenShape, Denial::Token(e)))?
         }
     };
-    let verified = verify_fresh(ctx, &selected, parsed, token_hash, now, t)?;
+    let hash = hash.unwrap_or_else(|| crypto::sha256(found.token.as_bytes()));
+    let fresh = Fresh {
+        token: found.token,
+        hash,
+        now,
+    };
+    let verified = verify_fresh(ctx, &selected, parsed, &fresh, t)?;
     Ok(VerifiedToken {
         provider,
         token: verified,
     })
+}
+
+/// The audit `token_id` (SPEC §6): the first 8 bytes of the token's SHA-256, in hex.
+fn token_id(hash: &TokenHash) -> String {
+    b64::hex(hash.get(..8).unwrap_or_default())
+}
+
+/// A token not in this VM's cache: its text, its SHA-256 (the shared table's key and its
+/// `token_id`), and the decision time.
+struct Fresh<'t> {
+    token: &'t str,
+    hash: TokenHash,
+    now: UnixTime,
 }
 
 /// The provider and the keys a token's signature may be checked with.
@@ -143,23 +176,30 @@ fn from_cache<'p>(
     }
 }
 
-/// The signature, then (4, first part) the claim types, remembered in the cache either
-/// way. Claim types depend on the token only, so they are read once and cached with it; a
-/// token whose claims are ill-typed is refused and not cached.
+/// The signature — unless another worker VM verified this token with the same provider,
+/// algorithm and key (`shared`) — then (4, first part) the claim types, remembered in the
+/// caches either way. Claim types depend on the token only, so they are read once and
+/// cached with it; a token whose claims are ill-typed is refused and not cached.
 fn verify_fresh(
     ctx: Context<'_>,
     selected: &Selected<'_, '_>,
     parsed: token::UnverifiedToken<'_>,
-    token_hash: &TokenHash,
-    now: UnixTime,
+    fresh: &Fresh<'_>,
     t: &mut Recorder,
 ) -> Result<std::rc::Rc<Verified>, Denial> {
     let (index, alg) = (selected.index, selected.alg);
-    let Some(key) = verify_with_candidates(&parsed.jws, alg, &selected.candidates, ctx.crypto)
-    else {
+    let shared_key = ctx
+        .shared
+        .and_then(|s| s.get(&fresh.hash))
+        .and_then(|entry| verified_elsewhere(&entry, selected, fresh.now));
+    let from_shared = shared_key.is_some();
+    let key = shared_key
+        .or_else(|| verify_with_candidates(&parsed.jws, alg, &selected.candidates, ctx.crypto));
+    let Some(key) = key else {
         if let Some(cache) = ctx.cache {
             let tried = selected.fingerprints().collect();
-            cache.put_failed(*token_hash, failure(index, alg, tried, now));
+            let token_id = token_id(&fresh.hash);
+            cache.put_failed(fresh.token, failure(index, alg, tried, fresh.now, token_id));
         }
         return Err(t.fail(Step::VerifySignature, Denial::SignatureInvalid));
     };
@@ -173,11 +213,39 @@ fn verify_fresh(
         provider: index,
         alg,
         key,
+        token_id: token_id(&fresh.hash),
     });
     if let Some(cache) = ctx.cache {
-        cache.put_verified(*token_hash, std::rc::Rc::clone(&entry), now);
+        cache.put_verified(fresh.token, std::rc::Rc::clone(&entry), fresh.now);
+    }
+    match ctx.shared {
+        Some(shared) if !from_shared && fresh.now < entry.expires => {
+            let facts = SharedVerified {
+                provider: index,
+                alg,
+                key,
+                expires: entry.expires,
+            };
+            shared.put(&fresh.hash, &facts);
+        }
+        _ => {}
     }
     Ok(entry)
+}
+
+/// The key another VM verified this token with, if this VM would accept that now: the same
+/// provider and algorithm it selected itself, a key among its own current candidates (a
+/// key gone from the JWKS ends the entry), and not expired.
+fn verified_elsewhere(
+    entry: &SharedVerified,
+    selected: &Selected<'_, '_>,
+    now: UnixTime,
+) -> Option<[u8; 32]> {
+    let usable = entry.provider == selected.index
+        && entry.alg == selected.alg
+        && now < entry.expires
+        && selected.fingerprints().any(|f| f == entry.key);
+    usable.then_some(entry.key)
 }
 
 /// Step 2 (size, shape): the compact JWS, its header and its claims as JSON.
@@ -275,12 +343,19 @@ fn select_keys<'k>(
     result.map_err(|f| t.fail(f.step(), f.into_denial(&provider.name)))
 }
 
-fn failure(provider: usize, alg: Alg, tried: Vec<[u8; 32]>, now: UnixTime) -> Failed {
+fn failure(
+    provider: usize,
+    alg: Alg,
+    tried: Vec<[u8; 32]>,
+    now: UnixTime,
+    token_id: String,
+) -> Failed {
     Failed {
         provider,
         alg,
         tried,
         expires: TokenCache::failure_expiry(now),
+        token_id,
     }
 }
 

@@ -280,3 +280,69 @@ fn the_scheme_comes_from_the_scheme_pseudo_header() {
         "{challenge}"
     );
 }
+
+/// A cached token (SPEC §8) is remembered only for what does not depend on the request or
+/// the time: each request still needs its own fresh proof, for this URI, not replayed.
+#[test]
+fn a_cached_token_still_needs_a_fresh_proof_every_request() {
+    let fake = FakeHost::default();
+    let root = worker(&fake, 1, &config(64));
+    let token = bound_token();
+    let first = proof(&token, HTU, None);
+    assert_eq!(send(&fake, &root, 2, &token, &first, "https"), None);
+    assert_eq!(fake.counter("actwarden.cache.miss"), 1);
+    // The token is a cache hit from here on; its proofs are not.
+    let (status, body, _) = send(&fake, &root, 3, &token, &first, "https").unwrap();
+    assert_eq!(status, 401);
+    assert!(body.contains("dpop_replayed"), "{body}");
+    let other_uri = proof(&token, "https://api.example.com/api/other", None);
+    let (status, body, _) = send(&fake, &root, 4, &token, &other_uri, "https").unwrap();
+    assert_eq!(status, 401);
+    assert!(body.contains("dpop_invalid"), "{body}");
+    let (status, body, _) = send(&fake, &root, 5, &token, "", "https").unwrap();
+    assert_eq!(status, 401);
+    assert!(body.contains("dpop"), "{body}");
+    assert_eq!(
+        send(&fake, &root, 6, &token, &proof(&token, HTU, None), "https"),
+        None
+    );
+    assert!(fake.counter("actwarden.cache.hit") >= 3);
+    assert_eq!(fake.counter("actwarden.cache.miss"), 1);
+}
+
+/// A token bound both to a DPoP key and to a certificate: the filter reads the peer only
+/// when the binding step needs it, deciding the request a second time — which must not
+/// find the request's own proof replayed. The proof is still recorded once, for good.
+#[test]
+fn a_dpop_and_certificate_bound_token_is_decided_with_the_peer_once_its_proof_passed() {
+    let digest = [7u8; 32];
+    let claims = json!({ "iss": ISS, "sub": "alice", "aud": "api", "iat": NOW_S - 10,
+                         "exp": NOW_S + 300,
+                         "cnf": { "jkt": keys().agent.jkt().unwrap(),
+                                  "x5t#S256": crate::core::token::b64::encode(&digest) } });
+    let token = keys()
+        .issuer
+        .mint(Alg::ES256, &claims, None, &SystemRandom::new())
+        .unwrap();
+    for (peer, allowed) in [(digest, true), ([8u8; 32], false)] {
+        let fake = FakeHost::default();
+        let root = worker(&fake, 1, &config(64));
+        fake.state().properties.insert(
+            "connection.sha256_peer_certificate_digest".into(),
+            crate::core::token::b64::hex(&peer),
+        );
+        let proof = proof(&token, HTU, None);
+        let answer = send(&fake, &root, 2, &token, &proof, "https");
+        if allowed {
+            assert_eq!(answer, None);
+            // The proof was recorded by that request: sent again, a replay.
+            let (status, body, _) = send(&fake, &root, 3, &token, &proof, "https").unwrap();
+            assert_eq!(status, 401);
+            assert!(body.contains("dpop_replayed"), "{body}");
+        } else {
+            let (status, body, _) = answer.unwrap();
+            assert_eq!(status, 401);
+            assert!(body.contains("binding_mismatch"), "{body}");
+        }
+    }
+}

@@ -117,8 +117,6 @@ enum ReadProblem {
     NoHeaders,
     NoTrailers,
     TrailerNotRemoved(String),
-    /// A property lookup failed: the mTLS peer is unknown, not absent.
-    Host(HostError),
     #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     BadTestHook(String),
 }
@@ -128,8 +126,7 @@ impl ReadProblem {
         match self {
             ReadProblem::NoHeaders
             | ReadProblem::NoTrailers
-            | ReadProblem::TrailerNotRemoved(_)
-            | ReadProblem::Host(_) => 500,
+            | ReadProblem::TrailerNotRemoved(_) => 500,
             ReadProblem::BadTestHook(_) => 400,
         }
     }
@@ -143,13 +140,13 @@ impl std::fmt::Display for ReadProblem {
             ReadProblem::TrailerNotRemoved(name) => {
                 write!(f, "could not remove the request trailer `{name}`")
             }
-            ReadProblem::Host(e) => write!(f, "host call failed: {e}"),
             ReadProblem::BadTestHook(why) => write!(f, "test hook: {why}"),
         }
     }
 }
 
-/// The request view of SPEC §1 from Envoy: pseudo-headers, headers, and the mTLS peer.
+/// The request view of SPEC §1 from Envoy: pseudo-headers and headers (the mTLS peer
+/// comes later, when needed: `Plugin::process`).
 fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
     let all = host.request_headers().ok_or(ReadProblem::NoHeaders)?;
     let mut request = Request::default();
@@ -169,12 +166,14 @@ fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
             }
         }
     }
-    request.peer = connection_peer(host).map_err(ReadProblem::Host)?;
+    // The mTLS peer is read later, only when the decision or its audit line needs it
+    // (`Plugin::process`): two property calls most requests never use.
     #[allow(unused_mut)]
     let mut pending = PendingRequest {
         request,
         now_override: None,
         headers_sent: false,
+        peer_known: false,
     };
     #[cfg(feature = "test-hooks")]
     test_hooks::apply(host, &mut pending)?;
@@ -184,7 +183,7 @@ fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
 /// The client certificate of this connection, as Envoy exposes it (only on TLS with a
 /// client certificate). A failed lookup is an error, not "no peer": a binding check must
 /// not pass or fail on a certificate the host could not read.
-fn connection_peer(host: &impl Host) -> Result<Option<Peer>, HostError> {
+pub(super) fn connection_peer(host: &impl Host) -> Result<Option<Peer>, HostError> {
     let uri_san = host.property(&["connection", "uri_san_peer_certificate"])?;
     let digest = host
         .property(&["connection", "sha256_peer_certificate_digest"])?
@@ -232,6 +231,7 @@ mod test_hooks {
                     let peer = Peer::from_json(&value)
                         .map_err(|e| ReadProblem::BadTestHook(format!("`{PEER}`: {e}")))?;
                     pending.request.peer = Some(peer);
+                    pending.peer_known = true;
                     host.remove_request_header(PEER);
                 }
                 _ => pending.request.headers.push((name, value)),

@@ -14,6 +14,7 @@
 //!   dispatch: the wasm build calls the host directly, as before).
 //! - `replay`: the DPoP replay window (SPEC §10) in shared data, one for all workers.
 //! - `metrics`: SPEC §8 counters.
+//! - `shared_tokens`: SPEC §8, verified tokens shared by the worker VMs (shared data).
 //! - `signatures`: SPEC §13, the signature backend: Envoy's BoringSSL through the
 //!   `verify_signature` foreign function when the host offers it (probed at start), ring
 //!   otherwise.
@@ -41,6 +42,7 @@ mod metrics;
 mod plugin;
 mod replay;
 mod root;
+mod shared_tokens;
 mod signatures;
 #[cfg(feature = "test-hooks")]
 mod test_verify;

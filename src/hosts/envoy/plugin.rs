@@ -3,10 +3,13 @@
 //! JWKS refetch. `process` is the one path from a request to an answer, used both when a
 //! request arrives and when a waiting request is resumed.
 
-use super::host::Host;
+use super::host::{Host, HostError};
 use super::metrics::Metrics;
+use super::shared_tokens::SharedTokenTable;
 use super::signatures::{self, Backend, EnvoyVerifier};
+use crate::core::audit::BindingOutcome;
 use crate::core::config::{KeyConfig, Policy, RemoteJwks};
+use crate::core::decision::Decision;
 use crate::core::keys::remote::{LocalKeys, UnknownKid};
 use crate::core::keys::KeySet;
 use crate::core::keys::RemoteKeys;
@@ -47,6 +50,20 @@ pub(crate) struct PendingRequest {
     /// Decided in the body phase (an MCP message): the headers went on already, spoofed
     /// identity headers removed, so none can be removed or set now (see `mcp.rs`).
     pub headers_sent: bool,
+    /// Whether `request.peer` was read from the connection (or set by a test hook).
+    pub peer_known: bool,
+}
+
+impl PendingRequest {
+    /// Reads the mTLS peer from the connection, once. A failed lookup is an error, not
+    /// "no peer": nothing may pass or fail on a certificate the host could not read.
+    fn know_peer(&mut self, host: &impl Host) -> Result<(), HostError> {
+        if !self.peer_known {
+            self.request.peer = super::filter::connection_peer(host)?;
+            self.peer_known = true;
+        }
+        Ok(())
+    }
 }
 
 /// An allowed `tools/list` whose response the filter must rewrite (SPEC §9): what the
@@ -72,6 +89,8 @@ pub(crate) struct Plugin<H> {
     pub waiters: RefCell<Vec<Waiter>>,
     /// Allowed `tools/list` requests whose responses are still to be filtered.
     pub tools_lists: RefCell<Vec<ToolsListJob>>,
+    /// This policy's verified-token table in shared data (`shared_tokens::prefix_for`).
+    pub shared_tokens: String,
 }
 
 /// The keys every remote provider may use now, for one decision.
@@ -89,7 +108,9 @@ impl RemoteKeys for KeysNow<'_> {
 }
 
 impl<H: Host> Plugin<H> {
-    pub(crate) fn new(policy: Policy, host: H) -> Plugin<H> {
+    /// `config`: the plugin configuration `policy` was read from (it names the policy's
+    /// shared token table).
+    pub(crate) fn new(policy: Policy, host: H, config: &[u8]) -> Plugin<H> {
         let remotes = policy
             .providers
             .iter()
@@ -114,6 +135,7 @@ impl<H: Host> Plugin<H> {
             remotes,
             waiters: RefCell::new(Vec::new()),
             tools_lists: RefCell::new(Vec::new()),
+            shared_tokens: super::shared_tokens::prefix_for(config),
         }
     }
 
@@ -143,7 +165,7 @@ impl<H: Host> Plugin<H> {
     pub(crate) fn process(
         &self,
         context_id: u32,
-        pending: PendingRequest,
+        mut pending: PendingRequest,
         resumed: bool,
     ) -> Action {
         // One clock read serves the decision time and the start of `eval_us`.
@@ -152,26 +174,9 @@ impl<H: Host> Plugin<H> {
         let now = pending
             .now_override
             .unwrap_or(UnixTime::from_millis(host_now_ms));
-        let keys = self.keys_now(host_now_ms);
-        let verifier = self.verifier();
-        let ctx = Context {
-            policy: &self.policy,
-            remote_keys: &keys,
-            crypto: &verifier,
-            cache: Some(&self.cache),
-            replay: &super::replay::SharedReplay::new(&self.host, &self.metrics),
+        let Some(mut decision) = self.decide(&mut pending, now, host_now_ms) else {
+            return self.refuse_unknown_peer();
         };
-        let before = self.cache.stats();
-        let mut decision = decide(ctx, &pending.request, now);
-        decision.audit.eval_us = Some(self.host.now_nanos().saturating_sub(started) / 1000);
-        self.count_verifications(&verifier);
-        let after = self.cache.stats();
-        self.metrics.cache(
-            &self.host,
-            after.hits.saturating_sub(before.hits),
-            after.misses.saturating_sub(before.misses),
-        );
-
         let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
         if !resumed && room {
             if let Some(Denial::KidUnknown { provider }) = decision.denial() {
@@ -198,6 +203,17 @@ impl<H: Host> Plugin<H> {
             }
         }
         if self.policy.audit_log.logs(decision.is_allowed()) {
+            // The clock is read again only for a line that says how long deciding took.
+            decision.audit.eval_us = Some(self.host.now_nanos().saturating_sub(started) / 1000);
+            // The audit `peer` (SPEC §6): read now if the decision did not need it.
+            if pending.know_peer(&self.host).is_err() {
+                return self.refuse_unknown_peer();
+            }
+            decision.audit.peer = pending
+                .request
+                .peer
+                .as_ref()
+                .and_then(|p| p.uri_san.clone());
             log_audit(&self.host, &decision.audit);
         }
         self.metrics.decision(
@@ -264,6 +280,73 @@ impl<H: Host> Plugin<H> {
         }
     }
 
+    /// Decides `pending`, reading the mTLS peer only when the decision depends on it: up
+    /// front when every token must match it (`actor_must_match_peer`), otherwise only when
+    /// a token names a certificate (`cnf`): deciding without a peer then fails the binding
+    /// check (`Mismatch`), and the request is decided again with the peer read. `None`:
+    /// the peer was needed and the host could not say.
+    ///
+    /// The second decision must not find the request's own DPoP proof replayed: a
+    /// `Mismatch` comes from the binding step, which runs only after the DPoP step accepted
+    /// the proof and recorded its `jti` in the shared window. So the second decision gets
+    /// a window of its own, empty (as `tools/list` filtering does); everything else it
+    /// checks again, on the same request, token and time.
+    fn decide(
+        &self,
+        pending: &mut PendingRequest,
+        now: UnixTime,
+        host_now_ms: u64,
+    ) -> Option<Decision> {
+        if self.policy.binding.actor_must_match_peer {
+            pending.know_peer(&self.host).ok()?;
+        }
+        let keys = self.keys_now(host_now_ms);
+        let verifier = self.verifier();
+        let shared = SharedTokenTable {
+            host: &self.host,
+            prefix: &self.shared_tokens,
+        };
+        let replay = super::replay::SharedReplay::new(&self.host, &self.metrics);
+        let ctx = Context {
+            policy: &self.policy,
+            remote_keys: &keys,
+            crypto: &verifier,
+            cache: Some(&self.cache),
+            replay: &replay,
+            shared: Some(&shared),
+        };
+        let before = self.cache.stats();
+        let mut decision = decide(ctx, &pending.request, now);
+        if !pending.peer_known && decision.audit.binding == BindingOutcome::Mismatch {
+            pending.know_peer(&self.host).ok()?;
+            // This request's proof, if any, was admitted by the first decision.
+            let admitted = crate::core::dpop::MemoryWindow::new();
+            let again = Context {
+                replay: &admitted,
+                ..ctx
+            };
+            decision = decide(again, &pending.request, now);
+        }
+        self.count_verifications(&verifier);
+        let after = self.cache.stats();
+        self.metrics.cache(
+            &self.host,
+            after.hits.saturating_sub(before.hits),
+            after.misses.saturating_sub(before.misses),
+        );
+        Some(decision)
+    }
+
+    /// A peer certificate lookup failed: fail closed (SPEC §8), as for any host failure.
+    fn refuse_unknown_peer(&self) -> Action {
+        self.host.log(
+            LogLevel::Error,
+            "actwarden: host call failed: could not read the connection's peer certificate",
+        );
+        send_error(&self.host, 500);
+        Action::Pause
+    }
+
     /// The signature backend for one decision (it counts what it verifies).
     pub(crate) fn verifier(&self) -> EnvoyVerifier<'_, H> {
         EnvoyVerifier::new(&self.host, self.signature_backend)
@@ -315,12 +398,17 @@ impl<H: Host> Plugin<H> {
         let verifier = self.verifier();
         // The request's proof was checked when it was decided; filtering replays none.
         let window = crate::core::dpop::MemoryWindow::new();
+        let shared = SharedTokenTable {
+            host: &self.host,
+            prefix: &self.shared_tokens,
+        };
         let ctx = Context {
             policy: &self.policy,
             remote_keys: &keys,
             crypto: &verifier,
             cache: Some(&self.cache),
             replay: &window,
+            shared: Some(&shared),
         };
         crate::core::mcp::filter_tools_list(
             ctx,

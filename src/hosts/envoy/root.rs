@@ -82,7 +82,7 @@ impl<H: Host + Clone + 'static> RootContext for Root<H> {
         for note in policy.notes() {
             host.log(LogLevel::Warn, &format!("actwarden: configuration: {note}"));
         }
-        let plugin = Plugin::new(policy, host.clone());
+        let plugin = Plugin::new(policy, host.clone(), &bytes);
         for remote in &plugin.remotes {
             jwks::ensure_shared(host, remote);
         }

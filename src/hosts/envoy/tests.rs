@@ -173,19 +173,8 @@ fn allow_strips_spoofed_identity_headers_and_sets_the_real_ones() {
     assert!(audit[0].contains(r#""request_id":"r-1""#), "{}", audit[0]);
 }
 
-/// The hot path makes the same host calls in the same order as before the `Host` trait:
-/// headers, the two peer properties, the clock, the remote provider's shared state, the
-/// clock again, removals, the audit line, the counters, the identity headers.
-#[test]
-fn the_hot_path_calls_the_host_in_a_fixed_order() {
-    let (fake, root) = configured(&config());
-    let auth = bearer(&local_token());
-    let mut headers = get("/api/items");
-    headers.extend([("authorization", auth.as_str()), ("x-agent-rule", "x")]);
-    request(&fake, &root, 2, &headers);
-
-    let kinds: Vec<String> = fake
-        .calls()
+fn call_kinds(fake: &FakeHost) -> Vec<String> {
+    fake.calls()
         .iter()
         .map(|c| match c {
             Call::SetHeader(name, _) => format!("SetHeader({name})"),
@@ -193,19 +182,35 @@ fn the_hot_path_calls_the_host_in_a_fixed_order() {
             Call::IncrementCounter(..) => "IncrementCounter".to_owned(),
             other => format!("{other:?}"),
         })
-        .collect();
-    let expected = [
-        "RequestHeaders",
+        .collect()
+}
+
+/// The host calls of a request, in order: headers, the clock, the remote provider's
+/// shared state, (first use of a token: the shared token table, read, then written after
+/// the signature verified), the counters, removals, the clock and the peer properties for
+/// the audit line (this policy logs every decision), the audit line, the decision counter,
+/// the identity headers. A token seen before: no shared table, no signature.
+#[test]
+fn the_hot_path_calls_the_host_in_a_fixed_order() {
+    let (fake, root) = configured(&config());
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.extend([("authorization", auth.as_str()), ("x-agent-rule", "x")]);
+    request(&fake, &root, 2, &headers);
+    let slot = fake
+        .calls()
+        .iter()
+        .find_map(|c| match c {
+            Call::SetSharedData { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(slot.starts_with("actwarden.tokens.v1|"), "{slot}");
+    let tail = [
+        "RemoveHeader(\"x-agent-rule\")",
+        "Now",
         "Property(\"connection.uri_san_peer_certificate\")",
         "Property(\"connection.sha256_peer_certificate_digest\")",
-        "Now",
-        &format!("SharedData({STS_STATE:?})"),
-        "Now",
-        // One signature verified (`actwarden.verify.wasm`: this fake has no
-        // `verify_signature`), then the first use of this token: a cache miss.
-        "IncrementCounter",
-        "IncrementCounter",
-        "RemoveHeader(\"x-agent-rule\")",
         "Log(Info)",
         "IncrementCounter",
         "SetHeader(x-agent-subject)",
@@ -215,7 +220,129 @@ fn the_hot_path_calls_the_host_in_a_fixed_order() {
         "SetHeader(x-agent-issuer)",
         "SetHeader(x-agent-rule)",
     ];
-    assert_eq!(kinds, expected);
+    let jwks = format!("SharedData({STS_STATE:?})");
+    let slot_read = format!("SharedData({slot:?})");
+    let slot_write = format!("SetSharedData {{ key: {slot:?}, written: true }}");
+    let mut cold = vec![
+        "RequestHeaders",
+        "Now",
+        &jwks,
+        &slot_read,
+        &slot_read,
+        &slot_write,
+    ];
+    // One signature verified (`actwarden.verify.wasm`: this fake has no
+    // `verify_signature`), then the first use of this token: a cache miss.
+    cold.extend(["IncrementCounter", "IncrementCounter"]);
+    cold.extend(tail);
+    assert_eq!(call_kinds(&fake), cold);
+
+    fake.clear_calls();
+    request(&fake, &root, 3, &headers);
+    // A cache hit: one counter (`actwarden.cache.hit`), nothing shared, no signature.
+    let mut hot = vec!["RequestHeaders", "Now", &jwks, "IncrementCounter"];
+    hot.extend(tail);
+    assert_eq!(call_kinds(&fake), hot);
+}
+
+fn denials_only() -> Value {
+    let mut config = config();
+    config["audit"] = json!({ "log": "denials" });
+    config
+}
+
+/// With `audit.log: denials`, an allow that does not depend on the peer never reads it
+/// (nor the clock a second time); a denial reads it for its audit line.
+#[test]
+fn the_peer_is_read_only_when_needed() {
+    let (fake, root) = configured(&denials_only());
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.push(("authorization", auth.as_str()));
+    let (_filter, action) = request(&fake, &root, 2, &headers);
+    assert_eq!(action, Action::Continue);
+    let properties = |fake: &FakeHost| {
+        fake.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Property(_)))
+            .count()
+    };
+    assert_eq!(properties(&fake), 0);
+    // No audit line, so no second clock read for its `eval_us`.
+    let clock = fake
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Now))
+        .count();
+    assert_eq!(clock, 1);
+
+    fake.state()
+        .properties
+        .insert("connection.uri_san_peer_certificate".into(), BILLING.into());
+    let (_filter, action) = request(&fake, &root, 3, &get("/api/items"));
+    assert_eq!(action, Action::Pause);
+    assert_eq!(properties(&fake), 2);
+    let audit = fake.logs(LogLevel::Info);
+    let line = audit
+        .iter()
+        .find(|l| l.starts_with("actwarden.audit"))
+        .unwrap();
+    assert!(line.contains(&format!(r#""peer":"{BILLING}""#)), "{line}");
+}
+
+/// A token bound to a certificate (`cnf`) is decided with the peer, read when the
+/// decision needs it: the right certificate allows, another denies, and a failed lookup
+/// fails closed.
+#[test]
+fn a_certificate_bound_token_reads_the_peer() {
+    let digest = [7u8; 32];
+    let claims = json!({ "iss": "https://local.example.com", "sub": "alice", "aud": "api",
+                         "iat": NOW_S - 10, "exp": NOW_S + 300, "scope": "read",
+                         "cnf": { "x5t#S256": crate::core::token::b64::encode(&digest) } });
+    let bound = keys()
+        .local
+        .mint(Alg::ES256, &claims, None, &SystemRandom::new())
+        .unwrap();
+    let auth = bearer(&bound);
+    let mut headers = get("/api/items");
+    headers.push(("authorization", auth.as_str()));
+    for (peer, expected) in [(digest, Action::Continue), ([8u8; 32], Action::Pause)] {
+        let (fake, root) = configured(&denials_only());
+        fake.state().properties.insert(
+            "connection.sha256_peer_certificate_digest".into(),
+            crate::core::token::b64::hex(&peer),
+        );
+        let (_filter, action) = request(&fake, &root, 2, &headers);
+        assert_eq!(action, expected);
+    }
+    let (fake, root) = configured(&denials_only());
+    fake.state().fail.property = true;
+    let (_filter, action) = request(&fake, &root, 2, &headers);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(fake.replies()[0].status, 500);
+    assert_eq!(fake.counter("actwarden.allow"), 0);
+}
+
+/// A token verified by one worker VM is not verified again by another (one `FakeHost`
+/// shared data, two roots: two workers).
+#[test]
+fn a_token_verified_on_one_worker_is_not_verified_on_another() {
+    let (fake, worker1) = configured(&config());
+    let mut worker2 = Root::new(ROOT, fake.clone());
+    assert!(worker2.on_configure(0));
+    let auth = bearer(&local_token());
+    let mut headers = get("/api/items");
+    headers.push(("authorization", auth.as_str()));
+    request(&fake, &worker1, 2, &headers);
+    assert_eq!(fake.counter("actwarden.verify.wasm"), 1);
+    let (_filter, action) = request(&fake, &worker2, 3, &headers);
+    assert_eq!(action, Action::Continue);
+    assert_eq!(
+        fake.counter("actwarden.verify.wasm"),
+        1,
+        "no second verification"
+    );
+    assert_eq!(fake.counter("actwarden.allow"), 2);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The six Envoy configurations, each one listener on the same port whose route answers
 //! directly (no upstream), so the only difference between them is the filter chain.
 
-use crate::workloads::{Family, ACTORS, AUDIENCE, ISSUER, SCOPE};
+use crate::workloads::{Family, Workload, ACTORS, AUDIENCE, ISSUER, SCOPE};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -19,16 +19,23 @@ pub enum Config {
     Actwarden,
     /// actwarden with a three-actor delegation chain, actor ceilings, a revocation list.
     ActwardenFull,
+    /// `jwt_authn` with two workers (`--concurrency 2`), `hot` and `cold` only.
+    JwtAuthn2w,
+    /// `actwarden` with two workers: tokens verified on one worker are shared with the
+    /// other through shared data (SPEC §8).
+    Actwarden2w,
 }
 
 impl Config {
-    pub const ALL: [Config; 6] = [
+    pub const ALL: [Config; 8] = [
         Config::NoFilter,
         Config::WasmFloor,
         Config::JwtAuthn,
         Config::JwtAuthnCache,
         Config::Actwarden,
         Config::ActwardenFull,
+        Config::JwtAuthn2w,
+        Config::Actwarden2w,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,7 +46,23 @@ impl Config {
             Config::JwtAuthnCache => "jwt_authn_cache",
             Config::Actwarden => "actwarden",
             Config::ActwardenFull => "actwarden_full",
+            Config::JwtAuthn2w => "jwt_authn_2w",
+            Config::Actwarden2w => "actwarden_2w",
         }
+    }
+
+    /// Envoy worker threads. One worker is pinned to CPU 0 (wrk to CPU 1); two workers
+    /// share both CPUs with wrk (the machine has no third), so only their ratio means much.
+    pub fn concurrency(self) -> u32 {
+        match self {
+            Config::JwtAuthn2w | Config::Actwarden2w => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether it runs `workload` (the two-worker points run `hot` and `cold` only).
+    pub fn runs(self, workload: Workload) -> bool {
+        self.concurrency() == 1 || matches!(workload, Workload::Hot | Workload::Cold)
     }
 
     /// Which tokens its workloads carry.
@@ -66,9 +89,9 @@ pub fn bootstrap(config: Config, port: u16, modules: &Modules<'_>, jwks: &str) -
     let filters = match config {
         Config::NoFilter => vec![],
         Config::WasmFloor => vec![wasm(modules.floor, "wasm_floor", None)],
-        Config::JwtAuthn => vec![jwt_authn(jwks, false), rbac_scope()],
+        Config::JwtAuthn | Config::JwtAuthn2w => vec![jwt_authn(jwks, false), rbac_scope()],
         Config::JwtAuthnCache => vec![jwt_authn(jwks, true), rbac_scope()],
-        Config::Actwarden => vec![wasm(
+        Config::Actwarden | Config::Actwarden2w => vec![wasm(
             modules.actwarden,
             "actwarden",
             Some(actwarden_policy(jwks, false)),
@@ -199,7 +222,7 @@ pub fn actwarden_policy(jwks: &str, full: bool) -> String {
         "issuer": ISSUER,
         "audiences": [AUDIENCE],
         "local_jwks": { "inline_string": jwks },
-        "algorithms": ["ES256"],
+        "algorithms": ["ES256", "RS256"],
         "clock_skew_s": 60,
         "max_lifetime_s": 86400
     });

@@ -160,7 +160,11 @@ fn run() -> Result<()> {
         cpu: Some(1),
     };
     let mut results = Results::new(&settings);
-    let points = settings.configs.len() * settings.workloads.len();
+    let points: usize = settings
+        .configs
+        .iter()
+        .map(|c| settings.workloads.iter().filter(|w| c.runs(**w)).count())
+        .sum();
     eprintln!(
         "bench: {} configurations × {} workloads × {} repeats, {} s each (+{} s warm-up)",
         settings.configs.len(),
@@ -175,9 +179,14 @@ fn run() -> Result<()> {
             let dir = out.join(format!("{}-{repeat}", config.name()));
             std::fs::create_dir_all(&dir)?;
             let bootstrap = configs::bootstrap(config, settings.port, &modules, &jwks);
+            let one = config.concurrency() == 1;
+            let load = wrk::Load {
+                cpu: if one { load.cpu } else { None },
+                ..load
+            };
             let options = Options {
-                concurrency: 1,
-                cpu: Some(0),
+                concurrency: config.concurrency(),
+                cpu: if one { Some(0) } else { None },
                 capture_log: false,
                 envoy_writes_log: std::env::var("BENCH_LOG_PATH").is_ok(),
                 ..Options::default()
@@ -186,7 +195,7 @@ fn run() -> Result<()> {
             envoy.wait_ready(READY_TIMEOUT)?;
             let target = envoy.listener("bench")?;
             for (family, workload, requests, file) in &files {
-                if *family != config.family() {
+                if *family != config.family() || !config.runs(*workload) {
                     continue;
                 }
                 if repeat == 0 {
@@ -238,7 +247,8 @@ fn run() -> Result<()> {
                     rss_kib,
                 });
             }
-            if repeat + 1 == settings.repeats && config.decides() && settings.soak_rounds > 0 {
+            let soaks = config.decides() && config.concurrency() == 1;
+            if repeat + 1 == settings.repeats && soaks && settings.soak_rounds > 0 {
                 soak(
                     &mut results,
                     config,

@@ -4,6 +4,8 @@
 //! - `cold`: `COLD_TOKENS` distinct valid tokens, cycled: more than any cache holds
 //!   (actwarden keeps 4096 per worker, `jwt_cache_config` is set to 100), so every request
 //!   verifies a signature.
+//! - `cold_rs256`: the same as `cold` with RS256 tokens (2048-bit key `rsa-a` of the
+//!   corpus keys: ring cannot generate RSA keys).
 //! - `mixed`: 100 requests, 80 valid (8 tokens) and 20 invalid of five kinds, interleaved.
 //!
 //! Two token families: `simple` (subject only: the checks `jwt_authn` can also do) and
@@ -42,16 +44,23 @@ pub enum Family {
 pub enum Workload {
     Hot,
     Cold,
+    ColdRs256,
     Mixed,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Hot, Workload::Cold, Workload::Mixed];
+    pub const ALL: [Workload; 4] = [
+        Workload::Hot,
+        Workload::Cold,
+        Workload::ColdRs256,
+        Workload::Mixed,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::Hot => "hot",
             Workload::Cold => "cold",
+            Workload::ColdRs256 => "cold_rs256",
             Workload::Mixed => "mixed",
         }
     }
@@ -69,6 +78,7 @@ pub struct BenchRequest {
 
 pub struct Tokens {
     key: SigningKey,
+    rsa: SigningKey,
     rng: SystemRandom,
     now: u64,
     next_jti: std::cell::Cell<u64>,
@@ -79,8 +89,10 @@ impl Tokens {
         let rng = SystemRandom::new();
         let key = SigningKey::generate(Alg::ES256, "bench-es256-1", &rng)
             .map_err(|e| Error(format!("key: {e}")))?;
+        let rsa = rsa_key(&rng)?;
         Ok(Tokens {
             key,
+            rsa,
             rng,
             now,
             next_jti: std::cell::Cell::new(1),
@@ -89,7 +101,7 @@ impl Tokens {
 
     /// The JWKS both `jwt_authn` and actwarden are given (inline).
     pub fn jwks(&self) -> String {
-        public_jwks(&[&self.key]).to_string()
+        public_jwks(&[&self.key, &self.rsa]).to_string()
     }
 
     fn claims(&self, family: Family, sub: &str) -> Value {
@@ -117,6 +129,19 @@ impl Tokens {
 
     fn valid(&self, family: Family, n: usize) -> Result<BenchRequest> {
         let token = self.sign(&self.claims(family, &format!("user-{n}@bench.example")))?;
+        Ok(BenchRequest {
+            authorization: Some(format!("Bearer {token}")),
+            valid: true,
+            kind: "valid",
+        })
+    }
+
+    fn valid_rs256(&self, family: Family, n: usize) -> Result<BenchRequest> {
+        let claims = self.claims(family, &format!("user-{n}@bench.example"));
+        let token = self
+            .rsa
+            .mint(Alg::RS256, &claims, None, &self.rng)
+            .map_err(|e| Error(format!("mint: {e}")))?;
         Ok(BenchRequest {
             authorization: Some(format!("Bearer {token}")),
             valid: true,
@@ -168,6 +193,9 @@ impl Tokens {
         match workload {
             Workload::Hot => Ok(vec![self.valid(family, 0)?]),
             Workload::Cold => (0..COLD_TOKENS).map(|n| self.valid(family, n)).collect(),
+            Workload::ColdRs256 => (0..COLD_TOKENS)
+                .map(|n| self.valid_rs256(family, n))
+                .collect(),
             Workload::Mixed => {
                 // 80 valid (8 tokens, 10 times each) and 20 invalid (5 kinds, 4 each),
                 // one invalid after every four valid.
@@ -190,6 +218,17 @@ impl Tokens {
             }
         }
     }
+}
+
+/// The corpus's 2048-bit RSA key (`host-tests/corpus/keys.json`, `rsa-a`).
+fn rsa_key(rng: &SystemRandom) -> Result<SigningKey> {
+    let path = actwarden_envoy_tests::paths::repo_root().join("host-tests/corpus/keys.json");
+    let keys: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+        .map_err(|e| Error(format!("{}: {e}", path.display())))?;
+    let jwk = keys
+        .get("rsa-a")
+        .ok_or_else(|| Error("keys.json: no `rsa-a`".into()))?;
+    SigningKey::from_jwk_json(&jwk.to_string(), rng).map_err(|e| Error(format!("rsa-a: {e}")))
 }
 
 /// The workload as wrk's script reads it: one `authorization` value per line, an empty

@@ -362,6 +362,7 @@ fn native_reason(
         crypto: &RING,
         replay: &actwarden::MemoryWindow::new(),
         cache: None,
+        shared: None,
     };
     decide(ctx, &request, UnixTime::from_secs(now))
         .reason()

@@ -1,0 +1,168 @@
+//! SPEC §8: the verified-token table shared by the worker VMs of one Envoy, in proxy-wasm
+//! shared data (`SharedTokens` for the core). What an entry may and may not say is the
+//! core's business (`core::verification::shared`); this is the storage.
+//!
+//! Direct-mapped: the token's SHA-256 picks one of `SHARED_TOKEN_SLOTS` slots, each one
+//! shared-data key. Shared data cannot be deleted, so a fixed set of keys is what keeps
+//! the table bounded; a new token evicts whatever its slot held (the entry repeats the
+//! whole token hash, so a reader never takes a neighbour's entry for its own). Writes are
+//! compare-and-swap against the version read just before: when another worker wrote the
+//! slot in between, its entry stays and this one is dropped — a lost write costs one
+//! signature verification somewhere, never a wrong answer.
+
+use super::host::Host;
+use crate::core::limits::SHARED_TOKEN_SLOTS;
+use crate::core::verification::cache::TokenHash;
+use crate::core::verification::shared::{SharedTokens, SharedVerified};
+
+/// The table of one policy, seen from one VM.
+pub(crate) struct SharedTokenTable<'h, H> {
+    pub host: &'h H,
+    /// `actwarden.tokens.v1|<policy id>|`: entries name providers by index, so each
+    /// policy (plugin configuration) has its own table.
+    pub prefix: &'h str,
+}
+
+/// The key prefix for the policy whose plugin configuration is `config`: the same bytes on
+/// every worker give the same table.
+pub(crate) fn prefix_for(config: &[u8]) -> String {
+    let id = crate::core::verification::crypto::sha256(config);
+    let id = crate::core::token::b64::hex(id.get(..12).unwrap_or_default());
+    format!("actwarden.tokens.v1|{id}|")
+}
+
+impl<H: Host> SharedTokenTable<'_, H> {
+    fn slot_key(&self, token: &TokenHash) -> String {
+        let mut first = [0u8; 4];
+        first.copy_from_slice(token.get(..4).unwrap_or(&[0; 4]));
+        let slot = u32::from_le_bytes(first) % SHARED_TOKEN_SLOTS;
+        format!("{}{slot}", self.prefix)
+    }
+}
+
+impl<H: Host> SharedTokens for SharedTokenTable<'_, H> {
+    fn get(&self, token: &TokenHash) -> Option<SharedVerified> {
+        let bytes = self.host.shared_data(&self.slot_key(token)).0?;
+        SharedVerified::decode(&bytes, token)
+    }
+
+    fn put(&self, token: &TokenHash, entry: &SharedVerified) {
+        let key = self.slot_key(token);
+        let (_, cas) = self.host.shared_data(&key);
+        // A CAS mismatch: another worker just filled this slot; its entry stays.
+        let _written = self.host.set_shared_data(&key, &entry.encode(token), cas);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::keys::alg::Alg;
+    use crate::core::time::UnixTime;
+    use crate::hosts::envoy::fake::FakeHost;
+
+    fn entry(key: u8) -> SharedVerified {
+        SharedVerified {
+            provider: 0,
+            alg: Alg::ES256,
+            key: [key; 32],
+            expires: UnixTime::from_secs(1000),
+        }
+    }
+
+    /// Two token hashes that fall in the same slot.
+    fn colliding() -> (TokenHash, TokenHash) {
+        let a = [1u8; 32];
+        let mut b = [2u8; 32];
+        b[..4].copy_from_slice(&a[..4]);
+        (a, b)
+    }
+
+    #[test]
+    fn an_entry_written_by_one_worker_is_read_by_another() {
+        let host = FakeHost::default();
+        let prefix = prefix_for(b"{}");
+        let vm1 = SharedTokenTable {
+            host: &host,
+            prefix: &prefix,
+        };
+        let vm2 = SharedTokenTable {
+            host: &host,
+            prefix: &prefix,
+        };
+        vm1.put(&[1; 32], &entry(7));
+        assert_eq!(vm2.get(&[1; 32]), Some(entry(7)));
+        assert_eq!(vm2.get(&[3; 32]), None);
+    }
+
+    #[test]
+    fn a_slot_holds_one_token_and_never_lends_it_to_another() {
+        let host = FakeHost::default();
+        let prefix = prefix_for(b"{}");
+        let table = SharedTokenTable {
+            host: &host,
+            prefix: &prefix,
+        };
+        let (a, b) = colliding();
+        table.put(&a, &entry(1));
+        assert_eq!(table.get(&b), None, "same slot, other token");
+        // Eviction: the newer token takes the slot.
+        table.put(&b, &entry(2));
+        assert_eq!(table.get(&a), None);
+        assert_eq!(table.get(&b), Some(entry(2)));
+        let slots = host.state().shared.len();
+        assert_eq!(slots, 1, "bounded: one key per slot");
+    }
+
+    #[test]
+    fn policies_do_not_share_a_table() {
+        let host = FakeHost::default();
+        let (p1, p2) = (prefix_for(b"{\"a\":1}"), prefix_for(b"{\"a\":2}"));
+        SharedTokenTable {
+            host: &host,
+            prefix: &p1,
+        }
+        .put(&[1; 32], &entry(1));
+        assert_eq!(
+            SharedTokenTable {
+                host: &host,
+                prefix: &p2
+            }
+            .get(&[1; 32]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_write_that_loses_the_race_keeps_the_other_workers_entry() {
+        let host = FakeHost::default();
+        let prefix = prefix_for(b"{}");
+        let table = SharedTokenTable {
+            host: &host,
+            prefix: &prefix,
+        };
+        let (a, b) = colliding();
+        let key = table.slot_key(&a);
+        table.put(&a, &entry(1));
+        // This worker reads the slot's version; another worker writes before it does.
+        let (_, stale) = host.shared_data(&key);
+        host.set_shared(&key, &entry(9).encode(&b));
+        assert!(!host.set_shared_data(&key, &entry(1).encode(&a), stale));
+        assert_eq!(table.get(&b), Some(entry(9)));
+        // Through `put`: it reads the current version, so its write lands.
+        table.put(&a, &entry(1));
+        assert_eq!(table.get(&a), Some(entry(1)));
+    }
+
+    #[test]
+    fn damaged_slots_read_as_empty() {
+        let host = FakeHost::default();
+        let prefix = prefix_for(b"{}");
+        let table = SharedTokenTable {
+            host: &host,
+            prefix: &prefix,
+        };
+        host.set_shared(&table.slot_key(&[1; 32]), b"garbage");
+        assert_eq!(table.get(&[1; 32]), None);
+    }
+}
