@@ -1,5 +1,8 @@
 -- wrk script of `make bench`: cycles through the requests of one workload file.
--- Argument 1: the file, one `authorization` value per line (empty line: no header).
+-- Argument 1: the file, one request per line: its `authorization` value (empty: no
+-- header), then each further header as a tab and `name: value`.
+-- Arguments 2-4 (optional): the method (GET), the path (/v1/invoices), and a file whose
+-- contents are every request's body (none).
 -- Each wrk thread starts at its own offset, so threads do not send the same token at once.
 -- done() prints one JSON line the runner reads (latencies in microseconds).
 
@@ -13,11 +16,27 @@ function setup(thread)
 end
 
 function init(args)
-  local headers_base = { ["Host"] = "api.example.com" }
+  local method = args[2] or "GET"
+  local path = args[3] or "/v1/invoices"
+  local body = nil
+  if args[4] and args[4] ~= "" then
+    local f = assert(io.open(args[4], "rb"))
+    body = f:read("*a")
+    f:close()
+  end
   for line in io.lines(args[1]) do
-    local headers = { ["Host"] = headers_base["Host"] }
-    if line ~= "" then headers["Authorization"] = line end
-    prepared[#prepared + 1] = wrk.format("GET", "/v1/invoices", headers)
+    local headers = { ["Host"] = "api.example.com" }
+    local first = true
+    for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+      if first then
+        if field ~= "" then headers["Authorization"] = field end
+        first = false
+      else
+        local name, value = field:match("^([^:]+): (.*)$")
+        if name then headers[name] = value end
+      end
+    end
+    prepared[#prepared + 1] = wrk.format(method, path, headers, body)
   end
   if #prepared == 0 then error("no requests in " .. args[1]) end
   position = (offset or 0) % #prepared

@@ -1,7 +1,9 @@
 //! The six Envoy configurations, each one listener on the same port whose route answers
 //! directly (no upstream), so the only difference between them is the filter chain.
 
-use crate::workloads::{Family, Workload, ACTORS, AUDIENCE, ISSUER, SCOPE};
+use crate::workloads::{
+    Family, Workload, ACTORS, AUDIENCE, AUTHORITY, ISSUER, MCP_PATH, MCP_TOOL, SCOPE,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -60,9 +62,14 @@ impl Config {
         }
     }
 
-    /// Whether it runs `workload` (the two-worker points run `hot` and `cold` only).
+    /// Whether it runs `workload`: the two-worker points run `hot` and `cold` only; `dpop`
+    /// and `mcp` (which only actwarden decides) run on `actwarden` and its baseline.
     pub fn runs(self, workload: Workload) -> bool {
-        self.concurrency() == 1 || matches!(workload, Workload::Hot | Workload::Cold)
+        match workload {
+            Workload::Dpop | Workload::Mcp => matches!(self, Config::NoFilter | Config::Actwarden),
+            Workload::Hot | Workload::Cold => true,
+            _ => self.concurrency() == 1,
+        }
     }
 
     /// Which tokens its workloads carry.
@@ -144,6 +151,8 @@ fn wasm(module: &Path, root_id: &str, configuration: Option<String>) -> Value {
         "name": root_id,
         "root_id": root_id,
         "fail_open": false,
+        // The MCP path holds a message's headers until its body is decided (issue 12).
+        "allow_on_headers_stop_iteration": true,
         "vm_config": {
             "vm_id": root_id,
             "runtime": "envoy.wasm.runtime.v8",
@@ -224,14 +233,25 @@ pub fn actwarden_policy(jwks: &str, full: bool) -> String {
         "local_jwks": { "inline_string": jwks },
         "algorithms": ["ES256", "RS256"],
         "clock_skew_s": 60,
-        "max_lifetime_s": 86400
+        "max_lifetime_s": 86400,
+        // The `dpop` workload (issue 13): DPoP accepted, bearer tokens too. The window
+        // holds every proof of a point (up to BENCH_DPOP_RPS × 12 s) without filling.
+        "dpop": { "mode": "allowed", "algorithms": ["ES256"], "max_age_s": 60,
+                  "replay_window_entries": 1_048_576 }
     });
     // jwt_authn writes nothing per request; the equivalent policy logs denials only
-    // (`audit.log`), `actwarden_full` every decision (the default).
+    // (`audit.log`), `actwarden_full` every decision (the default). The `mcp` workload's
+    // tool call (issue 12) is allowed by a rule of its own with an argument cap.
     let mut policy = json!({
         "providers": { "bench": provider },
-        "rules": [{ "id": "invoices", "match": { "path_prefix": "/" }, "providers": ["bench"],
-                    "require": { "scopes": [SCOPE] } }],
+        "mcp": { "endpoints": [MCP_PATH], "resource": format!("https://{AUTHORITY}{MCP_PATH}") },
+        "rules": [
+            { "id": "tools", "match": { "mcp": { "methods": ["tools/call"], "names": [MCP_TOOL] } },
+              "providers": ["bench"],
+              "require": { "scopes": [SCOPE], "arguments": [{ "pointer": "/limit", "max": 100 }] } },
+            { "id": "invoices", "match": { "path_prefix": "/" }, "providers": ["bench"],
+              "require": { "scopes": [SCOPE] } }
+        ],
         "on_no_match": "deny",
         "audit": { "log": "denials" }
     });

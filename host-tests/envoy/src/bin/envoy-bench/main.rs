@@ -13,7 +13,10 @@
 //! `BENCH_SECONDS` (10 per point), `BENCH_REPEATS` (3), `BENCH_WARMUP_SECONDS` (2),
 //! `BENCH_CONNECTIONS` (32), `BENCH_PORT` (18900), `BENCH_CONFIGS` / `BENCH_WORKLOADS`
 //! (comma lists, all by default), `BENCH_SOAK_ROUNDS` (4), `ENVOY_BIN`, `ACTWARDEN_WASM`,
-//! `WASM_FLOOR`, `NATIVE_JSON` (target/bench/native.json from `make bench-native`).
+//! `WASM_FLOOR`, `NATIVE_JSON` (target/bench/native.json from `make bench-native`),
+//! `BENCH_DPOP_RPS` (the most requests per second a `dpop` point is expected to reach:
+//! proofs are minted for warm-up and run at that rate, 20000 by default; a point that
+//! outruns them would replay proofs, and is reported with its non-2xx share).
 
 mod configs;
 mod report;
@@ -26,7 +29,6 @@ use actwarden_envoy_tests::paths::repo_root;
 use actwarden_envoy_tests::{fail, Error, Result};
 use configs::{Config, Modules};
 use report::{Point, Results};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,6 +43,7 @@ pub struct Settings {
     pub configs: Vec<Config>,
     pub workloads: Vec<Workload>,
     pub soak_rounds: u32,
+    pub dpop_rps: u64,
 }
 
 impl Settings {
@@ -86,6 +89,7 @@ impl Settings {
             configs,
             workloads,
             soak_rounds: u32::try_from(num("BENCH_SOAK_ROUNDS", 4)?).unwrap_or(4),
+            dpop_rps: num("BENCH_DPOP_RPS", 20_000)?,
         })
     }
 
@@ -149,6 +153,9 @@ fn run() -> Result<()> {
         }
     }
 
+    let mcp_body = out.join("mcp-body.json");
+    std::fs::write(&mcp_body, workloads::mcp_body())?;
+
     let modules = Modules {
         actwarden: &actwarden_wasm,
         floor: &floor_wasm,
@@ -193,12 +200,35 @@ fn run() -> Result<()> {
             };
             let mut envoy = Envoy::spawn(&dir, &bootstrap, &options)?;
             envoy.wait_ready(READY_TIMEOUT)?;
-            let target = envoy.listener("bench")?;
+            let addr = envoy.listener("bench")?;
             for (family, workload, requests, file) in &files {
                 if *family != config.family() || !config.runs(*workload) {
                     continue;
                 }
-                if repeat == 0 {
+                let shape = workload.shape();
+                let target = wrk::Target {
+                    addr,
+                    method: shape.method,
+                    path: shape.path,
+                    body_file: shape.body.is_some().then_some(mcp_body.as_path()),
+                };
+                if *workload == Workload::Dpop {
+                    // Fresh proofs (iat now, jti unused in this Envoy's window), enough for
+                    // the warm-up and the run at `dpop_rps`; the first few for the precheck.
+                    let seconds = settings.warmup_seconds + settings.seconds;
+                    let count = usize::try_from(settings.dpop_rps.saturating_mul(seconds))
+                        .unwrap_or(usize::MAX)
+                        .max(1);
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or_default();
+                    eprintln!("bench: minting {count} DPoP proofs");
+                    let mut minted = tokens.dpop_requests(count + 4, now)?;
+                    let fresh = minted.split_off(4);
+                    precheck(config, *workload, &minted, target)?;
+                    std::fs::write(file, to_lines(&fresh))?;
+                } else if repeat == 0 {
                     precheck(config, *workload, requests, target)?;
                 }
                 if settings.warmup_seconds > 0 {
@@ -312,10 +342,16 @@ fn soak(
         else {
             continue;
         };
+        let target = wrk::Target {
+            addr: envoy.listener("bench")?,
+            method: "GET",
+            path: workloads::PATH,
+            body_file: None,
+        };
         wrk::run(
             script,
             file,
-            envoy.listener("bench")?,
+            target,
             load,
             Duration::from_secs(settings.seconds),
         )?;
@@ -332,19 +368,26 @@ fn precheck(
     config: Config,
     workload: Workload,
     requests: &[BenchRequest],
-    target: SocketAddr,
+    target: wrk::Target<'_>,
 ) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
+    let body = workload.shape().body;
     for r in requests
         .iter()
-        .filter(|r| seen.insert(r.authorization.clone()))
+        .filter(|r| seen.insert((r.authorization.clone(), r.headers.clone())))
         .take(32)
     {
-        let mut req = Request::new("GET", workloads::PATH).header("host", workloads::AUTHORITY);
+        let mut req = Request::new(target.method, target.path).header("host", workloads::AUTHORITY);
         if let Some(a) = &r.authorization {
             req = req.header("authorization", a);
         }
-        let status = http::send(target, &req)?.status;
+        for (name, value) in &r.headers {
+            req = req.header(name, value);
+        }
+        if let Some(body) = &body {
+            req.body = body.clone().into_bytes();
+        }
+        let status = http::send(target.addr, &req)?.status;
         let expect_ok = r.valid || !config.decides();
         if (status == 200) != expect_ok {
             return fail!(

@@ -33,6 +33,8 @@ pub struct Results {
 
 /// The `.wasm` size goal (issue 5).
 const WASM_GOAL_BYTES: u64 = 450 * 1024;
+/// What a DPoP proof may cost besides its signature (issue 13).
+const DPOP_SLACK_US: f64 = 10.0;
 /// RSS may move this much between soak rounds without counting as growth: allocator and
 /// V8 bookkeeping, not retained requests (a leak of one token per request would be
 /// hundreds of MiB over a soak).
@@ -126,7 +128,7 @@ impl Results {
 
     /// RSS after the last point of the configuration, median over repeats.
     fn rss_mib(&self, config: Config) -> Option<f64> {
-        let last = *self.workloads.last()?;
+        let last = *self.workloads.iter().rev().find(|w| config.runs(**w))?;
         median(
             self.runs(config, last)
                 .filter_map(|p| p.rss_kib)
@@ -137,9 +139,34 @@ impl Results {
 
     /// Per-request cost over `no_filter` in µs, from `hot` throughput on one worker.
     fn overhead_us(&self, config: Config) -> Option<f64> {
-        let base = self.rps(Config::NoFilter, Workload::Hot)?;
-        let this = self.rps(config, Workload::Hot)?;
+        self.cost_us(config, Workload::Hot)
+    }
+
+    /// Per-request cost over `no_filter` running the same workload, in µs.
+    fn cost_us(&self, config: Config, workload: Workload) -> Option<f64> {
+        let base = self.rps(Config::NoFilter, workload)?;
+        let this = self.rps(config, workload)?;
         Some(1e6 / this - 1e6 / base)
+    }
+
+    /// What one host-verified ES256 signature costs actwarden in this run: `cold` (every
+    /// request verifies one: a cache miss) minus `hot` (none), each over `no_filter`. It
+    /// includes the miss's bookkeeping (parsing, the token's SHA-256, filling both caches),
+    /// so it is an upper bound of the verification itself.
+    fn es256_verify_us(&self) -> Option<f64> {
+        Some(
+            self.cost_us(Config::Actwarden, Workload::Cold)?
+                - self.overhead_us(Config::Actwarden)?,
+        )
+    }
+
+    /// What a DPoP proof adds to a cached token's request (issue 13): `dpop` minus `hot`,
+    /// each over `no_filter` with the same requests.
+    fn dpop_extra_us(&self) -> Option<f64> {
+        Some(
+            self.cost_us(Config::Actwarden, Workload::Dpop)?
+                - self.overhead_us(Config::Actwarden)?,
+        )
     }
 
     fn goals(&self) -> Vec<Value> {
@@ -192,6 +219,23 @@ impl Results {
                 ),
                 0.9,
                 true,
+            ),
+            goal(
+                "dpop",
+                "actwarden dpop cost over hot, µs (target: one ES256 verification, cold − hot, + 10 µs)",
+                self.dpop_extra_us(),
+                round3(self.es256_verify_us().unwrap_or(f64::NAN) + DPOP_SLACK_US),
+                false,
+            ),
+            goal(
+                "mcp",
+                "actwarden mcp cost over no_filter / hot cost over no_filter",
+                ratio(
+                    self.cost_us(Config::Actwarden, Workload::Mcp),
+                    self.overhead_us(Config::Actwarden),
+                ),
+                2.0,
+                false,
             ),
             goal(
                 "wasm_size",
@@ -385,6 +429,23 @@ impl Results {
                 self.overhead_us(Config::JwtAuthnCache)
                     .map(|j| format!(", jwt_authn_cache {j:.1} µs"))
                     .unwrap_or_default()
+            );
+        }
+        if let (Some(extra), Some(verify)) = (self.dpop_extra_us(), self.es256_verify_us()) {
+            let _ = writeln!(
+                md,
+                "DPoP (issue 13): a fresh proof on a cached token adds {extra:.1} µs to the hot path; one host-verified ES256 signature (cold − hot) costs {verify:.1} µs here, so the proof's other work costs {:.1} µs (allowed: 10).",
+                extra - verify
+            );
+        }
+        if let (Some(mcp), Some(hot)) = (
+            self.cost_us(Config::Actwarden, Workload::Mcp),
+            self.overhead_us(Config::Actwarden),
+        ) {
+            let _ = writeln!(
+                md,
+                "MCP (issue 12): a `tools/call` costs {mcp:.1} µs over `no_filter` posting the same body, {:.2} × the hot request's {hot:.1} µs (allowed: 2 ×).",
+                mcp / hot
             );
         }
         md.push_str(&native_markdown(&self.native));

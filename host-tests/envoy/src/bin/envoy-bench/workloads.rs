@@ -7,11 +7,17 @@
 //! - `cold_rs256`: the same as `cold` with RS256 tokens (2048-bit key `rsa-a` of the
 //!   corpus keys: ring cannot generate RSA keys).
 //! - `mixed`: 100 requests, 80 valid (8 tokens) and 20 invalid of five kinds, interleaved.
+//! - `dpop` (issue 13): one reused ES256 token bound to a DPoP key (`cnf.jkt`), each
+//!   request with its own proof (ES256, unique `jti`, the request's `htm`/`htu`, `ath` of
+//!   the token, `iat` now): minted right before each point (`dpop_requests`), since a
+//!   proof is good for `max_age_s` (60 s) and a window of its own per Envoy.
+//! - `mcp` (issue 12): an MCP `tools/call` (`POST /mcp`, a 300-byte JSON-RPC body), the
+//!   `hot` token reused.
 //!
 //! Two token families: `simple` (subject only: the checks `jwt_authn` can also do) and
 //! `chain` (a three-actor RFC 8693 chain, for `actwarden_full`).
 
-use actwarden::mint::{delegate, public_jwks, SigningKey};
+use actwarden::mint::{delegate, public_jwks, ProofClaims, SigningKey};
 use actwarden::Alg;
 use actwarden_envoy_tests::{Error, Result};
 use ring::rand::SystemRandom;
@@ -22,6 +28,12 @@ pub const AUDIENCE: &str = "bench-api";
 pub const SCOPE: &str = "invoices:read";
 pub const PATH: &str = "/v1/invoices";
 pub const AUTHORITY: &str = "api.example.com";
+/// The MCP endpoint of the `mcp` workload (actwarden's `mcp.endpoints`).
+pub const MCP_PATH: &str = "/mcp";
+/// The tool the `mcp` workload calls (the policy's MCP rule names it).
+pub const MCP_TOOL: &str = "list_invoices";
+/// The size of the `mcp` workload's JSON-RPC body (issue 12).
+pub const MCP_BODY_BYTES: usize = 300;
 /// Twice actwarden's verified-token cache (limits::VERIFIED_CACHE_ENTRIES, 4096).
 pub const COLD_TOKENS: usize = 8192;
 /// Tokens stay valid for the whole run.
@@ -46,14 +58,25 @@ pub enum Workload {
     Cold,
     ColdRs256,
     Mixed,
+    Dpop,
+    Mcp,
+}
+
+/// What a workload's requests look like besides their headers.
+pub struct Shape {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub body: Option<String>,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Hot,
         Workload::Cold,
         Workload::ColdRs256,
         Workload::Mixed,
+        Workload::Dpop,
+        Workload::Mcp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,8 +85,38 @@ impl Workload {
             Workload::Cold => "cold",
             Workload::ColdRs256 => "cold_rs256",
             Workload::Mixed => "mixed",
+            Workload::Dpop => "dpop",
+            Workload::Mcp => "mcp",
         }
     }
+
+    pub fn shape(self) -> Shape {
+        match self {
+            Workload::Mcp => Shape {
+                method: "POST",
+                path: MCP_PATH,
+                body: Some(mcp_body()),
+            },
+            _ => Shape {
+                method: "GET",
+                path: PATH,
+                body: None,
+            },
+        }
+    }
+}
+
+/// A JSON-RPC `tools/call` of `MCP_TOOL`, padded (inside an argument) to `MCP_BODY_BYTES`.
+pub fn mcp_body() -> String {
+    let with = |pad: usize| {
+        json!({ "jsonrpc": "2.0", "id": 42, "method": "tools/call",
+                "params": { "name": MCP_TOOL,
+                            "arguments": { "customer": "cus_8f3a2c1b", "status": "open",
+                                           "limit": 50, "memo": "x".repeat(pad) } } })
+        .to_string()
+    };
+    let base = with(0).len();
+    with(MCP_BODY_BYTES.saturating_sub(base))
 }
 
 /// One request of a workload: its `authorization` value (none: no header) and whether
@@ -71,6 +124,8 @@ impl Workload {
 #[derive(Clone, Debug)]
 pub struct BenchRequest {
     pub authorization: Option<String>,
+    /// Further headers (`dpop`, MCP's `content-type` and `accept`).
+    pub headers: Vec<(&'static str, String)>,
     pub valid: bool,
     /// What it is, for messages (`valid`, `expired`, …).
     pub kind: &'static str,
@@ -79,6 +134,10 @@ pub struct BenchRequest {
 pub struct Tokens {
     key: SigningKey,
     rsa: SigningKey,
+    /// The agent's DPoP key (ES256).
+    agent: SigningKey,
+    /// The `dpop` workload's token, bound to `agent`.
+    dpop_token: String,
     rng: SystemRandom,
     now: u64,
     next_jti: std::cell::Cell<u64>,
@@ -90,13 +149,54 @@ impl Tokens {
         let key = SigningKey::generate(Alg::ES256, "bench-es256-1", &rng)
             .map_err(|e| Error(format!("key: {e}")))?;
         let rsa = rsa_key(&rng)?;
-        Ok(Tokens {
+        let agent = SigningKey::generate(Alg::ES256, "bench-agent", &rng)
+            .map_err(|e| Error(format!("key: {e}")))?;
+        let mut tokens = Tokens {
             key,
             rsa,
+            agent,
+            dpop_token: String::new(),
             rng,
             now,
             next_jti: std::cell::Cell::new(1),
-        })
+        };
+        let mut claims = tokens.claims(Family::Simple, "agent-user@bench.example");
+        let jkt = tokens
+            .agent
+            .jkt()
+            .ok_or_else(|| Error("no thumbprint".into()))?;
+        claims["cnf"] = json!({ "jkt": jkt });
+        tokens.dpop_token = tokens.sign(&claims)?;
+        Ok(tokens)
+    }
+
+    /// `count` requests of the `dpop` workload: the one bound token, each with a fresh
+    /// proof for `GET https://AUTHORITY/PATH`, `iat` now (Unix seconds `now`).
+    pub fn dpop_requests(&self, count: usize, now: u64) -> Result<Vec<BenchRequest>> {
+        let htu = format!("https://{AUTHORITY}{PATH}");
+        let authorization = format!("DPoP {}", self.dpop_token);
+        (0..count)
+            .map(|n| {
+                let jti = format!("bench-proof-{now}-{n}");
+                let claims = ProofClaims {
+                    htm: "GET",
+                    htu: &htu,
+                    iat: now,
+                    jti: Some(&jti),
+                    access_token: Some(&self.dpop_token),
+                };
+                let proof = self
+                    .agent
+                    .dpop_proof(Alg::ES256, &claims, &self.rng)
+                    .map_err(|e| Error(format!("proof: {e}")))?;
+                Ok(BenchRequest {
+                    authorization: Some(authorization.clone()),
+                    headers: vec![("dpop", proof)],
+                    valid: true,
+                    kind: "valid",
+                })
+            })
+            .collect()
     }
 
     /// The JWKS both `jwt_authn` and actwarden are given (inline).
@@ -131,6 +231,7 @@ impl Tokens {
         let token = self.sign(&self.claims(family, &format!("user-{n}@bench.example")))?;
         Ok(BenchRequest {
             authorization: Some(format!("Bearer {token}")),
+            headers: Vec::new(),
             valid: true,
             kind: "valid",
         })
@@ -144,6 +245,7 @@ impl Tokens {
             .map_err(|e| Error(format!("mint: {e}")))?;
         Ok(BenchRequest {
             authorization: Some(format!("Bearer {token}")),
+            headers: Vec::new(),
             valid: true,
             kind: "valid",
         })
@@ -184,6 +286,7 @@ impl Tokens {
         };
         Ok(BenchRequest {
             authorization,
+            headers: Vec::new(),
             valid: false,
             kind: label,
         })
@@ -192,6 +295,16 @@ impl Tokens {
     pub fn requests(&self, family: Family, workload: Workload) -> Result<Vec<BenchRequest>> {
         match workload {
             Workload::Hot => Ok(vec![self.valid(family, 0)?]),
+            // Proofs are minted per point (`dpop_requests`); these serve the precheck.
+            Workload::Dpop => self.dpop_requests(4, self.now),
+            Workload::Mcp => {
+                let mut request = self.valid(family, 0)?;
+                request.headers = vec![
+                    ("content-type", "application/json".into()),
+                    ("accept", "application/json, text/event-stream".into()),
+                ];
+                Ok(vec![request])
+            }
             Workload::Cold => (0..COLD_TOKENS).map(|n| self.valid(family, n)).collect(),
             Workload::ColdRs256 => (0..COLD_TOKENS)
                 .map(|n| self.valid_rs256(family, n))
@@ -231,12 +344,18 @@ fn rsa_key(rng: &SystemRandom) -> Result<SigningKey> {
     SigningKey::from_jwk_json(&jwk.to_string(), rng).map_err(|e| Error(format!("rsa-a: {e}")))
 }
 
-/// The workload as wrk's script reads it: one `authorization` value per line, an empty
-/// line for a request without one.
+/// The workload as wrk's script reads it: one request per line, its `authorization` value
+/// (empty: none), then each further header as a tab and `name: value`.
 pub fn to_lines(requests: &[BenchRequest]) -> String {
     let mut out = String::new();
     for r in requests {
         out.push_str(r.authorization.as_deref().unwrap_or(""));
+        for (name, value) in &r.headers {
+            out.push('\t');
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+        }
         out.push('\n');
     }
     out

@@ -28,10 +28,19 @@ pub struct Run {
     pub socket_errors: u64,
 }
 
+/// The requests' method, path and body file (the `mcp` workload posts a body).
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub addr: SocketAddr,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body_file: Option<&'a Path>,
+}
+
 pub fn run(
     script: &Path,
     requests_file: &Path,
-    target: SocketAddr,
+    target: Target<'_>,
     load: Load,
     duration: Duration,
 ) -> Result<Run> {
@@ -46,9 +55,14 @@ pub fn run(
         .arg("5s")
         .arg("-s")
         .arg(script)
-        .arg(format!("http://{target}/"))
+        .arg(format!("http://{}/", target.addr))
         .arg("--")
-        .arg(requests_file);
+        .arg(requests_file)
+        .arg(target.method)
+        .arg(target.path);
+    if let Some(body) = target.body_file {
+        cmd.arg(body);
+    }
     dies_with_parent(&mut cmd, load.cpu);
     let out = cmd
         .output()
