@@ -110,6 +110,17 @@ pub fn bootstrap(config: Config, port: u16, modules: &Modules<'_>, jwks: &str) -
         )],
     };
     let mut http_filters = filters;
+    // Every chain ends with Envoy's buffer filter: a POST (the `mcp` workload) reaches the
+    // direct response whole. Without it Envoy answers at the headers and, the request
+    // unfinished, closes the connection; and a filter that decides on the body must do so
+    // before the answer. A GET without a body passes it at once.
+    http_filters.push(json!({
+        "name": "envoy.filters.http.buffer",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+            "max_request_bytes": 65536
+        }
+    }));
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }

@@ -212,21 +212,29 @@ fn run() -> Result<()> {
                     path: shape.path,
                     body_file: shape.body.is_some().then_some(mcp_body.as_path()),
                 };
+                // The warm-up's requests: the workload's own, but `dpop` proofs are used
+                // once, so the warm-up gets proofs of its own.
+                let mut warmup_file = file.clone();
                 if *workload == Workload::Dpop {
                     // Fresh proofs (iat now, jti unused in this Envoy's window), enough for
                     // the warm-up and the run at `dpop_rps`; the first few for the precheck.
-                    let seconds = settings.warmup_seconds + settings.seconds;
-                    let count = usize::try_from(settings.dpop_rps.saturating_mul(seconds))
-                        .unwrap_or(usize::MAX)
-                        .max(1);
+                    let count = |seconds: u64| {
+                        usize::try_from(settings.dpop_rps.saturating_mul(seconds))
+                            .unwrap_or(usize::MAX)
+                            .max(1)
+                    };
+                    let (warm, timed) = (count(settings.warmup_seconds), count(settings.seconds));
                     let now = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_secs())
                         .unwrap_or_default();
-                    eprintln!("bench: minting {count} DPoP proofs");
-                    let mut minted = tokens.dpop_requests(count + 4, now)?;
-                    let fresh = minted.split_off(4);
+                    eprintln!("bench: minting {} DPoP proofs", 4 + warm + timed);
+                    let mut minted = tokens.dpop_requests(4 + warm + timed, now)?;
+                    let mut warmup = minted.split_off(4);
+                    let fresh = warmup.split_off(warm);
                     precheck(config, *workload, &minted, target)?;
+                    warmup_file = file.with_extension("warmup.txt");
+                    std::fs::write(&warmup_file, to_lines(&warmup))?;
                     std::fs::write(file, to_lines(&fresh))?;
                 } else if repeat == 0 {
                     precheck(config, *workload, requests, target)?;
@@ -234,7 +242,7 @@ fn run() -> Result<()> {
                 if settings.warmup_seconds > 0 {
                     wrk::run(
                         &script,
-                        file,
+                        &warmup_file,
                         target,
                         load,
                         Duration::from_secs(settings.warmup_seconds),

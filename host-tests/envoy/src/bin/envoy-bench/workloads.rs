@@ -171,9 +171,10 @@ impl Tokens {
     }
 
     /// `count` requests of the `dpop` workload: the one bound token, each with a fresh
-    /// proof for `GET https://AUTHORITY/PATH`, `iat` now (Unix seconds `now`).
+    /// proof for `GET http://AUTHORITY/PATH`, `iat` now (Unix seconds `now`).
     pub fn dpop_requests(&self, count: usize, now: u64) -> Result<Vec<BenchRequest>> {
-        let htu = format!("https://{AUTHORITY}{PATH}");
+        // The bench listener is plain HTTP: `:scheme` is `http`.
+        let htu = format!("http://{AUTHORITY}{PATH}");
         let authorization = format!("DPoP {}", self.dpop_token);
         (0..count)
             .map(|n| {
