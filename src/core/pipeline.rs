@@ -372,7 +372,7 @@ fn evaluate_rule(
     t.check(Step::Revocation, revocation::check(policy, claims))?;
     let presented = dpop::Presented {
         provider,
-        token: token.token,
+        token_sha256: &verified.token.sha256,
         dpop_scheme: policy
             .token_sources
             .get(token.source)

@@ -30,7 +30,8 @@ use serde_json::Value;
 /// What the DPoP step needs from the pipeline.
 pub(crate) struct Presented<'a> {
     pub provider: &'a Provider,
-    pub token: &'a str,
+    /// SHA-256 of the access token (kept with the verified token).
+    pub token_sha256: &'a [u8; 32],
     /// The token came with the `DPoP` scheme (its source is `FromHeader::is_dpop`).
     pub dpop_scheme: bool,
     /// The host's replay window (`Context::replay`).
@@ -120,7 +121,7 @@ fn verify_one_proof(
         method: &request.method,
         uri: uri.as_deref(),
         now: now.secs(),
-        access_token: presented.token,
+        access_token_sha256: presented.token_sha256,
         jkt,
     };
     proof::verify(proof, &expected, presented.crypto).map_err(invalid)

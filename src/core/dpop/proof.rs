@@ -15,7 +15,6 @@ use crate::core::limits::{
 use crate::core::token::b64;
 use crate::core::token::json::parse_strict;
 use crate::core::verification::backend::SignatureVerifier;
-use crate::core::verification::crypto::sha256;
 use serde_json::{Map, Value};
 
 /// Why a proof is refused (`dpop_invalid`). Texts never repeat proof content: it is
@@ -107,7 +106,9 @@ pub(crate) struct Expected<'a> {
     /// The request URI in `htu::normalize` form; `None` when the request has no authority.
     pub uri: Option<&'a str>,
     pub now: u64,
-    pub access_token: &'a str,
+    /// SHA-256 of the access token (kept with the verified token: it depends on the
+    /// token only), whose base64url `ath` must be.
+    pub access_token_sha256: &'a [u8; 32],
     /// The token's `cnf.jkt`, verified with the token.
     pub jkt: Option<&'a str>,
 }
@@ -255,7 +256,7 @@ fn check_claims(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<Accepte
         Some(j) if !j.is_empty() && j.len() <= MAX_DPOP_JTI_BYTES => j.to_owned(),
         _ => return Err(ProofProblem::JtiMissing),
     };
-    let ath = b64::encode(&sha256(e.access_token.as_bytes()));
+    let ath = b64::encode(e.access_token_sha256);
     if claims.get("ath").and_then(Value::as_str) != Some(ath.as_str()) {
         return Err(ProofProblem::AthMismatch);
     }
@@ -302,13 +303,14 @@ fn check_binding(jwk: &Map<String, Value>, jkt: Option<&str>) -> Result<(), Proo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::verification::crypto::RING;
+    use crate::core::verification::crypto::{sha256, RING};
     use crate::tools::mint::{ProofClaims, SigningKey};
     use ring::rand::SystemRandom;
     use serde_json::json;
 
     const NOW: u64 = 1_800_000_000;
     const HTU: &str = "https://api.example.com/x";
+    static TOK_SHA256: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| sha256(b"tok"));
 
     fn config() -> DpopConfig {
         DpopConfig::default()
@@ -321,7 +323,7 @@ mod tests {
             method: "GET",
             uri: Some(HTU),
             now: NOW,
-            access_token: "tok",
+            access_token_sha256: &TOK_SHA256,
             jkt,
         }
     }

@@ -58,6 +58,9 @@ pub struct Verified {
     pub expires: UnixTime,
     /// The audit `token_id` (SPEC §6), computed once when the entry was filled.
     pub token_id: String,
+    /// SHA-256 of the token text, computed once when the entry was filled: a DPoP proof's
+    /// `ath` (SPEC §10) is its base64url.
+    pub sha256: TokenHash,
 }
 
 /// A token whose signature did not verify under these keys.
@@ -303,6 +306,7 @@ mod tests {
             key: [7; 32],
             expires: UnixTime::from_secs(expires),
             token_id: "id".into(),
+            sha256: [0; 32],
         })
     }
 

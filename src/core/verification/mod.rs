@@ -214,6 +214,7 @@ fn verify_fresh(
         alg,
         key,
         token_id: token_id(&fresh.hash),
+        sha256: fresh.hash,
     });
     if let Some(cache) = ctx.cache {
         cache.put_verified(fresh.token, std::rc::Rc::clone(&entry), fresh.now);
