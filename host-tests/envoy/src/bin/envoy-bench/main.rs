@@ -238,6 +238,11 @@ fn run() -> Result<()> {
                     std::fs::write(file, to_lines(&fresh))?;
                 } else if repeat == 0 {
                     precheck(config, *workload, requests, target)?;
+                    if *workload == Workload::Mcp {
+                        // The body is read and decided before the answer.
+                        let mismatch = tokens.mcp_request(*family, Some("tools/list"))?;
+                        precheck(config, *workload, &[mismatch], target)?;
+                    }
                 }
                 if settings.warmup_seconds > 0 {
                     wrk::run(

@@ -170,6 +170,23 @@ impl Tokens {
         Ok(tokens)
     }
 
+    /// The `mcp` workload's request; with `method_header`, an `mcp-method` header that
+    /// must agree with the body (the precheck sends one that does not: a filter that
+    /// decides on the body refuses it, which shows the body was read).
+    pub fn mcp_request(&self, family: Family, method_header: Option<&str>) -> Result<BenchRequest> {
+        let mut request = self.valid(family, 0)?;
+        request.headers = vec![
+            ("content-type", "application/json".into()),
+            ("accept", "application/json, text/event-stream".into()),
+        ];
+        if let Some(method) = method_header {
+            request.headers.push(("mcp-method", method.into()));
+            request.valid = method == "tools/call";
+            request.kind = "mcp_header_mismatch";
+        }
+        Ok(request)
+    }
+
     /// `count` requests of the `dpop` workload: the one bound token, each with a fresh
     /// proof for `GET http://AUTHORITY/PATH`, `iat` now (Unix seconds `now`).
     pub fn dpop_requests(&self, count: usize, now: u64) -> Result<Vec<BenchRequest>> {
@@ -298,14 +315,7 @@ impl Tokens {
             Workload::Hot => Ok(vec![self.valid(family, 0)?]),
             // Proofs are minted per point (`dpop_requests`); these serve the precheck.
             Workload::Dpop => self.dpop_requests(4, self.now),
-            Workload::Mcp => {
-                let mut request = self.valid(family, 0)?;
-                request.headers = vec![
-                    ("content-type", "application/json".into()),
-                    ("accept", "application/json, text/event-stream".into()),
-                ];
-                Ok(vec![request])
-            }
+            Workload::Mcp => Ok(vec![self.mcp_request(family, None)?]),
             Workload::Cold => (0..COLD_TOKENS).map(|n| self.valid(family, n)).collect(),
             Workload::ColdRs256 => (0..COLD_TOKENS)
                 .map(|n| self.valid_rs256(family, n))
