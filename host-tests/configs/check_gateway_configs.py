@@ -265,6 +265,8 @@ def check_envoy_structure():
                vm.get("runtime"), vm["code"]["local"].get("filename"))
         want = ("actwarden", "actwarden", False, "actwarden", "envoy.wasm.runtime.v8", DIST_WASM)
         expect(got == want, f"{p}: {got} != {want}")
+        expect(c.get("allow_on_headers_stop_iteration") is True,
+               f"{p}: allow_on_headers_stop_iteration is not true (MCP messages need it)")
         for provider, uri in remote_jwks(plugin_json(tc)).items():
             expect(uri["cluster"] in clusters,
                    f"{p}: provider {provider} fetches its JWKS through cluster "
@@ -612,9 +614,18 @@ def check_mcp_example(crds, expect_envoy):
         expect(filters, "no wasm filter in mcp/envoy.yaml")
         for p, tc in filters:
             expect(plugin_json(tc) == want, f"{p}: configuration differs from mcp/actwarden.json")
+            expect(tc["config"].get("allow_on_headers_stop_iteration") is True,
+                   f"{p}: allow_on_headers_stop_iteration is not true")
         return f"{len(filters)} filter(s)"
 
     check("mcp/envoy.yaml embeds exactly gateway-configs/mcp/actwarden.json")(embeds)
+    if expect_envoy:
+        # Envoy knows the flag: the same file with its name misspelled is refused.
+        text = open(envoy_path, encoding="utf-8").read()
+        check("envoy rejects a misspelled allow_on_headers_stop_iteration (negative control)")(
+            check_envoy_rejects, "mcp-flag", text.replace("allow_on_headers_stop_iteration:",
+                                                          "allow_on_headers_stop_iteratio:"),
+            "allow_on_headers_stop_iteratio")
 
     def lint_clean():
         r = subprocess.run([Env.actwarden, "lint", "--config", cfg_path], capture_output=True, text=True)
