@@ -382,7 +382,7 @@ fn spoofed_identity_is_replaced_before_the_headers_go_on() {
 #[test]
 fn trailers_end_a_held_message_and_decide_it() {
     let (fake, root) = configured();
-    let (mut filter, actions) = post(&fake, &root, 2, "pay", &[]);
+    let (_f, actions) = post(&fake, &root, 2, "pay", &[]);
     assert_eq!(actions, vec![Action::Pause]);
     assert_eq!(fake.replies()[0].status, 400, "no body at all: malformed");
 
@@ -393,7 +393,7 @@ fn trailers_end_a_held_message_and_decide_it() {
         ("authorization", auth.as_str()),
     ];
     fake.enter_request(3, &headers);
-    filter = root.filter(3).unwrap();
+    let mut filter = root.filter(3).unwrap();
     assert_eq!(filter.on_http_request_headers(3, false), Action::Pause);
     fake.with_request(3, |r| {
         r.body = CALL_OK.to_vec();
