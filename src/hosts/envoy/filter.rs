@@ -140,8 +140,12 @@ impl<H: Host> HttpContext for Filter<H> {
                 );
                 self.settle(action)
             }
-            // Parked for a JWKS refetch: the body waits with the headers.
-            Gate::Held => Action::Pause,
+            // Parked for a JWKS refetch: the body waits with the headers. (A body callback
+            // while headers are held also shows that the host passes bodies on.)
+            Gate::Held => {
+                self.plugin.body_while_held.set(true);
+                Action::Pause
+            }
         }
     }
 

@@ -718,6 +718,7 @@ fn parked_post(fake: &FakeHost, root: &Root<FakeHost>, context_id: u32) -> Filte
     assert_eq!(filter.on_http_request_body(7, true), Action::Pause);
     assert_eq!(filter.on_http_request_trailers(0), Action::Pause);
     assert!(fake.replies().is_empty());
+    assert!(root.plugin().unwrap().body_while_held.get());
     filter
 }
 
