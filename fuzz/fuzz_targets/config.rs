@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
                     crypto: &RING,
                     replay: &actwarden::MemoryWindow::new(),
                     cache: None,
+                    shared: None,
                 };
                 let d = decide(ctx, &request, UnixTime::from_secs(1_800_000_000));
                 assert!(Reason::ALL.contains(&d.reason()));

@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 crypto: &RING,
                 replay: &actwarden::MemoryWindow::new(),
                 cache: None,
+                shared: None,
             };
             let d = decide(ctx, &request, UnixTime::from_secs(actwarden_fuzz::NOW));
             assert!(Reason::ALL.contains(&d.reason()));
