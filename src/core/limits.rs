@@ -131,15 +131,17 @@ pub(crate) const MAX_DPOP_MAX_AGE_S: u64 = 3600;
 pub(crate) const MAX_DPOP_REPLAY_WINDOW_ENTRIES: usize = 1 << 20;
 
 /// Entries in one shard of a shared replay window (Envoy shared data): each DPoP request
-/// rewrites one shard with compare-and-swap, so a shard stays small (1024 × 24 bytes =
-/// 24 KiB) and the window is split into as many shards as it needs.
+/// copies one shard out of the host, scans it and writes it back with compare-and-swap,
+/// so its cost grows with the shard (128 × 24 bytes = 3 KiB when full); the window is
+/// split into as many shards as it needs.
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
-pub(crate) const DPOP_REPLAY_SHARD_ENTRIES: usize = 1024;
+pub(crate) const DPOP_REPLAY_SHARD_ENTRIES: usize = 128;
 
-/// Shards of one shared replay window at most (64 × 1024 = the default 65 536 entries);
-/// larger windows get larger shards rather than more keys.
+/// Shards of one shared replay window at most (512 × 128 = the default 65 536 entries;
+/// 1024 keys is what each worker checks once when configured); larger windows get larger
+/// shards rather than more keys.
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
-pub(crate) const MAX_DPOP_REPLAY_SHARDS: usize = 64;
+pub(crate) const MAX_DPOP_REPLAY_SHARDS: usize = 1024;
 
 /// Compare-and-swap attempts on one replay shard before the proof is refused
 /// (`dpop_replayed`, fail closed). Each retry re-reads the shard; contention among a few

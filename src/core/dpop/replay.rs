@@ -264,12 +264,12 @@ mod tests {
     fn shard_layout_is_exact_for_small_windows_and_bounded_for_large() {
         assert_eq!(shard_layout(1), (1, 1));
         assert_eq!(shard_layout(4), (1, 4));
-        assert_eq!(shard_layout(1024), (1, 1024));
-        assert_eq!(shard_layout(1025), (2, 513));
-        assert_eq!(shard_layout(65_536), (64, 1024));
-        assert_eq!(shard_layout(1 << 20), (64, 16_384));
+        assert_eq!(shard_layout(128), (1, 128));
+        assert_eq!(shard_layout(129), (2, 65));
+        assert_eq!(shard_layout(65_536), (512, 128));
+        assert_eq!(shard_layout(1 << 20), (1024, 1024));
         let key = entry_key("p", "x");
-        assert!(shard_of(&key, 64) < 64);
+        assert!(shard_of(&key, 1024) < 1024);
         assert_eq!(shard_of(&key, 1), 0);
     }
 }

@@ -159,15 +159,21 @@ fn every_shard_exists_once_the_plugin_is_configured() {
     let fake = FakeHost::default();
     worker(&fake, 1, &config(65_536));
     let (shards, _) = shard_layout(65_536);
-    assert_eq!(shards, 64);
+    assert_eq!(shards, 512);
     for shard in 0..shards {
-        assert_eq!(fake.shared(&shard_key("local", 64, shard)), Some(vec![1]));
+        assert_eq!(
+            fake.shared(&shard_key("local", shards, shard)),
+            Some(vec![1])
+        );
     }
-    assert_eq!(fake.shared(&shard_key("local", 64, shards)), None);
+    assert_eq!(fake.shared(&shard_key("local", shards, shards)), None);
     // A second worker leaves the shards as they are.
-    fake.set_shared(&shard_key("local", 64, 0), &[1; 25]);
+    fake.set_shared(&shard_key("local", shards, 0), &[1; 25]);
     worker(&fake, 100, &config(65_536));
-    assert_eq!(fake.shared(&shard_key("local", 64, 0)), Some(vec![1; 25]));
+    assert_eq!(
+        fake.shared(&shard_key("local", shards, 0)),
+        Some(vec![1; 25])
+    );
 }
 
 #[test]
