@@ -45,6 +45,9 @@ pub use crate::core::verification::crypto::RING;
 pub mod mcp {
     pub use crate::core::mcp::config::warnings;
     pub use crate::core::mcp::message::needs_body;
+    /// The facts of one MCP message body (the pipeline reads it before step 1; exposed for
+    /// fuzzing and tools).
+    pub use crate::core::mcp::message::parse as parse_message;
     pub use crate::core::mcp::metadata::{document as metadata_document, Location};
     pub use crate::core::mcp::{
         filter_tools_list, ArgumentCondition, ArgumentTest, BodyKind, FilteredResponse, McpConfig,
@@ -73,5 +76,11 @@ pub mod dangerous {
     pub use crate::core::token::{parse as parse_unverified, split, Header, Jws, TokenProblem};
     pub use crate::core::verification::crypto::verify_with;
     pub use crate::core::verification::{candidate_keys, verify_signature, SignatureFailure};
+    /// One DPoP proof's checks of SPEC §10 (no replay window, no token), and the `htu`
+    /// comparison form: for fuzzing and external suites.
+    pub use crate::core::dpop::{
+        normalize_htu, request_htu, verify_proof as verify_dpop_proof, AcceptedProof,
+        ExpectedProof,
+    };
     pub use crate::tools::decode::decode_unverified;
 }

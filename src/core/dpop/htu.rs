@@ -4,7 +4,7 @@
 
 /// The comparison form of an absolute http(s) URI, or `None` when it is not one actwarden
 /// can compare (another scheme, userinfo, a bad port, control characters).
-pub(crate) fn normalize(uri: &str) -> Option<String> {
+pub fn normalize(uri: &str) -> Option<String> {
     let (scheme, rest) = uri.split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
@@ -26,7 +26,7 @@ pub(crate) fn normalize(uri: &str) -> Option<String> {
 }
 
 /// The URI a request was sent to: `scheme://authority` and the path without its query.
-pub(crate) fn request_uri(scheme: &str, authority: &str, path_only: &str) -> Option<String> {
+pub fn request_uri(scheme: &str, authority: &str, path_only: &str) -> Option<String> {
     normalize(&format!("{scheme}://{authority}{path_only}"))
 }
 
