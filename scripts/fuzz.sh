@@ -21,12 +21,12 @@
 # the wasm32 host bindings do, not built here), so ASan mostly adds the cost. The sanitizer
 # is the last column of the .stats figures.
 #
-# A new target (MCP bodies, DPoP proofs, …): fuzz/fuzz_targets/<name>.rs, a [[bin]] in
+# A new target: fuzz/fuzz_targets/<name>.rs, a [[bin]] in
 # fuzz/Cargo.toml, seeds in fuzz/seeds/<name>/, and its name in TARGETS below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(token_parse token_verify config jwks request_json decide)
+TARGETS=(token_parse token_verify config jwks request_json decide mcp_message tools_list dpop)
 
 bash scripts/setup-fuzz.sh >/dev/null
 mkdir -p target/fuzz
