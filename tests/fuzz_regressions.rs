@@ -147,6 +147,19 @@ fn tools_list_numbers_survive_exactly() {
     assert_eq!(back.as_f64(), Some(x), "{text}");
 }
 
+/// Found writing the `dpop` target's invariant (`normalize_htu` is idempotent): `a:443:`
+/// read as host `a:443` with an empty port gave `https://a:443/x`, which normalizes again
+/// to `https://a/x`. A host with a colon is refused now.
+#[test]
+fn dpop_htu_with_a_colon_in_the_host_is_refused() {
+    use actwarden::dangerous::normalize_htu;
+    assert_eq!(normalize_htu("https://a:443:/x"), None);
+    for uri in ["https://a:443/x", "http://A:80", "https://[::1]:443/x?q", "https://a:/x"] {
+        let once = normalize_htu(uri).unwrap();
+        assert_eq!(normalize_htu(&once).as_deref(), Some(once.as_str()), "{uri}");
+    }
+}
+
 /// The seeds of the text targets parse without a panic too (a cheap guard that the
 /// folders stay readable by the parsers they seed).
 #[test]

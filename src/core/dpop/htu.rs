@@ -64,6 +64,9 @@ fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
     } else {
         match authority.rsplit_once(':') {
             None => return Some((authority, None)),
+            // A host name has no colon (RFC 3986 §3.2.2): `a:443:` is no `a` with an empty
+            // port, and reading it as host `a:443` would not be idempotent.
+            Some((host, _)) if host.contains(':') => return None,
             Some((host, port)) => (host, port),
         }
     };
@@ -137,6 +140,8 @@ mod tests {
             "https:///x",
             "https://a/x y",
             "https://[::1/x",
+            "https://a:443:/x",
+            "https://a:b:8/x",
             "/relative",
         ] {
             assert_eq!(normalize(bad), None, "{bad}");
