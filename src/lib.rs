@@ -73,14 +73,13 @@ pub use crate::tools::policy_test;
 /// outside the pipeline (for external test suites such as Wycheproof). Nothing here may
 /// feed a decision.
 pub mod dangerous {
-    pub use crate::core::token::{parse as parse_unverified, split, Header, Jws, TokenProblem};
-    pub use crate::core::verification::crypto::verify_with;
-    pub use crate::core::verification::{candidate_keys, verify_signature, SignatureFailure};
     /// One DPoP proof's checks of SPEC §10 (no replay window, no token), and the `htu`
     /// comparison form: for fuzzing and external suites.
     pub use crate::core::dpop::{
-        normalize_htu, request_htu, verify_proof as verify_dpop_proof, AcceptedProof,
-        ExpectedProof,
+        normalize_htu, request_htu, verify_proof as verify_dpop_proof, AcceptedProof, ExpectedProof,
     };
+    pub use crate::core::token::{parse as parse_unverified, split, Header, Jws, TokenProblem};
+    pub use crate::core::verification::crypto::verify_with;
+    pub use crate::core::verification::{candidate_keys, verify_signature, SignatureFailure};
     pub use crate::tools::decode::decode_unverified;
 }

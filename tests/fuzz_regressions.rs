@@ -9,6 +9,8 @@
 //! Every parser must return, not panic, on each input; a regression test here also states
 //! what the fixed code answers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use actwarden::dangerous::{parse_unverified, split};
 use actwarden::mcp::{filter_tools_list, parse_message, McpFacts, Unfilterable};
 use actwarden::{
@@ -154,9 +156,18 @@ fn tools_list_numbers_survive_exactly() {
 fn dpop_htu_with_a_colon_in_the_host_is_refused() {
     use actwarden::dangerous::normalize_htu;
     assert_eq!(normalize_htu("https://a:443:/x"), None);
-    for uri in ["https://a:443/x", "http://A:80", "https://[::1]:443/x?q", "https://a:/x"] {
+    for uri in [
+        "https://a:443/x",
+        "http://A:80",
+        "https://[::1]:443/x?q",
+        "https://a:/x",
+    ] {
         let once = normalize_htu(uri).unwrap();
-        assert_eq!(normalize_htu(&once).as_deref(), Some(once.as_str()), "{uri}");
+        assert_eq!(
+            normalize_htu(&once).as_deref(),
+            Some(once.as_str()),
+            "{uri}"
+        );
     }
 }
 
@@ -165,7 +176,13 @@ fn dpop_htu_with_a_colon_in_the_host_is_refused() {
 #[test]
 fn fuzz_seeds_return() {
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    for target in ["token_parse", "config", "jwks", "request_json", "mcp_message"] {
+    for target in [
+        "token_parse",
+        "config",
+        "jwks",
+        "request_json",
+        "mcp_message",
+    ] {
         let Ok(entries) = std::fs::read_dir(seeds.join(target)) else {
             panic!("fuzz/seeds/{target} is missing");
         };

@@ -82,18 +82,24 @@ fn config_of(c: &Option<ConfigIn>) -> DpopConfig {
 
 fn check_htu(text: &str) {
     if let Some(n) = normalize_htu(text) {
-        assert_eq!(normalize_htu(&n).as_deref(), Some(n.as_str()), "not idempotent");
+        assert_eq!(
+            normalize_htu(&n).as_deref(),
+            Some(n.as_str()),
+            "not idempotent"
+        );
         assert!(n.starts_with("https://") || n.starts_with("http://"), "{n}");
         assert!(!n.contains('?') && !n.contains('#'), "{n}");
         let rest = n.split_once("://").unwrap().1;
         let authority = rest.split('/').next().unwrap();
         assert_eq!(authority, authority.to_ascii_lowercase(), "{n}");
         assert!(!authority.contains('@') && !authority.is_empty(), "{n}");
-        assert!(!authority.ends_with(":443") && !authority.ends_with(":80") || {
-            // The default port of the other scheme stays.
-            (n.starts_with("http://") && authority.ends_with(":443"))
-                || (n.starts_with("https://") && authority.ends_with(":80"))
-        });
+        assert!(
+            !authority.ends_with(":443") && !authority.ends_with(":80") || {
+                // The default port of the other scheme stays.
+                (n.starts_with("http://") && authority.ends_with(":443"))
+                    || (n.starts_with("https://") && authority.ends_with(":80"))
+            }
+        );
     }
 }
 
@@ -164,10 +170,9 @@ fuzz_target!(|input: Input| {
                     (accepted.iat - NOW as i64).unsigned_abs() <= window,
                     "iat out of the window"
                 );
-                let claims: Value = serde_json::from_slice(
-                    &base64_decode(one.split('.').nth(1).unwrap()).unwrap(),
-                )
-                .unwrap();
+                let claims: Value =
+                    serde_json::from_slice(&base64_decode(one.split('.').nth(1).unwrap()).unwrap())
+                        .unwrap();
                 assert_eq!(claims["jti"].as_str(), Some(accepted.jti.as_str()));
                 let header: Value =
                     serde_json::from_slice(&base64_decode(one.split('.').next().unwrap()).unwrap())

@@ -326,7 +326,10 @@ fn tokens() -> &'static [String; 2] {
                 .mint(actwarden::Alg::HS256, &claims, None, &f.rng)
                 .unwrap()
         };
-        [mint("invoices:read payments:write admin"), mint("invoices:read")]
+        [
+            mint("invoices:read payments:write admin"),
+            mint("invoices:read"),
+        ]
     })
 }
 
@@ -438,10 +441,7 @@ fuzz_target!(|input: Input| {
             && list.tools.iter().all(|t| {
                 t.name.is_some() && t.extra.as_ref().is_none_or(|(k, _)| k.get() != "name")
             })
-            && list
-                .result_extra
-                .iter()
-                .all(|(k, _)| k.get() != "tools")
+            && list.result_extra.iter().all(|(k, _)| k.get() != "tools")
             && depth(&body) <= 64;
         if well_formed {
             assert!(result.is_ok(), "a well-formed answer refused: {result:?}");
@@ -452,7 +452,11 @@ fuzz_target!(|input: Input| {
         actwarden::mcp::BodyKind::Json => {
             let before: Value = serde_json::from_slice(&body).expect("filtered JSON was JSON");
             let after: Value = serde_json::from_slice(&out.body).expect("output is JSON");
-            assert_eq!(after.get("id"), id.as_ref(), "the output answers another id");
+            assert_eq!(
+                after.get("id"),
+                id.as_ref(),
+                "the output answers another id"
+            );
             let (mut b, mut a) = (before.clone(), after.clone());
             let (tb, ta) = (
                 tools_of(&before).cloned().unwrap_or_default(),

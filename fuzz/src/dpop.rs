@@ -318,7 +318,11 @@ impl ProofIn {
             headers,
             scheme: self.scheme(),
             // A bearer token: the proof is not read at all, and a bound one is refused.
-            must_fail: if self.scheme % 4 == 0 { bound } else { must_fail },
+            must_fail: if self.scheme % 4 == 0 {
+                bound
+            } else {
+                must_fail
+            },
             proof_must_fail: must_fail,
             bound,
         }

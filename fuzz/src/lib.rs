@@ -738,7 +738,10 @@ impl RequestIn {
                 let path_only = path.split('?').next().unwrap_or_default();
                 let now = NOW.saturating_add_signed(i64::from(self.now.0));
                 let built = p.build(f, &method, path_only, &m.token, now);
-                headers.push(("authorization".into(), format!("{}{}", built.scheme, m.token)));
+                headers.push((
+                    "authorization".into(),
+                    format!("{}{}", built.scheme, m.token),
+                ));
                 for v in &built.headers {
                     headers.push(("dpop".into(), v.clone()));
                 }
@@ -811,7 +814,11 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
         let again = decide(ctx, &built.request, input.now());
         check_decision(&again, &built);
         if d.audit.binding == actwarden::BindingOutcome::Dpop {
-            assert_eq!(again.reason(), Reason::DpopReplayed, "a replayed proof passed");
+            assert_eq!(
+                again.reason(),
+                Reason::DpopReplayed,
+                "a replayed proof passed"
+            );
         }
     }
     if input.check_cache.is_multiple_of(8) {

@@ -254,7 +254,10 @@ pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
         "a decision keeps MCP arguments"
     );
     if !is_mcp_message(policy, request) {
-        assert!(d.mcp.is_none(), "MCP facts for a request that is no message");
+        assert!(
+            d.mcp.is_none(),
+            "MCP facts for a request that is no message"
+        );
         assert!(
             d.audit.mcp_method.is_none() && d.audit.mcp_name.is_none(),
             "MCP audit fields for a request that is no message"
@@ -287,7 +290,11 @@ pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
     }
     // The strict reader agrees with serde_json on what it accepts.
     let plain: Value = serde_json::from_slice(body).expect("strict JSON is JSON");
-    assert_eq!(plain.get("id"), facts.id.as_ref(), "the id differs from serde's");
+    assert_eq!(
+        plain.get("id"),
+        facts.id.as_ref(),
+        "the id differs from serde's"
+    );
     assert_eq!(
         plain.get("method").and_then(Value::as_str),
         facts.method.as_deref()
@@ -299,7 +306,11 @@ pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
         arguments: None,
         ..facts.clone()
     };
-    assert_eq!(d.mcp.as_ref(), Some(&without_arguments), "decision MCP facts");
+    assert_eq!(
+        d.mcp.as_ref(),
+        Some(&without_arguments),
+        "decision MCP facts"
+    );
     assert_eq!(d.audit.mcp_method, facts.method, "audit mcp_method");
     // The corpus's `mcp-payments` rule: an allowed call had arguments in its bounds.
     if reason == Reason::Allowed && d.audit.rule.as_deref() == Some("mcp-payments") {
@@ -311,11 +322,17 @@ pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
             args.get("amount")
         );
         assert!(
-            matches!(args.get("currency").and_then(Value::as_str), Some("EUR" | "USD")),
+            matches!(
+                args.get("currency").and_then(Value::as_str),
+                Some("EUR" | "USD")
+            ),
             "create_payment allowed with currency {:?}",
             args.get("currency")
         );
-        assert!(args.get("debug").is_none(), "create_payment allowed with debug");
+        assert!(
+            args.get("debug").is_none(),
+            "create_payment allowed with debug"
+        );
     }
     // Argument values never reach the audit line (unless the request says them elsewhere).
     if let Some(args) = &facts.arguments {
@@ -343,7 +360,9 @@ fn said_elsewhere(r: &Request, facts: &McpFacts, s: &str) -> bool {
     r.path.contains(s)
         || r.method.contains(s)
         || r.authority.as_deref().is_some_and(|a| a.contains(s))
-        || r.headers.iter().any(|(n, v)| n.contains(s) || v.contains(s))
+        || r.headers
+            .iter()
+            .any(|(n, v)| n.contains(s) || v.contains(s))
         || facts.name.as_deref().is_some_and(|n| n.contains(s))
         || facts.method.as_deref().is_some_and(|m| m.contains(s))
 }

@@ -372,7 +372,6 @@ fn native_reason(
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect(),
-        peer: None,
         body: (!req.body.is_empty()).then(|| req.body.clone()),
         ..CoreRequest::default()
     };
