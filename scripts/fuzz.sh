@@ -18,7 +18,8 @@
 # FUZZ_SANITIZER=none (default `address`) builds without AddressSanitizer, into its own
 # target directory (fuzz/target/sanitizer-none) so the two builds do not evict each other:
 # several times faster, for the 10-million-execution runs; the core has no `unsafe` (only
-# the wasm32 host bindings do, not built here), so ASan mostly adds the cost. The sanitizer
+# the proxy-wasm host bindings do, behind the `proxy` feature, not built here), so ASan
+# mostly adds the cost. The sanitizer
 # is the last column of the .stats figures.
 #
 # A new target: fuzz/fuzz_targets/<name>.rs, a [[bin]] in
