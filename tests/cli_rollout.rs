@@ -31,8 +31,23 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
+/// A fresh directory for one test's files, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "actwarden-cli-rollout-{}-{}-{name}",
@@ -40,7 +55,7 @@ fn scratch(name: &str) -> PathBuf {
         NEXT.fetch_add(1, Ordering::SeqCst)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn write(dir: &Path, name: &str, value: &Value) -> String {
@@ -222,7 +237,7 @@ fn example_paths() -> (String, String) {
 }
 
 /// A test dir with the demo key at `keys/demo.json` and `cases` in `policy.test.json`.
-fn test_dir(name: &str, cases: Value) -> (PathBuf, String) {
+fn test_dir(name: &str, cases: Value) -> (Scratch, String) {
     let dir = scratch(name);
     std::fs::create_dir_all(dir.join("keys")).unwrap();
     std::fs::copy(

@@ -439,6 +439,7 @@ function envoySnippet() {
       name: actwarden
       root_id: actwarden
       fail_open: false
+      allow_on_headers_stop_iteration: true   # Envoy >= 1.35; MCP messages need it
       vm_config:
         vm_id: actwarden
         runtime: envoy.wasm.runtime.v8
@@ -452,10 +453,17 @@ ${indent(json, 10)}
 `;
 }
 
+// A WasmPlugin cannot set allow_on_headers_stop_iteration, which MCP messages need.
+const ISTIO_MCP_NOTE = `# This policy has MCP endpoints: a WasmPlugin cannot set the filter's
+# allow_on_headers_stop_iteration, so every MCP message would be answered 500. For MCP use
+# an EnvoyFilter as in gateway-configs/mcp/envoyfilter.yaml (the rest works as below).
+`;
+
 function istioSnippet() {
   const json = exportJson();
   if (json == null) return NOT_JSON;
-  return `apiVersion: extensions.istio.io/v1alpha1
+  const mcp = JSON.parse(json).mcp != null;
+  return `${mcp ? ISTIO_MCP_NOTE : ''}apiVersion: extensions.istio.io/v1alpha1
 kind: WasmPlugin
 metadata:
   name: actwarden

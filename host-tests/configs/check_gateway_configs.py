@@ -45,8 +45,10 @@ What is checked:
 (f) gateway-configs/mcp/ (SPEC §9, an MCP server behind actwarden): envoy.yaml passes
     `envoy --mode validate` and embeds exactly mcp/actwarden.json, which passes `actwarden
     lint` without warnings (its `mcp.resource` is a provider audience) and gives RFC 9728
-    metadata (`actwarden metadata`); wasmplugin.yaml passes the Istio schema, runs in AUTHN
-    with FAIL_CLOSE, and carries the same document modulo the JWKS cluster.
+    metadata (`actwarden metadata`); envoyfilter.yaml (Istio; the WasmPlugin API cannot set
+    `allow_on_headers_stop_iteration`) has the two patches of the ECDS pattern, carries the
+    same document modulo the JWKS cluster with the flag set, and its Wasm filter passes
+    `envoy --mode validate` with the module as a local file.
 (e) scripts/wasm_imports.py: its unit tests (host-tests/configs/test_wasm_imports.py), and
     the import check on dist/actwarden.wasm when it exists.
 """
@@ -265,6 +267,8 @@ def check_envoy_structure():
                vm.get("runtime"), vm["code"]["local"].get("filename"))
         want = ("actwarden", "actwarden", False, "actwarden", "envoy.wasm.runtime.v8", DIST_WASM)
         expect(got == want, f"{p}: {got} != {want}")
+        expect(c.get("allow_on_headers_stop_iteration") is True,
+               f"{p}: allow_on_headers_stop_iteration is not true (MCP messages need it)")
         for provider, uri in remote_jwks(plugin_json(tc)).items():
             expect(uri["cluster"] in clusters,
                    f"{p}: provider {provider} fetches its JWKS through cluster "
@@ -612,9 +616,18 @@ def check_mcp_example(crds, expect_envoy):
         expect(filters, "no wasm filter in mcp/envoy.yaml")
         for p, tc in filters:
             expect(plugin_json(tc) == want, f"{p}: configuration differs from mcp/actwarden.json")
+            expect(tc["config"].get("allow_on_headers_stop_iteration") is True,
+                   f"{p}: allow_on_headers_stop_iteration is not true")
         return f"{len(filters)} filter(s)"
 
     check("mcp/envoy.yaml embeds exactly gateway-configs/mcp/actwarden.json")(embeds)
+    if expect_envoy:
+        # Envoy knows the flag: the same file with its name misspelled is refused.
+        text = open(envoy_path, encoding="utf-8").read()
+        check("envoy rejects a misspelled allow_on_headers_stop_iteration (negative control)")(
+            check_envoy_rejects, "mcp-flag", text.replace("allow_on_headers_stop_iteration:",
+                                                          "allow_on_headers_stop_iteratio:"),
+            "allow_on_headers_stop_iteratio")
 
     def lint_clean():
         r = subprocess.run([Env.actwarden, "lint", "--config", cfg_path], capture_output=True, text=True)
@@ -627,23 +640,113 @@ def check_mcp_example(crds, expect_envoy):
         return f"scopes_supported {doc['scopes_supported']}"
 
     check("actwarden lint + metadata gateway-configs/mcp/actwarden.json")(lint_clean)
-    docs = load_yaml_docs(os.path.join(MCP_DIR, "wasmplugin.yaml"))
-    for i, doc in enumerate(docs):
-        check(f"istio schema gateway-configs/mcp/wasmplugin.yaml#{i}")(
-            check_istio_manifest, "wasmplugin.yaml", i, doc, crds)
+    # Istio: an EnvoyFilter (the WasmPlugin API cannot set allow_on_headers_stop_iteration).
+    ef_path = os.path.join(MCP_DIR, "envoyfilter.yaml")
+    ef_docs = load_yaml_docs(ef_path)
+    check("mcp/envoyfilter.yaml: EXTENSION_CONFIG ADD + HTTP_FILTER INSERT_FIRST, inbound, same name")(
+        check_mcp_envoyfilter_shape, ef_docs)
 
     def same_config():
-        wp = find_kind(docs, "WasmPlugin")
-        expect(wp["spec"].get("phase") == "AUTHN" and wp["spec"].get("failStrategy") == "FAIL_CLOSE",
-               "phase/failStrategy")
-        cfg = copy.deepcopy(wp["spec"]["pluginConfig"])
+        c = mcp_envoyfilter_wasm(ef_docs)["config"]
+        cfg = json.loads(c["configuration"]["value"])
         for name, uri in remote_jwks(cfg).items():
             expect(uri["cluster"] == ISTIO_JWKS_CLUSTER, f"{name}: cluster {uri['cluster']}")
             uri["cluster"] = remote_jwks(want)[name]["cluster"]
-        expect(cfg == want, "pluginConfig differs from mcp/actwarden.json beyond the JWKS cluster")
-        return "AUTHN, FAIL_CLOSE, same document"
+        expect(cfg == want, "configuration differs from mcp/actwarden.json beyond the JWKS cluster")
+        got = (c.get("name"), c.get("root_id"), c.get("fail_open"), c.get("allow_on_headers_stop_iteration"))
+        expect(got == ("actwarden", "actwarden", False, True),
+               f"name/root_id/fail_open/allow_on_headers_stop_iteration: {got}")
+        return "same document, fail closed, flag set"
 
-    check("mcp/wasmplugin.yaml pluginConfig == mcp/actwarden.json modulo JWKS cluster")(same_config)
+    check("mcp/envoyfilter.yaml configuration == mcp/actwarden.json modulo JWKS cluster")(same_config)
+    if expect_envoy:
+        check("envoy --mode validate the Wasm filter of mcp/envoyfilter.yaml (module as a local file)")(
+            check_envoyfilter_wasm_validates, ef_docs)
+
+
+def mcp_envoyfilter_wasm(docs):
+    ef = find_kind(docs, "EnvoyFilter")
+    ext = [p for p in ef["spec"]["configPatches"] if p.get("applyTo") == "EXTENSION_CONFIG"]
+    expect(len(ext) == 1, f"{len(ext)} EXTENSION_CONFIG patches, want 1")
+    return ext[0]["patch"]["value"]["typed_config"]
+
+
+# EnvoyFilter enums (istio/api networking/v1alpha3/envoy_filter.proto); no EnvoyFilter CRD
+# schema is vendored in istio-crds/, so the shape is checked here field by field.
+ENVOYFILTER_APPLY_TO = {"LISTENER", "FILTER_CHAIN", "NETWORK_FILTER", "HTTP_FILTER", "ROUTE_CONFIGURATION",
+                        "VIRTUAL_HOST", "HTTP_ROUTE", "CLUSTER", "EXTENSION_CONFIG", "BOOTSTRAP",
+                        "LISTENER_FILTER"}
+ENVOYFILTER_CONTEXTS = {"ANY", "SIDECAR_INBOUND", "SIDECAR_OUTBOUND", "GATEWAY"}
+ENVOYFILTER_OPERATIONS = {"MERGE", "ADD", "REMOVE", "INSERT_BEFORE", "INSERT_AFTER", "INSERT_FIRST", "REPLACE"}
+
+
+def check_mcp_envoyfilter_shape(docs):
+    expect(len(docs) == 1, f"{len(docs)} documents, want 1")
+    ef = docs[0]
+    expect(ef.get("apiVersion") == "networking.istio.io/v1alpha3", f"apiVersion {ef.get('apiVersion')}")
+    expect(ef.get("kind") == "EnvoyFilter", f"kind {ef.get('kind')}")
+    expect(set(ef) == {"apiVersion", "kind", "metadata", "spec"}, f"top-level keys {sorted(ef)}")
+    expect(ef["metadata"].get("name") and ef["metadata"].get("namespace") == "payments", "metadata")
+    spec = ef["spec"]
+    expect(set(spec) == {"workloadSelector", "configPatches"}, f"spec keys {sorted(spec)}")
+    expect(spec["workloadSelector"] == {"labels": {"app": "payments-mcp"}}, "workloadSelector")
+    patches = spec["configPatches"]
+    for i, p in enumerate(patches):
+        expect(set(p) <= {"applyTo", "match", "patch"}, f"configPatches[{i}] keys {sorted(p)}")
+        expect(p["applyTo"] in ENVOYFILTER_APPLY_TO, f"configPatches[{i}].applyTo {p['applyTo']}")
+        expect(p["match"].get("context") == "SIDECAR_INBOUND", f"configPatches[{i}]: inbound only")
+        expect(p["match"]["context"] in ENVOYFILTER_CONTEXTS, f"configPatches[{i}].match.context")
+        expect(p["patch"]["operation"] in ENVOYFILTER_OPERATIONS, f"configPatches[{i}].patch.operation")
+    kinds = [(p["applyTo"], p["patch"]["operation"]) for p in patches]
+    expect(kinds == [("EXTENSION_CONFIG", "ADD"), ("HTTP_FILTER", "INSERT_FIRST")], f"patches {kinds}")
+    ext, flt = (p["patch"]["value"] for p in patches)
+    expect(ext["name"] == flt["name"], f"ECDS name {ext['name']} != filter name {flt['name']}")
+    hcm = patches[1]["match"]["listener"]["filterChain"]["filter"]["name"]
+    expect(hcm == "envoy.filters.network.http_connection_manager", f"HTTP_FILTER match {hcm}")
+    cd = flt["config_discovery"]
+    expect(cd["config_source"].get("ads") == {} and cd["config_source"].get("initial_fetch_timeout") == "0s",
+           "config_discovery: ads, initial_fetch_timeout 0s (no request before the filter is there)")
+    expect(cd["type_urls"] == [ext["typed_config"]["@type"]] == [WASM_FILTER_TYPE], "type_urls")
+    remote = ext["typed_config"]["config"]["vm_config"]["code"]["remote"]
+    expect(remote["http_uri"]["uri"].startswith(("oci://", "https://")), "module url")
+    expect(re.fullmatch(r"[0-9a-f]{64}", remote["sha256"]), "sha256: 64 hex digits")
+    return "2 patches"
+
+
+def check_envoyfilter_wasm_validates(docs):
+    """The ECDS Wasm filter as Envoy would get it from Istio's agent (the module a local
+    file), in a listener of its own, through `envoy --mode validate`."""
+    tc = copy.deepcopy(mcp_envoyfilter_wasm(docs))
+    tc["config"]["vm_config"]["code"] = {"local": {"filename": DIST_WASM}}
+    cfg = json.loads(tc["config"]["configuration"]["value"])
+    boot = {
+        "static_resources": {
+            "listeners": [{
+                "name": "inbound", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
+                                 ".v3.HttpConnectionManager",
+                        "stat_prefix": "inbound",
+                        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+                            {"match": {"prefix": "/"}, "route": {"cluster": ISTIO_JWKS_CLUSTER}}]}]},
+                        "http_filters": [
+                            {"name": "payments.actwarden-mcp", "typed_config": tc},
+                            {"name": "envoy.filters.http.router", "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                    }}]}],
+            }],
+            "clusters": [{"name": ISTIO_JWKS_CLUSTER, "type": "STATIC", "connect_timeout": "1s",
+                          "load_assignment": {"cluster_name": ISTIO_JWKS_CLUSTER, "endpoints": [{"lb_endpoints": [
+                              {"endpoint": {"address": {"socket_address": {
+                                  "address": "127.0.0.1", "port_value": 80}}}}]}]}}],
+        }
+    }
+    expect(remote_jwks(cfg), "no remote_jwks provider (the cluster check would be vacuous)")
+    rc, log = envoy_validate(write_tmp("mcp-envoyfilter-wasm.yaml", json.dumps(boot)))
+    expect(rc == 0, f"envoy --mode validate exit {rc}: {last_errors(log)}")
+    return "OK"
 
 
 def main() -> int:

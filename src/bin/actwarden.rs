@@ -200,8 +200,23 @@ enum CliError {
     Mint(MintError),
     ClaimsNotJson(String),
     HeaderNotObject,
-    /// `matrix` and `test` render their own typed errors (file, JSON path, case) as text.
-    Subcommand(String),
+    /// `matrix --format json` could not render (serde_json's error).
+    Render(serde_json::Error),
+    /// `test`: a test file refused as a whole before any case runs.
+    TestFile {
+        file: String,
+        error: Box<actwarden::policy_test::LoadError>,
+    },
+    /// `test`: a loaded case that cannot run (its token cannot be minted, …).
+    TestCase {
+        file: String,
+        error: actwarden::policy_test::CaseError,
+    },
+    /// `test --junit OUT`: the report cannot be written.
+    Junit {
+        out: String,
+        error: std::io::Error,
+    },
     /// `metadata` for a configuration without `mcp.resource`.
     NoResource,
 }
@@ -234,7 +249,10 @@ impl std::fmt::Display for CliError {
             CliError::Mint(e) => e.fmt(f),
             CliError::ClaimsNotJson(e) => write!(f, "`--claims`: {e}"),
             CliError::HeaderNotObject => f.write_str("`--header` must be a JSON object"),
-            CliError::Subcommand(message) => f.write_str(message),
+            CliError::Render(e) => write!(f, "cannot render the matrix: {e}"),
+            CliError::TestFile { file, error } => write!(f, "`{file}`: {error}"),
+            CliError::TestCase { file, error } => write!(f, "`{file}`: {error}"),
+            CliError::Junit { out, error } => write!(f, "`--junit {out}`: {error}"),
             CliError::NoResource => f.write_str(
                 "the configuration has no `mcp.resource`: there is no metadata to serve",
             ),
@@ -287,9 +305,7 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Metadata { config } => metadata(&config),
         Command::Keygen { alg, kid } => keygen(&alg, &kid),
         Command::Jwks { keys } => public_jwks(&keys),
-        Command::Matrix { config, format } => {
-            matrix_command::run(&config, format).map_err(CliError::Subcommand)
-        }
+        Command::Matrix { config, format } => matrix_command::run(&config, format),
         Command::Test {
             config,
             files,
@@ -300,8 +316,7 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             files,
             junit,
             now,
-        })
-        .map_err(CliError::Subcommand),
+        }),
         Command::Mint {
             key,
             claims,

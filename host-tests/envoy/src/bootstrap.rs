@@ -19,6 +19,7 @@ pub fn wasm_filter(wasm: &Path, config: &str, vm_id: &str) -> Value {
                 "name": "actwarden",
                 "root_id": "actwarden",
                 "fail_open": false,
+                "allow_on_headers_stop_iteration": true,
                 "vm_config": {
                     "vm_id": vm_id,
                     "runtime": "envoy.wasm.runtime.v8",

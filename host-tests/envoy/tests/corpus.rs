@@ -505,22 +505,24 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
     let upstream = echoed(&resp);
     let received = env.echo.received(&p.request_id);
     // An allowed tools/list reached the echo upstream, whose answer is no tool list: the
-    // filter must never pass it on (a JSON-RPC `tools_list_unfilterable` error instead).
+    // filter must never pass it on (HTTP 502 `tools_list_unfilterable` instead).
     let filtered_list =
         native["decision"] == json!("allow") && native["mcp_method"] == json!("tools/list");
     if filtered_list {
         if received.is_empty() {
             problems.push("an allowed tools/list did not reach the upstream".into());
         }
-        if !resp.text().contains("tools_list_unfilterable") {
+        if resp.status != 502 || !resp.text().contains("tools_list_unfilterable") {
             problems.push(format!(
-                "the echo answer passed unfiltered: {}",
+                "the echo answer passed unfiltered: {} {}",
+                resp.status,
                 resp.text()
             ));
         }
     }
+    // Its identity headers are what the upstream received (the answer is the 502's).
     let upstream = if filtered_list {
-        Some(actwarden_envoy_tests::http::Request::default())
+        received.first().cloned()
     } else {
         upstream
     };
@@ -537,22 +539,10 @@ fn run_case(env: &Env<'_>, case: &Case, p: &Prepared) -> Outcome {
             json!({ "status": resp.status, "headers": lower_map(&resp.headers, |_| true), "body": resp.text() }),
         ),
     };
-    // SPEC §9: Envoy decides an MCP message on its body, after its headers went on, so an
-    // allowed one carries no identity headers (src/hosts/envoy/mcp.rs); everything else
-    // about the decision is compared as usual. The filtering of `tools/list` responses is
-    // tested through Envoy by tests/mcp.rs (a real MCP server), not by the echo upstream.
-    let body_phase =
-        actwarden_test_support::is_mcp_message(&env.corpus.configs[&case.config], &p.request);
-    if body_phase && upstream.is_some() && headers != json!({}) {
-        problems.push(format!(
-            "identity headers on a body-phase MCP message: {headers}"
-        ));
-    }
-    let headers = if body_phase && upstream.is_some() {
-        native["headers"].clone()
-    } else {
-        headers
-    };
+    // SPEC §9: an MCP message is decided on its body with its headers held, so an allowed
+    // one carries its identity headers like any other request. The filtering of
+    // `tools/list` responses is tested through Envoy by tests/mcp.rs (a real MCP server),
+    // not by the echo upstream.
     report.insert("headers".into(), headers.clone());
     report.insert("response".into(), response.clone());
     // The filter measures every decision (the native report leaves `eval_us` to the host).

@@ -19,6 +19,7 @@ use actwarden::Alg;
 use actwarden_envoy_tests::bootstrap as boot;
 use actwarden_envoy_tests::envoy::{Envoy, Options};
 use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, Decided, Via};
+use actwarden_envoy_tests::http::Request;
 use actwarden_envoy_tests::paths;
 use actwarden_envoy_tests::servers::{EchoServer, JwksServer, Serve};
 use ring::rand::SystemRandom;
@@ -522,4 +523,52 @@ fn rotation_drill() {
         rig.log(),
         problems.join("\n")
     );
+}
+
+/// A POST whose token's `kid` is unknown waits for the refetch with its headers held; with
+/// `allow_on_headers_stop_iteration` its body reaches the filter meanwhile, and must be
+/// held too: nothing of the request reaches the upstream before the decision, nothing at
+/// all when it is refused, and all of it (body intact, identity set) when it is allowed.
+#[test]
+fn a_body_sent_while_the_request_waits_for_a_refetch_is_held_until_the_decision() {
+    let (k1, k2, k3) = (key("k1"), key("k2"), key("k3"));
+    let body = "b".repeat(4000);
+    let post = |token: &str| {
+        let mut req = Request::new("POST", "/v1/x")
+            .header("authorization", &format!("Bearer {token}"))
+            .header("content-type", "text/plain")
+            .header("x-agent-subject", "admin");
+        req.body = body.clone().into_bytes();
+        req
+    };
+    for (published, signer, allowed) in [(&k2, &k2, true), (&k2, &k3, false)] {
+        let rig = rig(
+            if allowed { "park-allow" } else { "park-deny" },
+            300,
+            3600,
+            jwks_of(&[&k1]),
+        );
+        rig.envoy
+            .wait_log("actwarden: jwks sts fetch ok", 0, Duration::from_secs(10))
+            .unwrap();
+        rig.wait_allowed(&k1);
+        // The refetch takes 700 ms: the body is long there while the request waits.
+        rig.jwks.set(
+            PATH,
+            Serve::Slow(700, public_jwks(&[&k1, published]).to_string()),
+        );
+        let token = mint(signer, &claims(ISS, AUD, "user:alice")).unwrap();
+        let d = decide(&rig.envoy, &rig.via, post(&token)).unwrap();
+        assert_eq!(rig.jwks.count(PATH), 2, "one refetch (log {})", rig.log());
+        let seen = rig._echo.received(&d.request_id);
+        if allowed {
+            assert_reason(&d, "allowed", None);
+            assert_eq!(seen.len(), 1, "{}", d.describe());
+            assert_eq!(String::from_utf8_lossy(&seen[0].body), body);
+            assert_eq!(seen[0].get("x-agent-subject"), Some("user:alice"));
+        } else {
+            assert_reason(&d, "kid_unknown", Some(401));
+            assert!(seen.is_empty(), "a refused request reached the upstream");
+        }
+    }
 }

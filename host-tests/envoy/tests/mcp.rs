@@ -5,6 +5,12 @@
 //! allowed and one refused (403) by an argument cap; a 401 naming the resource metadata;
 //! the metadata GET answered by the gateway. Runs once with SSE answers and once with
 //! JSON answers (`json_response`), so both tools/list forms are filtered.
+//!
+//! The server records what reaches it (`GET /_record`, asked directly): an allowed call
+//! arrives with the identity headers of SPEC §5 (the filter holds the headers until the
+//! body is decided, `allow_on_headers_stop_iteration`), a spoofed `x-agent-*` never
+//! arrives, and a refused call never reaches it at all. A tools/list answer that cannot be
+//! filtered (not JSON, over `max_response_bytes`) is a real HTTP 502.
 
 #![allow(
     clippy::unwrap_used,
@@ -77,7 +83,8 @@ fn config(key: &SigningKey) -> String {
     json!({
         "providers": { "sts": { "issuer": "https://sts.e2e", "audiences": [RESOURCE],
             "local_jwks": { "inline_string": public_jwks(&[key]).to_string() } } },
-        "mcp": { "endpoints": ["/mcp"], "resource": RESOURCE, "resource_name": "Payments MCP" },
+        "mcp": { "endpoints": ["/mcp"], "resource": RESOURCE, "resource_name": "Payments MCP",
+                 "max_response_bytes": 8192 },
         "rules": [
             { "id": "pay", "match": { "mcp": { "methods": ["tools/call"], "names": ["create_payment"] } },
               "require": { "scopes": ["payments:write"],
@@ -180,6 +187,92 @@ fn run(json_response: bool) {
     assert_eq!(doc["scopes_supported"], json!(["admin", "payments:write"]));
     assert_eq!(doc["resource_name"], "Payments MCP");
 
+    let record = record(upstream);
+    // What reached the server: the payer's small call, with its identity; nothing of the
+    // refused calls (the payer's large one, the reader's), not even their headers.
+    let calls: Vec<&Value> = record.iter().filter(|r| r["rpc"] == "tools/call").collect();
+    assert_eq!(calls.len(), 1, "{record:#?}");
+    assert_eq!(
+        calls[0]["agent"]["x-agent-subject"], "user:alice",
+        "{record:#?}"
+    );
+    assert_eq!(calls[0]["agent"]["x-agent-rule"], "pay", "{record:#?}");
+    assert_eq!(
+        calls[0]["agent"]["x-agent-scopes"], "payments:write",
+        "{record:#?}"
+    );
+    assert_eq!(
+        calls[0]["agent"]["x-agent-issuer"], "https://sts.e2e",
+        "{record:#?}"
+    );
+    // Every MCP message that reached it carries the identity of its caller.
+    for r in record.iter().filter(|r| r["method"] == "POST") {
+        assert_eq!(r["agent"]["x-agent-subject"], "user:alice", "{r}");
+    }
+
+    // Spoofed identity headers never arrive; a refused message never arrives at all.
+    let raw = |mark: &str, body: &str, token: &str| {
+        let mut post = Request::new("POST", "/mcp")
+            .header("host", "mcp.example.com")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", &format!("Bearer {token}"))
+            .header("x-agent-subject", "admin")
+            .header("x-agent-chain", "spiffe://evil.example.com/agent")
+            .header("X-Agent-Rule", "pay")
+            .header("x-test-mark", mark);
+        post.body = body.as_bytes().to_vec();
+        http::send(addr, &post).unwrap()
+    };
+    let payer_token = token(&key, "payments:write");
+    let call = |amount: u32| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"create_payment","arguments":{{"amount":{amount},"currency":"EUR"}}}}}}"#
+        )
+    };
+    // No session: the server answers 4xx itself, after recording what it got.
+    let r = raw("spoofed", &call(10), &payer_token);
+    assert_ne!(
+        r.get("x-envoy-upstream-service-time"),
+        None,
+        "reached the server"
+    );
+    let r = raw("refused", &call(5000), &payer_token);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let record = self::record(upstream);
+    let spoofed: Vec<&Value> = record.iter().filter(|r| r["mark"] == "spoofed").collect();
+    assert_eq!(spoofed.len(), 1, "{record:#?}");
+    assert_eq!(
+        spoofed[0]["agent"],
+        json!({ "x-agent-subject": "user:alice", "x-agent-rule": "pay",
+                "x-agent-scopes": "payments:write", "x-agent-issuer": "https://sts.e2e" }),
+        "only the gateway's identity headers"
+    );
+    assert!(
+        !record.iter().any(|r| r["mark"] == "refused"),
+        "a refused message reached the server: {record:#?}"
+    );
+
+    // A tools/list answer that cannot be filtered is a real 502, never passed on.
+    let list = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
+    for answer in ["garbage", "big"] {
+        let mut post = Request::new("POST", "/mcp")
+            .header("host", "mcp.example.com")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", &format!("Bearer {payer_token}"))
+            .header("x-test-answer", answer);
+        post.body = list.as_bytes().to_vec();
+        let r = http::send(addr, &post).unwrap();
+        assert_eq!(r.status, 502, "{answer}: {}", r.text());
+        assert_eq!(
+            r.text(),
+            r#"{"error":"tools_list_unfilterable"}"#,
+            "{answer}"
+        );
+        assert_eq!(r.get("content-type"), Some("application/json"), "{answer}");
+    }
+
     let audits = envoy.audits();
     let refused = |reason: &str| {
         audits.iter().any(|a| {
@@ -196,11 +289,19 @@ fn run(json_response: bool) {
         .iter()
         .filter(|a| a["mcp_method"] == "tools/list" && a["reason"] == "allowed")
         .count();
-    assert_eq!(lists, 2, "{audits:?}");
+    // Each caller's, and the two answered 502 (allowed, then unfilterable).
+    assert_eq!(lists, 4, "{audits:?}");
     assert!(
         !audits.iter().any(|a| a.to_string().contains("5000")),
         "argument values never logged"
     );
+}
+
+/// What reached the MCP server so far (asked directly, not through Envoy).
+fn record(upstream: SocketAddr) -> Vec<Value> {
+    let r = http::get(upstream, "/_record").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    serde_json::from_slice(&r.body).unwrap()
 }
 
 #[test]
@@ -211,4 +312,92 @@ fn the_python_sdk_through_envoy_with_sse_answers() {
 #[test]
 fn the_python_sdk_through_envoy_with_json_answers() {
     run(true);
+}
+
+/// Removes every `key` from a JSON document (here: the flag from the bootstrap).
+fn without_key(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            map.remove(key);
+            map.values_mut().for_each(|v| without_key(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| without_key(v, key)),
+        _ => {}
+    }
+}
+
+/// A host without `allow_on_headers_stop_iteration` (an older Envoy, Istio's WasmPlugin)
+/// withholds the body of a request whose headers the filter holds. An MCP message then
+/// never hangs silently and is never forwarded undecided: it is answered 500 after the
+/// hold limit, and Envoy's log names the missing flag at critical. Header-only routes keep
+/// working.
+#[test]
+fn without_the_flag_an_mcp_message_is_answered_500_and_the_log_names_the_fix() {
+    let key = SigningKey::generate(Alg::ES256, "k1", &SystemRandom::new()).unwrap();
+    let (_server, upstream) = start_server(true);
+    let wasm = paths::wasm().unwrap();
+    let dir = paths::work_dir("mcp-no-flag").unwrap();
+    let mut bootstrap = boot::bootstrap(
+        vec![boot::actwarden_listener(
+            "main",
+            &wasm,
+            &config(&key),
+            "actwarden",
+            None,
+        )],
+        vec![boot::cluster(boot::UPSTREAM_CLUSTER, upstream)],
+    );
+    without_key(&mut bootstrap, "allow_on_headers_stop_iteration");
+    assert!(!bootstrap
+        .to_string()
+        .contains("allow_on_headers_stop_iteration"));
+    let envoy = Envoy::start(&dir, &bootstrap, &Options::default()).unwrap();
+    let addr = envoy.listener("main").unwrap();
+    let token = token(&key, "payments:write");
+
+    let mut post = Request::new("POST", "/mcp")
+        .header("host", "mcp.example.com")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", &format!("Bearer {token}"));
+    post.body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#.to_vec();
+    let started = Instant::now();
+    let r = http::send(addr, &post).unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(12),
+        "answered after {took:?}"
+    );
+    let line = envoy
+        .wait_log(
+            "allow_on_headers_stop_iteration: true",
+            0,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert!(line.contains("critical"), "{line}");
+    assert!(
+        !record(upstream).iter().any(|r| r["method"] == "POST"),
+        "an undecided MCP message reached the server"
+    );
+
+    // Not an MCP message (a GET on the endpoint): decided on its headers, forwarded.
+    let get = Request::new("GET", "/mcp")
+        .header("host", "mcp.example.com")
+        .header("accept", "text/event-stream")
+        .header("authorization", &format!("Bearer {token}"));
+    let r = http::send(addr, &get).unwrap();
+    assert!(
+        r.get("x-envoy-upstream-service-time").is_some(),
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    let gets: Vec<Value> = record(upstream)
+        .into_iter()
+        .filter(|r| r["method"] == "GET")
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!(gets[0]["agent"]["x-agent-subject"], "user:alice");
 }

@@ -156,21 +156,6 @@ pub fn request_body(request: &Value) -> Option<Vec<u8>> {
         .and_then(b64::decode_standard)
 }
 
-/// Whether the request is an MCP message under `config` (SPEC §9): a POST to an endpoint.
-/// Envoy decides those on the body, after their headers went on (no identity headers).
-pub fn is_mcp_message(config: &Value, request: &Value) -> bool {
-    let path = request
-        .get("path")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    request.get("method").and_then(Value::as_str) == Some("POST")
-        && config
-            .pointer("/mcp/endpoints")
-            .and_then(Value::as_array)
-            .is_some_and(|e| e.iter().any(|x| x.as_str() == Some(path)))
-}
-
 /// The tool names of a filtered `tools/list` body (JSON, or the SSE `data:` event with a
 /// `result`), or `"unfilterable"` for the 502 that replaces it.
 pub fn filtered_tools(status: u16, body: &str) -> Value {

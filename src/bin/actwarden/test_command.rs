@@ -3,7 +3,7 @@
 //! pass, 1 when one fails, 2 on input that cannot be used (naming the file, and the JSON
 //! path or the case).
 
-use super::{emit, now_or_clock, read, read_relative};
+use super::{emit, now_or_clock, read, read_relative, CliError};
 use actwarden::api::ApiError;
 use actwarden::policy_test::{self, CaseReport, FileReport, LoadedFile};
 use actwarden::{Policy, UnixTime};
@@ -18,11 +18,11 @@ pub(crate) struct TestArgs {
     pub now: Option<f64>,
 }
 
-pub(crate) fn run(args: TestArgs) -> Result<ExitCode, String> {
+pub(crate) fn run(args: TestArgs) -> Result<ExitCode, CliError> {
     let rng = SystemRandom::new();
     let text = read(&args.config)?;
     let policy = Policy::from_json_with_files(&text, &read_relative(&args.config))
-        .map_err(|e| ApiError::Config(e).to_string())?;
+        .map_err(|e| CliError::Api(ApiError::Config(e)))?;
     let now = now_or_clock(args.now)?;
     // Every file is loaded before any case runs: bad input is refused as a whole.
     let loaded = args
@@ -41,15 +41,20 @@ pub(crate) fn run(args: TestArgs) -> Result<ExitCode, String> {
         .map(|(file, cases)| FileReport { file, cases })
         .collect();
     if let Some(out) = &args.junit {
-        std::fs::write(out, policy_test::junit_xml(&reports))
-            .map_err(|e| format!("`--junit {out}`: {e}"))?;
+        std::fs::write(out, policy_test::junit_xml(&reports)).map_err(|error| CliError::Junit {
+            out: out.clone(),
+            error,
+        })?;
     }
     Ok(summarize(&reports))
 }
 
-fn load(file: &str, rng: &SystemRandom) -> Result<LoadedFile, String> {
+fn load(file: &str, rng: &SystemRandom) -> Result<LoadedFile, CliError> {
     let text = read(file)?;
-    policy_test::load(&text, &read_relative(file), rng).map_err(|e| format!("`{file}`: {e}"))
+    policy_test::load(&text, &read_relative(file), rng).map_err(|error| CliError::TestFile {
+        file: file.to_owned(),
+        error: Box::new(error),
+    })
 }
 
 fn run_file(
@@ -58,10 +63,13 @@ fn run_file(
     tests: &LoadedFile,
     now: UnixTime,
     rng: &SystemRandom,
-) -> Result<Vec<CaseReport>, String> {
+) -> Result<Vec<CaseReport>, CliError> {
     (0..tests.cases.len())
         .map(|i| {
-            policy_test::run_case(policy, tests, i, now, rng).map_err(|e| format!("`{file}`: {e}"))
+            policy_test::run_case(policy, tests, i, now, rng).map_err(|error| CliError::TestCase {
+                file: file.to_owned(),
+                error,
+            })
         })
         .collect()
 }

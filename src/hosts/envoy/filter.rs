@@ -1,7 +1,8 @@
 //! One request: read it from Envoy, hand it to `Plugin::process`.
 
 use super::host::{Host, HostError};
-use super::plugin::{send_error, PendingRequest, Plugin};
+use super::mcp::{self, McpPhase};
+use super::plugin::{send_error, Outcome, PendingRequest, Plugin};
 use crate::core::request::{Peer, Request};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
@@ -10,8 +11,25 @@ use std::rc::Rc;
 pub(crate) struct Filter<H: Host> {
     context_id: u32,
     plugin: Rc<Plugin<H>>,
+    /// Whether what follows the request headers may go on.
+    gate: Gate,
     /// SPEC §9: an MCP message waiting for its body, or a `tools/list` being filtered.
-    mcp: super::mcp::McpPhase,
+    mcp: McpPhase,
+}
+
+/// Where the request stream stands. With `allow_on_headers_stop_iteration` the host calls
+/// the body and trailers callbacks of a request whose headers the filter holds; whatever
+/// those return must not let an undecided request go on (a `Continue` there would send
+/// the held headers and the body upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Headers not seen yet, or decided and released: the rest goes on.
+    Open,
+    /// Headers held, not decided: an MCP message waiting for its body, or a request
+    /// parked for a JWKS refetch (which the root context may settle: `Outcome`).
+    Held,
+    /// Answered locally: nothing more goes on.
+    Answered,
 }
 
 impl<H: Host> Filter<H> {
@@ -19,27 +37,61 @@ impl<H: Host> Filter<H> {
         Filter {
             context_id,
             plugin,
-            mcp: super::mcp::McpPhase::Idle,
+            gate: Gate::Open,
+            mcp: McpPhase::Idle,
         }
     }
 
     /// Refuses the request for a host failure, after saying why.
-    fn refuse(&self, problem: &ReadProblem) -> Action {
+    fn refuse(&mut self, problem: &ReadProblem) -> Action {
         let host = &self.plugin.host;
         host.log(LogLevel::Error, &format!("actwarden: {problem}"));
         send_error(host, problem.status());
+        self.gate = Gate::Answered;
         Action::Pause
+    }
+
+    /// Records where a callback that may have decided left the request.
+    fn settle(&mut self, action: Action) -> Action {
+        self.gate = if action == Action::Continue {
+            Gate::Open
+        } else if matches!(self.mcp, McpPhase::AwaitingBody { .. })
+            || self.plugin.is_waiting(self.context_id)
+        {
+            Gate::Held
+        } else {
+            Gate::Answered
+        };
+        action
+    }
+
+    /// A held request whose body or trailers arrive: settled by the root meanwhile?
+    fn check_outcome(&mut self) {
+        if self.gate == Gate::Held {
+            match self.plugin.take_outcome(self.context_id) {
+                Some(Outcome::Resumed) => self.gate = Gate::Open,
+                Some(Outcome::Answered) => self.gate = Gate::Answered,
+                None => {}
+            }
+        }
     }
 }
 
 impl<H: Host> Drop for Filter<H> {
     fn drop(&mut self) {
         // A request that was waiting for a refetch and went away is not decided later.
+        let id = self.context_id;
         if let Ok(mut waiters) = self.plugin.waiters.try_borrow_mut() {
-            waiters.retain(|w| w.context_id != self.context_id);
+            waiters.retain(|w| w.context_id != id);
         }
         if let Ok(mut jobs) = self.plugin.tools_lists.try_borrow_mut() {
-            jobs.retain(|j| j.context_id != self.context_id);
+            jobs.retain(|j| j.context_id != id);
+        }
+        if let Ok(mut outcomes) = self.plugin.outcomes.try_borrow_mut() {
+            outcomes.retain(|(c, _)| *c != id);
+        }
+        if let Ok(mut held) = self.plugin.held_mcp.try_borrow_mut() {
+            held.retain(|h| h.context_id != id);
         }
     }
 }
@@ -54,49 +106,70 @@ impl<H: Host> HttpContext for Filter<H> {
         };
         #[cfg(feature = "test-hooks")]
         if super::test_verify::answer(&self.plugin, &pending.request).is_some() {
+            self.gate = Gate::Answered;
             return Action::Pause;
         }
         let r = &pending.request;
-        if !crate::core::mcp::message::needs_body(&self.plugin.policy, &r.method, &r.path) {
-            return self.plugin.process(self.context_id, pending, false);
-        }
-        // SPEC §9: an MCP message is decided on its body.
-        if end_of_stream {
-            let mut pending = pending;
-            pending.request.body = Some(Vec::new());
-            return super::mcp::decide(&self.plugin, self.context_id, &mut self.mcp, pending);
-        }
-        super::mcp::await_body(&self.plugin, &mut self.mcp, pending)
+        let action =
+            if !crate::core::mcp::message::needs_body(&self.plugin.policy, &r.method, &r.path) {
+                self.plugin.process(self.context_id, pending, false)
+            } else if end_of_stream {
+                // SPEC §9: an MCP message is decided on its body; this one has none.
+                let mut pending = pending;
+                pending.request.body = Some(Vec::new());
+                mcp::decide(&self.plugin, self.context_id, &mut self.mcp, pending)
+            } else {
+                mcp::await_body(&self.plugin, self.context_id, &mut self.mcp, pending)
+            };
+        self.settle(action)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        super::mcp::on_request_body(
-            &self.plugin,
-            self.context_id,
-            &mut self.mcp,
-            body_size,
-            end_of_stream,
-        )
+        self.check_outcome();
+        match self.gate {
+            Gate::Open => Action::Continue,
+            // Buffered, never forwarded: the decision (or the answer) has the last word.
+            Gate::Answered => Action::Pause,
+            Gate::Held if matches!(self.mcp, McpPhase::AwaitingBody { .. }) => {
+                let action = mcp::on_request_body(
+                    &self.plugin,
+                    self.context_id,
+                    &mut self.mcp,
+                    body_size,
+                    end_of_stream,
+                );
+                self.settle(action)
+            }
+            // Parked for a JWKS refetch: the body waits with the headers. (A body callback
+            // while headers are held also shows that the host passes bodies on.)
+            Gate::Held => {
+                self.plugin.body_while_held.set(true);
+                Action::Pause
+            }
+        }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        if self.plugin.tools_lists.borrow().is_empty()
-            && matches!(self.mcp, super::mcp::McpPhase::Idle)
-        {
+        if self.plugin.tools_lists.borrow().is_empty() && matches!(self.mcp, McpPhase::Idle) {
             return Action::Continue;
         }
-        super::mcp::on_response_headers(&self.plugin, self.context_id, &mut self.mcp, end_of_stream)
+        mcp::on_response_headers(&self.plugin, self.context_id, &mut self.mcp, end_of_stream)
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        super::mcp::on_response_body(&self.plugin, &mut self.mcp, body_size, end_of_stream)
+        mcp::on_response_body(&self.plugin, &mut self.mcp, body_size, end_of_stream)
     }
 
     /// Identity fields are refused in trailers too (SPEC §5): a chunked HTTP/1 request or
     /// any HTTP/2 request (gRPC) can carry trailers, which reach the upstream after the
     /// body. Decisions read headers only, so trailers are stripped, never decided on; a
-    /// trailer that cannot be read or removed fails the request closed.
+    /// trailer that cannot be read or removed fails the request closed. Trailers end the
+    /// stream: a held MCP message is decided here; a parked request stays held.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.check_outcome();
+        if self.gate == Gate::Answered {
+            return Action::Pause;
+        }
         let host = &self.plugin.host;
         let Some(names) = host.request_trailer_names() else {
             return self.refuse(&ReadProblem::NoTrailers);
@@ -108,7 +181,14 @@ impl<H: Host> HttpContext for Filter<H> {
                 return self.refuse(&ReadProblem::TrailerNotRemoved(name));
             }
         }
-        Action::Continue
+        match self.gate {
+            Gate::Open => Action::Continue,
+            Gate::Held if matches!(self.mcp, McpPhase::AwaitingBody { .. }) => {
+                let action = mcp::end_of_message(&self.plugin, self.context_id, &mut self.mcp);
+                self.settle(action)
+            }
+            Gate::Held | Gate::Answered => Action::Pause,
+        }
     }
 }
 
@@ -174,7 +254,6 @@ fn read_request(host: &impl Host) -> Result<PendingRequest, ReadProblem> {
     let mut pending = PendingRequest {
         request,
         now_override: None,
-        headers_sent: false,
     };
     #[cfg(feature = "test-hooks")]
     test_hooks::apply(host, &mut pending)?;

@@ -1,27 +1,41 @@
-//! The Envoy side of SPEC §9 (MCP). Only a `POST` to an MCP endpoint takes this path:
-//! its body is buffered (up to `mcp.max_body_bytes`; one byte more is refused with 413 at
-//! once, never forwarded) and the request is decided at the end of the stream. An allowed
-//! `tools/list` has its response buffered (up to `mcp.max_response_bytes`) and rewritten.
-//! Every other route keeps the header-only path. The metadata `GET` needs nothing here:
-//! it is a decision whose answer the plugin sends (`Verdict::Answer`).
+//! The Envoy side of SPEC §9 (MCP). Only a `POST` to an MCP endpoint takes this path; every
+//! other route keeps the header-only path. The metadata `GET` needs nothing here: it is a
+//! decision whose answer the plugin sends (`Verdict::Answer`).
 //!
-//! Envoy's proxy-wasm host turns a `Pause` from a headers callback into
-//! `StopAllIterationAndWatermark`, which withholds the body from the filter until it
-//! resumes (proxy-wasm-cpp-host#143): a filter cannot hold headers *and* read the body.
-//! So for a body-phase decision the headers go on first (spoofed `x-agent-*` removed);
-//! the upstream sees them but never the body of a refused message (the local reply resets
-//! its stream), and an allowed one carries no identity headers (they can no longer be set).
-//! Likewise a `tools/list` response's headers go on before its body is read: what can be
-//! judged from them (status, content type, encoding, a `content-length` over budget)
-//! becomes the 502; `content-length` is removed so the rewritten body may differ in
-//! length; a body that turns out unreadable is replaced by a JSON-RPC error answer to the
-//! request's `id` with message `tools_list_unfilterable` (in the response's own framing,
-//! JSON or one SSE event), since the status line has gone out.
+//! **Request.** The headers of an MCP message are held (`Pause`) while its body is
+//! buffered (up to `mcp.max_body_bytes`; one byte more is refused with 413 at once, never
+//! forwarded). At the end of the stream (last body chunk, or trailers) the message is
+//! decided with its headers still held: an allow strips spoofed `x-agent-*`, sets the
+//! identity headers of SPEC §5 and lets headers and body go on together; a refusal is the
+//! local reply, and the upstream sees nothing of the message.
+//!
+//! This needs the Wasm filter's `allow_on_headers_stop_iteration: true` (Envoy ≥ 1.35,
+//! proxy-wasm-cpp-host#434). Without it the host turns a headers `Pause` into
+//! `StopAllIterationAndWatermark` and withholds the body from the filter (#143): the
+//! message would wait forever. So until a body callback has come while headers were held
+//! (the proof that the host passes bodies on), each held message is watched: one held
+//! [`HOLD_LIMIT_MS`] with no body callback is answered 500 (`actwarden_internal_error`)
+//! from the root context's tick, and a critical log line names the missing flag, once.
+//!
+//! **Response.** An allowed `tools/list` has its response headers held while its body is
+//! buffered (up to `mcp.max_response_bytes`), then filtered, `content-length` set to the
+//! rewritten length (when the upstream sent one). A response that cannot be filtered — not
+//! JSON or SSE, content-encoded, unreadable, over budget — becomes HTTP 502
+//! `{"error":"tools_list_unfilterable"}` (`content-encoding`, `mcp-session-id` and `etag`
+//! dropped); it is never passed on unfiltered.
 
 use super::host::Host;
-use super::plugin::{PendingRequest, Plugin, ToolsListJob};
+use super::plugin::{HeldMcp, Outcome, PendingRequest, Plugin, ToolsListJob};
 use crate::core::mcp::{UNFILTERABLE_BODY, UNFILTERABLE_STATUS};
 use proxy_wasm::types::{Action, LogLevel};
+
+/// How long an MCP message's headers may be held with no body callback at all before
+/// the filter concludes that the host withholds the body (no
+/// `allow_on_headers_stop_iteration`), while no body callback has proven otherwise.
+pub(crate) const HOLD_LIMIT_MS: u64 = 5_000;
+
+/// The critical line for a host that withholds bodies (logged once per plugin and worker).
+pub(crate) const NO_BODY_HINT: &str = "actwarden: MCP: no request body reached the filter within 5 s of holding the headers: this host withholds the body from a filter that holds them. Set `allow_on_headers_stop_iteration: true` in the Wasm filter's `config` (Envoy >= 1.35; in Istio use the EnvoyFilter of gateway-configs/mcp/). Until then every MCP message is answered 500";
 
 /// Where a request stands on the MCP path.
 #[derive(Default)]
@@ -29,48 +43,52 @@ pub(crate) enum McpPhase {
     /// Not an MCP message, or already decided.
     #[default]
     Idle,
-    /// Headers read; deciding waits for the body.
-    AwaitingBody(Box<PendingRequest>),
-    /// An allowed `tools/list`: its response is buffered and filtered.
+    /// Headers held; deciding waits for the end of the body (`buffered` bytes so far).
+    AwaitingBody {
+        pending: Box<PendingRequest>,
+        buffered: usize,
+    },
+    /// An allowed `tools/list`: its response headers are held, its body buffered.
     Filtering(Box<ToolsListJob>),
-    /// The response headers said 502 (unfilterable): the body becomes the 502's.
+    /// The response headers, held, are the 502's (unfilterable): the first body chunk
+    /// becomes the 502's body.
     Replaced,
-    /// The refusal went out mid-stream: later chunks are dropped.
+    /// The 502 went out: later chunks are dropped.
     Dropping,
 }
 
-/// Headers of an MCP message: remove spoofed identity now (they go on before the body).
+/// Headers of an MCP message: hold them until the body has been read and decided.
 pub(crate) fn await_body<H: Host>(
     plugin: &Plugin<H>,
+    context_id: u32,
     phase: &mut McpPhase,
-    mut pending: PendingRequest,
+    pending: PendingRequest,
 ) -> Action {
-    for (name, _) in &pending.request.headers {
-        if crate::core::decision::is_identity_header(name)
-            && !plugin.host.remove_request_header(name)
-        {
-            plugin.host.log(
-                LogLevel::Error,
-                "actwarden: could not remove an inbound identity header; refusing the request",
-            );
-            super::plugin::send_error(&plugin.host, 500);
-            return Action::Pause;
-        }
-    }
     // A compressed answer could not be filtered: ask every MCP upstream for an identity
-    // encoding now, while the headers can still change (the method is in the body).
-    // Never touch request headers after this callback: they are gone, and the SDK panics
-    // on the host's refusal.
+    // encoding (the method, in the body, is not known yet).
     if !plugin.host.remove_request_header("accept-encoding") {
+        plugin.host.log(
+            LogLevel::Error,
+            "actwarden: could not remove `accept-encoding`; refusing the request",
+        );
         super::plugin::send_error(&plugin.host, 500);
         return Action::Pause;
     }
-    pending.headers_sent = true;
-    *phase = McpPhase::AwaitingBody(Box::new(pending));
-    Action::Continue
+    if !plugin.body_while_held.get() {
+        plugin.held_mcp.borrow_mut().push(HeldMcp {
+            context_id,
+            since_ms: plugin.host.now_millis(),
+        });
+    }
+    *phase = McpPhase::AwaitingBody {
+        pending: Box::new(pending),
+        buffered: 0,
+    };
+    Action::Pause
 }
 
-/// Request body: buffer until the end of the stream, or refuse an oversized body at once.
+/// Request body of a held MCP message: buffer until the end of the stream, or refuse an
+/// oversized body at once. Only called in `AwaitingBody`.
 pub(crate) fn on_request_body<H: Host>(
     plugin: &Plugin<H>,
     context_id: u32,
@@ -78,21 +96,48 @@ pub(crate) fn on_request_body<H: Host>(
     body_size: usize,
     end_of_stream: bool,
 ) -> Action {
+    // The host passes bodies on while headers are held: no need to watch for one that
+    // withholds them any more.
+    plugin.body_while_held.set(true);
+    plugin.held_mcp.borrow_mut().clear();
     let max = plugin.policy.mcp.as_ref().map_or(0, |m| m.max_body_bytes);
-    if !matches!(phase, McpPhase::AwaitingBody(_)) {
-        return Action::Continue;
+    if let McpPhase::AwaitingBody { buffered, .. } = phase {
+        *buffered = body_size;
     }
     if body_size <= max && !end_of_stream {
         return Action::Pause; // StopIterationAndBuffer
     }
-    let McpPhase::AwaitingBody(mut pending) = std::mem::take(phase) else {
-        return Action::Continue;
-    };
-    // Over budget: one byte more than allowed is enough for the core to say 413.
-    let Some(body) = plugin
-        .host
-        .request_body(body_size.min(max.saturating_add(1)))
+    end_of_message(plugin, context_id, phase)
+}
+
+/// The end of a held MCP message (its last body chunk, its trailers, or one byte over
+/// budget): read what is buffered and decide.
+pub(crate) fn end_of_message<H: Host>(
+    plugin: &Plugin<H>,
+    context_id: u32,
+    phase: &mut McpPhase,
+) -> Action {
+    let McpPhase::AwaitingBody {
+        mut pending,
+        buffered,
+    } = std::mem::take(phase)
     else {
+        return Action::Pause;
+    };
+    plugin
+        .held_mcp
+        .borrow_mut()
+        .retain(|h| h.context_id != context_id);
+    let max = plugin.policy.mcp.as_ref().map_or(0, |m| m.max_body_bytes);
+    // Over budget: one byte more than allowed is enough for the core to say 413.
+    let body = if buffered == 0 {
+        Some(Vec::new())
+    } else {
+        plugin
+            .host
+            .request_body(buffered.min(max.saturating_add(1)))
+    };
+    let Some(body) = body else {
         plugin.host.log(
             LogLevel::Error,
             "actwarden: could not read the request body",
@@ -118,13 +163,46 @@ pub(crate) fn decide<H: Host>(
     action
 }
 
-/// Response headers of a filtered `tools/list`. They go on now (see the module docs):
-/// what they show decides a 502 here; otherwise `content-length` goes, for the rewrite.
+/// Root context, on its tick: answers the MCP messages held [`HOLD_LIMIT_MS`] with no
+/// body callback, as long as none has ever come on this worker (see the module docs).
+pub(crate) fn check_held<H: Host>(plugin: &Plugin<H>, now_ms: u64, root_context_id: u32) {
+    if plugin.body_while_held.get() {
+        return;
+    }
+    let expired: Vec<u32> = {
+        let mut held = plugin.held_mcp.borrow_mut();
+        let (expired, waiting): (Vec<HeldMcp>, Vec<HeldMcp>) = std::mem::take(&mut *held)
+            .into_iter()
+            .partition(|h| now_ms >= h.since_ms.saturating_add(HOLD_LIMIT_MS));
+        *held = waiting;
+        expired.into_iter().map(|h| h.context_id).collect()
+    };
+    if expired.is_empty() {
+        return;
+    }
+    let host = &plugin.host;
+    if !plugin.hold_warned.replace(true) {
+        host.log(LogLevel::Critical, NO_BODY_HINT);
+    }
+    for context_id in expired {
+        if host.set_effective_context(context_id) {
+            super::plugin::send_error(host, 500);
+            plugin
+                .outcomes
+                .borrow_mut()
+                .push((context_id, Outcome::Answered));
+        }
+    }
+    host.set_effective_context(root_context_id);
+}
+
+/// Response headers of an allowed `tools/list`: held while the body is read, or made the
+/// 502's when they already show that the response cannot be filtered.
 pub(crate) fn on_response_headers<H: Host>(
     plugin: &Plugin<H>,
     context_id: u32,
     phase: &mut McpPhase,
-    _end_of_stream: bool,
+    end_of_stream: bool,
 ) -> Action {
     if !matches!(phase, McpPhase::Filtering(_)) {
         // A request paused for a JWKS refetch is decided later by the plugin: its job
@@ -134,9 +212,10 @@ pub(crate) fn on_response_headers<H: Host>(
             None => return Action::Continue,
         }
     }
-    let headers = plugin.host.response_headers().unwrap_or_default();
-    let status = header(&headers, ":status").and_then(|s| s.parse::<u16>().ok());
-    if !status.is_some_and(|s| (200..300).contains(&s)) {
+    let headers = plugin.host.response_headers();
+    let get = |name: &str| headers.as_deref().and_then(|h| header(h, name));
+    let status = get(":status").and_then(|s| s.parse::<u16>().ok());
+    if headers.is_some() && !status.is_some_and(|s| (200..300).contains(&s)) {
         // An HTTP error carries no tool list; it passes as it is.
         *phase = McpPhase::Idle;
         return Action::Continue;
@@ -146,33 +225,32 @@ pub(crate) fn on_response_headers<H: Host>(
         .mcp
         .as_ref()
         .map_or(0, |m| m.max_response_bytes);
-    let readable = header(&headers, "content-type")
-        .is_some_and(|ct| crate::core::mcp::BodyKind::of(&ct).is_some());
-    let encoded =
-        header(&headers, "content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
-    let too_long = header(&headers, "content-length")
+    let readable =
+        get("content-type").is_some_and(|ct| crate::core::mcp::BodyKind::of(&ct).is_some());
+    let encoded = get("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+    let too_long = get("content-length")
         .and_then(|l| l.parse::<usize>().ok())
         .is_some_and(|l| l > max);
-    if !readable || encoded || too_long {
-        plugin.host.log(
-            LogLevel::Warn,
-            "actwarden: tools/list answered 502: the response cannot be filtered",
-        );
-        replace_headers(plugin);
-        plugin
-            .host
-            .set_response_header("content-length", &UNFILTERABLE_BODY.len().to_string());
+    if !readable || encoded || too_long || end_of_stream {
+        unfilterable(plugin, "the response headers show it cannot be filtered");
+        if end_of_stream {
+            // No body to carry the 502's: the status and headers say it.
+            plugin.host.set_response_header("content-length", "0");
+            *phase = McpPhase::Idle;
+            return Action::Continue;
+        }
         *phase = McpPhase::Replaced;
-        return Action::Continue;
+        return Action::Pause;
     }
-    plugin.host.remove_response_header("content-length");
     if let McpPhase::Filtering(job) = phase {
-        job.content_type = header(&headers, "content-type").unwrap_or_default();
+        job.content_type = get("content-type").unwrap_or_default();
+        job.had_length = get("content-length").is_some();
     }
-    Action::Continue
+    Action::Pause
 }
 
-/// Response body of a filtered `tools/list`: buffer, then rewrite (or refuse).
+/// Response body of an allowed `tools/list`: buffer, then rewrite (or replace with the
+/// 502's), and let the held headers go on with it.
 pub(crate) fn on_response_body<H: Host>(
     plugin: &Plugin<H>,
     phase: &mut McpPhase,
@@ -186,18 +264,15 @@ pub(crate) fn on_response_body<H: Host>(
         .map_or(0, |m| m.max_response_bytes);
     match phase {
         McpPhase::Replaced => {
-            // Headers said 502: the body is the 502's, whatever the upstream sends.
-            let body: &[u8] = if end_of_stream {
-                UNFILTERABLE_BODY.as_bytes()
+            plugin
+                .host
+                .set_response_body(body_size, UNFILTERABLE_BODY.as_bytes());
+            *phase = if end_of_stream {
+                McpPhase::Idle
             } else {
-                b""
+                McpPhase::Dropping
             };
-            plugin.host.set_response_body(body_size, body);
-            return if end_of_stream {
-                Action::Continue
-            } else {
-                Action::Pause
-            };
+            return Action::Continue;
         }
         McpPhase::Dropping => {
             plugin.host.set_response_body(body_size, b"");
@@ -210,27 +285,25 @@ pub(crate) fn on_response_body<H: Host>(
     let McpPhase::Filtering(job) = std::mem::take(phase) else {
         return Action::Continue;
     };
-    let content_type = job.content_type.clone();
     let outcome = match plugin
         .host
         .response_body(body_size.min(max.saturating_add(1)))
     {
-        Some(body) => plugin.filter_tools_list(&job, &content_type, &body),
+        Some(body) => plugin.filter_tools_list(&job, &job.content_type, &body),
         None => Err(crate::core::mcp::Unfilterable::NotJson),
     };
     let body = match outcome {
-        Ok(filtered) => filtered.body,
-        Err(why) => {
-            plugin.host.log(
-                LogLevel::Warn,
-                &format!("actwarden: tools/list refused: {}", why.describe()),
-            );
-            let error = json_rpc_error(job.facts.id.as_ref());
-            if content_type.to_ascii_lowercase().contains("event-stream") {
-                format!("event: message\ndata: {error}\n\n").into_bytes()
-            } else {
-                error.into_bytes()
+        Ok(filtered) => {
+            if job.had_length {
+                plugin
+                    .host
+                    .set_response_header("content-length", &filtered.body.len().to_string());
             }
+            filtered.body
+        }
+        Err(why) => {
+            unfilterable(plugin, why.describe());
+            UNFILTERABLE_BODY.as_bytes().to_vec()
         }
     };
     plugin.host.set_response_body(body_size, &body);
@@ -241,27 +314,17 @@ pub(crate) fn on_response_body<H: Host>(
     Action::Continue
 }
 
-/// The JSON-RPC error answer that replaces an unreadable `tools/list` result.
-fn json_rpc_error(id: Option<&serde_json::Value>) -> String {
-    serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id.cloned().unwrap_or(serde_json::Value::Null),
-        "error": { "code": -32603, "message": "tools_list_unfilterable" }
-    })
-    .to_string()
-}
-
-/// The headers of the 502 that replaces an unfilterable response.
-fn replace_headers<H: Host>(plugin: &Plugin<H>) {
+/// Makes the held response headers the 502's (SPEC §9), after saying why.
+fn unfilterable<H: Host>(plugin: &Plugin<H>, why: &str) {
     let host = &plugin.host;
+    host.log(
+        LogLevel::Warn,
+        &format!("actwarden: tools/list answered 502: {why}"),
+    );
     host.set_response_header(":status", &UNFILTERABLE_STATUS.to_string());
     host.set_response_header("content-type", "application/json");
-    for name in [
-        "content-encoding",
-        "content-length",
-        "mcp-session-id",
-        "etag",
-    ] {
+    host.set_response_header("content-length", &UNFILTERABLE_BODY.len().to_string());
+    for name in ["content-encoding", "mcp-session-id", "etag"] {
         host.remove_response_header(name);
     }
 }

@@ -44,9 +44,23 @@ pub(crate) struct PendingRequest {
     pub request: Request,
     /// Test builds only: the decision time from `x-actwarden-test-now`.
     pub now_override: Option<UnixTime>,
-    /// Decided in the body phase (an MCP message): the headers went on already, spoofed
-    /// identity headers removed, so none can be removed or set now (see `mcp.rs`).
-    pub headers_sent: bool,
+}
+
+/// How a request whose headers the filter held was settled outside its own callbacks
+/// (by the root context: a JWKS waiter woken, or an MCP message given up on), for its
+/// next body or trailers callback to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Allowed and resumed: what follows goes on.
+    Resumed,
+    /// Answered locally: nothing more goes on.
+    Answered,
+}
+
+/// An MCP message whose headers are held while no body callback has come (yet).
+pub(crate) struct HeldMcp {
+    pub context_id: u32,
+    pub since_ms: u64,
 }
 
 /// An allowed `tools/list` whose response the filter must rewrite (SPEC §9): what the
@@ -56,8 +70,11 @@ pub(crate) struct ToolsListJob {
     pub request: Request,
     pub now: UnixTime,
     pub facts: crate::core::mcp::McpFacts,
-    /// The response's `content-type`, read with its headers (they are gone by the body).
+    /// The response's `content-type`, read with its (held) headers.
     pub content_type: String,
+    /// Whether the response came with a `content-length` (set again to the rewritten
+    /// length; a response without one stays without).
+    pub had_length: bool,
 }
 
 pub(crate) struct Plugin<H> {
@@ -72,6 +89,16 @@ pub(crate) struct Plugin<H> {
     pub waiters: RefCell<Vec<Waiter>>,
     /// Allowed `tools/list` requests whose responses are still to be filtered.
     pub tools_lists: RefCell<Vec<ToolsListJob>>,
+    /// Requests settled by the root context while their headers were held (`Outcome`).
+    pub outcomes: RefCell<Vec<(u32, Outcome)>>,
+    /// MCP messages held for their body that have had no body callback yet (see
+    /// `mcp::check_held`: a host without `allow_on_headers_stop_iteration` never gives one).
+    pub held_mcp: RefCell<Vec<HeldMcp>>,
+    /// A body callback came while headers were held: this host passes bodies on to a
+    /// filter that holds the headers, so the check above is no longer needed.
+    pub body_while_held: Cell<bool>,
+    /// The critical line naming the missing flag went out (once per plugin and worker).
+    pub hold_warned: Cell<bool>,
 }
 
 /// The keys every remote provider may use now, for one decision.
@@ -114,6 +141,10 @@ impl<H: Host> Plugin<H> {
             remotes,
             waiters: RefCell::new(Vec::new()),
             tools_lists: RefCell::new(Vec::new()),
+            outcomes: RefCell::new(Vec::new()),
+            held_mcp: RefCell::new(Vec::new()),
+            body_while_held: Cell::new(false),
+            hold_warned: Cell::new(false),
         }
     }
 
@@ -189,13 +220,12 @@ impl<H: Host> Plugin<H> {
             }
         }
 
-        // SPEC §5: inbound identity headers never reach the upstream, allowed or not
-        // (a body-phase request had them removed before its headers went on).
+        // SPEC §5: inbound identity headers never reach the upstream, allowed or not. An
+        // MCP message is decided in its body phase with its headers still held, so this
+        // holds for it too.
         let mut stripped = true;
-        if !pending.headers_sent {
-            for name in &decision.strip_headers {
-                stripped &= self.host.remove_request_header(name);
-            }
+        for name in &decision.strip_headers {
+            stripped &= self.host.remove_request_header(name);
         }
         if self.policy.audit_log.logs(decision.is_allowed()) {
             log_audit(&self.host, &decision.audit);
@@ -218,12 +248,7 @@ impl<H: Host> Plugin<H> {
                     send_error(&self.host, 500);
                     return Action::Pause;
                 }
-                let identity = if pending.headers_sent {
-                    &[][..]
-                } else {
-                    decision.identity_headers()
-                };
-                for (name, value) in identity {
+                for (name, value) in decision.identity_headers() {
                     if !self.host.set_request_header(name, value) {
                         // An identity the upstream would not see is not an allow.
                         self.host.log(
@@ -245,6 +270,7 @@ impl<H: Host> Plugin<H> {
                         now,
                         facts: facts.clone(),
                         content_type: String::new(),
+                        had_length: false,
                     });
                 }
                 if resumed {
@@ -296,6 +322,21 @@ impl<H: Host> Plugin<H> {
         }
     }
 
+    /// Whether request context `context_id` is parked for a JWKS refetch.
+    pub(crate) fn is_waiting(&self, context_id: u32) -> bool {
+        self.waiters
+            .borrow()
+            .iter()
+            .any(|w| w.context_id == context_id)
+    }
+
+    /// How the root context settled `context_id` while it was held, taken out.
+    pub(crate) fn take_outcome(&self, context_id: u32) -> Option<Outcome> {
+        let mut outcomes = self.outcomes.borrow_mut();
+        let at = outcomes.iter().position(|(c, _)| *c == context_id)?;
+        Some(outcomes.swap_remove(at).1)
+    }
+
     /// The `tools/list` filtering job of request context `context_id`, taken out.
     pub(crate) fn take_tools_list(&self, context_id: u32) -> Option<ToolsListJob> {
         let mut jobs = self.tools_lists.borrow_mut();
@@ -343,7 +384,15 @@ impl<H: Host> Plugin<H> {
         };
         for waiter in woken {
             if self.host.set_effective_context(waiter.context_id) {
-                self.process(waiter.context_id, waiter.request, true);
+                let action = self.process(waiter.context_id, waiter.request, true);
+                let outcome = if action == Action::Continue {
+                    Outcome::Resumed
+                } else {
+                    Outcome::Answered
+                };
+                self.outcomes
+                    .borrow_mut()
+                    .push((waiter.context_id, outcome));
             }
         }
         self.host.set_effective_context(root_context_id);

@@ -10,6 +10,10 @@ use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Tick period of a root context with MCP and no remote JWKS: only `mcp::check_held`
+/// runs on it, and only until the host has shown that it passes bodies on.
+const MCP_TICK_MS: u64 = 1000;
+
 pub(crate) struct Root<H> {
     context_id: u32,
     /// Given to the plugin once configured (a copy: `ProxyWasmHost` is zero-sized).
@@ -96,10 +100,18 @@ impl<H: Host + Clone + 'static> RootContext for Root<H> {
                 plugin.remotes.len()
             ),
         );
-        if !plugin.remotes.is_empty() {
-            // Fetches start on the first tick, not here: Envoy cannot dispatch calls
-            // while the plugin is being configured.
-            if !host.set_tick_period(Duration::from_millis(TICK_MS)) {
+        // Ticks: JWKS fetches start on them (not here: Envoy cannot dispatch calls while
+        // the plugin is being configured); MCP messages held for a body that never comes
+        // are answered on them (`mcp::check_held`).
+        let tick_ms = if !plugin.remotes.is_empty() {
+            Some(TICK_MS)
+        } else if plugin.policy.mcp.is_some() {
+            Some(MCP_TICK_MS)
+        } else {
+            None
+        };
+        if let Some(tick_ms) = tick_ms {
+            if !host.set_tick_period(Duration::from_millis(tick_ms)) {
                 // Without ticks no JWKS is ever fetched: refuse the plugin, loudly.
                 host.log(
                     LogLevel::Critical,
@@ -115,6 +127,7 @@ impl<H: Host + Clone + 'static> RootContext for Root<H> {
     fn on_tick(&mut self) {
         if let Some(plugin) = &self.plugin {
             jwks::tick(plugin, &mut self.callouts, self.context_id);
+            super::mcp::check_held(plugin, plugin.host.now_millis(), self.context_id);
         }
     }
 

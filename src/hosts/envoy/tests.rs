@@ -693,3 +693,88 @@ fn past_the_waiting_cap_an_unknown_kid_is_decided_at_once() {
     assert_eq!(replies[0].details, "actwarden_kid_unknown");
     assert_eq!(waiting(), MAX_WAITING_REQUESTS);
 }
+
+/// A POST with a body whose token's `kid` is unknown: parked at its headers. Keep the
+/// filter (dropping it is the stream going away).
+fn parked_post(fake: &FakeHost, root: &Root<FakeHost>, context_id: u32) -> Filter<FakeHost> {
+    let auth = unknown_kid_auth(fake);
+    let headers = [
+        (":method", "POST"),
+        (":path", "/remote/x"),
+        (":authority", "api.example.com"),
+        ("authorization", auth.as_str()),
+    ];
+    fake.enter_request(context_id, &headers);
+    let mut filter = root.filter(context_id).unwrap();
+    assert_eq!(
+        filter.on_http_request_headers(headers.len(), false),
+        Action::Pause
+    );
+    assert_eq!(root.plugin().unwrap().waiters.borrow().len(), 1);
+    // With `allow_on_headers_stop_iteration` the host calls the body and trailers
+    // callbacks of a parked request: none may let it go on before the decision.
+    fake.with_request(context_id, |r| r.body = b"{\"a\":1}".to_vec());
+    assert_eq!(filter.on_http_request_body(4, false), Action::Pause);
+    assert_eq!(filter.on_http_request_body(7, true), Action::Pause);
+    assert_eq!(filter.on_http_request_trailers(0), Action::Pause);
+    assert!(fake.replies().is_empty());
+    assert!(root.plugin().unwrap().body_while_held.get());
+    filter
+}
+
+#[test]
+fn a_body_arriving_while_parked_for_a_refetch_waits_for_the_allow() {
+    let (fake, mut root) = configured(&config());
+    let mut filter = parked_post(&fake, &root, 2);
+    fake.enter(ROOT);
+    root.on_tick();
+    let token = fake.dispatches()[0].token;
+    let body = public_jwks(&[&keys().remote_a, &keys().remote_b])
+        .to_string()
+        .into_bytes();
+    fake.state().call_response = (Some(200), body.clone());
+    root.on_http_call_response(token, 1, body.len(), 0);
+    assert!(fake.calls().contains(&Call::Resume(2)));
+    assert_eq!(fake.header(2, "x-agent-subject").as_deref(), Some("alice"));
+    // Resumed: what arrives from now on goes on.
+    fake.enter(2);
+    assert_eq!(filter.on_http_request_body(7, true), Action::Continue);
+    assert!(root.plugin().unwrap().outcomes.borrow().is_empty());
+}
+
+#[test]
+fn a_body_arriving_while_parked_for_a_refetch_is_never_forwarded_on_deny() {
+    let (fake, mut root) = configured(&config());
+    let mut filter = parked_post(&fake, &root, 2);
+    fake.enter(ROOT);
+    root.on_tick();
+    let token = fake.dispatches()[0].token;
+    fake.state().call_response = (Some(500), Vec::new());
+    root.on_http_call_response(token, 0, 0, 0);
+    assert_eq!(fake.replies()[0].status, 401);
+    assert!(!fake.calls().iter().any(|c| matches!(c, Call::Resume(_))));
+    fake.enter(2);
+    assert_eq!(filter.on_http_request_body(7, true), Action::Pause);
+    assert_eq!(filter.on_http_request_trailers(0), Action::Pause);
+}
+
+#[test]
+fn a_decided_request_passes_its_body_and_trailers_on() {
+    let (fake, root) = configured(&config());
+    let auth = bearer(&local_token());
+    let headers = [
+        (":method", "POST"),
+        (":path", "/api/items"),
+        ("authorization", auth.as_str()),
+    ];
+    fake.enter_request(2, &headers);
+    let mut filter = root.filter(2).unwrap();
+    assert_eq!(filter.on_http_request_headers(3, false), Action::Continue);
+    assert_eq!(filter.on_http_request_body(10, false), Action::Continue);
+    assert_eq!(filter.on_http_request_trailers(0), Action::Continue);
+    // A denied one does not.
+    fake.enter_request(3, &[(":method", "POST"), (":path", "/api/items")]);
+    let mut filter = root.filter(3).unwrap();
+    assert_eq!(filter.on_http_request_headers(2, false), Action::Pause);
+    assert_eq!(filter.on_http_request_body(10, true), Action::Pause);
+}
