@@ -135,20 +135,6 @@ impl Class {
         }
     }
 
-    /// An MCP message: allowed ones may reach the upstream before the filter could add
-    /// identity headers (a host without `allow_on_headers_stop_iteration` decides in the
-    /// body phase, after the headers went on), so their echo need not carry them.
-    pub fn mcp(self) -> bool {
-        matches!(
-            self,
-            Class::McpAllowed
-                | Class::McpDenied
-                | Class::McpArgumentOverCap
-                | Class::McpMalformed
-                | Class::McpOversized
-        )
-    }
-
     /// A class from the `x-request-id` the soak gives it (`soak-<index>-…`).
     pub fn of_request_id(id: &str) -> Option<Class> {
         let rest = id.strip_prefix("soak-")?;

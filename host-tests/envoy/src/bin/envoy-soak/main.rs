@@ -145,11 +145,12 @@ fn response_reason(class: Class, resp: &Response) -> std::result::Result<String,
                 "allowed_anonymous".to_owned()
             }
             _ => {
-                if !class.mcp()
-                    && agent
-                        .get("x-agent-subject")
-                        .and_then(Value::as_str)
-                        .is_none()
+                // MCP calls too: the filter holds their headers until the body is decided
+                // (`allow_on_headers_stop_iteration`), so identity reaches the upstream.
+                if agent
+                    .get("x-agent-subject")
+                    .and_then(Value::as_str)
+                    .is_none()
                 {
                     return Err(format!("allowed without x-agent-subject: {body}"));
                 }
