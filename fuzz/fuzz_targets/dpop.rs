@@ -201,13 +201,42 @@ fuzz_target!(|input: Input| {
                 && proof.jti.is_none()
                 && u64::from(proof.iat.0.unsigned_abs()) <= window
                 && config.algorithms.contains(&key_alg)
-                && uri.is_some();
+                && uri.is_some()
+                && within_budgets(one);
             if pristine {
                 assert!(result.is_ok(), "a pristine proof refused: {result:?} {one}");
             }
         }
     }
 });
+
+/// The proof is within the size and nesting budgets (`limits::MAX_DPOP_*_BYTES`,
+/// `MAX_JSON_DEPTH` 128): extra claims may be any JSON, and a proof over a budget is
+/// refused (`TooLarge`, `NotCompactJws`) however pristine its other parts.
+fn within_budgets(proof: &str) -> bool {
+    let parts: Vec<&str> = proof.split('.').collect();
+    let depth = |part: &str| {
+        let mut d = 0usize;
+        let mut max = 0usize;
+        for c in base64_decode(part).unwrap_or_default() {
+            match c {
+                b'[' | b'{' => {
+                    d += 1;
+                    max = max.max(d);
+                }
+                b']' | b'}' => d = d.saturating_sub(1),
+                _ => {}
+            }
+        }
+        max
+    };
+    proof.len() <= 8 * 1024
+        && parts.len() == 3
+        && parts[0].len() / 4 * 3 <= 4 * 1024
+        && parts[1].len() / 4 * 3 <= 4 * 1024
+        && depth(parts[0]) < 100
+        && depth(parts[1]) < 100
+}
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
