@@ -215,11 +215,21 @@ fuzz_target!(|input: Input| {
 /// refused (`TooLarge`, `NotCompactJws`) however pristine its other parts.
 fn within_budgets(proof: &str) -> bool {
     let parts: Vec<&str> = proof.split('.').collect();
+    // Nesting outside strings (brackets inside a string do not count).
     let depth = |part: &str| {
-        let mut d = 0usize;
-        let mut max = 0usize;
+        let (mut d, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
         for c in base64_decode(part).unwrap_or_default() {
+            if in_string {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
             match c {
+                b'"' => in_string = true,
                 b'[' | b'{' => {
                     d += 1;
                     max = max.max(d);
