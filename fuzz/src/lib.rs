@@ -523,8 +523,13 @@ impl TokenIn {
         let token = match &self.corrupt {
             None => token,
             Some(c) => {
-                genuine = false;
-                corrupt(&token, c)
+                let altered = corrupt(&token, c);
+                // A cut at the very end (or a space the header's reader trims) leaves the
+                // token as it was signed: still genuine.
+                if altered.trim() != token {
+                    genuine = false;
+                }
+                altered
             }
         };
         Minted { token, genuine }
