@@ -175,7 +175,7 @@ setup-fuzz:
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_RUNS ?= 10000000
 FUZZ_MAX_SECONDS ?= 3600
-FUZZ_TARGETS := token_parse token_verify config jwks request_json decide
+FUZZ_TARGETS := token_parse token_verify config jwks request_json decide mcp_message tools_list dpop
 
 # Builds every target (cargo-fuzz, nightly, AddressSanitizer) and runs each briefly.
 fuzz-smoke: setup-fuzz

@@ -66,7 +66,24 @@ def main():
                 req.setdefault("headers", {})["authorization"] = "Bearer " + tokens[0]
             write("request_json", f"{fname[:2]}-{n}", json.dumps(req))
             n += 1
+    # MCP bodies (a flag byte first: bit 0 a token, bits 1-2 mcp-method / mcp-name headers)
+    # from the MCP cases, distinct and small.
+    seen = set()
+    for case in json.load(open(os.path.join(CORPUS, "cases", "11-mcp.json"))):
+        req = case["request"]
+        body = req.get("body")
+        if body is None and req.get("body_base64"):
+            body = base64.b64decode(req["body_base64"]).decode("utf-8", "replace")
+        if not body or len(body) > 600 or body in seen:
+            continue
+        seen.add(body)
+        write("mcp_message", f"case-{len(seen):02d}", bytes([len(seen) % 8]) + body.encode())
+    write("mcp_message", "list", b"\x07" + b'{"jsonrpc":"2.0","id":"a","method":"tools/list"}')
+    write("mcp_message", "response", b"\x01" + b'{"jsonrpc":"2.0","id":2,"result":{}}')
     # Structured targets: bytes that `arbitrary` turns into varied inputs.
+    for i in range(6):
+        write("tools_list", f"blob-{i}", hashlib.sha256(f"tools-list-{i}".encode()).digest() * (2 + 4 * i))
+        write("dpop", f"blob-{i}", hashlib.sha256(f"dpop-{i}".encode()).digest() * (2 + 3 * i))
     for i in range(6):
         blob = hashlib.sha256(f"decide-{i}".encode()).digest() * (4 + 8 * i)
         write("decide", f"blob-{i}", blob)

@@ -46,6 +46,9 @@ pub use crate::core::verification::shared::{SharedTokens, SharedVerified};
 pub mod mcp {
     pub use crate::core::mcp::config::warnings;
     pub use crate::core::mcp::message::needs_body;
+    /// The facts of one MCP message body (the pipeline reads it before step 1; exposed for
+    /// fuzzing and tools).
+    pub use crate::core::mcp::message::parse as parse_message;
     pub use crate::core::mcp::metadata::{document as metadata_document, Location};
     pub use crate::core::mcp::{
         filter_tools_list, ArgumentCondition, ArgumentTest, BodyKind, FilteredResponse, McpConfig,
@@ -71,6 +74,11 @@ pub use crate::tools::policy_test;
 /// outside the pipeline (for external test suites such as Wycheproof). Nothing here may
 /// feed a decision.
 pub mod dangerous {
+    /// One DPoP proof's checks of SPEC §10 (no replay window, no token), and the `htu`
+    /// comparison form: for fuzzing and external suites.
+    pub use crate::core::dpop::{
+        normalize_htu, request_htu, verify_proof as verify_dpop_proof, AcceptedProof, ExpectedProof,
+    };
     pub use crate::core::token::{parse as parse_unverified, split, Header, Jws, TokenProblem};
     pub use crate::core::verification::crypto::verify_with;
     pub use crate::core::verification::{candidate_keys, verify_signature, SignatureFailure};

@@ -3,11 +3,14 @@
 //! request built with `arbitrary` (method, path, headers, a token over fuzz-chosen claims
 //! signed by a fixed key, peer), and the invariants every decision must keep.
 //!
-//! Adding a target later (MCP bodies, DPoP proofs, …): a file in `fuzz_targets/`, a
-//! `[[bin]]` in `Cargo.toml`, a seed folder `seeds/<name>/`, and the name in
-//! `TARGETS` of `scripts/fuzz.sh`. Request classes for the decision target: a variant of
-//! [`AuthIn`] / [`BodyIn`] here.
+//! Adding a target: a file in `fuzz_targets/`, a `[[bin]]` in `Cargo.toml`, a seed folder
+//! `seeds/<name>/`, and the name in `TARGETS` of `scripts/fuzz.sh`. Request classes for
+//! the decision target: a variant of [`AuthIn`] / [`BodyIn`] here (MCP messages in
+//! [`mcp`], DPoP proofs in [`dpop`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod dpop;
+pub mod mcp;
 
 use actwarden::mint::SigningKey;
 use actwarden::{
@@ -30,7 +33,7 @@ pub const NOW: u64 = 1_800_000_000;
 /// as is, and with every local key set replaced by the `hs-a` secret (HS256 only): the
 /// same rules and identity checks at a fraction of the cost of asymmetric signatures under
 /// the sanitizer, so most executions use the HS256 twin (see [`RequestIn::asymmetric`]).
-pub const POLICY_NAMES: [&str; 11] = [
+pub const POLICY_NAMES: [&str; 13] = [
     "main",
     "binding-required",
     "peer-match",
@@ -42,6 +45,8 @@ pub const POLICY_NAMES: [&str; 11] = [
     "strict-time",
     "shadow-rule",
     "shadow-policy",
+    "mcp",
+    "dpop",
 ];
 
 /// Signing keys by corpus name; `evil-es256` is in no configured key set (forgeries).
@@ -68,6 +73,8 @@ pub struct Fixture {
     pub remote: HashMap<String, KeySet>,
     pub no_remote: HashMap<String, KeySet>,
     pub rng: SystemRandom,
+    /// DPoP proof keys ([`dpop::PROOF_KEYS`]).
+    pub proof_keys: Vec<dpop::ProofKey>,
 }
 
 fn configs() -> Map<String, Value> {
@@ -132,6 +139,7 @@ pub fn fixture() -> &'static Fixture {
             remote,
             no_remote: HashMap::new(),
             rng: SystemRandom::new(),
+            proof_keys: dpop::proof_keys(),
         }
     })
 }
@@ -388,7 +396,7 @@ fn actwarden_b64(bytes: &[u8]) -> String {
 }
 
 /// base64url without padding (no extra dependency for one function).
-mod base64_lite {
+pub mod base64_lite {
     pub const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     pub fn encode(bytes: &[u8]) -> String {
         let mut out = String::new();
@@ -454,6 +462,16 @@ pub struct Minted {
 
 impl TokenIn {
     pub fn mint(&self, f: &Fixture, asymmetric: bool) -> Minted {
+        self.mint_with(f, asymmetric, |_| {})
+    }
+
+    /// Mints with the claims patched first (a DPoP proof's `cnf.jkt`).
+    pub fn mint_with(
+        &self,
+        f: &Fixture,
+        asymmetric: bool,
+        patch: impl FnOnce(&mut Value),
+    ) -> Minted {
         let (keys, evil) = if asymmetric {
             (&f.keys, KEY_NAMES.len() - 1)
         } else {
@@ -486,7 +504,8 @@ impl TokenIn {
                 header.insert(k, v.get());
             }
         }
-        let claims = self.claims.get();
+        let mut claims = self.claims.get();
+        patch(&mut claims);
         let token = match key.mint(alg, &claims, Some(&header), &f.rng) {
             Ok(t) => t,
             // The alg does not fit the key: sign with the key's own.
@@ -504,8 +523,13 @@ impl TokenIn {
         let token = match &self.corrupt {
             None => token,
             Some(c) => {
-                genuine = false;
-                corrupt(&token, c)
+                let altered = corrupt(&token, c);
+                // A cut at the very end (or a space the header's reader trims) leaves the
+                // token as it was signed: still genuine.
+                if altered.trim() != token {
+                    genuine = false;
+                }
+                altered
             }
         };
         Minted { token, genuine }
@@ -572,13 +596,18 @@ pub enum AuthIn {
     Token(Scheme, Box<TokenIn>),
     /// Two credentials: a repeated header, or another `from_headers` name.
     Two(Box<TokenIn>, Box<TokenIn>, bool),
-    // Issue 13 (DPoP): `DPoP(TokenIn, ProofIn)` — a proof in the `dpop` header.
+    /// A token bound (or not) by `cnf.jkt` to a proof key, with a DPoP proof in the `dpop`
+    /// header (SPEC §10); the request goes to `https://api.example.com`.
+    DPoP(Box<TokenIn>, Box<dpop::ProofIn>),
 }
 
-/// A request body. Issue 12 (MCP) adds `JsonRpc(...)` here and reads it in `to_request`.
+/// A request body.
 #[derive(Arbitrary, Debug, Clone)]
 pub enum BodyIn {
     None,
+    /// An MCP message (SPEC §9), `POST /mcp` when `to_endpoint`.
+    JsonRpc(Box<mcp::McpIn>),
+    Raw(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -622,6 +651,8 @@ pub struct RequestIn {
 pub struct Built {
     pub request: Request,
     pub tokens: Vec<Minted>,
+    /// The DPoP proof it carries (`AuthIn::DPoP`).
+    pub proof: Option<dpop::BuiltProof>,
 }
 
 impl RequestIn {
@@ -631,13 +662,13 @@ impl RequestIn {
 
     pub fn build(&self, f: &Fixture) -> Built {
         let asym = self.is_asymmetric();
-        let method = match &self.method {
+        let mut method = match &self.method {
             Str::Known(i) => {
                 ["GET", "POST", "PUT", "DELETE", "PATCH"][usize::from(*i) % 5].to_owned()
             }
             Str::Any(s) => s.clone(),
         };
-        let path = match &self.raw_path {
+        let mut path = match &self.raw_path {
             Some(p) => p.clone(),
             None => format!(
                 "{}{}",
@@ -646,6 +677,20 @@ impl RequestIn {
             ),
         };
         let mut headers = Vec::new();
+        let mut body = None;
+        match &self.body {
+            BodyIn::None => {}
+            BodyIn::JsonRpc(m) => {
+                let (b, h) = m.build();
+                if m.to_endpoint {
+                    method = "POST".into();
+                    path = "/mcp".into();
+                }
+                body = Some(b);
+                headers.extend(h);
+            }
+            BodyIn::Raw(b) => body = Some(b.clone()),
+        }
         for h in &self.headers {
             let (n, v) = match h {
                 HeaderIn::XAgent(n, v) => (format!("x-agent-{n}"), v.clone()),
@@ -671,6 +716,8 @@ impl RequestIn {
             Scheme::Any(s) => s.clone(),
         };
         let mut tokens = Vec::new();
+        let mut proof = None;
+        let mut authority = self.authority.clone();
         match &self.auth {
             AuthIn::None => {}
             AuthIn::Raw(v) => headers.push(("authorization".into(), v.clone())),
@@ -691,24 +738,39 @@ impl RequestIn {
                 tokens.push(a);
                 tokens.push(b);
             }
+            AuthIn::DPoP(t, p) => {
+                let m = t.mint_with(f, asym, |c| p.patch_claims(f, c));
+                let path_only = path.split('?').next().unwrap_or_default();
+                let now = NOW.saturating_add_signed(i64::from(self.now.0));
+                let built = p.build(f, &method, path_only, &m.token, now);
+                headers.push((
+                    "authorization".into(),
+                    format!("{}{}", built.scheme, m.token),
+                ));
+                for v in &built.headers {
+                    headers.push(("dpop".into(), v.clone()));
+                }
+                authority = Some(dpop::AUTHORITY.to_owned());
+                tokens.push(m);
+                proof = Some(built);
+            }
         }
         let peer = self.peer.as_ref().map(|p| Peer {
             uri_san: p.uri_san.as_ref().map(Str::get),
             certificate_sha256: p.digest,
         });
-        match self.body {
-            BodyIn::None => {}
-        }
         Built {
             request: Request {
                 method,
                 path,
-                authority: self.authority.clone(),
+                authority,
                 headers,
                 peer,
+                body,
                 ..Request::default()
             },
             tokens,
+            proof,
         }
     }
 
@@ -740,23 +802,41 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
     let built = input.build(f);
     let policy = input.policy(f);
     let remote = input.remote(f);
+    let window = actwarden::MemoryWindow::new();
     let ctx = Context {
         policy,
         remote_keys: remote,
         crypto: &RING,
-        replay: &actwarden::MemoryWindow::new(),
+        replay: &window,
         cache: None,
         shared: None,
     };
     let d = decide(ctx, &built.request, input.now());
     check_decision(&d, &built);
+    mcp::check_mcp(&d, policy, &built.request);
+    if let Some(proof) = &built.proof {
+        check_dpop(&d, proof);
+        // The same proof again, in the same window: a replay.
+        let again = decide(ctx, &built.request, input.now());
+        check_decision(&again, &built);
+        if d.audit.binding == actwarden::BindingOutcome::Dpop {
+            assert_eq!(
+                again.reason(),
+                Reason::DpopReplayed,
+                "a replayed proof passed"
+            );
+        }
+    }
     if input.check_cache.is_multiple_of(8) {
         let cache = TokenCache::default();
-        let ctx = Context {
-            cache: Some(&cache),
-            ..ctx
-        };
         for _ in 0..2 {
+            // A window of its own: the same proof is fresh to it.
+            let window = actwarden::MemoryWindow::new();
+            let ctx = Context {
+                cache: Some(&cache),
+                replay: &window,
+                ..ctx
+            };
             let c = decide(ctx, &built.request, input.now());
             check_decision(&c, &built);
             assert_eq!(c.reason(), d.reason(), "the cache changed the decision");
@@ -764,6 +844,25 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
         }
     }
     d
+}
+
+/// DPoP invariants: a proof the harness broke for certain never lets the request through,
+/// and a decision that used a proof (`binding: dpop`) came with one, with the DPoP scheme.
+pub fn check_dpop(d: &Decision, proof: &dpop::BuiltProof) {
+    let allowed = d.reason() == Reason::Allowed;
+    if proof.must_fail {
+        assert!(
+            !allowed,
+            "allowed with a proof that must fail: {}",
+            d.audit.to_json_line()
+        );
+        assert_ne!(d.audit.binding, actwarden::BindingOutcome::Dpop);
+    }
+    if d.audit.binding == actwarden::BindingOutcome::Dpop {
+        assert!(proof.bound, "binding dpop without cnf.jkt");
+        assert_ne!(proof.scheme, "Bearer ", "binding dpop for a bearer token");
+        assert_eq!(proof.headers.len(), 1);
+    }
 }
 
 /// The invariants of SPEC §4–§6 that hold for every decision.

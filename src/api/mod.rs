@@ -1,6 +1,9 @@
 //! JSON in, JSON out: the one entry point the CLI and the playground share (`check`), so
 //! that no host holds decision logic of its own (cedar's pattern), and a request is read
 //! once whatever the host asks for.
+// Safe Rust only (the fuzz targets run without AddressSanitizer on that ground): the
+// one `unsafe` of the crate is the proxy-wasm host binding in `hosts/envoy/host.rs`.
+#![forbid(unsafe_code)]
 
 pub mod report;
 

@@ -11,6 +11,9 @@
 //! refused, `limits` every budget on untrusted input, `time` the only notion of "now",
 //! `trace` the record of the checks a decision ran (`decide_traced`, for explanations), and
 //! `file` how a host that has files lends them to the configuration.
+// Safe Rust only (the fuzz targets run without AddressSanitizer on that ground): the
+// one `unsafe` of the crate is the proxy-wasm host binding in `hosts/envoy/host.rs`.
+#![forbid(unsafe_code)]
 
 // The steps, in the order a request meets them (rustfmt keeps this order: one group each).
 /// 1. The configuration, loaded and checked once.

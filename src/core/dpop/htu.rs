@@ -4,7 +4,7 @@
 
 /// The comparison form of an absolute http(s) URI, or `None` when it is not one actwarden
 /// can compare (another scheme, userinfo, a bad port, control characters).
-pub(crate) fn normalize(uri: &str) -> Option<String> {
+pub fn normalize(uri: &str) -> Option<String> {
     let (scheme, rest) = uri.split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
@@ -26,7 +26,7 @@ pub(crate) fn normalize(uri: &str) -> Option<String> {
 }
 
 /// The URI a request was sent to: `scheme://authority` and the path without its query.
-pub(crate) fn request_uri(scheme: &str, authority: &str, path_only: &str) -> Option<String> {
+pub fn request_uri(scheme: &str, authority: &str, path_only: &str) -> Option<String> {
     normalize(&format!("{scheme}://{authority}{path_only}"))
 }
 
@@ -64,6 +64,9 @@ fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
     } else {
         match authority.rsplit_once(':') {
             None => return Some((authority, None)),
+            // A host name has no colon (RFC 3986 §3.2.2): `a:443:` is no `a` with an empty
+            // port, and reading it as host `a:443` would not be idempotent.
+            Some((host, _)) if host.contains(':') => return None,
             Some((host, port)) => (host, port),
         }
     };
@@ -137,6 +140,8 @@ mod tests {
             "https:///x",
             "https://a/x y",
             "https://[::1/x",
+            "https://a:443:/x",
+            "https://a:b:8/x",
             "/relative",
         ] {
             assert_eq!(normalize(bad), None, "{bad}");

@@ -14,6 +14,10 @@ pub(crate) mod replay;
 mod thumbprint;
 
 pub use proof::ProofProblem;
+// Outside the pipeline only through `dangerous` (fuzzing): one proof's checks, the `htu`
+// comparison form.
+pub use htu::{normalize as normalize_htu, request_uri as request_htu};
+pub use proof::{verify as verify_proof, Accepted as AcceptedProof, Expected as ExpectedProof};
 pub use replay::{Admission, MemoryWindow, ReplayEntry, ReplayWindow};
 pub(crate) use thumbprint::sha256_thumbprint;
 

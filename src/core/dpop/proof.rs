@@ -99,7 +99,8 @@ impl ProofProblem {
 }
 
 /// What a proof is checked against.
-pub(crate) struct Expected<'a> {
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
     pub config: &'a DpopConfig,
     pub clock_skew_s: u64,
     pub method: &'a str,
@@ -115,12 +116,12 @@ pub(crate) struct Expected<'a> {
 
 /// A proof that passed every check: what the replay window needs.
 #[derive(Debug)]
-pub(crate) struct Accepted {
+pub struct Accepted {
     pub jti: String,
     pub iat: i64,
 }
 
-pub(crate) fn verify(
+pub fn verify(
     proof: &str,
     expected: &Expected<'_>,
     crypto: &dyn SignatureVerifier,

@@ -100,7 +100,7 @@ pub(crate) fn read(policy: &Policy, request: &Request) -> Result<McpFacts, Denia
 }
 
 /// One JSON-RPC 2.0 object, strictly.
-pub(crate) fn parse(body: &[u8]) -> Result<McpFacts, McpProblem> {
+pub fn parse(body: &[u8]) -> Result<McpFacts, McpProblem> {
     if nesting_exceeds(body, MAX_MCP_JSON_DEPTH) {
         return Err(McpProblem::TooDeep);
     }

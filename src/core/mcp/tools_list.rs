@@ -121,7 +121,10 @@ fn parse(text: &[u8]) -> Result<Value, Unfilterable> {
 }
 
 /// The filtered form of a JSON-RPC message that answers `id`; `Ok(None)` when `value` is
-/// a valid message that is not that answer (a notification or a request of the server).
+/// a valid message that is not a response (a notification or a request of the server).
+/// A response to another id is refused (`OtherId`): one POST carries one request, so its
+/// stream answers nothing else, and a client may match ids the gateway does not (`1.0`
+/// sent, `1` echoed by a JavaScript server): passed on, it would be an unfiltered list.
 fn rewrite(
     value: Value,
     id: Option<&Value>,
@@ -136,8 +139,11 @@ fn rewrite(
     }
     let is_response = !object.contains_key("method")
         && (object.contains_key("result") || object.contains_key("error"));
-    if !is_response || object.get("id") != id {
+    if !is_response {
         return Ok(None);
+    }
+    if object.get("id") != id {
+        return Err(Unfilterable::OtherId);
     }
     match object.get_mut("result") {
         // An error answer lists no tools: nothing to remove.
@@ -182,6 +188,16 @@ fn event_stream(
     out: &mut FilteredResponse,
 ) -> Result<String, Unfilterable> {
     let mut result = String::with_capacity(text.len());
+    // A stream may start with a byte-order mark, which clients drop before reading the
+    // first field (§9.2.6): read past it, or `\u{feff}data: …` would pass as a field of
+    // another name, unfiltered. It stays in the output.
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            result.push('\u{feff}');
+            rest
+        }
+        None => text,
+    };
     let mut event: Vec<&str> = Vec::new();
     for line in lines(text) {
         let blank = line.trim_end_matches(['\r', '\n']).is_empty();
@@ -367,6 +383,35 @@ mod tests {
             BodyKind::of("application/json; charset=utf-8"),
             Some(BodyKind::Json)
         );
+    }
+
+    #[test]
+    fn sse_answers_to_another_id_fail_closed() {
+        // Asked with id 3.0, answered with 3 (a JavaScript server): not passed on.
+        let stream = format!("data: {LIST}\n\n");
+        let asked = filter(
+            stream.as_bytes(),
+            BodyKind::EventStream,
+            Some(&json!(3.0)),
+            1 << 20,
+            &mut only_invoices,
+        );
+        assert_eq!(asked.unwrap_err(), Unfilterable::OtherId);
+        let other = format!("data: {}\n\n", LIST.replace("\"id\":3", "\"id\":4"));
+        assert_eq!(
+            run(&other, BodyKind::EventStream).unwrap_err(),
+            Unfilterable::OtherId
+        );
+    }
+
+    #[test]
+    fn sse_byte_order_mark_is_read_past() {
+        let stream = format!("\u{feff}data: {LIST}\n\n");
+        let out = run(&stream, BodyKind::EventStream).unwrap();
+        let text = String::from_utf8(out.body).unwrap();
+        assert!(text.starts_with("\u{feff}data: "), "{text}");
+        assert!(!text.contains("create_payment"), "{text}");
+        assert_eq!((out.kept, out.removed), (1, 1));
     }
 
     #[test]

@@ -7,12 +7,18 @@
 //! by the core at start, under the same configuration, so the soak also checks that Envoy
 //! decides exactly as the core does.
 //!
-//! Adding a class (issue 12 MCP: a `tools/call` body, a malformed body, a header
-//! mismatch; issue 13 DPoP: a valid proof, a replayed proof): a variant in [`Class`], its
-//! name, weight and flapping-ness in the tables below, and its request in
-//! [`Tokens::request`]. Everything else (tallies, checks, the closing line) follows.
+//! MCP classes (SPEC §9) send JSON-RPC bodies to `POST /mcp`: a tool call the policy
+//! allows, one it denies, one over an argument cap, a malformed body and one over
+//! `max_body_bytes`. DPoP classes (SPEC §10) send a token bound by `cnf.jkt` to the soak's
+//! proof key with the `DPoP` scheme: a fresh proof (minted per request), a proof the same
+//! connection already had accepted (`dpop_replayed`: the replay window is shared by both
+//! workers), and no proof at all.
+//!
+//! Adding a class: a variant in [`Class`], its name, weight and flapping-ness in the tables
+//! below, and its request in [`Tokens::request`]. Everything else (tallies, checks, the
+//! closing line) follows.
 
-use actwarden::mint::{public_jwks, SigningKey};
+use actwarden::mint::{public_jwks, ProofClaims, SigningKey};
 use actwarden::Alg;
 use actwarden_envoy_tests::http::Request;
 use actwarden_envoy_tests::{Error, Result};
@@ -41,12 +47,19 @@ pub enum Class {
     NoToken,
     RemoteValid,
     RemoteBadSignature,
-    // Issue 12 (MCP): McpToolsCall, McpMalformed, McpHeaderMismatch.
-    // Issue 13 (DPoP): DpopValid, DpopReplayed.
+    McpAllowed,
+    McpDenied,
+    McpArgumentOverCap,
+    McpMalformed,
+    McpOversized,
+    DpopValid,
+    /// The last proof this connection had accepted, again (the load loop keeps it).
+    DpopReplayed,
+    DpopMissing,
 }
 
 impl Class {
-    pub const ALL: [Class; 12] = [
+    pub const ALL: [Class; 20] = [
         Class::Valid,
         Class::Expired,
         Class::BadSignature,
@@ -59,6 +72,14 @@ impl Class {
         Class::NoToken,
         Class::RemoteValid,
         Class::RemoteBadSignature,
+        Class::McpAllowed,
+        Class::McpDenied,
+        Class::McpArgumentOverCap,
+        Class::McpMalformed,
+        Class::McpOversized,
+        Class::DpopValid,
+        Class::DpopReplayed,
+        Class::DpopMissing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +96,14 @@ impl Class {
             Class::NoToken => "no_token",
             Class::RemoteValid => "remote_valid",
             Class::RemoteBadSignature => "remote_bad_signature",
+            Class::McpAllowed => "mcp_call_allowed",
+            Class::McpDenied => "mcp_call_denied",
+            Class::McpArgumentOverCap => "mcp_argument_over_cap",
+            Class::McpMalformed => "mcp_malformed",
+            Class::McpOversized => "mcp_oversized",
+            Class::DpopValid => "dpop_valid",
+            Class::DpopReplayed => "dpop_replayed",
+            Class::DpopMissing => "dpop_missing_proof",
         }
     }
 
@@ -114,6 +143,14 @@ impl Class {
     }
 }
 
+pub const DPOP_ISS: &str = "https://dpop.example.com";
+/// The largest MCP body the soak's policy reads.
+pub const MCP_MAX_BODY: usize = 8192;
+/// The authority every soak request names (`host`); DPoP proofs' `htu` is on it, over
+/// plain HTTP (Envoy's `:scheme`).
+pub const AUTHORITY: &str = "api.example.com";
+pub const DPOP_PATH: &str = "/dpop/data";
+
 /// The configuration the soak's Envoy runs (SPEC §2).
 pub fn config(steady: &SigningKey, jwks_cluster: &str) -> Value {
     json!({
@@ -122,6 +159,14 @@ pub fn config(steady: &SigningKey, jwks_cluster: &str) -> Value {
                 "issuer": STEADY_ISS, "audiences": [AUDIENCE],
                 "local_jwks": { "inline_string": public_jwks(&[steady]).to_string() },
                 "algorithms": ["ES256"]
+            },
+            "dpop": {
+                "issuer": DPOP_ISS, "audiences": [AUDIENCE],
+                "local_jwks": { "inline_string": public_jwks(&[steady]).to_string() },
+                "algorithms": ["ES256"],
+                "clock_skew_s": 5,
+                // A short window: the replay window holds ~35 s of fresh proofs.
+                "dpop": { "mode": "required", "algorithms": ["EdDSA", "ES256"], "max_age_s": 30 }
             },
             "flappy": {
                 "issuer": FLAPPY_ISS, "audiences": [AUDIENCE],
@@ -133,8 +178,19 @@ pub fn config(steady: &SigningKey, jwks_cluster: &str) -> Value {
             }
         },
         "identity": { "trust_domains": ["prod.example.com"], "max_chain_depth": 4 },
+        "mcp": { "endpoints": ["/mcp"], "max_body_bytes": MCP_MAX_BODY },
         "rules": [
             { "id": "health", "match": { "path_prefix": "/healthz" }, "allow_anonymous": true },
+            { "id": "mcp-read", "providers": ["steady"],
+              "match": { "mcp": { "methods": ["tools/call"], "names": ["get_balance"] } },
+              "require": { "scopes": ["soak:read"],
+                           "arguments": [{ "pointer": "/amount", "max": 100 }] } },
+            { "id": "mcp-admin", "providers": ["steady"],
+              "match": { "mcp": { "methods": ["tools/call"], "names": ["delete_*"] } },
+              "require": { "scopes": ["soak:admin"] } },
+            { "id": "mcp-session", "match": { "path_exact": "/mcp" }, "providers": ["steady"] },
+            { "id": "dpop", "match": { "path_prefix": "/dpop" }, "providers": ["dpop"],
+              "require": { "scopes": ["soak:read"] } },
             { "id": "steady", "match": { "path_prefix": "/steady" }, "providers": ["steady"],
               "require": { "scopes": ["soak:read"] } },
             { "id": "flappy", "match": { "path_prefix": "/flappy" }, "providers": ["flappy"] }
@@ -175,6 +231,14 @@ fn flip_signature(token: &str) -> String {
     }
 }
 
+/// A JSON-RPC `tools/call` body.
+fn tool_call(name: &str, arguments: Value) -> Vec<u8> {
+    json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": name, "arguments": arguments } })
+    .to_string()
+    .into_bytes()
+}
+
 /// Tokens minted at start (steady) and at every rotation (flappy).
 pub struct Tokens {
     valid: Vec<String>,
@@ -187,6 +251,13 @@ pub struct Tokens {
     /// The flapping provider's tokens, minted with its newest key.
     remote: RwLock<Arc<(Vec<String>, String)>>,
     next: AtomicU64,
+    /// The DPoP provider's token, bound to `proof_key` (`cnf.jkt`).
+    dpop_token: String,
+    proof_key: SigningKey,
+    /// Distinct proof `jti`s (per soak run: a random prefix).
+    proof_prefix: String,
+    /// The oversized MCP body (valid JSON-RPC, padded over `MCP_MAX_BODY`).
+    mcp_oversized: Vec<u8>,
 }
 
 pub const VALID_POOL: usize = 4096 + 512;
@@ -213,6 +284,20 @@ impl Tokens {
         bomb["act"] = nested(400);
         let mut deep = ok.clone();
         deep["act"] = nested(12);
+        let rng = SystemRandom::new();
+        let proof_key = SigningKey::generate(Alg::EdDSA, "proof", &rng)
+            .map_err(|e| Error(format!("keygen: {e}")))?;
+        let jkt = proof_key
+            .jkt()
+            .ok_or_else(|| Error("proof key thumbprint".into()))?;
+        let mut bound = claims(DPOP_ISS, "user:dpop", now, 3);
+        bound["cnf"] = json!({ "jkt": jkt });
+        let mut prefix = [0u8; 6];
+        ring::rand::SecureRandom::fill(&rng, &mut prefix).map_err(|_| Error("rng".into()))?;
+        let oversized = tool_call(
+            "get_balance",
+            json!({ "amount": 1, "memo": "m".repeat(MCP_MAX_BODY) }),
+        );
         Ok(Tokens {
             valid,
             expired: mint(steady, &expired, None)?,
@@ -223,6 +308,10 @@ impl Tokens {
             deep_chain: mint(steady, &deep, None)?,
             remote: RwLock::new(Arc::new((Vec::new(), String::new()))),
             next: AtomicU64::new(0),
+            dpop_token: mint(steady, &bound, None)?,
+            proof_key,
+            proof_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
+            mcp_oversized: oversized,
         })
     }
 
@@ -246,7 +335,25 @@ impl Tokens {
         Arc::clone(&self.remote.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The request a class sends (without `x-request-id` and `host`).
+    /// A fresh DPoP proof for `GET` `DPOP_PATH` with the DPoP token, issued `now`.
+    fn proof(&self, n: usize) -> String {
+        let htu = format!("http://{AUTHORITY}{DPOP_PATH}");
+        let jti = format!("{}-{n}", self.proof_prefix);
+        let claims = ProofClaims {
+            htm: "GET",
+            htu: &htu,
+            iat: actwarden_envoy_tests::fixtures::now(),
+            jti: Some(&jti),
+            access_token: Some(&self.dpop_token),
+        };
+        self.proof_key
+            .dpop_proof(Alg::EdDSA, &claims, &SystemRandom::new())
+            .unwrap_or_default()
+    }
+
+    /// The request a class sends (without `x-request-id` and `host`). `DpopReplayed` is
+    /// sent by the load loop from a `DpopValid` request it had accepted; asked here (the
+    /// reasons decided at start), it is a fresh valid one.
     pub fn request(&self, class: Class) -> Request {
         let n = self.next.fetch_add(1, Ordering::Relaxed) as usize;
         let bearer = |path: &str, token: &str| {
@@ -272,8 +379,40 @@ impl Tokens {
             Class::NoToken => Request::new("GET", "/steady/data"),
             Class::RemoteValid => bearer("/flappy/data", &pick(&self.remote().0)),
             Class::RemoteBadSignature => bearer("/flappy/data", &self.remote().1),
+            Class::McpAllowed => mcp(
+                &pick(&self.valid),
+                tool_call("get_balance", json!({ "account": "acc-1", "amount": 10 })),
+            ),
+            Class::McpDenied => mcp(
+                &pick(&self.valid),
+                tool_call("delete_everything", json!({})),
+            ),
+            Class::McpArgumentOverCap => mcp(
+                &pick(&self.valid),
+                tool_call("get_balance", json!({ "account": "acc-1", "amount": 5000 })),
+            ),
+            Class::McpMalformed => mcp(
+                &pick(&self.valid),
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"#.to_vec(),
+            ),
+            Class::McpOversized => mcp(&pick(&self.valid), self.mcp_oversized.clone()),
+            Class::DpopValid | Class::DpopReplayed => Request::new("GET", DPOP_PATH)
+                .header("authorization", &format!("DPoP {}", self.dpop_token))
+                .header("dpop", &self.proof(n)),
+            Class::DpopMissing => Request::new("GET", DPOP_PATH)
+                .header("authorization", &format!("DPoP {}", self.dpop_token)),
         }
     }
+}
+
+/// `POST /mcp` with a JSON-RPC body.
+fn mcp(token: &str, body: Vec<u8>) -> Request {
+    let mut req = Request::new("POST", "/mcp")
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    req.body = body;
+    req
 }
 
 #[cfg(test)]

@@ -145,6 +145,8 @@ fn response_reason(class: Class, resp: &Response) -> std::result::Result<String,
                 "allowed_anonymous".to_owned()
             }
             _ => {
+                // MCP calls too: the filter holds their headers until the body is decided
+                // (`allow_on_headers_stop_iteration`), so identity reaches the upstream.
                 if agent
                     .get("x-agent-subject")
                     .and_then(Value::as_str)
@@ -187,17 +189,28 @@ fn load(
     };
     let mut local: Vec<Tally> = vec![Tally::default(); Class::ALL.len()];
     let mut i = thread;
+    // The last DPoP request of this connection that Envoy allowed: a replay sends it again.
+    let mut replayable: Option<Request> = None;
     while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         if shared.sent.fetch_add(1, Ordering::Relaxed) >= max {
             shared.sent.fetch_sub(1, Ordering::Relaxed);
             break;
         }
-        let class = schedule[i % schedule.len()];
+        let mut class = schedule[i % schedule.len()];
         i += 1;
+        let base = match (class, &replayable) {
+            (Class::DpopReplayed, Some(accepted)) => accepted.clone(),
+            (Class::DpopReplayed, None) => {
+                // Nothing accepted yet on this connection: a fresh proof first.
+                class = Class::DpopValid;
+                tokens.request(class)
+            }
+            _ => tokens.request(class),
+        };
         let id = format!("soak-{}-{thread}-{i}", class.index());
-        let req = tokens
-            .request(class)
-            .header("host", "api.example.com")
+        let req = base
+            .clone()
+            .header("host", classes::AUTHORITY)
             .header("x-request-id", &id);
         let t = &mut local[class.index()];
         t.sent += 1;
@@ -209,6 +222,9 @@ fn load(
             Ok(resp) => match response_reason(class, &resp) {
                 Err(what) => t.unexpected(format!("{id}: {what}")),
                 Ok(reason) => {
+                    if class == Class::DpopValid && reason == "allowed" {
+                        replayable = Some(base);
+                    }
                     *t.by_reason.entry(reason.clone()).or_default() += 1;
                     if resp.status >= 500 && reason != "jwks_unavailable" {
                         t.unexpected(format!("{id}: HTTP {} ({reason})", resp.status));
@@ -337,37 +353,62 @@ fn echo_server() -> Result<Server> {
     Server::start("soak-echo", handler)
 }
 
-/// The reason the core gives a class's request natively, under the soak's configuration.
+/// The reason the core gives a class's request natively, under the soak's configuration
+/// (as Envoy hands it over: plain HTTP, the soak's authority, the body). A replayed class
+/// is decided twice in one replay window: the second reason.
 fn native_reason(
     policy: &Policy,
     remote: &HashMap<String, actwarden::KeySet>,
+    class: Class,
     req: &Request,
     now: u64,
 ) -> String {
     let request = CoreRequest {
         method: req.method.clone(),
         path: req.path.clone(),
-        authority: Some("api.example.com".into()),
+        scheme: Some("http".into()),
+        authority: Some(classes::AUTHORITY.into()),
         headers: req
             .headers
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect(),
-        peer: None,
+        body: (!req.body.is_empty()).then(|| req.body.clone()),
         ..CoreRequest::default()
     };
+    let window = actwarden::MemoryWindow::new();
     let ctx = Context {
         policy,
         remote_keys: remote,
         crypto: &RING,
-        replay: &actwarden::MemoryWindow::new(),
+        replay: &window,
         cache: None,
         shared: None,
     };
-    decide(ctx, &request, UnixTime::from_secs(now))
-        .reason()
-        .code()
-        .to_owned()
+    let mut decision = decide(ctx, &request, UnixTime::from_secs(now));
+    if class == Class::DpopReplayed {
+        decision = decide(ctx, &request, UnixTime::from_secs(now));
+    }
+    decision.reason().code().to_owned()
+}
+
+/// Sets `allow_on_headers_stop_iteration` on every Wasm filter of the bootstrap: the
+/// filter then holds an MCP request's headers until its body is decided.
+fn allow_on_headers_stop_iteration(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("@type").and_then(Value::as_str)
+                == Some("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm")
+            {
+                if let Some(Value::Object(config)) = map.get_mut("config") {
+                    config.insert("allow_on_headers_stop_iteration".into(), json!(true));
+                }
+            }
+            map.values_mut().for_each(allow_on_headers_stop_iteration);
+        }
+        Value::Array(items) => items.iter_mut().for_each(allow_on_headers_stop_iteration),
+        _ => {}
+    }
 }
 
 fn run() -> Result<bool> {
@@ -407,7 +448,7 @@ fn run() -> Result<bool> {
     let mut allowed = Vec::new();
     println!("soak: request classes and the reasons each may get:");
     for class in Class::ALL {
-        let native = native_reason(&policy, &remote, &tokens.request(class), now);
+        let native = native_reason(&policy, &remote, class, &tokens.request(class), now);
         let mut set: BTreeSet<String> = BTreeSet::new();
         set.insert(native.clone());
         set.extend(class.flapping_reasons().iter().map(|s| (*s).to_owned()));
@@ -421,7 +462,7 @@ fn run() -> Result<bool> {
 
     let echo = echo_server()?;
     let dir = paths::work_dir("soak")?;
-    let bootstrap = boot::bootstrap(
+    let mut bootstrap = boot::bootstrap(
         vec![boot::actwarden_listener(
             "main",
             &wasm,
@@ -434,6 +475,7 @@ fn run() -> Result<bool> {
             boot::cluster("jwks", jwks.addr()),
         ],
     );
+    allow_on_headers_stop_iteration(&mut bootstrap);
     let options = Options {
         concurrency: 2,
         capture_log: false,
