@@ -105,6 +105,7 @@ fn filter(id: Value, content_type: &str, body: &str) -> Result<(String, usize), 
         crypto: &RING,
         replay: &window,
         cache: None,
+        shared: None,
     };
     let now = UnixTime::from_secs(1_800_000_000);
     filter_tools_list(ctx, &request, &facts, now, content_type, body.as_bytes())

@@ -88,6 +88,7 @@ fuzz_target!(|data: &[u8]| {
         crypto: &RING,
         replay: &window,
         cache: None,
+        shared: None,
     };
     let d = decide(ctx, &built.request, UnixTime::from_secs(NOW));
     check_decision(&d, &built);

@@ -379,6 +379,7 @@ fuzz_target!(|input: Input| {
         crypto: &RING,
         replay: &window,
         cache: None,
+        shared: None,
     };
     let now = UnixTime::from_secs(NOW);
     let content_type = match input.content_type % 8 {
