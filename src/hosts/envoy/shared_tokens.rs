@@ -70,6 +70,10 @@ mod tests {
         }
     }
 
+    fn table<'h>(host: &'h FakeHost, prefix: &'h str) -> SharedTokenTable<'h, FakeHost> {
+        SharedTokenTable { host, prefix }
+    }
+
     /// Two token hashes that fall in the same slot.
     fn colliding() -> (TokenHash, TokenHash) {
         let a = [1u8; 32];
@@ -82,14 +86,8 @@ mod tests {
     fn an_entry_written_by_one_worker_is_read_by_another() {
         let host = FakeHost::default();
         let prefix = prefix_for(b"{}");
-        let vm1 = SharedTokenTable {
-            host: &host,
-            prefix: &prefix,
-        };
-        let vm2 = SharedTokenTable {
-            host: &host,
-            prefix: &prefix,
-        };
+        let vm1 = table(&host, &prefix);
+        let vm2 = table(&host, &prefix);
         vm1.put(&[1; 32], &entry(7));
         assert_eq!(vm2.get(&[1; 32]), Some(entry(7)));
         assert_eq!(vm2.get(&[3; 32]), None);
@@ -99,10 +97,7 @@ mod tests {
     fn a_slot_holds_one_token_and_never_lends_it_to_another() {
         let host = FakeHost::default();
         let prefix = prefix_for(b"{}");
-        let table = SharedTokenTable {
-            host: &host,
-            prefix: &prefix,
-        };
+        let table = table(&host, &prefix);
         let (a, b) = colliding();
         table.put(&a, &entry(1));
         assert_eq!(table.get(&b), None, "same slot, other token");
@@ -118,29 +113,15 @@ mod tests {
     fn policies_do_not_share_a_table() {
         let host = FakeHost::default();
         let (p1, p2) = (prefix_for(b"{\"a\":1}"), prefix_for(b"{\"a\":2}"));
-        SharedTokenTable {
-            host: &host,
-            prefix: &p1,
-        }
-        .put(&[1; 32], &entry(1));
-        assert_eq!(
-            SharedTokenTable {
-                host: &host,
-                prefix: &p2
-            }
-            .get(&[1; 32]),
-            None
-        );
+        table(&host, &p1).put(&[1; 32], &entry(1));
+        assert_eq!(table(&host, &p2).get(&[1; 32]), None);
     }
 
     #[test]
     fn a_write_that_loses_the_race_keeps_the_other_workers_entry() {
         let host = FakeHost::default();
         let prefix = prefix_for(b"{}");
-        let table = SharedTokenTable {
-            host: &host,
-            prefix: &prefix,
-        };
+        let table = table(&host, &prefix);
         let (a, b) = colliding();
         let key = table.slot_key(&a);
         table.put(&a, &entry(1));
@@ -158,10 +139,7 @@ mod tests {
     fn damaged_slots_read_as_empty() {
         let host = FakeHost::default();
         let prefix = prefix_for(b"{}");
-        let table = SharedTokenTable {
-            host: &host,
-            prefix: &prefix,
-        };
+        let table = table(&host, &prefix);
         host.set_shared(&table.slot_key(&[1; 32]), b"garbage");
         assert_eq!(table.get(&[1; 32]), None);
     }
