@@ -342,7 +342,9 @@ impl Policy {
         let syntax = |problem| err("", ConfigProblem::Syntax(problem));
         let text = std::str::from_utf8(bytes).map_err(|_| syntax(SyntaxProblem::NotUtf8))?;
         if text.trim_start().starts_with('"') {
-            let inner: String = serde_json::from_str(text)
+            // `from_slice`, not `from_str`: the one serde_json reader the filter links
+            // (same messages and positions; `text` is UTF-8 already).
+            let inner: String = serde_json::from_slice(text.as_bytes())
                 .map_err(|e| syntax(SyntaxProblem::StringNotJson(e.to_string())))?;
             return Self::from_json(&inner);
         }
@@ -403,14 +405,12 @@ fn load_json(text: &str, files: Files<'_>) -> Result<Policy, ConfigError> {
         Err(JsonProblem::DuplicateMember(name)) => {
             return Err(err("", ConfigProblem::DuplicateMember(name)))
         }
-        Err(JsonProblem::Syntax) => {
-            // Ask serde_json again for a message with a line and column.
-            let detail = serde_json::from_str::<Value>(text)
-                .err()
-                .map(|e| e.to_string());
+        Err(JsonProblem::Syntax(message)) => {
+            // serde_json's message with a line and column, from the strict parse itself
+            // (not a second parse: one deserializer fewer in the filter).
             return Err(err(
                 "",
-                ConfigProblem::Syntax(SyntaxProblem::NotJson(detail)),
+                ConfigProblem::Syntax(SyntaxProblem::NotJson(Some(message))),
             ));
         }
     };

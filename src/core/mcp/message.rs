@@ -106,7 +106,7 @@ pub fn parse(body: &[u8]) -> Result<McpFacts, McpProblem> {
     }
     let value = parse_strict(body).map_err(|e| match e {
         JsonProblem::DuplicateMember(_) => McpProblem::DuplicateMember,
-        JsonProblem::Syntax => McpProblem::NotUtf8Json,
+        JsonProblem::Syntax(_) => McpProblem::NotUtf8Json,
     })?;
     let Value::Object(mut object) = value else {
         return Err(McpProblem::NotAnObject);

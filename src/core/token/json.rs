@@ -12,8 +12,10 @@ use std::fmt;
 pub(crate) enum JsonProblem {
     /// A member name appears twice in one object.
     DuplicateMember(String),
-    /// Not JSON, invalid UTF-8, or nested deeper than the budget.
-    Syntax,
+    /// Not JSON, invalid UTF-8, or nested deeper than the budget: serde_json's message,
+    /// with its line and column (what `serde_json::from_slice::<Value>` says of the same
+    /// text: the strict visitor refuses nothing else).
+    Syntax(String),
 }
 
 struct StrictValue(Value);
@@ -94,7 +96,7 @@ pub(crate) fn parse_strict(bytes: &[u8]) -> Result<Value, JsonProblem> {
                     let name = rest.rsplit_once(" at line ").map_or(rest, |(n, _)| n);
                     JsonProblem::DuplicateMember(name.to_owned())
                 }
-                None => JsonProblem::Syntax,
+                None => JsonProblem::Syntax(text),
             }
         })
 }
@@ -118,14 +120,52 @@ mod tests {
     #[test]
     fn nesting_bomb_is_a_syntax_error_not_a_crash() {
         let bomb = "[".repeat(100_000) + &"]".repeat(100_000);
-        assert_eq!(parse_strict(bomb.as_bytes()), Err(JsonProblem::Syntax));
+        assert!(matches!(
+            parse_strict(bomb.as_bytes()),
+            Err(JsonProblem::Syntax(_))
+        ));
         let objs = r#"{"a":"#.repeat(50_000) + "1" + &"}".repeat(50_000);
-        assert_eq!(parse_strict(objs.as_bytes()), Err(JsonProblem::Syntax));
+        assert!(matches!(
+            parse_strict(objs.as_bytes()),
+            Err(JsonProblem::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn syntax_message_is_what_serde_json_says_of_the_text() {
+        let bomb = "[".repeat(200) + &"]".repeat(200);
+        let texts: [&[u8]; 12] = [
+            b"",
+            b"{",
+            b"{\"a\":1,}",
+            b"[1,2",
+            b"{\"a\" 1}",
+            b"tru",
+            b"1e400",
+            b"-",
+            b"{\"a\":\"\xff\"}",
+            b"\"\\x\"",
+            b"{} x",
+            bomb.as_bytes(),
+        ];
+        for text in texts {
+            let serde = serde_json::from_slice::<Value>(text)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                parse_strict(text),
+                Err(JsonProblem::Syntax(serde)),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
     fn invalid_utf8_is_a_syntax_error() {
-        assert_eq!(parse_strict(b"{\"a\":\"\xff\"}"), Err(JsonProblem::Syntax));
+        assert!(matches!(
+            parse_strict(b"{\"a\":\"\xff\"}"),
+            Err(JsonProblem::Syntax(_))
+        ));
     }
 
     #[test]

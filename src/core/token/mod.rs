@@ -205,7 +205,7 @@ fn json_object(bytes: &[u8], part: Part) -> Result<Map<String, Value>, TokenProb
         Err(JsonProblem::DuplicateMember(name)) => {
             Err(TokenProblem::DuplicateMember { part, name })
         }
-        Err(JsonProblem::Syntax) => Err(TokenProblem::NotJson(part)),
+        Err(JsonProblem::Syntax(_)) => Err(TokenProblem::NotJson(part)),
     }
 }
 
