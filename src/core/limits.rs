@@ -68,6 +68,12 @@ pub(crate) const MAX_CACHED_TOKENS: usize = 4096;
 /// still cost a verification each, the same as without a cache).
 pub(crate) const MAX_CACHED_TOKEN_FAILURES: usize = 1024;
 
+/// DPoP proof headers one cache remembers (`TokenCache`): one per agent key in use. An
+/// entry is the header text and its parsed key, under 2 KiB even for a 4096-bit RSA key,
+/// so at most ~1 MiB per worker; a header not remembered is checked in full, as without
+/// the cache.
+pub(crate) const MAX_CACHED_PROOF_HEADERS: usize = 512;
+
 /// How long a failed signature is remembered, in seconds. Short, because the failure is
 /// about keys that may be replaced (a refetch brings a new key for the same `kid`).
 pub(crate) const TOKEN_FAILURE_TTL_S: u64 = 60;

@@ -379,6 +379,7 @@ fn evaluate_rule(
             .is_some_and(|s| s.is_dpop()),
         window: ctx.replay,
         crypto: ctx.crypto,
+        memo: ctx.cache,
     };
     dpop::check(&presented, claims, request, now, &mut audit.binding, t)?;
     binding::check(policy, claims, request, &mut audit.binding, t)?;

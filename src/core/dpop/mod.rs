@@ -17,6 +17,7 @@ pub use proof::ProofProblem;
 // Outside the pipeline only through `dangerous` (fuzzing): one proof's checks, the `htu`
 // comparison form.
 pub use htu::{normalize as normalize_htu, request_uri as request_htu};
+pub(crate) use proof::ProofHeader;
 pub use proof::{verify as verify_proof, Accepted as AcceptedProof, Expected as ExpectedProof};
 pub use replay::{Admission, MemoryWindow, ReplayEntry, ReplayWindow};
 pub(crate) use thumbprint::sha256_thumbprint;
@@ -29,6 +30,7 @@ use crate::core::request::Request;
 use crate::core::time::UnixTime;
 use crate::core::trace::{Recorder, Step};
 use crate::core::verification::backend::SignatureVerifier;
+use crate::core::verification::cache::TokenCache;
 use serde_json::Value;
 
 /// What the DPoP step needs from the pipeline.
@@ -41,6 +43,8 @@ pub(crate) struct Presented<'a> {
     /// The host's replay window (`Context::replay`).
     pub window: &'a dyn ReplayWindow,
     pub crypto: &'a dyn SignatureVerifier,
+    /// The host's cache (`Context::cache`): it remembers checked proof headers.
+    pub memo: Option<&'a TokenCache>,
 }
 
 /// The start of step 7. On success with a proof, `outcome` becomes `Dpop`.
@@ -128,7 +132,7 @@ fn verify_one_proof(
         access_token_sha256: presented.token_sha256,
         jkt,
     };
-    proof::verify(proof, &expected, presented.crypto).map_err(invalid)
+    proof::verify_remembering(proof, &expected, presented.crypto, presented.memo).map_err(invalid)
 }
 
 /// The verified token's `cnf.jkt`, when it is a string.

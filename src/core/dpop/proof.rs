@@ -15,7 +15,9 @@ use crate::core::limits::{
 use crate::core::token::b64;
 use crate::core::token::json::parse_strict;
 use crate::core::verification::backend::SignatureVerifier;
+use crate::core::verification::cache::TokenCache;
 use serde_json::{Map, Value};
+use std::rc::Rc;
 
 /// Why a proof is refused (`dpop_invalid`). Texts never repeat proof content: it is
 /// unverified and goes into responses and logs.
@@ -126,28 +128,99 @@ pub fn verify(
     expected: &Expected<'_>,
     crypto: &dyn SignatureVerifier,
 ) -> Result<Accepted, ProofProblem> {
-    let parts = split(proof)?;
-    check_typ(&parts.header)?;
-    let alg = check_alg(&parts.header, expected.config)?;
-    let (jwk, key) = proof_key(&parts.header, alg)?;
+    verify_remembering(proof, expected, crypto, None)
+}
+
+/// `verify`, with the proof headers already checked kept in `memo` (the host's
+/// `TokenCache`): an agent sends the same header, key and all, with every proof, and
+/// parsing it, its key and its thumbprint were most of a proof's work besides the
+/// signature. The result is the same with or without `memo`.
+pub(crate) fn verify_remembering(
+    proof: &str,
+    expected: &Expected<'_>,
+    crypto: &dyn SignatureVerifier,
+    memo: Option<&TokenCache>,
+) -> Result<Accepted, ProofProblem> {
+    let parts = split_remembering(proof, memo)?;
+    let header = match parts.header {
+        HeaderPart::Known(header) => {
+            check_alg_allowed(header.alg, expected.config)?;
+            header
+        }
+        HeaderPart::Parsed { text, object } => {
+            let header = Rc::new(read_header(&object, expected.config)?);
+            if let Some(memo) = memo {
+                memo.put_proof_header(text, Rc::clone(&header));
+            }
+            header
+        }
+    };
     // The host's backend, as for tokens (SPEC §13: BoringSSL in Envoy where offered).
-    let signed = crypto.verify(alg, &key, parts.signing_input.as_bytes(), &parts.signature);
+    let signed = crypto.verify(
+        header.alg,
+        &header.key,
+        parts.signing_input.as_bytes(),
+        &parts.signature,
+    );
     if !signed.is_valid() {
         return Err(ProofProblem::SignatureInvalid);
     }
     let accepted = check_claims(&parts.claims, expected)?;
-    check_binding(jwk, expected.jkt)?;
+    check_binding(&header, expected.jkt)?;
     Ok(accepted)
 }
 
+/// What a proof's protected header says, once every check that depends on it alone has
+/// passed: `typ`, no `crit`, an `alg` actwarden supports (not HMAC), and a public `jwk`
+/// within budget that fits it. Only the provider's `algorithms` allowlist is checked per
+/// request.
+#[derive(Debug)]
+pub(crate) struct ProofHeader {
+    alg: Alg,
+    key: keys::VerificationKey,
+    /// base64url of the key's RFC 7638 thumbprint; `None` when it has none (then a
+    /// key-bound token's check fails with `JwkInvalid`).
+    thumbprint: Option<String>,
+}
+
+/// The header of one proof: remembered, or parsed (not yet checked).
+enum HeaderPart<'p> {
+    Known(Rc<ProofHeader>),
+    Parsed {
+        text: &'p str,
+        object: Map<String, Value>,
+    },
+}
+
+/// `typ`, `alg` (against `config` too), the key and its thumbprint, in SPEC order.
+fn read_header(
+    header: &Map<String, Value>,
+    config: &DpopConfig,
+) -> Result<ProofHeader, ProofProblem> {
+    check_typ(header)?;
+    let alg = check_alg(header, config)?;
+    let (jwk, key) = proof_key(header, alg)?;
+    let thumbprint = thumbprint::sha256_thumbprint(jwk).map(|t| b64::encode(&t));
+    Ok(ProofHeader {
+        alg,
+        key,
+        thumbprint,
+    })
+}
+
 struct Parts<'p> {
-    header: Map<String, Value>,
+    header: HeaderPart<'p>,
     claims: Map<String, Value>,
     signing_input: &'p str,
     signature: Vec<u8>,
 }
 
-fn split(proof: &str) -> Result<Parts<'_>, ProofProblem> {
+/// Size, the three parts, and the JSON of header and claims: every `NotCompactJws` comes
+/// from here, before any other check (a remembered header passed them all before).
+fn split_remembering<'p>(
+    proof: &'p str,
+    memo: Option<&TokenCache>,
+) -> Result<Parts<'p>, ProofProblem> {
     if proof.len() > MAX_DPOP_PROOF_BYTES {
         return Err(ProofProblem::TooLarge);
     }
@@ -155,11 +228,17 @@ fn split(proof: &str) -> Result<Parts<'_>, ProofProblem> {
     let (Some(h), Some(c), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
         return Err(ProofProblem::NotCompactJws);
     };
-    let header = object(h, MAX_DPOP_HEADER_BYTES)?;
+    let header = match memo.and_then(|m| m.proof_header(h)) {
+        Some(known) => HeaderPart::Known(known),
+        None => {
+            let object = object(h, MAX_DPOP_HEADER_BYTES)?;
+            if object.contains_key("crit") {
+                return Err(ProofProblem::NotCompactJws);
+            }
+            HeaderPart::Parsed { text: h, object }
+        }
+    };
     let claims = object(c, MAX_DPOP_CLAIMS_BYTES)?;
-    if header.contains_key("crit") {
-        return Err(ProofProblem::NotCompactJws);
-    }
     let signature = b64::decode(s).ok_or(ProofProblem::NotCompactJws)?;
     let signing_input = proof.get(..h.len() + 1 + c.len()).unwrap_or_default();
     Ok(Parts {
@@ -193,8 +272,16 @@ fn check_typ(header: &Map<String, Value>) -> Result<(), ProofProblem> {
 fn check_alg(header: &Map<String, Value>, config: &DpopConfig) -> Result<Alg, ProofProblem> {
     let name = header.get("alg").and_then(Value::as_str).unwrap_or("none");
     match Alg::classify(name) {
-        AlgName::Supported(alg) if !alg.is_hmac() && config.algorithms.contains(&alg) => Ok(alg),
+        AlgName::Supported(alg) if !alg.is_hmac() => check_alg_allowed(alg, config),
         _ => Err(ProofProblem::AlgNotAllowed),
+    }
+}
+
+fn check_alg_allowed(alg: Alg, config: &DpopConfig) -> Result<Alg, ProofProblem> {
+    if config.algorithms.contains(&alg) {
+        Ok(alg)
+    } else {
+        Err(ProofProblem::AlgNotAllowed)
     }
 }
 
@@ -292,10 +379,13 @@ fn clamp_secs(value: f64) -> i64 {
 
 /// RFC 9449 §6.1: the token's `cnf.jkt` names this key. Compared as text: both are
 /// base64url of a SHA-256 (public values, no timing concern).
-fn check_binding(jwk: &Map<String, Value>, jkt: Option<&str>) -> Result<(), ProofProblem> {
+fn check_binding(header: &ProofHeader, jkt: Option<&str>) -> Result<(), ProofProblem> {
     let jkt = jkt.ok_or(ProofProblem::TokenNotKeyBound)?;
-    let thumbprint = thumbprint::sha256_thumbprint(jwk).ok_or(ProofProblem::JwkInvalid)?;
-    if b64::encode(&thumbprint) != jkt {
+    let thumbprint = header
+        .thumbprint
+        .as_deref()
+        .ok_or(ProofProblem::JwkInvalid)?;
+    if thumbprint != jkt {
         return Err(ProofProblem::ThumbprintMismatch);
     }
     Ok(())
@@ -431,6 +521,60 @@ mod tests {
         assert_eq!(
             verify(&flipped, &e, &RING).unwrap_err(),
             ProofProblem::SignatureInvalid
+        );
+    }
+
+    /// The remembered header changes no answer: every proof gets the same result with a
+    /// memo (twice, so the second can come from it) as without; only good headers are
+    /// remembered, and the provider's allowlist is still checked on a remembered one.
+    #[test]
+    fn a_remembered_proof_header_gives_the_same_answers() {
+        let k = key();
+        let jkt = k.jkt().unwrap();
+        let c = config();
+        let e = expected(&c, Some(&jkt));
+        let memo = TokenCache::default();
+        let header = json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": k.public_jwk() });
+        let mut bad_claims = claims();
+        bad_claims["htm"] = json!("POST");
+        let cases = [
+            proof(&k),
+            proof(&k),
+            forged(&k, &header, &bad_claims),
+            forged(&key(), &header, &claims()),
+            format!("{}.e30.AA", b64::encode(header.to_string().as_bytes())),
+            format!("{}.!!.AA", b64::encode(header.to_string().as_bytes())),
+            forged(
+                &k,
+                &json!({ "typ": "JWT", "alg": "ES256", "jwk": k.public_jwk() }),
+                &claims(),
+            ),
+            proof(&key()),
+        ];
+        for p in &cases {
+            let plain = verify(p, &e, &RING).map(|a| a.jti);
+            for round in 0..2 {
+                let remembered = verify_remembering(p, &e, &RING, Some(&memo)).map(|a| a.jti);
+                assert_eq!(remembered, plain, "round {round}: {p}");
+            }
+        }
+        // The good headers: `k`'s as minted, `k`'s as written above, the other key's as
+        // minted; never the `typ: JWT` one.
+        assert_eq!(memo.inner_proof_headers(), 3);
+        // A remembered ES256 header under a provider that no longer allows ES256.
+        let es384_only = DpopConfig {
+            algorithms: vec![Alg::ES384],
+            ..DpopConfig::default()
+        };
+        assert_eq!(
+            verify_remembering(
+                &proof(&k),
+                &expected(&es384_only, Some(&jkt)),
+                &RING,
+                Some(&memo)
+            )
+            .unwrap_err(),
+            ProofProblem::AlgNotAllowed
         );
     }
 

@@ -29,8 +29,11 @@
 //! host (one proxy-wasm VM); it is not shared across threads.
 
 use crate::core::claims::Claims;
+use crate::core::dpop::ProofHeader;
 use crate::core::keys::alg::Alg;
-use crate::core::limits::{MAX_CACHED_TOKENS, MAX_CACHED_TOKEN_FAILURES, TOKEN_FAILURE_TTL_S};
+use crate::core::limits::{
+    MAX_CACHED_PROOF_HEADERS, MAX_CACHED_TOKENS, MAX_CACHED_TOKEN_FAILURES, TOKEN_FAILURE_TTL_S,
+};
 use crate::core::time::UnixTime;
 use crate::core::token::Header;
 use std::cell::RefCell;
@@ -217,6 +220,9 @@ impl Negative {
 struct Inner {
     verified: Bounded<Rc<Verified>>,
     failed: Bounded<Negative>,
+    /// DPoP proof headers that passed their checks, by their text (SPEC §10: an agent
+    /// sends the same header, key and all, with every proof). Not counted in `stats`.
+    proof_headers: Bounded<Rc<ProofHeader>>,
     stats: CacheStats,
 }
 
@@ -241,6 +247,7 @@ impl TokenCache {
             inner: RefCell::new(Inner {
                 verified: Bounded::new(verified),
                 failed: Bounded::new(failed),
+                proof_headers: Bounded::new(MAX_CACHED_PROOF_HEADERS.min(verified)),
                 stats: CacheStats::default(),
             }),
             hasher: RandomState::new(),
@@ -323,6 +330,24 @@ impl TokenCache {
             inner.verified.remove(slot);
             inner.failed.remove(slot);
         }
+    }
+
+    /// A DPoP proof header checked before (`dpop::proof::verify_remembering`).
+    pub(crate) fn proof_header(&self, text: &str) -> Option<Rc<ProofHeader>> {
+        let inner = self.inner.try_borrow().ok()?;
+        inner.proof_headers.get(self.slot(text)).cloned()
+    }
+
+    pub(crate) fn put_proof_header(&self, text: &str, header: Rc<ProofHeader>) {
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            let slot = self.slot(text);
+            inner.proof_headers.insert(slot, header);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_proof_headers(&self) -> usize {
+        self.inner.borrow().proof_headers.map.len()
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -468,13 +493,23 @@ mod tests {
     #[test]
     fn a_hash_collision_never_lends_an_entry_and_the_newer_token_takes_the_slot() {
         let mut map = Bounded::new(4);
-        let a = Slot { hash: 7, text: "token-a" };
-        let b = Slot { hash: 7, text: "token-b" };
+        let a = Slot {
+            hash: 7,
+            text: "token-a",
+        };
+        let b = Slot {
+            hash: 7,
+            text: "token-b",
+        };
         map.insert(a, 1);
         assert_eq!(map.get(a), Some(&1));
         assert_eq!(map.get(b), None, "same hash, other text");
         map.remove(b);
-        assert_eq!(map.get(a), Some(&1), "removing the other token leaves this one");
+        assert_eq!(
+            map.get(a),
+            Some(&1),
+            "removing the other token leaves this one"
+        );
         map.insert(b, 2);
         assert_eq!(map.get(b), Some(&2));
         assert_eq!(map.get(a), None);
