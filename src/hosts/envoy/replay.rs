@@ -13,7 +13,9 @@
 use super::host::Host;
 use super::metrics::Metrics;
 use crate::core::config::{DpopMode, Policy};
-use crate::core::dpop::replay::{admit_in_shard, empty_shard, entry_key, shard_layout, shard_of};
+use crate::core::dpop::replay::{
+    admit_in_shard, empty_shard, entry_key, shard_layout, shard_of, EntryKey,
+};
 use crate::core::dpop::{Admission, ReplayEntry, ReplayWindow};
 use crate::core::limits::DPOP_REPLAY_CAS_ATTEMPTS;
 
@@ -54,8 +56,13 @@ impl<'h, H: Host> SharedReplay<'h, H> {
         SharedReplay { host, metrics }
     }
 
-    fn admit_in(&self, key: &str, e: &ReplayEntry<'_>, per_shard: usize) -> Admission {
-        let entry = entry_key(e.provider, e.jti);
+    fn admit_in(
+        &self,
+        key: &str,
+        entry: &EntryKey,
+        e: &ReplayEntry<'_>,
+        per_shard: usize,
+    ) -> Admission {
         for _ in 0..DPOP_REPLAY_CAS_ATTEMPTS {
             let (bytes, cas) = self.host.shared_data(key);
             if cas.is_none() {
@@ -64,7 +71,7 @@ impl<'h, H: Host> SharedReplay<'h, H> {
                 continue;
             }
             let (admission, updated) =
-                admit_in_shard(bytes.as_deref(), &entry, e.now, e.expires, per_shard);
+                admit_in_shard(bytes.as_deref(), entry, e.now, e.expires, per_shard);
             let Some(updated) = updated else {
                 return admission;
             };
@@ -79,8 +86,10 @@ impl<'h, H: Host> SharedReplay<'h, H> {
 impl<H: Host> ReplayWindow for SharedReplay<'_, H> {
     fn admit(&self, e: ReplayEntry<'_>) -> Admission {
         let (shards, per_shard) = shard_layout(e.capacity);
-        let shard = shard_of(&entry_key(e.provider, e.jti), shards);
-        let admission = self.admit_in(&shard_key(e.provider, shards, shard), &e, per_shard);
+        // One SHA-256 per proof: it picks the shard and is the entry.
+        let entry = entry_key(e.provider, e.jti);
+        let shard = shard_of(&entry, shards);
+        let admission = self.admit_in(&shard_key(e.provider, shards, shard), &entry, &e, per_shard);
         if admission == Admission::Full {
             self.metrics.dpop_window_full(self.host);
         }
