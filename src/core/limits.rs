@@ -143,11 +143,14 @@ pub(crate) const MAX_DPOP_REPLAY_WINDOW_ENTRIES: usize = 1 << 20;
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
 pub(crate) const DPOP_REPLAY_SHARD_ENTRIES: usize = 128;
 
-/// Shards of one shared replay window at most (512 × 128 = the default 65 536 entries;
-/// 1024 keys is what each worker checks once when configured); larger windows get larger
-/// shards rather than more keys.
+/// Shards of one shared replay window at most: 8192 × 128 is the largest window
+/// (`MAX_DPOP_REPLAY_WINDOW_ENTRIES`), so every window keeps shards of at most 128 entries
+/// and a proof's cost does not grow with the window (the default 65 536 entries is 512
+/// shards). Each is one shared-data key that every worker checks once when configured.
+/// (With at most 1024 shards, a full 2^20-entry window had shards of 1024 entries: 24 KiB
+/// copied out of the host, scanned and written back per proof.)
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))] // Envoy host only
-pub(crate) const MAX_DPOP_REPLAY_SHARDS: usize = 1024;
+pub(crate) const MAX_DPOP_REPLAY_SHARDS: usize = 8192;
 
 /// Compare-and-swap attempts on one replay shard before the proof is refused
 /// (`dpop_replayed`, fail closed). Each retry re-reads the shard; contention among a few

@@ -267,9 +267,10 @@ mod tests {
         assert_eq!(shard_layout(128), (1, 128));
         assert_eq!(shard_layout(129), (2, 65));
         assert_eq!(shard_layout(65_536), (512, 128));
-        assert_eq!(shard_layout(1 << 20), (1024, 1024));
+        assert_eq!(shard_layout(1 << 20), (8192, 128));
+        assert_eq!(shard_layout(1 << 19), (4096, 128));
         let key = entry_key("p", "x");
-        assert!(shard_of(&key, 1024) < 1024);
+        assert!(shard_of(&key, 8192) < 8192);
         assert_eq!(shard_of(&key, 1), 0);
     }
 }
