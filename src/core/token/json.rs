@@ -4,6 +4,7 @@
 //! serde_json's recursion limit (see `limits::MAX_JSON_DEPTH`).
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -75,10 +76,15 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let StrictValue(value) = map.next_value()?;
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("{DUPLICATE_MARKER}{key}")));
+            // One lookup per member: the entry tells a duplicate and takes a new one.
+            match out.entry(key) {
+                Entry::Occupied(dup) => {
+                    return Err(de::Error::custom(format!("{DUPLICATE_MARKER}{}", dup.key())));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
             }
-            out.insert(key, value);
         }
         Ok(Value::Object(out))
     }
