@@ -79,7 +79,10 @@ impl<'de> Visitor<'de> for StrictVisitor {
             // One lookup per member: the entry tells a duplicate and takes a new one.
             match out.entry(key) {
                 Entry::Occupied(dup) => {
-                    return Err(de::Error::custom(format!("{DUPLICATE_MARKER}{}", dup.key())));
+                    return Err(de::Error::custom(format!(
+                        "{DUPLICATE_MARKER}{}",
+                        dup.key()
+                    )));
                 }
                 Entry::Vacant(slot) => {
                     slot.insert(value);
