@@ -30,7 +30,7 @@ WASM_TEST := target/actwarden-test.wasm
 TEST_STEPS := fmt-check clippy unit-test fuzz-smoke lint-config policy-test demo-cli wasm check-wasm-imports e2e-envoy \
               soak-short check-gateway-configs web test-browser
 
-.PHONY: help setup setup-envoy setup-jose setup-browser test fmt-check clippy check-wasm check-wasm-envoy \
+.PHONY: help setup setup-envoy setup-jose setup-browser test fmt-check clippy check-wasm check-wasm-envoy profile-v8 \
         check-wasm-browser unit-test cli cli-release lint-config policy-test demo demo-cli wasm wasm-test check-wasm-imports \
         e2e-envoy check-gateway-configs web test-browser setup-bench wasm-floor bench bench-native \
         setup-fuzz fuzz-smoke fuzz soak soak-short
@@ -52,6 +52,7 @@ help:
 	@echo "make fuzz        every fuzz target for FUZZ_RUNS executions (default 10M), one at a time, niced"
 	@echo "make soak        full-rate soak through Envoy with JWKS faults (SOAK_SECONDS, default 600)"
 	@echo "make bench       actwarden vs jwt_authn vs the wasm floor in Envoy (wrk), and native; bench/results/"
+	@echo "make profile-v8  decide besides the signature, native and in V8, and a V8 profile per function"
 
 setup:
 	@bash scripts/setup.sh
@@ -225,6 +226,20 @@ bench: setup setup-envoy setup-bench wasm wasm-floor bench-native
 	ENVOY_BIN=$(abspath $(ENVOY)) ACTWARDEN_WASM=$(abspath dist/actwarden.wasm) \
 	WASM_FLOOR=$(abspath target/wasm-floor.wasm) NATIVE_JSON=$(abspath target/bench/native.json) \
 	    target/release/envoy-bench
+
+# `decide` besides the signature, natively and under Node's V8 (the filter's `wasm` profile,
+# unstripped so the profile has names), then a V8 CPU profile of DECIDE_BENCH_CASES (one
+# case, default `cached`) summed per function below `decide_with` (docs/performance.md).
+DECIDE_BENCH_WASM := target/wasm32-wasip1/wasm/decide-bench.wasm
+profile-v8: setup
+	$(CARGO) run -q --release -p actwarden-verify-bench --bin decide-bench
+	$(WASM_ENV) $(CARGO) build -q -p actwarden-verify-bench --bin decide-bench \
+	    --target wasm32-wasip1 --profile wasm --config profile.wasm.strip=false
+	node host-tests/verify-bench/run-v8.mjs $(DECIDE_BENCH_WASM)
+	rm -rf target/v8-profile
+	DECIDE_BENCH_CASES=$${DECIDE_BENCH_CASES:-cached} node --cpu-prof --cpu-prof-dir=target/v8-profile \
+	    host-tests/verify-bench/run-v8.mjs $(DECIDE_BENCH_WASM) >/dev/null
+	python3 scripts/v8_profile.py target/v8-profile/*.cpuprofile decide_with 40
 
 # Native `decide` (criterion) and per-algorithm signature verification natively and under
 # Node's V8 (the wasm32-wasip1 release build): target/bench/native.json.

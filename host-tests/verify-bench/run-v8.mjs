@@ -4,14 +4,15 @@
 //   node host-tests/verify-bench/run-v8.mjs [path/to/verify-bench.wasm]
 //
 // Default path: target/wasm32-wasip1/release/verify-bench.wasm (from the repository root).
-// The VERIFY_BENCH_* variables are passed through; the clock is WASI's clock_time_get.
+// The VERIFY_BENCH_* and DECIDE_BENCH_* variables are passed through (the same runner
+// runs decide-bench.wasm for `make profile-v8`); the clock is WASI's clock_time_get.
 import { readFile } from "node:fs/promises";
 import { WASI } from "node:wasi";
 import { argv, env, exit } from "node:process";
 
 const path = argv[2] ?? "target/wasm32-wasip1/release/verify-bench.wasm";
 const passed = Object.fromEntries(
-  Object.entries(env).filter(([k]) => k.startsWith("VERIFY_BENCH_")),
+  Object.entries(env).filter(([k]) => k.startsWith("VERIFY_BENCH_") || k.startsWith("DECIDE_BENCH_")),
 );
 
 const wasi = new WASI({
