@@ -84,8 +84,8 @@ fn policy(jwks: &Value, dpop: bool) -> Result<Policy, String> {
         "clock_skew_s": 60,
         "max_lifetime_s": 3600
     });
-    if dpop {
-        provider["dpop"] = json!({ "mode": "required" });
+    if let (true, Some(p)) = (dpop, provider.as_object_mut()) {
+        p.insert("dpop".into(), json!({ "mode": "required" }));
     }
     let config = json!({
         "providers": { "corp-sts": provider },
@@ -227,7 +227,10 @@ fn main_result() -> Result<(), String> {
         let bound = policy(&jwks, true)?;
         let agent = signing_key(&keys, "agent-es256", &rng)?;
         let mut c = claims("dpop");
-        c["cnf"] = json!({ "jkt": agent.jkt().ok_or("no thumbprint")? });
+        let jkt = agent.jkt().ok_or("no thumbprint")?;
+        if let Some(obj) = c.as_object_mut() {
+            obj.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
         let token = mint(&c)?;
         let proof = agent
             .dpop_proof(
