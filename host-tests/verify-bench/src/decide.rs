@@ -7,7 +7,7 @@
 //! - `cached`: one ES256 token with one actor, the token cache holding it (the `hot` path);
 //! - `cold`: `DECIDE_BENCH_TOKENS` distinct tokens (default 6000, more than the cache's
 //!   4096), cycled: every decision misses the cache, parses the token, hashes it and fills
-//!   the cache (the `cold` path besides the signature);
+//!   the cache (the `cold` path besides the signature; a hit fails the run);
 //! - `dpop`: a DPoP-bound token, cached, with its proof (the `dpop` path besides the two
 //!   signatures and the host's replay window).
 //!
@@ -21,7 +21,7 @@
 //! keeps its function names (`make profile-v8` builds it unstripped), and
 //! `scripts/v8_profile.py` sums a profile per function below `decide_with`.
 
-use actwarden::mint::{public_jwks, ProofClaims, SigningKey};
+use actwarden::mint::{public_jwks, ProofClaims};
 use actwarden::{
     decide, Admission, Alg, Context, NoRemoteKeys, Policy, ReplayEntry, ReplayWindow, Request,
     SignatureVerifier, TokenCache, UnixTime, Verification, VerificationKey,
@@ -32,8 +32,10 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
 
-const KEYS: &str = include_str!("../../corpus/keys.json");
-const NOW: u64 = 1_800_000_000;
+mod common;
+
+use common::{env_number, signing_key, KEYS, NOW};
+
 const ORCHESTRATOR: &str = "spiffe://prod.example.com/agent/orchestrator";
 
 /// BENCHMARK ONLY: answers every signature valid, so that what is timed is the decision
@@ -53,26 +55,6 @@ impl ReplayWindow for AdmitAll {
     fn admit(&self, _: ReplayEntry<'_>) -> Admission {
         Admission::Fresh
     }
-}
-
-fn env_number(name: &str, default: usize) -> Result<usize, String> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("`{name}` must be a positive integer, not `{v}`")),
-        Err(_) => Ok(default),
-    }
-}
-
-fn signing_key(keys: &Value, name: &str, rng: &SystemRandom) -> Result<SigningKey, String> {
-    let jwk = keys
-        .get(name)
-        .and_then(Value::as_object)
-        .ok_or_else(|| format!("no key `{name}` in keys.json"))?;
-    SigningKey::from_jwk(jwk.clone(), rng).map_err(|e| format!("key `{name}`: {e}"))
 }
 
 fn policy(jwks: &Value, dpop: bool) -> Result<Policy, String> {
@@ -177,10 +159,14 @@ fn time(
 }
 
 fn main_result() -> Result<(), String> {
-    let rounds = env_number("DECIDE_BENCH_ROUNDS", 5)?;
+    let count = |name, default| {
+        env_number(name, default)
+            .and_then(|n| usize::try_from(n).map_err(|e| format!("`{name}`: {e}")))
+    };
+    let rounds = count("DECIDE_BENCH_ROUNDS", 5)?;
     let cases = std::env::var("DECIDE_BENCH_CASES").unwrap_or_default();
     let wanted = |case: &str| cases.is_empty() || cases.split(',').any(|c| c.trim() == case);
-    let tokens = env_number("DECIDE_BENCH_TOKENS", 6000)?;
+    let tokens = count("DECIDE_BENCH_TOKENS", 6000)?;
     let rng = SystemRandom::new();
     let keys: Value = serde_json::from_str(KEYS).map_err(|e| format!("keys.json: {e}"))?;
     let issuer = signing_key(&keys, "es256-a", &rng)?;
@@ -218,10 +204,16 @@ fn main_result() -> Result<(), String> {
             })
             .collect::<Result<Vec<_>, String>>()?;
         let cold = TokenCache::default();
-        record(
-            "cold",
-            time(ctx(&bearer, &cold), &distinct, rounds, tokens)?,
-        );
+        let us = time(ctx(&bearer, &cold), &distinct, rounds, tokens)?;
+        // Not a timed assertion: the case must measure misses, never hits by accident.
+        let stats = cold.stats();
+        if stats.hits > 0 {
+            return Err(format!(
+                "cold: {} cache hits: DECIDE_BENCH_TOKENS ({tokens}) must exceed the cache",
+                stats.hits
+            ));
+        }
+        record("cold", us);
     }
     if wanted("dpop") {
         let bound = policy(&jwks, true)?;
@@ -258,11 +250,5 @@ fn main_result() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match main_result() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("decide-bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit("decide-bench", main_result())
 }

@@ -28,8 +28,9 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const KEYS: &str = include_str!("../../corpus/keys.json");
-const NOW: u64 = 1_800_000_000;
+mod common;
+
+use common::{env_number, signing_key, KEYS, NOW};
 
 /// (alg, name of the corpus key that signs it)
 const ALGS: [(Alg, &str); 5] = [
@@ -47,18 +48,6 @@ struct Settings {
     rounds: usize,
     round: Duration,
     warmup: Duration,
-}
-
-fn env_number(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("`{name}` must be a positive integer, not `{v}`")),
-        Err(_) => Ok(default),
-    }
 }
 
 fn settings() -> Result<Settings, String> {
@@ -155,12 +144,7 @@ fn main_result() -> Result<(), String> {
     let keys: Value = serde_json::from_str(KEYS).map_err(|e| format!("keys.json: {e}"))?;
     let mut signers = Vec::new();
     for name in ["es256-a", "es384-a", "rsa-a", "ed-a"] {
-        let jwk = keys
-            .get(name)
-            .and_then(Value::as_object)
-            .ok_or_else(|| format!("no key `{name}` in keys.json"))?;
-        let key = SigningKey::from_jwk(jwk.clone(), &rng).map_err(|e| format!("`{name}`: {e}"))?;
-        signers.push((name, key));
+        signers.push((name, signing_key(&keys, name, &rng)?));
     }
     // The provider's key set, as the filter holds it: every public key, parsed once.
     let public: Vec<&SigningKey> = signers.iter().map(|(_, k)| k).collect();
@@ -196,11 +180,5 @@ fn main_result() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match main_result() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("verify-bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit("verify-bench", main_result())
 }
