@@ -328,10 +328,7 @@ impl<H: Host> Plugin<H> {
         }
         let keys = self.keys_now(host_now_ms);
         let verifier = self.verifier();
-        let shared = SharedTokenTable {
-            host: &self.host,
-            prefix: &self.shared_tokens,
-        };
+        let shared = self.shared_token_table();
         let replay = super::replay::SharedReplay::new(&self.host, &self.metrics);
         let ctx = Context {
             policy: &self.policy,
@@ -371,6 +368,14 @@ impl<H: Host> Plugin<H> {
         );
         send_error(&self.host, 500);
         Action::Pause
+    }
+
+    /// This policy's verified-token table in shared data, for one decision.
+    fn shared_token_table(&self) -> SharedTokenTable<'_, H> {
+        SharedTokenTable {
+            host: &self.host,
+            prefix: &self.shared_tokens,
+        }
     }
 
     /// The signature backend for one decision (it counts what it verifies).
@@ -439,10 +444,7 @@ impl<H: Host> Plugin<H> {
         let verifier = self.verifier();
         // The request's proof was checked when it was decided; filtering replays none.
         let window = crate::core::dpop::MemoryWindow::new();
-        let shared = SharedTokenTable {
-            host: &self.host,
-            prefix: &self.shared_tokens,
-        };
+        let shared = self.shared_token_table();
         let ctx = Context {
             policy: &self.policy,
             remote_keys: &keys,
