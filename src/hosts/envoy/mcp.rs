@@ -6,7 +6,8 @@
 //! buffered (up to `mcp.max_body_bytes`; one byte more is refused with 413 at once, never
 //! forwarded). At the end of the stream (last body chunk, or trailers) the message is
 //! decided with its headers still held: an allow strips spoofed `x-agent-*`, sets the
-//! identity headers of SPEC §5 and lets headers and body go on together; a refusal is the
+//! identity headers of SPEC §5 (and, for a `tools/list`, removes `accept-encoding`, so its
+//! answer comes filterable) and lets headers and body go on together; a refusal is the
 //! local reply, and the upstream sees nothing of the message.
 //!
 //! This needs the Wasm filter's `allow_on_headers_stop_iteration: true` (Envoy ≥ 1.35,
@@ -64,16 +65,6 @@ pub(crate) fn await_body<H: Host>(
     phase: &mut McpPhase,
     pending: PendingRequest,
 ) -> Action {
-    // A compressed answer could not be filtered: ask every MCP upstream for an identity
-    // encoding (the method, in the body, is not known yet).
-    if !plugin.host.remove_request_header("accept-encoding") {
-        plugin.host.log(
-            LogLevel::Error,
-            "actwarden: could not remove `accept-encoding`; refusing the request",
-        );
-        super::plugin::send_error(&plugin.host, 500);
-        return Action::Pause;
-    }
     if !plugin.body_while_held.get() {
         plugin.held_mcp.borrow_mut().push(HeldMcp {
             context_id,

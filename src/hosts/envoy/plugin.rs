@@ -280,6 +280,17 @@ impl<H: Host> Plugin<H> {
                     .as_ref()
                     .filter(|_| decision.filters_tools_list(&self.policy))
                 {
+                    // Its answer is filtered, so it must come unencoded: the upstream is
+                    // asked for the identity encoding (only now is the method known, and
+                    // the headers are still held).
+                    if !self.host.remove_request_header("accept-encoding") {
+                        self.host.log(
+                            LogLevel::Error,
+                            "actwarden: could not remove `accept-encoding`; refusing the request",
+                        );
+                        send_error(&self.host, 500);
+                        return Action::Pause;
+                    }
                     self.tools_lists.borrow_mut().push(ToolsListJob {
                         context_id,
                         request: pending.request,

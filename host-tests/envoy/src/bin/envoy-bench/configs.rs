@@ -13,6 +13,10 @@ pub enum Config {
     NoFilter,
     /// A proxy-wasm filter that reads one header and continues (host-tests/wasm-floor).
     WasmFloor,
+    /// The same filter verifying one fixed ES256 signature per request through the host's
+    /// `verify_signature` (`hot` only): its cost over `wasm_floor` is one host-verified
+    /// ES256 verification, the reference of the `dpop` goal (issue 13).
+    WasmFloorEs256,
     /// Envoy's `jwt_authn` (iss, aud, exp, signature) + RBAC requiring the scope.
     JwtAuthn,
     /// The same with `jwt_cache_config` (verified tokens cached).
@@ -29,9 +33,10 @@ pub enum Config {
 }
 
 impl Config {
-    pub const ALL: [Config; 8] = [
+    pub const ALL: [Config; 9] = [
         Config::NoFilter,
         Config::WasmFloor,
+        Config::WasmFloorEs256,
         Config::JwtAuthn,
         Config::JwtAuthnCache,
         Config::Actwarden,
@@ -44,6 +49,7 @@ impl Config {
         match self {
             Config::NoFilter => "no_filter",
             Config::WasmFloor => "wasm_floor",
+            Config::WasmFloorEs256 => "wasm_floor_es256",
             Config::JwtAuthn => "jwt_authn",
             Config::JwtAuthnCache => "jwt_authn_cache",
             Config::Actwarden => "actwarden",
@@ -63,8 +69,12 @@ impl Config {
     }
 
     /// Whether it runs `workload`: the two-worker points run `hot` and `cold` only; `dpop`
-    /// and `mcp` (which only actwarden decides) run on `actwarden` and its baseline.
+    /// and `mcp` (which only actwarden decides) run on `actwarden` and its baseline;
+    /// `wasm_floor_es256` (a reference, not a filter) runs `hot` only.
     pub fn runs(self, workload: Workload) -> bool {
+        if self == Config::WasmFloorEs256 {
+            return workload == Workload::Hot;
+        }
         match workload {
             Workload::Dpop | Workload::Mcp => matches!(self, Config::NoFilter | Config::Actwarden),
             Workload::Hot | Workload::Cold => true,
@@ -80,9 +90,12 @@ impl Config {
         }
     }
 
-    /// Whether it decides at all (`no_filter` and `wasm_floor` pass every request).
+    /// Whether it decides at all (`no_filter` and the `wasm_floor`s pass every request).
     pub fn decides(self) -> bool {
-        !matches!(self, Config::NoFilter | Config::WasmFloor)
+        !matches!(
+            self,
+            Config::NoFilter | Config::WasmFloor | Config::WasmFloorEs256
+        )
     }
 }
 
@@ -96,6 +109,11 @@ pub fn bootstrap(config: Config, port: u16, modules: &Modules<'_>, jwks: &str) -
     let filters = match config {
         Config::NoFilter => vec![],
         Config::WasmFloor => vec![wasm(modules.floor, "wasm_floor", None)],
+        Config::WasmFloorEs256 => vec![wasm(
+            modules.floor,
+            "wasm_floor_es256",
+            Some("verify_es256".into()),
+        )],
         Config::JwtAuthn | Config::JwtAuthn2w => vec![jwt_authn(jwks, false), rbac_scope()],
         Config::JwtAuthnCache => vec![jwt_authn(jwks, true), rbac_scope()],
         Config::Actwarden | Config::Actwarden2w => vec![wasm(
