@@ -1,4 +1,4 @@
-//! The six Envoy configurations, each one listener on the same port whose route answers
+//! The Envoy configurations, each one listener on the same port whose route answers
 //! directly (no upstream), so the only difference between them is the filter chain.
 
 use crate::workloads::{
