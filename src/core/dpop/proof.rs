@@ -332,11 +332,11 @@ fn check_claims(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<Accepte
     if claims.get("htm").and_then(Value::as_str) != Some(e.method) {
         return Err(ProofProblem::HtmMismatch);
     }
-    let htu = claims
-        .get("htu")
-        .and_then(Value::as_str)
-        .and_then(htu::normalize);
-    if htu.is_none() || htu.as_deref() != e.uri {
+    let htu = claims.get("htu").and_then(Value::as_str);
+    // `e.uri` is in comparison form and `normalize` is idempotent (fuzzed), so a proof
+    // that carries it verbatim, as agents do, needs no normalizing.
+    let same_uri = htu.is_some() && htu == e.uri;
+    if !same_uri && (htu.and_then(htu::normalize).as_deref()).is_none_or(|h| Some(h) != e.uri) {
         return Err(ProofProblem::HtuMismatch);
     }
     let iat = check_iat(claims, e)?;
@@ -344,8 +344,9 @@ fn check_claims(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<Accepte
         Some(j) if !j.is_empty() && j.len() <= MAX_DPOP_JTI_BYTES => j.to_owned(),
         _ => return Err(ProofProblem::JtiMissing),
     };
-    let ath = b64::encode(e.access_token_sha256);
-    if claims.get("ath").and_then(Value::as_str) != Some(ath.as_str()) {
+    let mut ath = [0u8; 43];
+    let ath = b64::encode_into(e.access_token_sha256, &mut ath);
+    if ath.is_none() || claims.get("ath").and_then(Value::as_str) != ath {
         return Err(ProofProblem::AthMismatch);
     }
     Ok(Accepted { jti, iat })
@@ -603,6 +604,34 @@ mod tests {
         assert_eq!(
             with(json!({ "htu": null })).unwrap_err(),
             ProofProblem::HtuMismatch
+        );
+        // Verbatim (no normalizing), another spelling of the same URI, and other URIs.
+        for same in [
+            HTU,
+            "HTTPS://API.Example.com:443/x?q#f",
+            "https://api.example.com:/x",
+        ] {
+            assert!(with(json!({ "htu": same })).is_ok(), "{same}");
+        }
+        for other in [
+            "https://api.example.com/x/",
+            "http://api.example.com/x",
+            "/x",
+            "",
+        ] {
+            assert_eq!(
+                with(json!({ "htu": other })).unwrap_err(),
+                ProofProblem::HtuMismatch,
+                "{other}"
+            );
+        }
+        assert_eq!(
+            with(json!({ "htu": 7 })).unwrap_err(),
+            ProofProblem::HtuMismatch
+        );
+        assert_eq!(
+            with(json!({ "ath": b64::encode(&sha256(b"tok2")) })).unwrap_err(),
+            ProofProblem::AthMismatch
         );
         assert_eq!(
             with(json!({ "iat": "now" })).unwrap_err(),

@@ -12,6 +12,12 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// `encode` into `buf` (no allocation); `None` when `buf` is too small.
+pub(crate) fn encode_into<'b>(bytes: &[u8], buf: &'b mut [u8]) -> Option<&'b str> {
+    let len = URL_SAFE_NO_PAD.encode_slice(bytes, buf).ok()?;
+    std::str::from_utf8(buf.get(..len)?).ok()
+}
+
 /// Standard base64 (with padding), for PEM bodies.
 pub(crate) fn decode_standard(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(text.as_bytes()).ok()
@@ -53,6 +59,17 @@ pub(crate) fn hex_digit(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_into_a_buffer_is_encode() {
+        let digest = [0xfbu8; 32];
+        let mut buf = [0u8; 43];
+        assert_eq!(
+            encode_into(&digest, &mut buf),
+            Some(encode(&digest).as_str())
+        );
+        assert_eq!(encode_into(&digest, &mut [0u8; 42]), None);
+    }
 
     #[test]
     fn refuses_padding_and_standard_alphabet() {
