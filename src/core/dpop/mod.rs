@@ -3,13 +3,11 @@
 //! the replay window (`dpop_replayed`), in that order.
 //!
 //! - `proof`: one proof's checks, in SPEC order;
-//! - `claims`: its claims, read in one pass;
 //! - `htu`: the URI comparison form;
 //! - `thumbprint`: RFC 7638 (`cnf.jkt`);
 //! - `replay`: the window trait the host lends (`Context::replay`), an in-memory window,
 //!   and the shard encoding the Envoy host keeps in shared data.
 
-mod claims;
 mod htu;
 mod proof;
 pub(crate) mod replay;

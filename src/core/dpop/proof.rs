@@ -4,7 +4,6 @@
 //! its signature verified with its own `jwk`, and the key is trusted only through the
 //! token's `cnf.jkt`.
 
-use super::claims::{self, ProofClaims};
 use super::{htu, thumbprint};
 use crate::core::config::{typ_is_one_of, DpopConfig};
 use crate::core::keys::alg::{Alg, AlgName};
@@ -142,8 +141,7 @@ pub(crate) fn verify_remembering(
     crypto: &dyn SignatureVerifier,
     memo: Option<&TokenCache>,
 ) -> Result<Accepted, ProofProblem> {
-    let mut claims_json = Vec::new();
-    let parts = split_remembering(proof, memo, &mut claims_json)?;
+    let parts = split_remembering(proof, memo)?;
     let header = match parts.header {
         HeaderPart::Known(header) => {
             check_alg_allowed(header.alg, expected.config)?;
@@ -210,21 +208,19 @@ fn read_header(
     })
 }
 
-struct Parts<'p, 'c> {
+struct Parts<'p> {
     header: HeaderPart<'p>,
-    claims: ProofClaims<'c>,
+    claims: Map<String, Value>,
     signing_input: &'p str,
     signature: Vec<u8>,
 }
 
 /// Size, the three parts, and the JSON of header and claims: every `NotCompactJws` comes
-/// from here, before any other check (a remembered header passed them all before). The
-/// claims are decoded into `claims_json` and read from there.
-fn split_remembering<'p, 'c>(
+/// from here, before any other check (a remembered header passed them all before).
+fn split_remembering<'p>(
     proof: &'p str,
     memo: Option<&TokenCache>,
-    claims_json: &'c mut Vec<u8>,
-) -> Result<Parts<'p, 'c>, ProofProblem> {
+) -> Result<Parts<'p>, ProofProblem> {
     if proof.len() > MAX_DPOP_PROOF_BYTES {
         return Err(ProofProblem::TooLarge);
     }
@@ -242,8 +238,7 @@ fn split_remembering<'p, 'c>(
             HeaderPart::Parsed { text: h, object }
         }
     };
-    *claims_json = decoded(c, MAX_DPOP_CLAIMS_BYTES)?;
-    let claims = claims::read(claims_json).ok_or(ProofProblem::NotCompactJws)?;
+    let claims = object(c, MAX_DPOP_CLAIMS_BYTES)?;
     let signature = b64::decode(s).ok_or(ProofProblem::NotCompactJws)?;
     let signing_input = proof.get(..h.len() + 1 + c.len()).unwrap_or_default();
     Ok(Parts {
@@ -254,16 +249,12 @@ fn split_remembering<'p, 'c>(
     })
 }
 
-/// A part's bytes, within its budget.
-fn decoded(part: &str, max: usize) -> Result<Vec<u8>, ProofProblem> {
+fn object(part: &str, max: usize) -> Result<Map<String, Value>, ProofProblem> {
     if part.len() / 4 * 3 > max {
         return Err(ProofProblem::TooLarge);
     }
-    b64::decode(part).ok_or(ProofProblem::NotCompactJws)
-}
-
-fn object(part: &str, max: usize) -> Result<Map<String, Value>, ProofProblem> {
-    match parse_strict(&decoded(part, max)?) {
+    let bytes = b64::decode(part).ok_or(ProofProblem::NotCompactJws)?;
+    match parse_strict(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ProofProblem::NotCompactJws),
     }
@@ -337,11 +328,11 @@ fn rsa_modulus_bits(jwk: &Map<String, Value>) -> Option<usize> {
     Some(significant * 8)
 }
 
-fn check_claims(claims: &ProofClaims<'_>, e: &Expected<'_>) -> Result<Accepted, ProofProblem> {
-    if claims.htm.as_str() != Some(e.method) {
+fn check_claims(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<Accepted, ProofProblem> {
+    if claims.get("htm").and_then(Value::as_str) != Some(e.method) {
         return Err(ProofProblem::HtmMismatch);
     }
-    let htu = claims.htu.as_str();
+    let htu = claims.get("htu").and_then(Value::as_str);
     // `e.uri` is in comparison form and `normalize` is idempotent (fuzzed), so a proof
     // that carries it verbatim, as agents do, needs no normalizing.
     let same_uri = htu.is_some() && htu == e.uri;
@@ -349,13 +340,13 @@ fn check_claims(claims: &ProofClaims<'_>, e: &Expected<'_>) -> Result<Accepted, 
         return Err(ProofProblem::HtuMismatch);
     }
     let iat = check_iat(claims, e)?;
-    let jti = match claims.jti.as_str() {
+    let jti = match claims.get("jti").and_then(Value::as_str) {
         Some(j) if !j.is_empty() && j.len() <= MAX_DPOP_JTI_BYTES => j.to_owned(),
         _ => return Err(ProofProblem::JtiMissing),
     };
     let mut ath = [0u8; 43];
     let ath = b64::encode_into(e.access_token_sha256, &mut ath);
-    if ath.is_none() || claims.ath.as_str() != ath {
+    if ath.is_none() || claims.get("ath").and_then(Value::as_str) != ath {
         return Err(ProofProblem::AthMismatch);
     }
     Ok(Accepted { jti, iat })
@@ -363,8 +354,8 @@ fn check_claims(claims: &ProofClaims<'_>, e: &Expected<'_>) -> Result<Accepted, 
 
 /// `iat` within `max_age_s + clock_skew_s` of now, either way (a proof from the future is
 /// as suspect as an old one: it could be kept and used later).
-fn check_iat(claims: &ProofClaims<'_>, e: &Expected<'_>) -> Result<i64, ProofProblem> {
-    let Some(iat) = claims.iat.as_f64() else {
+fn check_iat(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<i64, ProofProblem> {
+    let Some(iat) = claims.get("iat").and_then(Value::as_f64) else {
         return Err(ProofProblem::IatMissing);
     };
     let window = e.config.max_age_s.saturating_add(e.clock_skew_s);

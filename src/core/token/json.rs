@@ -19,7 +19,7 @@ pub(crate) enum JsonProblem {
     Syntax(String),
 }
 
-pub(crate) struct StrictValue(pub(crate) Value);
+struct StrictValue(Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
