@@ -1,9 +1,12 @@
-//! What several tests share: tokens minted now, and one request through Envoy with its
-//! audit record and what the upstream saw.
+//! What several tests share: tokens minted now, the usual gateway (one actwarden listener
+//! before an echo upstream), and one request through Envoy with its audit record and what
+//! the upstream saw.
 
-use crate::envoy::Envoy;
+use crate::bootstrap as boot;
+use crate::envoy::{Envoy, Options};
 use crate::http::{Request, Response};
-use crate::servers::echoed;
+use crate::paths;
+use crate::servers::{echoed, EchoServer};
 use crate::{Error, Result};
 use actwarden::mint::SigningKey;
 use ring::rand::SystemRandom;
@@ -32,6 +35,45 @@ pub fn claims(iss: &str, aud: &str, sub: &str) -> Value {
 pub fn mint(key: &SigningKey, claims: &Value) -> Result<String> {
     key.mint(key.default_alg(), claims, None, &SystemRandom::new())
         .map_err(|e| Error(format!("mint: {e}")))
+}
+
+/// Envoy running the shipped module with `config` on one listener, `main`, in front of an
+/// echo upstream: how most end-to-end tests begin. Keep it whole while it is used: its
+/// upstream stops when it is dropped.
+pub struct Gateway {
+    // Declared first, so dropped first: Envoy stops before its upstream does.
+    pub envoy: Envoy,
+    /// The `main` listener.
+    pub addr: SocketAddr,
+    _echo: EchoServer,
+}
+
+/// Starts a [`Gateway`] with `workers` worker threads, its files under `target/e2e/<test>`.
+pub fn start_gateway(test: &str, config: &str, workers: u32) -> Result<Gateway> {
+    let wasm = paths::wasm()?;
+    let dir = paths::work_dir(test)?;
+    let echo = EchoServer::start()?;
+    let bootstrap = boot::bootstrap(
+        vec![boot::actwarden_listener(
+            "main",
+            &wasm,
+            config,
+            "actwarden",
+            None,
+        )],
+        vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
+    );
+    let options = Options {
+        concurrency: workers,
+        ..Options::default()
+    };
+    let envoy = Envoy::start(&dir, &bootstrap, &options)?;
+    let addr = envoy.listener("main")?;
+    Ok(Gateway {
+        envoy,
+        addr,
+        _echo: echo,
+    })
 }
 
 /// A fresh request id: `prefix-N`, unique in this process.

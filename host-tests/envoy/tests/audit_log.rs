@@ -11,11 +11,10 @@
 
 use actwarden::mint::{public_jwks, SigningKey};
 use actwarden::Alg;
-use actwarden_envoy_tests::bootstrap as boot;
-use actwarden_envoy_tests::envoy::{Envoy, Options};
-use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, request_id, Via};
-use actwarden_envoy_tests::paths;
-use actwarden_envoy_tests::servers::{echoed, EchoServer};
+use actwarden_envoy_tests::fixtures::{
+    bearer_get, claims, decide, mint, request_id, start_gateway, Via,
+};
+use actwarden_envoy_tests::servers::echoed;
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 
@@ -30,26 +29,9 @@ fn denials_only_logs_denials_and_still_counts_allows() {
         "audit": { "log": "denials" }
     })
     .to_string();
-    let wasm = paths::wasm().unwrap();
-    let dir = paths::work_dir("audit-log-denials").unwrap();
-    let echo = EchoServer::start().unwrap();
-    let bootstrap = boot::bootstrap(
-        vec![boot::actwarden_listener(
-            "main",
-            &wasm,
-            &config,
-            "actwarden",
-            None,
-        )],
-        vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
-    );
     // One worker: the log is written in request order.
-    let options = Options {
-        concurrency: 1,
-        ..Options::default()
-    };
-    let envoy = Envoy::start(&dir, &bootstrap, &options).unwrap();
-    let addr = envoy.listener("main").unwrap();
+    let gateway = start_gateway("audit-log-denials", &config, 1).unwrap();
+    let (envoy, addr) = (&gateway.envoy, gateway.addr);
     let token = mint(&key, &claims("https://sts.e2e", "api", "user:alice")).unwrap();
 
     let allowed_id = request_id("audit-allow");

@@ -13,12 +13,9 @@
 
 use actwarden::mint::{public_jwks, ProofClaims, SigningKey};
 use actwarden::Alg;
-use actwarden_envoy_tests::bootstrap as boot;
-use actwarden_envoy_tests::envoy::{Envoy, Options};
-use actwarden_envoy_tests::fixtures::{claims, mint, now, request_id};
+use actwarden_envoy_tests::envoy::Envoy;
+use actwarden_envoy_tests::fixtures::{claims, mint, now, request_id, start_gateway};
 use actwarden_envoy_tests::http::{self, Request};
-use actwarden_envoy_tests::paths;
-use actwarden_envoy_tests::servers::EchoServer;
 use ring::rand::SystemRandom;
 use serde_json::json;
 use std::time::Duration;
@@ -56,25 +53,8 @@ fn a_proof_accepted_by_one_worker_is_a_replay_on_the_other() {
         "rules": [{ "id": "pay", "match": { "path_prefix": "/v1/" } }]
     })
     .to_string();
-    let wasm = paths::wasm().unwrap();
-    let dir = paths::work_dir("dpop-replay").unwrap();
-    let echo = EchoServer::start().unwrap();
-    let bootstrap = boot::bootstrap(
-        vec![boot::actwarden_listener(
-            "main",
-            &wasm,
-            &config,
-            "actwarden",
-            None,
-        )],
-        vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
-    );
-    let options = Options {
-        concurrency: 2,
-        ..Options::default()
-    };
-    let envoy = Envoy::start(&dir, &bootstrap, &options).unwrap();
-    let addr = envoy.listener("main").unwrap();
+    let gateway = start_gateway("dpop-replay", &config, 2).unwrap();
+    let (envoy, addr) = (&gateway.envoy, gateway.addr);
 
     let mut token_claims = claims(ISS, "api", "user:alice");
     token_claims["cnf"] = json!({ "jkt": agent.jkt().unwrap() });

@@ -13,11 +13,7 @@
 
 use actwarden::mint::{public_jwks, SigningKey};
 use actwarden::Alg;
-use actwarden_envoy_tests::bootstrap as boot;
-use actwarden_envoy_tests::envoy::{Envoy, Options};
-use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, Via};
-use actwarden_envoy_tests::paths;
-use actwarden_envoy_tests::servers::EchoServer;
+use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, start_gateway, Via};
 use ring::rand::SystemRandom;
 use serde_json::json;
 
@@ -35,21 +31,9 @@ fn a_shadow_rule_forwards_a_denial_without_identity_and_logs_it() {
         ]
     })
     .to_string();
-    let wasm = paths::wasm().unwrap();
-    let dir = paths::work_dir("shadow").unwrap();
-    let echo = EchoServer::start().unwrap();
-    let bootstrap = boot::bootstrap(
-        vec![boot::actwarden_listener(
-            "main",
-            &wasm,
-            &config,
-            "actwarden",
-            None,
-        )],
-        vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
-    );
-    let envoy = Envoy::start(&dir, &bootstrap, &Options::default()).unwrap();
-    let via = Via::Plain(envoy.listener("main").unwrap());
+    let gateway = start_gateway("shadow", &config, 2).unwrap();
+    let (envoy, addr) = (&gateway.envoy, gateway.addr);
+    let via = Via::Plain(addr);
     // A valid token without the scope: a real `scope_insufficient`.
     let token = mint(&key, &claims("https://sts.e2e", "api", "user:alice")).unwrap();
 
