@@ -45,7 +45,7 @@ fn denials_only_logs_denials_and_still_counts_allows() {
 
     // The denial after it is logged; once its line is there, the allow's would be too.
     let denied = decide(
-        &envoy,
+        envoy,
         &Via::Plain(addr),
         bearer_get("/v1/invoices", "x.y.z"),
     )

@@ -98,7 +98,7 @@ fn a_proof_accepted_by_one_worker_is_a_replay_on_the_other() {
         );
         let audit = envoy.wait_audit(&first, Duration::from_secs(10)).unwrap();
         assert_eq!(audit["binding"], "dpop");
-        if worker_of(&envoy, &first) != worker_of(&envoy, &second) {
+        if worker_of(envoy, &first) != worker_of(envoy, &second) {
             crossed += 1;
         }
         if crossed >= 2 && pair >= 3 {

@@ -38,7 +38,7 @@ fn a_shadow_rule_forwards_a_denial_without_identity_and_logs_it() {
     let token = mint(&key, &claims("https://sts.e2e", "api", "user:alice")).unwrap();
 
     let shadow = decide(
-        &envoy,
+        envoy,
         &via,
         bearer_get("/v1/trial/x", &token).header("x-agent-subject", "user:spoofed"),
     )
@@ -64,7 +64,7 @@ fn a_shadow_rule_forwards_a_denial_without_identity_and_logs_it() {
         "identity headers upstream: {identity:?}"
     );
 
-    let enforced = decide(&envoy, &via, bearer_get("/v1/strict/x", &token)).unwrap();
+    let enforced = decide(envoy, &via, bearer_get("/v1/strict/x", &token)).unwrap();
     assert_eq!(enforced.reason(), "scope_insufficient");
     assert_eq!(enforced.audit["enforced"], json!(true));
     assert_eq!(enforced.response.status, 403, "{}", enforced.describe());
