@@ -190,7 +190,7 @@ fn expect(config: &Value, request: &Value, reason: &str) -> (Decision, Value) {
 fn header<'a>(d: &'a Decision, name: &str) -> Option<&'a str> {
     d.identity_headers()
         .iter()
-        .find(|(n, _)| n == name)
+        .find(|(n, _)| *n == name)
         .map(|(_, v)| v.as_str())
 }
 

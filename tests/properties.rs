@@ -912,7 +912,7 @@ fn check_allowed_claims(
     prop_assert_eq!(
         d.identity_headers()
             .iter()
-            .find(|(n, _)| n == "x-agent-subject")
+            .find(|(n, _)| *n == "x-agent-subject")
             .map(|(_, v)| v.as_str()),
         sub
     );

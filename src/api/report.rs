@@ -13,7 +13,7 @@ pub fn decision_json(decision: &Decision) -> Value {
     let headers: Map<String, Value> = decision
         .identity_headers()
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
         .collect();
     out.insert("headers".into(), Value::Object(headers));
     let response = match decision.response() {

@@ -43,7 +43,8 @@ pub enum Verdict {
     /// A verified token passed every check (`allowed`): forward with these identity
     /// headers (SPEC §5) set.
     Allow {
-        identity_headers: Vec<(String, String)>,
+        /// Names are fixed by the SPEC, so only the values are built per request.
+        identity_headers: Vec<(&'static str, String)>,
     },
     /// No token, and the rule (or `on_no_match`) allows that (`allowed_anonymous`): forward
     /// with no identity.
@@ -143,7 +144,7 @@ impl Decision {
     }
 
     /// Identity headers to set on the forwarded request (empty unless `allowed`).
-    pub fn identity_headers(&self) -> &[(String, String)] {
+    pub fn identity_headers(&self) -> &[(&'static str, String)] {
         match &self.verdict {
             Verdict::Allow { identity_headers } => identity_headers,
             _ => &[],

@@ -408,19 +408,24 @@ fn evaluate_rule(
 }
 
 /// SPEC §5: who the upstream is told is calling.
-fn identity_headers(claims: &Claims, effective: &[String], rule: &Rule) -> Vec<(String, String)> {
-    let mut headers = vec![("x-agent-subject".to_owned(), claims.sub.clone())];
+fn identity_headers(
+    claims: &Claims,
+    effective: &[String],
+    rule: &Rule,
+) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::with_capacity(7);
+    headers.push(("x-agent-subject", claims.sub.clone()));
     if let Some(profile) = &claims.sub_profile {
-        headers.push(("x-agent-subject-profile".to_owned(), profile.clone()));
+        headers.push(("x-agent-subject-profile", profile.clone()));
     }
     if let Some(current) = claims.chain.first() {
-        headers.push(("x-agent-actor".to_owned(), current.sub.clone()));
+        headers.push(("x-agent-actor", current.sub.clone()));
         let chain: Vec<&str> = claims.chain.iter().map(|a| a.sub.as_str()).collect();
-        headers.push(("x-agent-chain".to_owned(), chain.join(",")));
+        headers.push(("x-agent-chain", chain.join(",")));
     }
-    headers.push(("x-agent-scopes".to_owned(), effective.join(" ")));
-    headers.push(("x-agent-issuer".to_owned(), claims.iss.clone()));
-    headers.push(("x-agent-rule".to_owned(), rule.id.clone()));
+    headers.push(("x-agent-scopes", effective.join(" ")));
+    headers.push(("x-agent-issuer", claims.iss.clone()));
+    headers.push(("x-agent-rule", rule.id.clone()));
     headers
 }
 
