@@ -69,7 +69,11 @@ function inputs() {
 // --- decide and render ----------------------------------------------------------------------
 
 let seq = 0;
+let timer = null;
 function decide() {
+  // A decision now makes a pending debounced one obsolete; left to fire, it would decide
+  // again with a fresh DPoP proof and replace, say, a replay's answer with an allow.
+  clearTimeout(timer);
   seq += 1;
   const lint = parse(ag.lint(state.config));
   renderLint(lint);
@@ -85,7 +89,6 @@ function decide() {
   document.body.dataset.seq = String(seq);
 }
 
-let timer = null;
 function decideSoon() {
   clearTimeout(timer);
   timer = setTimeout(decide, 120);

@@ -604,6 +604,8 @@ try {
     const bound = await shown();
     const cli = await cliCheck(bound.inputs);
     await page.click('#dpop-replay');
+    // Longer than the input debounce: no decision left pending replaces the replay's.
+    await page.waitForTimeout(300);
     const replayed = await shown();
     await page.click('#dpop-on');
     const bearer = await shown();
