@@ -48,12 +48,11 @@ pub struct Gateway {
     _echo: EchoServer,
 }
 
-/// Starts a [`Gateway`] with `workers` worker threads, its files under `target/e2e/<test>`.
-pub fn start_gateway(test: &str, config: &str, workers: u32) -> Result<Gateway> {
+/// The bootstrap of a [`Gateway`]: the shipped module with `config` on listener `main`,
+/// routing to `upstream`.
+pub fn gateway_bootstrap(config: &str, upstream: SocketAddr) -> Result<Value> {
     let wasm = paths::wasm()?;
-    let dir = paths::work_dir(test)?;
-    let echo = EchoServer::start()?;
-    let bootstrap = boot::bootstrap(
+    Ok(boot::bootstrap(
         vec![boot::actwarden_listener(
             "main",
             &wasm,
@@ -61,8 +60,15 @@ pub fn start_gateway(test: &str, config: &str, workers: u32) -> Result<Gateway> 
             "actwarden",
             None,
         )],
-        vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
-    );
+        vec![boot::cluster(boot::UPSTREAM_CLUSTER, upstream)],
+    ))
+}
+
+/// Starts a [`Gateway`] with `workers` worker threads, its files under `target/e2e/<test>`.
+pub fn start_gateway(test: &str, config: &str, workers: u32) -> Result<Gateway> {
+    let dir = paths::work_dir(test)?;
+    let echo = EchoServer::start()?;
+    let bootstrap = gateway_bootstrap(config, echo.addr())?;
     let options = Options {
         concurrency: workers,
         ..Options::default()

@@ -15,7 +15,7 @@ use actwarden::mint::{public_jwks, SigningKey};
 use actwarden::Alg;
 use actwarden_envoy_tests::bootstrap as boot;
 use actwarden_envoy_tests::envoy::{Envoy, Options};
-use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, mint, Via};
+use actwarden_envoy_tests::fixtures::{bearer_get, claims, decide, gateway_bootstrap, mint, Via};
 use actwarden_envoy_tests::paths;
 use actwarden_envoy_tests::servers::EchoServer;
 use ring::rand::SystemRandom;
@@ -34,19 +34,9 @@ fn good_config(key: &SigningKey) -> Value {
 /// Starts Envoy with `config` as the plugin configuration; expects it to refuse the
 /// plugin. Returns the log.
 fn refused(name: &str, config: &str, json_path: &str) -> String {
-    let wasm = paths::wasm().unwrap();
     let dir = paths::work_dir(&format!("config-error-{name}")).unwrap();
     let echo = EchoServer::start().unwrap();
-    let bootstrap = boot::bootstrap(
-        vec![boot::actwarden_listener(
-            "main",
-            &wasm,
-            config,
-            "actwarden",
-            None,
-        )],
-        vec![boot::cluster(boot::UPSTREAM_CLUSTER, echo.addr())],
-    );
+    let bootstrap = gateway_bootstrap(config, echo.addr()).unwrap();
     let mut envoy = Envoy::spawn(&dir, &bootstrap, &Options::default()).unwrap();
     let status = envoy.wait_exit(Duration::from_secs(30)).unwrap();
     let log = envoy.log_lines().join("\n");

@@ -332,11 +332,13 @@ fn check_claims(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<Accepte
     if claims.get("htm").and_then(Value::as_str) != Some(e.method) {
         return Err(ProofProblem::HtmMismatch);
     }
-    let htu = claims.get("htu").and_then(Value::as_str);
     // `e.uri` is in comparison form and `normalize` is idempotent (fuzzed), so a proof
     // that carries it verbatim, as agents do, needs no normalizing.
-    let same_uri = htu.is_some() && htu == e.uri;
-    if !same_uri && (htu.and_then(htu::normalize).as_deref()).is_none_or(|h| Some(h) != e.uri) {
+    let htu_matches = match (claims.get("htu").and_then(Value::as_str), e.uri) {
+        (Some(htu), Some(uri)) => htu == uri || htu::normalize(htu).as_deref() == Some(uri),
+        _ => false,
+    };
+    if !htu_matches {
         return Err(ProofProblem::HtuMismatch);
     }
     let iat = check_iat(claims, e)?;

@@ -205,6 +205,22 @@ fn the_metadata_get_is_answered_locally_and_401s_point_to_it() {
     );
 }
 
+#[test]
+fn a_tools_list_whose_accept_encoding_cannot_be_removed_is_refused() {
+    let (fake, root) = configured();
+    fake.state().fail.remove_header = true;
+    let (_f, actions) = post(&fake, &root, 2, "read", &[LIST]);
+    // Its answer might come encoded, so unfilterable: it is not forwarded.
+    assert_eq!(actions, vec![Action::Pause, Action::Pause]);
+    assert_eq!(fake.replies()[0].status, 500);
+    // A tools/call's answer is not filtered: the same failing host lets it through.
+    let (fake, root) = configured();
+    fake.state().fail.remove_header = true;
+    let (_f, actions) = post(&fake, &root, 3, "pay", &[CALL_OK]);
+    assert_eq!(actions, vec![Action::Pause, Action::Continue]);
+    assert!(fake.replies().is_empty());
+}
+
 /// Runs an allowed tools/list and feeds `response` back in `chunks`.
 fn list_response(scope: &str, content_type: &str, chunks: &[&str]) -> (FakeHost, Vec<Action>) {
     let (fake, root) = configured();
