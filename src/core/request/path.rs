@@ -12,15 +12,16 @@ pub(crate) fn is_normalized(path: &str) -> bool {
     if !path.starts_with('/') || path.contains(['\\', ';']) || path.contains("//") {
         return false;
     }
-    if !percent_encoding_is_canonical(path) {
+    // Only a path with escapes is decoded (this runs on every request).
+    if path.contains('%') && !percent_encoding_is_canonical(path) {
         return false;
     }
-    let segments: Vec<&str> = path.get(1..).unwrap_or_default().split('/').collect();
-    let last = segments.len().saturating_sub(1);
-    segments
-        .iter()
-        .enumerate()
-        .all(|(i, seg)| *seg != "." && *seg != ".." && (!seg.is_empty() || i == last))
+    // No empty segment but the last one: `//` was refused above, and the first `/` is
+    // the path's own.
+    path.get(1..)
+        .unwrap_or_default()
+        .split('/')
+        .all(|seg| seg != "." && seg != "..")
 }
 
 /// RFC 3986 §6.2.2: a percent-encoded unreserved character (`%61` for `a`, `%2E` for `.`)

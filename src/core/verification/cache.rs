@@ -3,12 +3,15 @@
 //! verified (or failed), and its `token_id` — so that a token seen again costs a hash and
 //! a lookup, not a signature verification.
 //!
-//! Keyed by the token text: a SipHash with a per-VM random key (so an attacker cannot aim
-//! tokens at one bucket), computed once per lookup or fill, and equality on the whole
-//! text, so a hash collision can never lend one token another's entry. This replaced a
-//! SHA-256 of the token as the key: a keyed SipHash of a ~1 KB token costs a fraction of
-//! a SHA-256 in the wasm VM, and the SHA-256 (for `token_id`) is computed once, when an
-//! entry is filled, and kept in it.
+//! Keyed by the token text: a fast hash seeded at random per cache (foldhash, so an
+//! attacker cannot aim tokens at one slot without knowing the seed), computed once per
+//! lookup or fill, and equality on the whole text, so a hash collision can never lend one
+//! token another's entry. The hash needs no cryptographic strength: the worst a collision
+//! can do is make the newer token take the older one's slot, which is no more than
+//! sending new tokens already does to a first-in-first-out cache. foldhash replaced a
+//! keyed SipHash-1-3, which was a third of a cached decision in the wasm VM (a ~1 KB
+//! token); that had replaced a SHA-256 of the token. The SHA-256 (for `token_id`) is
+//! computed once, when an entry is filled, and kept in it.
 //!
 //! Only parsing and the signature are cached. Every request still runs the issuer, rule,
 //! header, `typ` and `alg` checks, and everything after the signature (claims, time,
@@ -36,6 +39,8 @@ use crate::core::limits::{
 };
 use crate::core::time::UnixTime;
 use crate::core::token::Header;
+use foldhash::fast::FoldHasher;
+use foldhash::SharedSeed;
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -91,7 +96,7 @@ pub struct CacheStats {
 /// FIFO rather than LRU: a token's lifetime is bounded anyway, and FIFO cannot be kept
 /// alive by an attacker replaying one token.
 ///
-/// Keyed by the token's keyed SipHash (`Slot`), computed once per cache call by
+/// Keyed by the token's seeded hash (`Slot`), computed once per cache call by
 /// `TokenCache` and shared by both maps: a miss followed by a fill used to hash the ~1 KB
 /// token text six times, which the wasm VM measured at a fifth of a cold request's own
 /// work. The entry keeps the whole text and every lookup compares it, so two tokens whose
@@ -110,7 +115,7 @@ struct Slot<'t> {
     text: &'t str,
 }
 
-/// The map's hasher: the key already is a keyed SipHash, so it is passed through.
+/// The map's hasher: the key already is a seeded hash of the text, so it is passed through.
 #[derive(Debug, Default)]
 struct Prehashed(u64);
 
@@ -143,7 +148,7 @@ impl<V> Bounded<V> {
     fn get(&self, slot: Slot<'_>) -> Option<&V> {
         self.map
             .get(&slot.hash)
-            .filter(|(text, _)| **text == *slot.text)
+            .filter(|(text, _)| same_text(text, slot.text))
             .map(|(_, value)| value)
     }
 
@@ -152,7 +157,7 @@ impl<V> Bounded<V> {
             return;
         }
         if let Some((text, old)) = self.map.get_mut(&slot.hash) {
-            if **text != *slot.text {
+            if !same_text(text, slot.text) {
                 // Another token with the same hash: the newer one takes the slot.
                 *text = Rc::from(slot.text);
             }
@@ -177,6 +182,23 @@ impl<V> Bounded<V> {
             self.order.retain(|h| *h != slot.hash);
         }
     }
+}
+
+/// Whether two token texts are equal, compared eight bytes at a time: `==` on slices calls
+/// the C library's `memcmp`, which in the wasm VM (wasi-libc) compares one byte per loop,
+/// and every cached request compares its whole token (~1 KB) with the entry's.
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (words_a, words_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest = words_a.remainder() == words_b.remainder();
+    rest && words_a.zip(words_b).all(|(x, y)| word(x) == word(y))
+}
+
+fn word(eight: &[u8]) -> u64 {
+    u64::from_ne_bytes(eight.try_into().unwrap_or_default())
 }
 
 /// What a lookup found.
@@ -230,9 +252,34 @@ struct Inner {
 #[derive(Debug)]
 pub struct TokenCache {
     inner: RefCell<Inner>,
-    /// SipHash with a random key per cache (per VM): an attacker cannot aim tokens at one
-    /// bucket.
-    hasher: RandomState,
+    /// The slot hash's seeds, random per cache (per VM): an attacker cannot aim tokens at
+    /// one slot.
+    seed: SlotSeed,
+}
+
+/// foldhash's two seeds, drawn from std's `RandomState` (the host's entropy: WASI
+/// `random_get` in Envoy) rather than foldhash's own, which without `std` is only
+/// addresses.
+struct SlotSeed {
+    per_cache: u64,
+    shared: SharedSeed,
+}
+
+impl SlotSeed {
+    fn random() -> Self {
+        let entropy = RandomState::new();
+        SlotSeed {
+            per_cache: entropy.hash_one(0u8),
+            shared: SharedSeed::from_u64(entropy.hash_one(1u8)),
+        }
+    }
+}
+
+impl std::fmt::Debug for SlotSeed {
+    /// The seed stays secret, even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SlotSeed(..)")
+    }
 }
 
 impl Default for TokenCache {
@@ -250,13 +297,15 @@ impl TokenCache {
                 proof_headers: Bounded::new(MAX_CACHED_PROOF_HEADERS.min(verified)),
                 stats: CacheStats::default(),
             }),
-            hasher: RandomState::new(),
+            seed: SlotSeed::random(),
         }
     }
 
     fn slot<'t>(&self, token: &'t str) -> Slot<'t> {
+        let mut hasher = FoldHasher::with_seed(self.seed.per_cache, &self.seed.shared);
+        hasher.write(token.as_bytes());
         Slot {
-            hash: self.hasher.hash_one(token),
+            hash: hasher.finish(),
             text: token,
         }
     }
@@ -375,6 +424,30 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_text_is_equality_at_every_length_and_position() {
+        for len in 0..40 {
+            let a: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(same_text(&a, &a.clone()), "len {len}");
+            assert!(!same_text(&a, &format!("{a}x")), "len {len} vs longer");
+            for at in 0..len {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'.';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_text(&a, &b), "len {len}, differs at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn slot_hash_is_seeded_per_cache() {
+        let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln";
+        let (one, two) = (TokenCache::default(), TokenCache::default());
+        assert_eq!(one.slot(token).hash, one.slot(token).hash);
+        assert_ne!(one.slot(token).hash, two.slot(token).hash);
+        assert_eq!(format!("{:?}", one.seed), "SlotSeed(..)");
+    }
 
     fn verified(expires: u64) -> Rc<Verified> {
         let raw = serde_json::json!({"iss": "https://i", "sub": "s", "exp": expires});
