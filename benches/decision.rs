@@ -267,7 +267,7 @@ fn assert_allowed(ctx: Context<'_>, request: &Request, what: &str) {
         d.is_allowed(),
         "{what}: expected an allow, got {:?} ({:?})",
         d.reason(),
-        d.audit.detail
+        d.audit_record(request).detail
     );
 }
 

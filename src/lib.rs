@@ -21,7 +21,7 @@ mod tools;
 pub mod api;
 
 pub use crate::core::config::{
-    AuditLog, ConfigError, ConfigProblem, Mode, Policy, ProviderName, SyntaxProblem,
+    AuditLog, ConfigError, ConfigProblem, Mode, Policy, ProviderName, RuleId, SyntaxProblem,
 };
 pub use crate::core::config::{DpopConfig, DpopMode};
 pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse, Verdict};

@@ -18,9 +18,10 @@ use actwarden::api::check_json;
 use actwarden::mint::{self, SigningKey};
 use actwarden::Alg;
 use actwarden::ConfigProblem;
-use actwarden::{decide, Context, Decision, Policy, Reason, Request, UnixTime};
+use actwarden::{decide, Context, Policy, Reason, Request, UnixTime};
 use actwarden::{parse_jwks, JwksError, KeySet, KeySource};
 use actwarden_test_support::b64;
+use actwarden_test_support::Decided;
 use ring::rand::SystemRandom;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -186,7 +187,7 @@ fn run_at(
     request: &Request,
     now: u64,
     remote: &HashMap<String, KeySet>,
-) -> Decision {
+) -> Decided {
     let ctx = Context {
         policy,
         remote_keys: remote,
@@ -195,10 +196,10 @@ fn run_at(
         replay: &actwarden::MemoryWindow::new(),
         shared: None,
     };
-    decide(ctx, request, UnixTime::from_secs(now))
+    Decided::new(decide(ctx, request, UnixTime::from_secs(now)), request)
 }
 
-fn run(policy: &Policy, request: &Request) -> Decision {
+fn run(policy: &Policy, request: &Request) -> Decided {
     run_at(policy, request, NOW, &HashMap::new())
 }
 
@@ -222,7 +223,7 @@ fn bearer(path: &str, token: &str) -> Request {
 }
 
 /// The base policy, rule `corp`, `Authorization: Bearer <token>`.
-fn corp(token: &str) -> Decision {
+fn corp(token: &str) -> Decided {
     run(&keys().policy, &bearer("/corp/x", token))
 }
 
@@ -280,7 +281,7 @@ fn sig_of(token: &str) -> Vec<u8> {
 }
 
 #[track_caller]
-fn assert_reason(d: &Decision, expected: Reason) {
+fn assert_reason(d: &Decided, expected: Reason) {
     assert_eq!(d.reason(), expected, "{}", d.audit.to_json_line());
     assert_eq!(
         d.is_allowed(),
@@ -293,7 +294,7 @@ fn assert_reason(d: &Decision, expected: Reason) {
 
 /// SPEC §6: identity fields come only from a verified token.
 #[track_caller]
-fn assert_no_identity(d: &Decision) {
+fn assert_no_identity(d: &Decided) {
     let a = &d.audit;
     assert!(
         a.iss.is_none()
@@ -995,7 +996,7 @@ fn issuer_must_be_a_configured_string() {
 // Numbers and time
 
 /// Signs claims given as raw JSON text (so that numbers are exactly as written).
-fn corp_raw_claims(text: &str) -> Decision {
+fn corp_raw_claims(text: &str) -> Decided {
     let t = signed_raw(&keys().es, Alg::ES256, &header("ES256", Some("es-1")), text);
     corp(&t)
 }
@@ -1864,7 +1865,8 @@ fn more_than_one_token_is_malformed() {
         &|_| Err(actwarden::FileError::NoFiles),
     )
     .unwrap();
-    assert_reason(&d, Reason::TokenMalformed);
+    let decided = Decided::new(d, &Request::from_json(&req).unwrap());
+    assert_reason(&decided, Reason::TokenMalformed);
     assert_eq!(report["reason"], "token_malformed");
     // A token in the bearer header and another in a second configured header.
     let mut oc = claims();
@@ -2078,7 +2080,7 @@ fn forged_tokens_write_no_identity_into_the_audit_record() {
         let line = d.audit.to_json_line();
         assert!(!line.contains("FORGED"), "{line}");
         assert!(d.audit.token_id.as_ref().is_some_and(|id| id.len() == 16));
-        let report = actwarden::api::report::decision_json(&d).to_string();
+        let report = actwarden::api::report::decision_json(&d, &d.audit).to_string();
         assert!(!report.contains("FORGED"), "{report}");
         // Never the raw token, never the signature.
         let sig = t.rsplit_once('.').unwrap().1;

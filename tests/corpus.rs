@@ -562,7 +562,8 @@ fn corpus_with_a_token_cache() {
                 shared: None,
             };
             let decision = decide(ctx, &request, now);
-            let mut report = actwarden::api::report::decision_json(&decision);
+            let audit = decision.audit_record(&request);
+            let mut report = actwarden::api::report::decision_json(&decision, &audit);
             report["eval_us"] = Value::Null;
             if report != uncached {
                 failures.push(format!(
@@ -623,7 +624,10 @@ fn corpus_explained() {
         )
         .unwrap();
         let mut problems = Vec::new();
-        if plain.verdict != decision.verdict || plain.audit != decision.audit {
+        let request = actwarden::Request::from_json(&p.request).unwrap();
+        if plain.verdict != decision.verdict
+            || plain.audit_record(&request) != decision.audit_record(&request)
+        {
             problems.push("the traced decision differs from the plain one".to_owned());
         }
         let order: Vec<usize> = decision

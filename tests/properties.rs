@@ -15,8 +15,9 @@ use actwarden::api::check_json;
 use actwarden::mint::{self, SigningKey};
 use actwarden::Alg;
 use actwarden::Peer;
-use actwarden::{decide, Context, Decision, NoRemoteKeys, Policy, Reason, Request, UnixTime};
+use actwarden::{decide, Context, NoRemoteKeys, Policy, Reason, Request, UnixTime};
 use actwarden::{parse_jwks, KeySet, KeySource};
+use actwarden_test_support::Decided;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use ring::rand::SystemRandom;
@@ -120,7 +121,7 @@ fn base_config(jwks: &Value) -> Value {
     })
 }
 
-fn decide_with(policy: &Policy, request: &Request) -> Decision {
+fn decide_with(policy: &Policy, request: &Request) -> Decided {
     let ctx = Context {
         policy,
         remote_keys: &NoRemoteKeys,
@@ -129,7 +130,7 @@ fn decide_with(policy: &Policy, request: &Request) -> Decision {
         replay: &actwarden::MemoryWindow::new(),
         shared: None,
     };
-    decide(ctx, request, UnixTime::from_secs(NOW))
+    Decided::new(decide(ctx, request, UnixTime::from_secs(NOW)), request)
 }
 
 fn bearer_request(path: &str, token: &str) -> Request {
@@ -145,7 +146,7 @@ fn bearer_request(path: &str, token: &str) -> Request {
 }
 
 /// What must hold for every decision, whatever the input.
-fn assert_well_formed(d: &Decision) {
+fn assert_well_formed(d: &Decided) {
     assert_eq!(d.is_allowed(), d.audit.decision == "allow");
     assert_eq!(d.reason(), d.audit.reason);
     if d.is_allowed() {
@@ -174,7 +175,7 @@ fn assert_well_formed(d: &Decision) {
 }
 
 /// Identity fields come only from a verified token (SPEC §6).
-fn assert_no_unverified_identity(d: &Decision) {
+fn assert_no_unverified_identity(d: &Decided) {
     let a = &d.audit;
     assert!(
         a.iss.is_none()
@@ -887,7 +888,7 @@ fn as_number(v: Option<&Value>) -> Option<f64> {
 
 /// What an allow implies about the signed claims (SPEC §2, §3, §4 step 4–8).
 fn check_allowed_claims(
-    d: &Decision,
+    d: &Decided,
     claims: &Value,
     header_alg: Option<&Value>,
     signed_with: Alg,
@@ -1028,7 +1029,7 @@ fn check_allowed_claims(
 /// Under the strict policy an allow also implies: every actor is allowlisted and in the
 /// trust domain, a SPIFFE subject is in the trust domain, and the effective scopes are the
 /// token's scopes within every ceiling in the chain (SPEC §3).
-fn check_allowed_strict(d: &Decision, claims: &Value, path: &str) -> Result<(), TestCaseError> {
+fn check_allowed_strict(d: &Decided, claims: &Value, path: &str) -> Result<(), TestCaseError> {
     let ceiling = |actor: &str| -> Option<Vec<&str>> {
         match actor {
             "spiffe://prod.example.com/agent/a" => Some(vec!["read", "write"]),
@@ -1397,7 +1398,8 @@ proptest! {
         let token = f.es256.mint(Alg::ES256, &claims, None, &rng).unwrap();
         let ctx = Context { policy: &f.policy, remote_keys: &NoRemoteKeys, crypto: &actwarden::RING, cache: None, replay: &actwarden::MemoryWindow::new(), shared: None };
         let now = UnixTime::from_millis(millis);
-        let d = decide(ctx, &bearer_request("/scoped", &token), now);
+        let request = bearer_request("/scoped", &token);
+        let d = Decided::new(decide(ctx, &request, now), &request);
         assert_well_formed(&d);
         let now_s = millis as f64 / 1000.0;
         // Skew is 0: allowed exactly while iat <= now < exp.

@@ -815,11 +815,11 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
     check_decision(&d, &built);
     mcp::check_mcp(&d, policy, &built.request);
     if let Some(proof) = &built.proof {
-        check_dpop(&d, proof);
+        check_dpop(&d, proof, &built.request);
         // The same proof again, in the same window: a replay.
         let again = decide(ctx, &built.request, input.now());
         check_decision(&again, &built);
-        if d.audit.binding == actwarden::BindingOutcome::Dpop {
+        if d.binding() == actwarden::BindingOutcome::Dpop {
             assert_eq!(
                 again.reason(),
                 Reason::DpopReplayed,
@@ -848,17 +848,18 @@ pub fn decide_and_check(input: &RequestIn) -> Decision {
 
 /// DPoP invariants: a proof the harness broke for certain never lets the request through,
 /// and a decision that used a proof (`binding: dpop`) came with one, with the DPoP scheme.
-pub fn check_dpop(d: &Decision, proof: &dpop::BuiltProof) {
+pub fn check_dpop(d: &Decision, proof: &dpop::BuiltProof, request: &Request) {
+    let audit = d.audit_record(request);
     let allowed = d.reason() == Reason::Allowed;
     if proof.must_fail {
         assert!(
             !allowed,
             "allowed with a proof that must fail: {}",
-            d.audit.to_json_line()
+            audit.to_json_line()
         );
-        assert_ne!(d.audit.binding, actwarden::BindingOutcome::Dpop);
+        assert_ne!(audit.binding, actwarden::BindingOutcome::Dpop);
     }
-    if d.audit.binding == actwarden::BindingOutcome::Dpop {
+    if audit.binding == actwarden::BindingOutcome::Dpop {
         assert!(proof.bound, "binding dpop without cnf.jkt");
         assert_ne!(proof.scheme, "Bearer ", "binding dpop for a bearer token");
         assert_eq!(proof.headers.len(), 1);
@@ -867,33 +868,37 @@ pub fn check_dpop(d: &Decision, proof: &dpop::BuiltProof) {
 
 /// The invariants of SPEC §4–§6 that hold for every decision.
 pub fn check_decision(d: &Decision, built: &Built) {
+    let audit = d.audit_record(&built.request);
+    assert_eq!(audit.binding, d.binding());
+    assert_eq!(audit.scopes.as_deref(), d.effective_scopes());
+    assert_eq!(audit.sub.is_some(), d.verified());
     let reason = d.reason();
     assert!(
         Reason::ALL.contains(&reason),
         "reason {reason:?} not in Reason::ALL"
     );
     assert_eq!(
-        d.audit.reason, reason,
+        audit.reason, reason,
         "audit reason differs from the verdict"
     );
     assert_eq!(Reason::from_code(reason.code()), Some(reason));
     match &d.verdict {
         Verdict::Deny { response, .. } => {
-            assert_eq!(d.audit.decision, "deny");
+            assert_eq!(audit.decision, "deny");
             let status = reason.status().expect("a denial has a status");
-            assert_eq!(d.audit.status, Some(status));
+            assert_eq!(audit.status, Some(status));
             assert!(response.http_status == status || response.http_status == 200);
             assert!(d.identity_headers().is_empty());
             if response.http_status != 200 {
                 let body: Value = serde_json::from_str(&response.body).expect("deny body is JSON");
                 assert_eq!(body["error"], reason.code());
             }
-            assert!(d.audit.detail.is_some(), "a denial's audit has a detail");
+            assert!(audit.detail.is_some(), "a denial's audit has a detail");
         }
         Verdict::Allow { identity_headers } => {
             assert_eq!(reason, Reason::Allowed);
-            assert_eq!(d.audit.decision, "allow");
-            assert!(d.audit.sub.is_some(), "allowed with a token but no subject");
+            assert_eq!(audit.decision, "allow");
+            assert!(audit.sub.is_some(), "allowed with a token but no subject");
             assert!(identity_headers
                 .iter()
                 .all(|(n, _)| n.starts_with("x-agent-")));
@@ -904,7 +909,7 @@ pub fn check_decision(d: &Decision, built: &Built) {
         }
         Verdict::AllowAnonymous => {
             assert_eq!(reason, Reason::AllowedAnonymous);
-            assert_eq!(d.audit.decision, "allow");
+            assert_eq!(audit.decision, "allow");
         }
         // The gateway's own answer (MCP resource metadata): no identity is forwarded.
         Verdict::Answer { .. } => {
@@ -913,7 +918,7 @@ pub fn check_decision(d: &Decision, built: &Built) {
     }
     // Identity only from a verified token: with no genuine token, none at all.
     if !built.tokens.iter().any(|t| t.genuine) {
-        let a = &d.audit;
+        let a = &audit;
         assert!(
             a.iss.is_none()
                 && a.sub.is_none()
@@ -936,12 +941,12 @@ pub fn check_decision(d: &Decision, built: &Built) {
         }
     }
     // The audit line: one line of JSON, what serde would write, never the token.
-    let line = d.audit.to_json_line();
+    let line = audit.to_json_line();
     assert!(!line.contains('\n'));
     let parsed: Value = serde_json::from_str(&line).expect("audit line is JSON");
     assert_eq!(
         line,
-        serde_json::to_string(&d.audit).unwrap(),
+        serde_json::to_string(&audit).unwrap(),
         "hand-written audit JSON differs from serde's"
     );
     assert_eq!(parsed["reason"], reason.code());

@@ -249,6 +249,7 @@ pub fn is_mcp_message(policy: &Policy, request: &Request) -> bool {
 /// the body's without arguments, `require.arguments` of the corpus's `mcp-payments` rule
 /// hold on an allowed call, and no argument value reaches the audit line.
 pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
+    let audit = d.audit_record(request);
     assert!(
         d.mcp.as_ref().is_none_or(|f| f.arguments.is_none()),
         "a decision keeps MCP arguments"
@@ -259,7 +260,7 @@ pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
             "MCP facts for a request that is no message"
         );
         assert!(
-            d.audit.mcp_method.is_none() && d.audit.mcp_name.is_none(),
+            audit.mcp_method.is_none() && audit.mcp_name.is_none(),
             "MCP audit fields for a request that is no message"
         );
         return;
@@ -311,9 +312,9 @@ pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
         Some(&without_arguments),
         "decision MCP facts"
     );
-    assert_eq!(d.audit.mcp_method, facts.method, "audit mcp_method");
+    assert_eq!(audit.mcp_method, facts.method, "audit mcp_method");
     // The corpus's `mcp-payments` rule: an allowed call had arguments in its bounds.
-    if reason == Reason::Allowed && d.audit.rule.as_deref() == Some("mcp-payments") {
+    if reason == Reason::Allowed && audit.rule.as_deref() == Some("mcp-payments") {
         let args = facts.arguments.clone().unwrap_or_default();
         let amount = args.get("amount").and_then(Value::as_f64);
         assert!(
@@ -336,7 +337,7 @@ pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
     }
     // Argument values never reach the audit line (unless the request says them elsewhere).
     if let Some(args) = &facts.arguments {
-        let line = d.audit.to_json_line();
+        let line = audit.to_json_line();
         let mut secrets = Vec::new();
         collect_secrets(&Value::Object(args.clone()), &mut secrets);
         for s in secrets {

@@ -104,15 +104,16 @@ pub fn check(input: CheckInput<'_>) -> Result<CheckOutput, ApiError> {
         replay: input.replay.unwrap_or(&own_window),
         shared: None,
     };
-    let mut decision = if input.explain {
+    let decision = if input.explain {
         decide_traced(ctx, &request, input.now)
     } else {
         decide(ctx, &request, input.now)
     };
+    let mut audit = decision.audit_record(&request);
     if let (Some(clock), Some(started)) = (input.clock, started) {
-        decision.audit.eval_us = Some(clock().saturating_sub(started));
+        audit.eval_us = Some(clock().saturating_sub(started));
     }
-    let mut report = report::decision_json(&decision);
+    let mut report = report::decision_json(&decision, &audit);
     if let (Some(body), Value::Object(map)) = (input.mcp_response, &mut report) {
         let filtered = filtered_response(ctx, &request, &decision, input.now, body);
         map.insert("filtered_response".into(), filtered);

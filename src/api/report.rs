@@ -2,11 +2,12 @@
 //! identity headers that would be forwarded) and, extending the SPEC, `response` (what a
 //! denied caller receives). The CLI and the playground print exactly this.
 
-use crate::core::decision::Decision;
+use crate::core::decision::{AuditRecord, Decision};
 use serde_json::{Map, Value};
 
-pub fn decision_json(decision: &Decision) -> Value {
-    let mut out = match serde_json::to_value(&decision.audit) {
+/// `audit` is the decision's record (`Decision::audit_record`), with the host's `eval_us`.
+pub fn decision_json(decision: &Decision, audit: &AuditRecord) -> Value {
+    let mut out = match serde_json::to_value(audit) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
     };

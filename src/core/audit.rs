@@ -1,10 +1,15 @@
 //! The audit record of SPEC §6: one JSON line per decision, never the raw token, never a
-//! signature. Identity fields are filled only from a verified token (`record_identity`).
+//! signature. Identity fields are filled only from a verified token (`AuditFacts::identity`).
 
-use crate::core::claims::Claims;
-use crate::core::config::ProviderName;
+use crate::core::config::{ProviderName, RuleId};
+use crate::core::decision::{Decision, Verdict};
+use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::core::reasons::Reason;
+use crate::core::request::Request;
+use crate::core::time::UnixTime;
+use crate::core::verification::cache::Verified;
 use serde::Serialize;
+use std::rc::Rc;
 
 /// Whether a binding was checked, and how it went (audit `binding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -241,16 +246,147 @@ fn write_json_string(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-/// Fills the identity fields from a token whose signature verified (and only then).
-pub(crate) fn record_identity(audit: &mut AuditRecord, claims: &Claims, effective: Vec<String>) {
-    audit.iss = Some(claims.iss.clone());
-    audit.sub = Some(claims.sub.clone());
-    audit.sub_profile = claims.sub_profile.clone();
-    audit.actor = claims.chain.first().map(|a| a.sub.clone());
-    audit.chain = Some(claims.chain.iter().map(|a| a.sub.clone()).collect());
-    audit.depth = Some(claims.chain.len());
-    audit.scopes = Some(effective);
-    audit.jti = claims.jti.clone();
+/// What a decision learned that its audit record reports, kept as it was found: shared
+/// names from the policy and the cache's own entry, not copies. The record is built from
+/// these, the verdict and the request only when a host writes or returns it
+/// (`Decision::audit_record`), so an allowed request whose record is not logged copies
+/// no field.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditFacts {
+    pub now: UnixTime,
+    pub rule: Option<RuleId>,
+    pub provider: Option<ProviderName>,
+    pub token: Option<TokenSeen>,
+    /// Set only once the token's signature verified: the identity fields come from here.
+    pub identity: Option<Identity>,
+    pub binding: BindingOutcome,
+    /// A denial's detail (also in its response body).
+    pub detail: Option<String>,
+}
+
+impl AuditFacts {
+    pub(crate) fn new(now: UnixTime) -> Self {
+        AuditFacts {
+            now,
+            rule: None,
+            provider: None,
+            token: None,
+            identity: None,
+            binding: BindingOutcome::NotChecked,
+            detail: None,
+        }
+    }
+}
+
+/// The token a decision saw, as a record identifies it (`token_id`, `kid`, `alg`), whether
+/// or not it verified.
+#[derive(Debug, Clone)]
+pub(crate) enum TokenSeen {
+    /// A cache hit: the entry holds all three.
+    Cached(Rc<Verified>),
+    /// Read from the token now: its `token_id`, then, once it parsed, the header's `kid`
+    /// and `alg` (bounded).
+    Read {
+        token_id: String,
+        kid: Option<String>,
+        alg: Option<String>,
+    },
+}
+
+impl TokenSeen {
+    /// A token read now, before its header is.
+    pub(crate) fn read(token_id: String) -> Self {
+        TokenSeen::Read {
+            token_id,
+            kid: None,
+            alg: None,
+        }
+    }
+}
+
+/// A token whose signature verified, and its effective scopes (SPEC §3): computed once by
+/// the pipeline; the requirements, the identity headers and the record read them here.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub token: Rc<Verified>,
+    pub scopes: Vec<String>,
+}
+
+/// The audit record of `decision`, made of `request` (SPEC §6).
+pub(crate) fn record(decision: &Decision, request: &Request) -> AuditRecord {
+    let facts = &decision.audit;
+    let verdict = &decision.verdict;
+    let (token_id, kid, alg) = token_fields(facts.token.as_ref());
+    let claims = facts.identity.as_ref().map(|i| &i.token.claims);
+    // SPEC §9: the MCP method and name, unless the gateway answered the request itself.
+    let mcp = decision
+        .mcp
+        .as_ref()
+        .filter(|_| !matches!(verdict, Verdict::Answer { .. }));
+    AuditRecord {
+        ts: facts.now.rfc3339(),
+        decision: if decision.is_allowed() {
+            "allow"
+        } else {
+            "deny"
+        },
+        reason: verdict.reason(),
+        status: match verdict {
+            Verdict::Answer { response } => Some(response.http_status),
+            _ => verdict.reason().status(),
+        },
+        enforced: decision.enforced,
+        rule: facts.rule.as_deref().map(str::to_owned),
+        provider: facts.provider.clone(),
+        iss: claims.map(|c| c.iss.clone()),
+        sub: claims.map(|c| c.sub.clone()),
+        sub_profile: claims.and_then(|c| c.sub_profile.clone()),
+        actor: claims.and_then(|c| c.chain.first()).map(|a| a.sub.clone()),
+        chain: claims.map(|c| c.chain.iter().map(|a| a.sub.clone()).collect()),
+        depth: claims.map(|c| c.chain.len()),
+        scopes: facts.identity.as_ref().map(|i| i.scopes.clone()),
+        kid,
+        alg,
+        jti: claims.and_then(|c| c.jti.clone()),
+        token_id,
+        method: truncate(&request.method, MAX_AUDIT_REQUEST_FIELD),
+        path: truncate(request.path_only(), MAX_AUDIT_REQUEST_FIELD),
+        mcp_method: mcp.and_then(|f| f.method.clone()),
+        mcp_name: mcp
+            .and_then(|f| f.name.as_deref())
+            .map(|n| truncate(n, MAX_AUDIT_REQUEST_FIELD)),
+        authority: request
+            .authority
+            .as_deref()
+            .map(|a| truncate(a, MAX_AUDIT_REQUEST_FIELD)),
+        request_id: request
+            .single_header("x-request-id")
+            .map(|v| truncate(v, MAX_AUDIT_HEADER_VALUE)),
+        trace_id: request.single_header("traceparent").and_then(trace_id),
+        peer: request.peer.as_ref().and_then(|p| p.uri_san.clone()),
+        binding: facts.binding,
+        eval_us: None,
+        detail: facts.detail.clone(),
+    }
+}
+
+/// `token_id`, `kid` and `alg` (the latter two as the token's header says, bounded).
+fn token_fields(token: Option<&TokenSeen>) -> (Option<String>, Option<String>, Option<String>) {
+    match token {
+        None => (None, None, None),
+        Some(TokenSeen::Cached(entry)) => (
+            Some(entry.token_id.clone()),
+            entry
+                .header
+                .kid
+                .as_deref()
+                .map(|k| truncate(k, MAX_AUDIT_HEADER_VALUE)),
+            Some(truncate(&entry.header.alg, MAX_AUDIT_HEADER_VALUE)),
+        ),
+        Some(TokenSeen::Read { token_id, kid, alg }) => {
+            (Some(token_id.clone()), kid.clone(), alg.clone())
+        }
+    }
 }
 
 /// `value` cut to at most `max` bytes at a character boundary (caller-controlled audit

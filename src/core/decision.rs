@@ -1,8 +1,10 @@
 //! What a decision produces: the verdict, the deny response (SPEC §4), the identity
 //! headers (SPEC §5) and the audit record (SPEC §6). Hosts only copy these out.
 
+use crate::core::audit::AuditFacts;
 pub use crate::core::audit::{AuditRecord, BindingOutcome};
 use crate::core::reasons::{Denial, Reason};
+use crate::core::request::Request;
 use crate::core::trace::Trace;
 
 /// Header names actwarden sets on allow. Inbound headers with this prefix are removed.
@@ -70,7 +72,7 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Decision {
     pub verdict: Verdict,
     /// Inbound header names (as received) starting with `x-agent-`: always removed.
@@ -79,7 +81,9 @@ pub struct Decision {
     /// (still stripped of `x-agent-*`, with no identity headers added). The verdict stays
     /// the real one; hosts send a deny response only when `enforced`.
     pub enforced: bool,
-    pub audit: AuditRecord,
+    /// What the audit record reports; the record is built only when asked for
+    /// (`audit_record`).
+    pub(crate) audit: AuditFacts,
     /// The checks run, in order; only when asked for (`decide_traced`), for explanations.
     pub trace: Option<Trace>,
     /// What the MCP message said (SPEC §9), arguments dropped; `None` when the request is
@@ -152,9 +156,28 @@ impl Decision {
     }
 
     /// The token's scopes after every actor's ceiling (SPEC §3), computed once by the
-    /// pipeline and kept in the audit record; `None` unless the signature verified.
+    /// pipeline; `None` unless the signature verified.
     pub fn effective_scopes(&self) -> Option<&[String]> {
-        self.audit.scopes.as_deref()
+        self.audit.identity.as_ref().map(|i| i.scopes.as_slice())
+    }
+
+    /// Whether the request's token verified (its identity is known: audit `sub` and the
+    /// other identity fields are filled).
+    pub fn verified(&self) -> bool {
+        self.audit.identity.is_some()
+    }
+
+    /// Whether a binding was checked, and how it went (audit `binding`).
+    pub fn binding(&self) -> BindingOutcome {
+        self.audit.binding
+    }
+
+    /// The audit record of this decision (SPEC §6), for `request`, the request it decided.
+    /// Built on each call, from what the decision kept: hosts build it only for a record
+    /// they write or return (an allowed request under `audit.log: "denials"` builds
+    /// none). `eval_us` is `None`: the host measures it.
+    pub fn audit_record(&self, request: &Request) -> AuditRecord {
+        crate::core::audit::record(self, request)
     }
 }
 

@@ -5,15 +5,14 @@
 //! Everything comes in as arguments — policy, keys, crypto backend, request, time — and a
 //! `Decision` comes out. No clock, no I/O, no globals.
 
-use crate::core::audit::{record_identity, trace_id, truncate, AuditRecord, BindingOutcome};
+use crate::core::audit::{AuditFacts, Identity};
 use crate::core::claims::Claims;
-use crate::core::config::{OnNoMatch, Policy, Rule};
+use crate::core::config::{OnNoMatch, Policy, Rule, RuleId};
 use crate::core::decision::{deny_response, is_identity_header, Decision, Verdict};
 use crate::core::dpop::{self, ReplayWindow};
 use crate::core::keys::RemoteKeys;
-use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::core::mcp::{self, McpFacts};
-use crate::core::reasons::{Denial, Reason};
+use crate::core::reasons::Denial;
 use crate::core::request::Request;
 use crate::core::time::UnixTime;
 use crate::core::token::extract::{find_tokens, Found};
@@ -59,7 +58,7 @@ fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Record
         .filter(|(n, _)| is_identity_header(n))
         .map(|(n, _)| n.clone())
         .collect();
-    let mut audit = audit_of_request(request, now);
+    let mut audit = AuditFacts::new(now);
     let mut rule_for_response: Option<&Rule> = None;
     // SPEC §9: the metadata GET is the gateway's own answer; an MCP message is read (size,
     // shape, headers) before step 1.
@@ -67,39 +66,22 @@ fn decide_with(ctx: Context<'_>, request: &Request, now: UnixTime, mut t: Record
     let outcome = match (&facts, mcp::metadata::answer(ctx.policy, request)) {
         (_, Some(response)) => Ok(Verdict::Answer { response }),
         (Err(denial), None) => Err(denial.clone()),
-        (Ok(facts), None) => {
-            if let Some(f) = facts {
-                audit.mcp_method = f.method.clone();
-                audit.mcp_name = f
-                    .name
-                    .as_deref()
-                    .map(|n| truncate(n, MAX_AUDIT_REQUEST_FIELD));
-            }
-            evaluate(
-                ctx,
-                request,
-                facts.as_ref(),
-                now,
-                &mut audit,
-                &mut rule_for_response,
-                &mut t,
-            )
-        }
+        (Ok(facts), None) => evaluate(
+            ctx,
+            request,
+            facts.as_ref(),
+            now,
+            &mut audit,
+            &mut rule_for_response,
+            &mut t,
+        ),
     };
     // SPEC §11: the matched rule's mode, else (no rule yet) the policy's.
     let enforced = rule_for_response
         .map_or(ctx.policy.mode, |rule| rule.mode)
         .is_enforced();
-    audit.enforced = enforced;
     let verdict = match outcome {
-        Ok(verdict) => {
-            audit.decision = "allow";
-            audit.reason = verdict.reason();
-            if let Verdict::Answer { response } = &verdict {
-                audit.status = Some(response.http_status);
-            }
-            verdict
-        }
+        Ok(verdict) => verdict,
         Err(denial) => deny(ctx.policy, denial, request, rule_for_response, &mut audit),
     };
     Decision {
@@ -150,58 +132,16 @@ fn mcp_message(
     }
 }
 
-/// The audit record before any check: what the request itself says (bounded).
-fn audit_of_request(request: &Request, now: UnixTime) -> AuditRecord {
-    AuditRecord {
-        ts: now.rfc3339(),
-        decision: "deny",
-        reason: Reason::RouteDenied,
-        status: None,
-        enforced: true,
-        rule: None,
-        provider: None,
-        iss: None,
-        sub: None,
-        sub_profile: None,
-        actor: None,
-        chain: None,
-        depth: None,
-        scopes: None,
-        kid: None,
-        alg: None,
-        jti: None,
-        token_id: None,
-        method: truncate(&request.method, MAX_AUDIT_REQUEST_FIELD),
-        path: truncate(request.path_only(), MAX_AUDIT_REQUEST_FIELD),
-        authority: request
-            .authority
-            .as_deref()
-            .map(|a| truncate(a, MAX_AUDIT_REQUEST_FIELD)),
-        request_id: request
-            .single_header("x-request-id")
-            .map(|v| truncate(v, MAX_AUDIT_HEADER_VALUE)),
-        trace_id: request.single_header("traceparent").and_then(trace_id),
-        peer: request.peer.as_ref().and_then(|p| p.uri_san.clone()),
-        binding: BindingOutcome::NotChecked,
-        eval_us: None,
-        detail: None,
-        mcp_method: None,
-        mcp_name: None,
-    }
-}
-
 /// The deny verdict: the reply (challenge from the matched rule, if any) and the audit.
 fn deny(
     policy: &Policy,
     denial: Denial,
     request: &Request,
     rule: Option<&Rule>,
-    audit: &mut AuditRecord,
+    audit: &mut AuditFacts,
 ) -> Verdict {
     let reason = denial.reason();
     let detail = denial.detail();
-    audit.reason = reason;
-    audit.status = reason.status();
     let (scopes, acr) = match rule {
         Some(rule) => (rule.require.scopes.as_slice(), acr_values(rule)),
         None => (&[][..], None),
@@ -293,7 +233,7 @@ fn evaluate<'p>(
     request: &Request,
     facts: Option<&McpFacts>,
     now: UnixTime,
-    audit: &mut AuditRecord,
+    audit: &mut AuditFacts,
     rule_out: &mut Option<&'p Rule>,
     t: &mut Recorder,
 ) -> Result<Verdict, Denial> {
@@ -303,7 +243,7 @@ fn evaluate<'p>(
         Err(verdict) => return Ok(verdict),
     };
     *rule_out = Some(rule);
-    audit.rule = Some(rule.id.clone());
+    audit.rule = Some(RuleId::clone(&rule.id));
     let arguments = Arguments::Check(facts.and_then(|f| f.arguments.as_ref()));
     evaluate_rule(ctx, request, rule, arguments, now, audit, t)
 }
@@ -319,7 +259,7 @@ enum Arguments<'a> {
 /// Whether a request under `rule` passes steps 2–8 with this request's token, peer and
 /// time, `require.arguments` aside: the test of a tool in a filtered `tools/list`.
 pub(crate) fn passes_rule(ctx: Context<'_>, request: &Request, rule: &Rule, now: UnixTime) -> bool {
-    let mut audit = audit_of_request(request, now);
+    let mut audit = AuditFacts::new(now);
     let mut t = Recorder::off();
     // The request's DPoP proof was checked (and its `jti` recorded) when the request was
     // decided; checking it again per tool must not find it replayed.
@@ -338,7 +278,7 @@ fn evaluate_rule(
     rule: &Rule,
     arguments: Arguments<'_>,
     now: UnixTime,
-    audit: &mut AuditRecord,
+    audit: &mut AuditFacts,
     t: &mut Recorder,
 ) -> Result<Verdict, Denial> {
     let policy = ctx.policy;
@@ -351,11 +291,15 @@ fn evaluate_rule(
     let verified = verification::verify(ctx, rule, &token, now, audit, t)?;
     let provider = verified.provider;
 
-    // 4. audience, time. The effective scopes are computed here, once, and kept in the
-    // audit record; the requirements, the headers and explanations read them there.
+    // 4. audience, time. The effective scopes are computed here, once, and kept with the
+    // verified token (the identity); the requirements, the headers, explanations and the
+    // audit record read them there.
     let claims = &verified.token.claims;
-    record_identity(audit, claims, chain::effective_scopes(policy, claims));
-    let effective = audit.scopes.as_deref().unwrap_or_default();
+    let identity = audit.identity.insert(Identity {
+        scopes: chain::effective_scopes(policy, claims),
+        token: std::rc::Rc::clone(&verified.token),
+    });
+    let effective = identity.scopes.as_slice();
     let audience_ok = claims.aud.iter().any(|a| provider.audiences.contains(a));
     t.check(
         Step::ClaimsAud,
@@ -425,7 +369,7 @@ fn identity_headers(
     }
     headers.push(("x-agent-scopes", effective.join(" ")));
     headers.push(("x-agent-issuer", claims.iss.clone()));
-    headers.push(("x-agent-rule", rule.id.clone()));
+    headers.push(("x-agent-rule", rule.id.to_string()));
     headers
 }
 
@@ -433,6 +377,8 @@ fn identity_headers(
 mod tests {
     use super::*;
     use crate::core::keys::NoRemoteKeys;
+    use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
+    use crate::core::reasons::Reason;
 
     #[test]
     fn caller_controlled_audit_fields_are_bounded() {
@@ -458,16 +404,17 @@ mod tests {
         let d = decide(ctx, &request, UnixTime::from_secs(0));
         assert_eq!(d.reason(), Reason::RouteDenied);
         assert!(d.trace.is_none(), "decide records nothing");
-        assert_eq!(d.audit.path.len(), MAX_AUDIT_REQUEST_FIELD);
-        assert_eq!(d.audit.method.len(), MAX_AUDIT_REQUEST_FIELD);
+        let audit = d.audit_record(&request);
+        assert_eq!(audit.path.len(), MAX_AUDIT_REQUEST_FIELD);
+        assert_eq!(audit.method.len(), MAX_AUDIT_REQUEST_FIELD);
         assert_eq!(
-            d.audit.authority.as_ref().map(String::len),
+            audit.authority.as_ref().map(String::len),
             Some(MAX_AUDIT_REQUEST_FIELD)
         );
         assert_eq!(
-            d.audit.request_id.as_ref().map(String::len),
+            audit.request_id.as_ref().map(String::len),
             Some(MAX_AUDIT_HEADER_VALUE)
         );
-        assert!(long.starts_with(&d.audit.path));
+        assert!(long.starts_with(&audit.path));
     }
 }

@@ -188,7 +188,7 @@ pub fn chain(policy: &Policy, decision: &Decision, token: Option<&str>) -> Value
     let Some(Value::Object(claims)) = decoded.get("claims").cloned() else {
         return Value::Null;
     };
-    let verified = decision.audit.sub.is_some();
+    let verified = decision.verified();
     let token_scopes = scopes_of(&claims);
     // Actors from the outermost `act` inward (current first), bounded like the core.
     let mut actors = Vec::new();

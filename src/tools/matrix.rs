@@ -200,7 +200,7 @@ fn argument_text(c: &crate::core::mcp::ArgumentCondition) -> String {
 fn rule_row(policy: &Policy, rule: &Rule) -> RuleRow {
     let req = &rule.require;
     RuleRow {
-        rule: rule.id.clone(),
+        rule: rule.id.to_string(),
         matches: match_cell(rule),
         mode: rule.mode.code(),
         anonymous: rule.allow_anonymous,

@@ -807,3 +807,24 @@ pub mod b64 {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
+
+/// A decision with its audit record, built as a host builds it (`Decision::audit_record`
+/// from the request decided), for tests that read both.
+pub struct Decided {
+    pub decision: actwarden::Decision,
+    pub audit: actwarden::AuditRecord,
+}
+
+impl Decided {
+    pub fn new(decision: actwarden::Decision, request: &actwarden::Request) -> Self {
+        let audit = decision.audit_record(request);
+        Decided { decision, audit }
+    }
+}
+
+impl std::ops::Deref for Decided {
+    type Target = actwarden::Decision;
+    fn deref(&self) -> &actwarden::Decision {
+        &self.decision
+    }
+}

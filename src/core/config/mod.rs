@@ -146,6 +146,8 @@ pub(crate) const DEFAULT_MAX_LIFETIME_S: u64 = 86_400;
 
 /// A provider's name, shared by the policy, denials and audit records.
 pub type ProviderName = std::sync::Arc<str>;
+/// A rule's `id`, shared: decisions keep it for their audit record without copying it.
+pub type RuleId = std::sync::Arc<str>;
 
 /// A token issuer (`providers.<name>`).
 #[derive(Debug, Clone)]
@@ -272,7 +274,7 @@ pub struct Require {
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// Names the rule in `x-agent-rule`, audit records and metrics; required, unique.
-    pub id: String,
+    pub id: RuleId,
     /// Which request paths the rule is for; required.
     pub path: PathMatch,
     /// Upper-case methods the rule is for. Defaults to `None`: any method.
@@ -466,7 +468,7 @@ fn build(raw: RawConfig, files: Files<'_>) -> Result<Policy, ConfigError> {
         if rules.iter().any(|o| o.id == rule.id) {
             return Err(err(
                 format!("rules[{i}].id"),
-                ConfigProblem::DuplicateRuleId(rule.id),
+                ConfigProblem::DuplicateRuleId(rule.id.to_string()),
             ));
         }
         rules.push(rule);

@@ -76,7 +76,13 @@ mod tests {
         ANONYMOUS_SHADOW.replacen('{', &format!("{{ \"mode\": \"{mode}\","), 1)
     }
 
-    fn decide_path(config: &str, path: &str) -> crate::core::decision::Decision {
+    fn decide_path(
+        config: &str,
+        path: &str,
+    ) -> (
+        crate::core::decision::Decision,
+        crate::core::audit::AuditRecord,
+    ) {
         let policy = Policy::from_json(config).unwrap();
         let request = Request {
             method: "GET".into(),
@@ -92,7 +98,9 @@ mod tests {
             replay: &crate::core::dpop::MemoryWindow::new(),
             shared: None,
         };
-        decide(ctx, &request, UnixTime::from_secs(1_800_000_000))
+        let d = decide(ctx, &request, UnixTime::from_secs(1_800_000_000));
+        let audit = d.audit_record(&request);
+        (d, audit)
     }
 
     #[test]
@@ -134,13 +142,13 @@ mod tests {
 
     #[test]
     fn a_shadow_rule_keeps_the_real_denial_but_does_not_enforce_it() {
-        let d = decide_path(ANONYMOUS_SHADOW, "/trial/x");
+        let (d, audit) = decide_path(ANONYMOUS_SHADOW, "/trial/x");
         assert!(!d.is_allowed());
         assert_eq!(d.reason(), Reason::TokenMissing);
         assert!(!d.enforced);
-        assert!(!d.audit.enforced);
-        assert_eq!(d.audit.decision, "deny");
-        assert_eq!(d.audit.status, Some(401));
+        assert!(!audit.enforced);
+        assert_eq!(audit.decision, "deny");
+        assert_eq!(audit.status, Some(401));
         // What the caller would have got is kept for people; hosts do not send it.
         assert!(d.response().is_some());
         assert!(d.enforced_response().is_none());
@@ -151,44 +159,42 @@ mod tests {
 
     #[test]
     fn an_enforced_rule_in_a_shadow_policy_is_enforced() {
-        let d = decide_path(ANONYMOUS_SHADOW, "/strict/x");
+        let (d, audit) = decide_path(ANONYMOUS_SHADOW, "/strict/x");
         assert_eq!(d.reason(), Reason::TokenMissing);
-        assert!(d.enforced && d.audit.enforced);
+        assert!(d.enforced && audit.enforced);
         assert!(d.enforced_response().is_some());
     }
 
     #[test]
     fn before_any_rule_matched_the_policy_mode_applies() {
-        let d = decide_path(ANONYMOUS_SHADOW, "/nowhere");
+        let (d, _) = decide_path(ANONYMOUS_SHADOW, "/nowhere");
         assert_eq!(d.reason(), Reason::RouteDenied);
         assert!(d.enforced);
 
-        let d = decide_path(&with_top_mode("shadow"), "/nowhere");
+        let (d, audit) = decide_path(&with_top_mode("shadow"), "/nowhere");
         assert_eq!(d.reason(), Reason::RouteDenied);
-        assert!(!d.enforced && !d.audit.enforced);
+        assert!(!d.enforced && !audit.enforced);
         assert!(d.enforced_response().is_none());
     }
 
     #[test]
     fn an_allow_under_shadow_says_so_and_keeps_its_headers() {
-        let d = decide_path(&with_top_mode("shadow"), "/open");
+        let (d, _) = decide_path(&with_top_mode("shadow"), "/open");
         assert!(d.is_allowed());
         assert!(!d.enforced);
         assert!(d.enforced_response().is_none());
-        let d = decide_path(ANONYMOUS_SHADOW, "/open");
+        let (d, _) = decide_path(ANONYMOUS_SHADOW, "/open");
         assert!(d.is_allowed() && d.enforced);
     }
 
     #[test]
     fn every_record_carries_enforced() {
-        let d = decide_path(ANONYMOUS_SHADOW, "/trial");
-        assert!(d
-            .audit
+        let (_, audit) = decide_path(ANONYMOUS_SHADOW, "/trial");
+        assert!(audit
             .to_json_line()
             .contains(r#""status":401,"enforced":false,"#));
-        let d = decide_path(ANONYMOUS_SHADOW, "/open");
-        assert!(d
-            .audit
+        let (_, audit) = decide_path(ANONYMOUS_SHADOW, "/open");
+        assert!(audit
             .to_json_line()
             .contains(r#""status":null,"enforced":true,"#));
     }

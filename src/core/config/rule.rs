@@ -53,7 +53,7 @@ pub(super) fn build_rule(
         Some(req) => require(&at, req, identity, has_mcp)?,
     };
     Ok(Rule {
-        id: r.id,
+        id: r.id.into(),
         path,
         methods,
         allow_anonymous,

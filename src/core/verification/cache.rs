@@ -428,7 +428,9 @@ mod tests {
     #[test]
     fn same_text_is_equality_at_every_length_and_position() {
         for len in 0..40 {
-            let a: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let a: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
             assert!(same_text(&a, &a.clone()), "len {len}");
             assert!(!same_text(&a, &format!("{a}x")), "len {len} vs longer");
             for at in 0..len {

@@ -8,11 +8,10 @@ pub(crate) mod cache;
 pub(crate) mod crypto;
 pub(crate) mod shared;
 
-use crate::core::audit::truncate;
+use crate::core::audit::{truncate, AuditFacts, TokenSeen};
 use crate::core::claims;
 use crate::core::config::ProviderName;
 use crate::core::config::{typ_is_one_of, KeyConfig, Policy, Provider, Rule};
-use crate::core::decision::AuditRecord;
 use crate::core::keys::alg::{Alg, AlgName};
 use crate::core::keys::{KeySet, VerificationKey};
 use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_SIGNATURE_VERIFICATIONS};
@@ -43,22 +42,20 @@ pub(crate) fn verify<'p>(
     rule: &Rule,
     found: &Found<'_>,
     now: UnixTime,
-    audit: &mut AuditRecord,
+    audit: &mut AuditFacts,
     t: &mut Recorder,
 ) -> Result<VerifiedToken<'p>, Denial> {
     let cached = ctx.cache.and_then(|c| c.get(found.token, now));
     // The token's SHA-256 only on a miss: a hit kept its `token_id`.
-    let hash = match &cached {
-        Some(hit) => {
-            audit.token_id = Some(hit.token_id().to_owned());
-            None
-        }
+    let (seen, hash) = match &cached {
+        Some(Cached::Verified(hit)) => (TokenSeen::Cached(std::rc::Rc::clone(hit)), None),
+        Some(Cached::Failed(hit)) => (TokenSeen::read(hit.token_id.clone()), None),
         None => {
             let hash = crypto::sha256(found.token.as_bytes());
-            audit.token_id = Some(token_id(&hash));
-            Some(hash)
+            (TokenSeen::read(token_id(&hash)), Some(hash))
         }
     };
+    audit.token = Some(seen);
     if found.token.is_empty() {
         t.pass(Step::TokenSize);
         let empty = Denial::Token(TokenProblem::NotCompact { dots: 0 });
@@ -267,13 +264,16 @@ fn parse<'t>(token: &'t str, t: &mut Recorder) -> Result<token::UnverifiedToken<
     }
 }
 
-/// The (unverified) `alg` and `kid` identify the token in the audit record.
-fn record_header(audit: &mut AuditRecord, header: &token::Header) {
-    audit.alg = Some(truncate(&header.alg, MAX_AUDIT_HEADER_VALUE));
-    audit.kid = header
-        .kid
-        .as_deref()
-        .map(|k| truncate(k, MAX_AUDIT_HEADER_VALUE));
+/// The (unverified) `alg` and `kid` identify the token in the audit record. A cache hit
+/// keeps them in its entry.
+fn record_header(audit: &mut AuditFacts, header: &token::Header) {
+    if let Some(TokenSeen::Read { kid, alg, .. }) = &mut audit.token {
+        *alg = Some(truncate(&header.alg, MAX_AUDIT_HEADER_VALUE));
+        *kid = header
+            .kid
+            .as_deref()
+            .map(|k| truncate(k, MAX_AUDIT_HEADER_VALUE));
+    }
 }
 
 /// The provider (and its index) for the not yet trusted `iss`: one this rule accepts, and

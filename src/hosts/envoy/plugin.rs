@@ -205,7 +205,7 @@ impl<H: Host> Plugin<H> {
         let now = pending
             .now_override
             .unwrap_or(UnixTime::from_millis(host_now_ms));
-        let Some(mut decision) = self.decide(&mut pending, now, host_now_ms) else {
+        let Some(decision) = self.decide(&mut pending, now, host_now_ms) else {
             return self.refuse_unknown_peer();
         };
         let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
@@ -234,17 +234,14 @@ impl<H: Host> Plugin<H> {
         }
         if self.policy.audit_log.logs(decision.is_allowed()) {
             // The clock is read again only for a line that says how long deciding took.
-            decision.audit.eval_us = Some(self.host.now_nanos().saturating_sub(started) / 1000);
+            let eval_us = self.host.now_nanos().saturating_sub(started) / 1000;
             // The audit `peer` (SPEC §6): read now if the decision did not need it.
             if pending.know_peer(&self.host).is_err() {
                 return self.refuse_unknown_peer();
             }
-            decision.audit.peer = pending
-                .request
-                .peer
-                .as_ref()
-                .and_then(|p| p.uri_san.clone());
-            log_audit(&self.host, &decision.audit);
+            let mut audit = decision.audit_record(&pending.request);
+            audit.eval_us = Some(eval_us);
+            log_audit(&self.host, &audit);
         }
         self.metrics.decision(
             &self.host,
@@ -351,7 +348,7 @@ impl<H: Host> Plugin<H> {
         };
         let before = self.cache.stats();
         let mut decision = decide(ctx, &pending.request, now);
-        if !pending.peer_known && decision.audit.binding == BindingOutcome::Mismatch {
+        if !pending.peer_known && decision.binding() == BindingOutcome::Mismatch {
             pending.know_peer(&self.host).ok()?;
             // This request's proof, if any, was admitted by the first decision.
             let admitted = crate::core::dpop::MemoryWindow::new();
