@@ -24,7 +24,9 @@ pub use crate::core::config::{
     AuditLog, ConfigError, ConfigProblem, Mode, Policy, ProviderName, RuleId, SyntaxProblem,
 };
 pub use crate::core::config::{DpopConfig, DpopMode};
-pub use crate::core::decision::{AuditRecord, BindingOutcome, Decision, DenyResponse, Verdict};
+pub use crate::core::decision::{
+    AuditRecord, BindingOutcome, Decision, DenyResponse, IdentityHeaders, Verdict,
+};
 pub use crate::core::dpop::{Admission, MemoryWindow, ProofProblem, ReplayEntry, ReplayWindow};
 pub use crate::core::file::{FileError, FileReader};
 pub use crate::core::keys::alg::{Alg, AlgName, UnknownAlg};

@@ -356,3 +356,124 @@ fn shared_table_semantics(
         (Reason::SignatureInvalid, 1)
     );
 }
+
+/// A token's standing under the policy (chain and revocation outcomes, effective scopes,
+/// identity headers) is remembered with its cache entry: every decision with the entry
+/// equals the decision without a cache, for tokens that pass and tokens each check
+/// refuses, and `x-agent-rule` stays the matched rule's.
+#[test]
+fn a_remembered_standing_never_changes_a_decision() {
+    let rng = SystemRandom::new();
+    let k1 = SigningKey::generate(Alg::ES256, "k1", &rng).unwrap();
+    let orch = "spiffe://prod.example.com/agent/orchestrator";
+    let billing = "spiffe://prod.example.com/agent/billing";
+    let policy = Policy::from_json(
+        &json!({
+            "providers": { "sts": {
+                "issuer": "https://sts.example.com", "audiences": ["api"],
+                "remote_jwks": { "http_uri": { "uri": "http://sts/jwks", "cluster": "sts" } },
+                "algorithms": ["ES256"] } },
+            "identity": { "trust_domains": ["prod.example.com"], "max_chain_depth": 2,
+                          "actors": { orch: { "max_scopes": ["read", "pay"] },
+                                      billing: { "max_scopes": ["read"] } } },
+            "revoked": { "jti": ["revoked-jti"] },
+            "rules": [
+                { "id": "pay", "match": { "path_prefix": "/pay" }, "providers": ["sts"],
+                  "require": { "scopes": ["pay"] } },
+                { "id": "all", "match": { "path_prefix": "/" }, "providers": ["sts"] }
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let keys = keys(&[&k1]);
+    let user = json!({ "iss": "https://sts.example.com", "sub": "user:alice", "aud": "api",
+                       "iat": NOW - 10, "exp": NOW + 600, "scope": "read pay write",
+                       "jti": "j-1" });
+    let delegate = |claims: &serde_json::Value, actor: &str| {
+        let mut c = actwarden::mint::delegate(claims, actor, None);
+        c["may_act"] = json!({ "sub": actor });
+        c
+    };
+    let mut revoked = user.clone();
+    revoked["jti"] = json!("revoked-jti");
+    let cases = [
+        ("user", user.clone()),
+        ("via orchestrator", delegate(&user, orch)),
+        ("via orchestrator and billing", {
+            let mut c = actwarden::mint::delegate(&delegate(&user, orch), billing, None);
+            c["may_act"] = json!({ "sub": billing });
+            c
+        }),
+        (
+            "unknown actor",
+            delegate(&user, "spiffe://prod.example.com/agent/rogue"),
+        ),
+        (
+            "other trust domain",
+            delegate(&user, "spiffe://evil.example.com/agent/x"),
+        ),
+        ("revoked", revoked),
+    ];
+    let decide_once = |cache: Option<&TokenCache>, token: &str, path: &str| {
+        let ctx = Context {
+            policy: &policy,
+            remote_keys: &keys,
+            crypto: &actwarden::RING,
+            cache,
+            replay: &actwarden::MemoryWindow::new(),
+            shared: None,
+        };
+        let mut request = request(token);
+        request.path = path.into();
+        let d = decide(ctx, &request, UnixTime::from_secs(NOW));
+        let headers: Vec<(String, String)> = d
+            .identity_headers()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        (d.verdict.clone(), headers, d.audit_record(&request))
+    };
+    let mut reasons = Vec::new();
+    for (name, claims) in &cases {
+        let token = k1.mint(Alg::ES256, claims, None, &rng).unwrap();
+        let cache = TokenCache::default();
+        for path in ["/pay", "/other", "/pay"] {
+            let uncached = decide_once(None, &token, path);
+            for round in ["first", "second"] {
+                let cached = decide_once(Some(&cache), &token, path);
+                assert_eq!(cached, uncached, "{name}, {path}, {round} cached decision");
+            }
+            reasons.push((*name, path, uncached.0.reason()));
+            let scopes = uncached.1.iter().find(|(n, _)| n == "x-agent-scopes");
+            if *name == "via orchestrator and billing" && path == "/other" {
+                assert_eq!(scopes.map(|(_, v)| v.as_str()), Some("read"));
+            }
+            let rule = uncached.1.iter().find(|(n, _)| n == "x-agent-rule");
+            if let Some((_, rule)) = rule {
+                assert_eq!(rule, if path == "/pay" { "pay" } else { "all" });
+            }
+        }
+        assert_eq!(cache.stats().misses, 1, "{name}: verified once");
+    }
+    let reason = |name: &str, path: &str| {
+        reasons
+            .iter()
+            .find(|(n, p, _)| *n == name && *p == path)
+            .map(|(_, _, r)| *r)
+    };
+    assert_eq!(reason("user", "/pay"), Some(Reason::Allowed));
+    assert_eq!(reason("via orchestrator", "/pay"), Some(Reason::Allowed));
+    // Billing's ceiling drops `pay`: refused where it is required, allowed elsewhere.
+    let both = "via orchestrator and billing";
+    assert_eq!(reason(both, "/pay"), Some(Reason::ActorScopeExceeded));
+    assert_eq!(reason(both, "/other"), Some(Reason::Allowed));
+    assert_eq!(
+        reason("unknown actor", "/other"),
+        Some(Reason::ActorNotAllowed)
+    );
+    assert_eq!(
+        reason("other trust domain", "/other"),
+        Some(Reason::TrustDomainMismatch)
+    );
+    assert_eq!(reason("revoked", "/other"), Some(Reason::TokenRevoked));
+}

@@ -13,8 +13,7 @@ pub fn decision_json(decision: &Decision, audit: &AuditRecord) -> Value {
     };
     let headers: Map<String, Value> = decision
         .identity_headers()
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
         .collect();
     out.insert("headers".into(), Value::Object(headers));
     let response = match decision.response() {

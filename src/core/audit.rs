@@ -6,6 +6,7 @@ use crate::core::decision::{Decision, Verdict};
 use crate::core::limits::{MAX_AUDIT_HEADER_VALUE, MAX_AUDIT_REQUEST_FIELD};
 use crate::core::reasons::Reason;
 use crate::core::request::Request;
+use crate::core::standing::Standing;
 use crate::core::time::UnixTime;
 use crate::core::verification::cache::Verified;
 use serde::Serialize;
@@ -304,12 +305,12 @@ impl TokenSeen {
     }
 }
 
-/// A token whose signature verified, and its effective scopes (SPEC §3): computed once by
-/// the pipeline; the requirements, the identity headers and the record read them here.
+/// A token whose signature verified, and its standing under the policy (its effective
+/// scopes, SPEC §3, among the rest).
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
     pub token: Rc<Verified>,
-    pub scopes: Vec<String>,
+    pub standing: Rc<Standing>,
 }
 
 /// The audit record of `decision`, made of `request` (SPEC §6).
@@ -344,7 +345,7 @@ pub(crate) fn record(decision: &Decision, request: &Request) -> AuditRecord {
         actor: claims.and_then(|c| c.chain.first()).map(|a| a.sub.clone()),
         chain: claims.map(|c| c.chain.iter().map(|a| a.sub.clone()).collect()),
         depth: claims.map(|c| c.chain.len()),
-        scopes: facts.identity.as_ref().map(|i| i.scopes.clone()),
+        scopes: decision.effective_scopes().map(<[String]>::to_vec),
         kid,
         alg,
         jti: claims.and_then(|c| c.jti.clone()),

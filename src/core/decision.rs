@@ -3,9 +3,11 @@
 
 use crate::core::audit::AuditFacts;
 pub use crate::core::audit::{AuditRecord, BindingOutcome};
+use crate::core::config::RuleId;
 use crate::core::reasons::{Denial, Reason};
 use crate::core::request::Request;
 use crate::core::trace::Trace;
+use std::rc::Rc;
 
 /// Header names actwarden sets on allow. Inbound headers with this prefix are removed.
 pub(crate) const IDENTITY_HEADER_PREFIX: &str = "x-agent-";
@@ -44,10 +46,7 @@ pub struct DenyResponse {
 pub enum Verdict {
     /// A verified token passed every check (`allowed`): forward with these identity
     /// headers (SPEC §5) set.
-    Allow {
-        /// Names are fixed by the SPEC, so only the values are built per request.
-        identity_headers: Vec<(&'static str, String)>,
-    },
+    Allow { identity_headers: IdentityHeaders },
     /// No token, and the rule (or `on_no_match`) allows that (`allowed_anonymous`): forward
     /// with no identity.
     AllowAnonymous,
@@ -59,6 +58,25 @@ pub enum Verdict {
     /// Answered by the gateway itself, never forwarded: the RFC 9728 metadata `GET`
     /// (SPEC §9, `resource_metadata`, 200). Not a denial.
     Answer { response: DenyResponse },
+}
+
+/// The identity headers of an allow (SPEC §5): the token's, shared with its cache entry
+/// (`Standing`), then `x-agent-rule`. Names are fixed by the SPEC; values are built once per
+/// verified token, not per request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityHeaders {
+    pub(crate) token: Rc<[(&'static str, String)]>,
+    pub(crate) rule: RuleId,
+}
+
+impl IdentityHeaders {
+    /// Name and value of each header, in the order SPEC §5 lists them.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.token
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .chain(std::iter::once(("x-agent-rule", &*self.rule)))
+    }
 }
 
 impl Verdict {
@@ -147,18 +165,22 @@ impl Decision {
             )
     }
 
-    /// Identity headers to set on the forwarded request (empty unless `allowed`).
-    pub fn identity_headers(&self) -> &[(&'static str, String)] {
-        match &self.verdict {
-            Verdict::Allow { identity_headers } => identity_headers,
-            _ => &[],
-        }
+    /// Identity headers to set on the forwarded request (none unless `allowed`).
+    pub fn identity_headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        let headers = match &self.verdict {
+            Verdict::Allow { identity_headers } => Some(identity_headers),
+            _ => None,
+        };
+        headers.into_iter().flat_map(IdentityHeaders::iter)
     }
 
     /// The token's scopes after every actor's ceiling (SPEC §3), computed once by the
     /// pipeline; `None` unless the signature verified.
     pub fn effective_scopes(&self) -> Option<&[String]> {
-        self.audit.identity.as_ref().map(|i| i.scopes.as_slice())
+        self.audit
+            .identity
+            .as_ref()
+            .map(|i| i.standing.scopes.as_slice())
     }
 
     /// Whether the request's token verified (its identity is known: audit `sub` and the

@@ -43,6 +43,10 @@ pub(crate) mod chain;
 /// 9. Revocation lists.
 pub(crate) mod revocation;
 
+/// 8–9 remembered: a verified token's chain and revocation outcomes, effective scopes and
+/// identity headers, worked out once per cache entry.
+pub(crate) mod standing;
+
 pub(crate) mod binding;
 /// 10. Binding to the caller: DPoP proofs first (SPEC §10), then certificate and peer.
 pub(crate) mod dpop;

@@ -6,21 +6,25 @@
 //! `Decision` comes out. No clock, no I/O, no globals.
 
 use crate::core::audit::{AuditFacts, Identity};
-use crate::core::claims::Claims;
 use crate::core::config::{OnNoMatch, Policy, Rule, RuleId};
-use crate::core::decision::{deny_response, is_identity_header, Decision, Verdict};
+use crate::core::decision::{
+    deny_response, is_identity_header, Decision, IdentityHeaders, Verdict,
+};
 use crate::core::dpop::{self, ReplayWindow};
 use crate::core::keys::RemoteKeys;
 use crate::core::mcp::{self, McpFacts};
 use crate::core::reasons::Denial;
 use crate::core::request::Request;
+use crate::core::standing::Standing;
 use crate::core::time::UnixTime;
 use crate::core::token::extract::{find_tokens, Found};
 use crate::core::trace::{Recorder, Step};
 use crate::core::verification::backend::SignatureVerifier;
 use crate::core::verification::cache::TokenCache;
 use crate::core::verification::shared::SharedTokens;
-use crate::core::{binding, chain, claims, revocation, rules, verification};
+use crate::core::verification::VerifiedToken;
+use crate::core::{binding, chain, claims, rules, verification};
+use std::rc::Rc;
 
 /// What the core needs besides the request.
 #[derive(Clone, Copy)]
@@ -291,15 +295,18 @@ fn evaluate_rule(
     let verified = verification::verify(ctx, rule, &token, now, audit, t)?;
     let provider = verified.provider;
 
-    // 4. audience, time. The effective scopes are computed here, once, and kept with the
-    // verified token (the identity); the requirements, the headers, explanations and the
-    // audit record read them there.
+    // The token's standing under the policy (the outcomes of steps 5 and 6, its effective
+    // scopes, its identity headers): remembered with its cache entry, or worked out now.
+    // The requirements, the headers, explanations and the audit record read it there.
     let claims = &verified.token.claims;
     let identity = audit.identity.insert(Identity {
-        scopes: chain::effective_scopes(policy, claims),
-        token: std::rc::Rc::clone(&verified.token),
+        standing: standing(ctx, &verified),
+        token: Rc::clone(&verified.token),
     });
-    let effective = identity.scopes.as_slice();
+    let standing = Rc::clone(&identity.standing);
+    let effective = standing.scopes.as_slice();
+
+    // 4. audience, time
     let audience_ok = claims.aud.iter().any(|a| provider.audiences.contains(a));
     t.check(
         Step::ClaimsAud,
@@ -311,9 +318,14 @@ fn evaluate_rule(
     )?;
     claims::check_time(provider, claims, now, t)?;
 
-    // 5. chain; 6. revocation; 7. binding; 8. rule requirements
-    chain::check(policy, claims, t)?;
-    t.check(Step::Revocation, revocation::check(policy, claims))?;
+    // 5. chain (its checks one by one when traced); 6. revocation; 7. binding; 8. rule
+    // requirements
+    if t.is_on() {
+        chain::check(policy, claims, t)?;
+    } else {
+        standing.chain.clone()?;
+    }
+    t.check(Step::Revocation, standing.revocation.clone())?;
     let presented = dpop::Presented {
         provider,
         token_sha256: &verified.token.sha256,
@@ -347,30 +359,26 @@ fn evaluate_rule(
     }
 
     Ok(Verdict::Allow {
-        identity_headers: identity_headers(claims, effective, rule),
+        identity_headers: IdentityHeaders {
+            token: Rc::clone(&standing.headers),
+            rule: RuleId::clone(&rule.id),
+        },
     })
 }
 
-/// SPEC §5: who the upstream is told is calling.
-fn identity_headers(
-    claims: &Claims,
-    effective: &[String],
-    rule: &Rule,
-) -> Vec<(&'static str, String)> {
-    let mut headers = Vec::with_capacity(7);
-    headers.push(("x-agent-subject", claims.sub.clone()));
-    if let Some(profile) = &claims.sub_profile {
-        headers.push(("x-agent-subject-profile", profile.clone()));
+/// The verified token's standing: its cache entry's (worked out by the first decision that
+/// reached here with it), or, without a cache, worked out now.
+fn standing(ctx: Context<'_>, verified: &VerifiedToken<'_>) -> Rc<Standing> {
+    let claims = &verified.token.claims;
+    match ctx.cache {
+        None => Rc::new(Standing::of(ctx.policy, claims)),
+        Some(_) => Rc::clone(
+            verified
+                .token
+                .standing
+                .get_or_init(|| Rc::new(Standing::of(ctx.policy, claims))),
+        ),
     }
-    if let Some(current) = claims.chain.first() {
-        headers.push(("x-agent-actor", current.sub.clone()));
-        let chain: Vec<&str> = claims.chain.iter().map(|a| a.sub.as_str()).collect();
-        headers.push(("x-agent-chain", chain.join(",")));
-    }
-    headers.push(("x-agent-scopes", effective.join(" ")));
-    headers.push(("x-agent-issuer", claims.iss.clone()));
-    headers.push(("x-agent-rule", rule.id.to_string()));
-    headers
 }
 
 #[cfg(test)]

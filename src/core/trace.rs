@@ -210,6 +210,11 @@ impl Recorder {
         }
     }
 
+    /// Whether checks are being recorded (`decide_traced`).
+    pub(crate) fn is_on(&self) -> bool {
+        self.checks.is_some()
+    }
+
     fn push(&mut self, step: Step, outcome: Outcome, note: Option<&'static str>) {
         if let Some(checks) = &mut self.checks {
             checks.push(Check {

@@ -37,11 +37,12 @@ use crate::core::keys::alg::Alg;
 use crate::core::limits::{
     MAX_CACHED_PROOF_HEADERS, MAX_CACHED_TOKENS, MAX_CACHED_TOKEN_FAILURES, TOKEN_FAILURE_TTL_S,
 };
+use crate::core::standing::Standing;
 use crate::core::time::UnixTime;
 use crate::core::token::Header;
 use foldhash::fast::FoldHasher;
 use foldhash::SharedSeed;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -71,6 +72,9 @@ pub struct Verified {
     /// SHA-256 of the token text, computed once when the entry was filled: a DPoP proof's
     /// `ath` (SPEC §10) is its base64url.
     pub sha256: TokenHash,
+    /// The token's standing under the cache's policy, worked out by the first decision
+    /// that reaches step 5 with this entry.
+    pub(crate) standing: OnceCell<Rc<Standing>>,
 }
 
 /// A token whose signature did not verify under these keys.
@@ -469,6 +473,7 @@ mod tests {
             expires: UnixTime::from_secs(expires),
             token_id: "id".into(),
             sha256: [0; 32],
+            standing: OnceCell::new(),
         })
     }
 

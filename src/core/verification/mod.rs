@@ -212,6 +212,7 @@ fn verify_fresh(
         key,
         token_id: token_id(&fresh.hash),
         sha256: fresh.hash,
+        standing: std::cell::OnceCell::new(),
     });
     if let Some(cache) = ctx.cache {
         cache.put_verified(fresh.token, std::rc::Rc::clone(&entry), fresh.now);
