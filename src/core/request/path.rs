@@ -9,19 +9,39 @@ use crate::core::token::b64::hex_digit;
 /// origin-form, no `.`/`..`/empty segments, no backslash, no `;` path parameters (Tomcat
 /// and Jetty drop them before resolving `..;`), and percent-escapes only where needed.
 pub(crate) fn is_normalized(path: &str) -> bool {
-    if !path.starts_with('/') || path.contains(['\\', ';']) || path.contains("//") {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return false;
     }
-    // Only a path with escapes is decoded (this runs on every request).
-    if path.contains('%') && !percent_encoding_is_canonical(path) {
-        return false;
+    // One pass (this runs on every request): each segment is checked as it ends; only a
+    // path with escapes is decoded.
+    let mut escaped = false;
+    let mut segment_start = 1;
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        match b {
+            b'\\' | b';' => return false,
+            b'%' => escaped = true,
+            b'/' => {
+                if !segment_allowed(bytes.get(segment_start..i), false) {
+                    return false;
+                }
+                segment_start = i + 1;
+            }
+            _ => {}
+        }
     }
-    // No empty segment but the last one: `//` was refused above, and the first `/` is
-    // the path's own.
-    path.get(1..)
-        .unwrap_or_default()
-        .split('/')
-        .all(|seg| seg != "." && seg != "..")
+    segment_allowed(bytes.get(segment_start..), true)
+        && (!escaped || percent_encoding_is_canonical(path))
+}
+
+/// Not `.` or `..`, and not empty unless it is the last (`/a/` is a directory, `/a//b`
+/// is not normalized).
+fn segment_allowed(segment: Option<&[u8]>, last: bool) -> bool {
+    match segment {
+        Some(b"." | b"..") | None => false,
+        Some(b"") => last,
+        Some(_) => true,
+    }
 }
 
 /// RFC 3986 §6.2.2: a percent-encoded unreserved character (`%61` for `a`, `%2E` for `.`)
@@ -61,6 +81,40 @@ fn percent_encoding_is_canonical(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules as first written, one check at a time: the one-pass version must agree.
+    fn reference(path: &str) -> bool {
+        if !path.starts_with('/') || path.contains(['\\', ';']) || path.contains("//") {
+            return false;
+        }
+        if !percent_encoding_is_canonical(path) {
+            return false;
+        }
+        let segments: Vec<&str> = path[1..].split('/').collect();
+        let last = segments.len() - 1;
+        segments
+            .iter()
+            .enumerate()
+            .all(|(i, seg)| *seg != "." && *seg != ".." && (!seg.is_empty() || i == last))
+    }
+
+    #[test]
+    fn one_pass_agrees_with_the_rules_on_every_short_path() {
+        const ALPHABET: [char; 8] = ['/', '.', '%', '2', 'e', 'a', ';', '\\'];
+        let mut paths = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = paths
+                .iter()
+                .filter(|p| p.len() == paths.last().map_or(0, String::len))
+                .flat_map(|p| ALPHABET.iter().map(move |c| format!("{p}{c}")))
+                .collect();
+            paths.extend(longer);
+        }
+        assert_eq!(paths.len(), (0..=6).map(|n| 8usize.pow(n)).sum::<usize>());
+        for path in &paths {
+            assert_eq!(is_normalized(path), reference(path), "{path:?}");
+        }
+    }
 
     #[test]
     fn normalized_paths() {

@@ -70,16 +70,17 @@ pub(crate) fn verify<'p>(
         }
         _ => Some(parse(found.token, t)?),
     };
-    let (header, raw_claims) = match (&cached, &parsed) {
-        (_, Some(p)) => (&p.jws.header, &p.claims),
-        (Some(Cached::Verified(v)), None) => (&v.header, &v.claims.raw),
+    // The (not yet trusted) `iss`: a hit's was read into its claims when it was filled.
+    let (header, iss) = match (&cached, &parsed) {
+        (_, Some(p)) => (&p.jws.header, claimed_issuer(&p.claims)),
+        (Some(Cached::Verified(v)), None) => (&v.header, Some(v.claims.iss.as_str())),
         // Unreachable: a token is parsed whenever there is no verified hit.
         _ => return Err(Denial::Token(TokenProblem::NotCompact { dots: 0 })),
     };
     record_header(audit, header);
     let (index, provider) = t.check(
         Step::VerifyIssuer,
-        provider_for(ctx.policy, rule, found, raw_claims),
+        provider_for(ctx.policy, rule, found, iss),
     )?;
     audit.provider = Some(ProviderName::clone(&provider.name));
     t.check(Step::VerifyTyp, typ_accepted(provider, header))?;
@@ -277,17 +278,24 @@ fn record_header(audit: &mut AuditFacts, header: &token::Header) {
     }
 }
 
+/// A parsed token's `iss`, if it is a string.
+fn claimed_issuer(raw_claims: &serde_json::Map<String, serde_json::Value>) -> Option<&str> {
+    match raw_claims.get("iss") {
+        Some(serde_json::Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
 /// The provider (and its index) for the not yet trusted `iss`: one this rule accepts, and
 /// one that reads tokens from the header this token came in.
 fn provider_for<'p>(
     policy: &'p Policy,
     rule: &Rule,
     found: &Found<'_>,
-    raw_claims: &serde_json::Map<String, serde_json::Value>,
+    iss: Option<&str>,
 ) -> Result<(usize, &'p Provider), Denial> {
-    let iss = match raw_claims.get("iss") {
-        Some(serde_json::Value::String(s)) => s.as_str(),
-        _ => return Err(Denial::IssuerMissing),
+    let Some(iss) = iss else {
+        return Err(Denial::IssuerMissing);
     };
     let Some((index, provider)) = policy
         .providers
