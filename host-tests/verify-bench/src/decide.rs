@@ -245,6 +245,43 @@ fn main_result() -> Result<(), String> {
         );
     }
 
+    if wanted("mcp") {
+        // The `mcp` workload of `make bench`: a `tools/call` on an MCP endpoint, matched by
+        // `match.mcp` and checked against one `require.arguments` condition.
+        let config = json!({
+            "providers": { "corp-sts": {
+                "issuer": "https://sts.example.com", "audiences": ["payments-api"],
+                "local_jwks": { "inline_string": jwks.to_string() }, "algorithms": ["ES256"] } },
+            "mcp": { "endpoints": ["/mcp"], "resource": "https://api.example.com/mcp" },
+            "rules": [
+                { "id": "tools", "match": { "mcp": { "methods": ["tools/call"],
+                                                     "names": ["list_invoices"] } },
+                  "require": { "scopes": ["invoices:read"],
+                               "arguments": [{ "pointer": "/limit", "max": 100 }] } }
+            ],
+            "on_no_match": "deny",
+            "audit": { "log": "denials" }
+        });
+        let mcp = Policy::from_json(&config.to_string()).map_err(|e| format!("policy: {e}"))?;
+        let body = json!({ "jsonrpc": "2.0", "id": 42, "method": "tools/call",
+                           "params": { "name": "list_invoices",
+                                       "arguments": { "customer": "cus_8f3a2c1b",
+                                                      "status": "open", "limit": 50,
+                                                      "memo": "x".repeat(160) } } });
+        let mut call = request(format!("Bearer {}", mint(&claims("mcp"))?), None);
+        call.path = "/mcp".into();
+        call.headers.push((
+            "accept".to_owned(),
+            "application/json, text/event-stream".to_owned(),
+        ));
+        call.body = Some(body.to_string().into_bytes());
+        let mcp_cache = TokenCache::default();
+        record(
+            "mcp",
+            time(ctx(&mcp, &mcp_cache), &[call], rounds, 100_000)?,
+        );
+    }
+
     println!("{}", Value::Object(out));
     Ok(())
 }

@@ -19,7 +19,9 @@ pub(crate) enum JsonProblem {
     Syntax(String),
 }
 
-struct StrictValue(Value);
+/// A JSON value read strictly (`parse_strict`'s rules), for use inside other strict
+/// readers (`mcp::message` reads an envelope member by member with it).
+pub(crate) struct StrictValue(pub Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -27,7 +29,10 @@ impl<'de> Deserialize<'de> for StrictValue {
     }
 }
 
-struct StrictVisitor;
+pub(crate) struct StrictVisitor;
+
+/// Members an object has room for before its map grows.
+const OBJECT_CAPACITY: usize = 8;
 
 /// Marker prefix that lets `parse_strict` tell a duplicate member from a syntax error
 /// without matching on free text from serde_json.
@@ -73,17 +78,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Array(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
+        // Room for a typical object (a token's claims, an MCP message's members) from the
+        // start: growing a map member by member rehashes every key at each step.
+        let mut out = Map::with_capacity(OBJECT_CAPACITY);
         while let Some(key) = map.next_key::<String>()? {
             let StrictValue(value) = map.next_value()?;
             // One lookup per member: the entry tells a duplicate and takes a new one.
             match out.entry(key) {
-                Entry::Occupied(dup) => {
-                    return Err(de::Error::custom(format!(
-                        "{DUPLICATE_MARKER}{}",
-                        dup.key()
-                    )));
-                }
+                Entry::Occupied(dup) => return Err(duplicate(dup.key())),
                 Entry::Vacant(slot) => {
                     slot.insert(value);
                 }
@@ -93,21 +95,31 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// The error a strict reader returns for a member name seen twice in one object
+/// (`parse_strict_as` turns it into `JsonProblem::DuplicateMember`).
+pub(crate) fn duplicate<E: de::Error>(name: &str) -> E {
+    E::custom(format!("{DUPLICATE_MARKER}{name}"))
+}
+
 /// Parses untrusted JSON, refusing duplicate member names and excessive nesting.
 pub(crate) fn parse_strict(bytes: &[u8]) -> Result<Value, JsonProblem> {
-    serde_json::from_slice::<StrictValue>(bytes)
-        .map(|v| v.0)
-        .map_err(|e| {
-            let text = e.to_string();
-            match text.split_once(DUPLICATE_MARKER) {
-                Some((_, rest)) => {
-                    // serde_json appends " at line L column C"; the name is before it.
-                    let name = rest.rsplit_once(" at line ").map_or(rest, |(n, _)| n);
-                    JsonProblem::DuplicateMember(name.to_owned())
-                }
-                None => JsonProblem::Syntax(text),
+    parse_strict_as::<StrictValue>(bytes).map(|v| v.0)
+}
+
+/// Parses untrusted JSON into `T`, whose reader must be as strict as `StrictValue` (it
+/// refuses a duplicate member with `duplicate`).
+pub(crate) fn parse_strict_as<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonProblem> {
+    serde_json::from_slice::<T>(bytes).map_err(|e| {
+        let text = e.to_string();
+        match text.split_once(DUPLICATE_MARKER) {
+            Some((_, rest)) => {
+                // serde_json appends " at line L column C"; the name is before it.
+                let name = rest.rsplit_once(" at line ").map_or(rest, |(n, _)| n);
+                JsonProblem::DuplicateMember(name.to_owned())
             }
-        })
+            None => JsonProblem::Syntax(text),
+        }
+    })
 }
 
 #[cfg(test)]
