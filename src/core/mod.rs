@@ -43,8 +43,8 @@ pub(crate) mod chain;
 /// 9. Revocation lists.
 pub(crate) mod revocation;
 
-/// 8–9 remembered: a verified token's chain and revocation outcomes, effective scopes and
-/// identity headers, worked out once per cache entry.
+/// 8 remembered: a verified token's chain outcome, effective scopes and identity
+/// headers, worked out once per cache entry.
 pub(crate) mod standing;
 
 pub(crate) mod binding;

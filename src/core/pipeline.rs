@@ -23,7 +23,7 @@ use crate::core::verification::backend::SignatureVerifier;
 use crate::core::verification::cache::TokenCache;
 use crate::core::verification::shared::SharedTokens;
 use crate::core::verification::VerifiedToken;
-use crate::core::{binding, chain, claims, rules, verification};
+use crate::core::{binding, chain, claims, revocation, rules, verification};
 use std::rc::Rc;
 
 /// What the core needs besides the request.
@@ -295,8 +295,8 @@ fn evaluate_rule(
     let verified = verification::verify(ctx, rule, &token, now, audit, t)?;
     let provider = verified.provider;
 
-    // The token's standing under the policy (the outcomes of steps 5 and 6, its effective
-    // scopes, its identity headers): remembered with its cache entry, or worked out now.
+    // The token's standing under the policy (step 5's outcome, its effective scopes, its
+    // identity headers): remembered with its cache entry, or worked out now.
     // The requirements, the headers, explanations and the audit record read it there.
     let claims = &verified.token.claims;
     let identity = audit.identity.insert(Identity {
@@ -325,7 +325,7 @@ fn evaluate_rule(
     } else {
         standing.chain.clone()?;
     }
-    t.check(Step::Revocation, standing.revocation.clone())?;
+    t.check(Step::Revocation, revocation::check(policy, claims))?;
     let presented = dpop::Presented {
         provider,
         token_sha256: &verified.token.sha256,

@@ -1,10 +1,11 @@
-//! A verified token's standing under the policy: what steps 5 (chain) and 6 (revocation)
-//! say of it, its effective scopes (SPEC §3), and the identity headers it yields (SPEC §5,
-//! all but `x-agent-rule`). None of it depends on the request or the time, only on the
-//! token's claims and the policy, so a cache entry (the cache belongs to one policy)
-//! works it out on its first decision and remembers it (`Verified::standing`); every
-//! later request with that token reads it instead of checking the chain, the revocation
-//! lists and the actors' ceilings again and building the header values again.
+//! A verified token's standing under the policy: what step 5 (the chain) says of it, its
+//! effective scopes (SPEC §3), and the identity headers it yields (SPEC §5, all but
+//! `x-agent-rule`). None of it depends on the request or the time, only on the token's
+//! claims and the policy, so a cache entry (the cache belongs to one policy) works it out
+//! on its first decision and remembers it (`Verified::standing`); every later request with
+//! that token reads it instead of checking the chain and the actors' ceilings again and
+//! building the header values again. Revocation (step 6) is not remembered: SPEC §8 has it
+//! run on every request, with the time checks, the binding and the rule's checks.
 //!
 //! Without a cache it is worked out on every decision, by the same function: one source for
 //! each of these facts. A traced decision (explanations) also runs step 5's checks one by
@@ -14,7 +15,6 @@ use crate::core::chain;
 use crate::core::claims::Claims;
 use crate::core::config::Policy;
 use crate::core::reasons::Denial;
-use crate::core::revocation;
 use crate::core::trace::Recorder;
 use std::rc::Rc;
 
@@ -22,8 +22,6 @@ use std::rc::Rc;
 pub(crate) struct Standing {
     /// Step 5: depth, cycles, trust domains, the allowlist, `may_act`.
     pub chain: Result<(), Denial>,
-    /// Step 6: `jti`, subject, any actor.
-    pub revocation: Result<(), Denial>,
     /// The token's scopes after every actor's ceiling.
     pub scopes: Vec<String>,
     /// `x-agent-subject` … `x-agent-issuer`, in the order SPEC §5 lists them.
@@ -35,7 +33,6 @@ impl Standing {
         let scopes = chain::effective_scopes(policy, claims);
         Standing {
             chain: chain::check(policy, claims, &mut Recorder::off()),
-            revocation: revocation::check(policy, claims),
             headers: identity_headers(claims, &scopes).into(),
             scopes,
         }

@@ -13,9 +13,12 @@
 //! token); that had replaced a SHA-256 of the token. The SHA-256 (for `token_id`) is
 //! computed once, when an entry is filled, and kept in it.
 //!
-//! Only parsing and the signature are cached. Every request still runs the issuer, rule,
-//! header, `typ` and `alg` checks, and everything after the signature (claims, time,
-//! chain, revocation, binding, requirements) — those depend on the request and on `now`.
+//! Parsing and the signature are cached, and with them what depends on nothing but the
+//! token and the policy this cache belongs to: the chain's outcome (step 5), the effective
+//! scopes and the identity header values (`Standing`, filled by the entry's first
+//! decision). Every request still runs the issuer, rule, header, `typ` and `alg` checks,
+//! audience, time, revocation, binding and the rule's requirements (SPEC §8) — those
+//! depend on the request, on `now`, or on SPEC §8's word.
 //!
 //! An entry never outlives its token (`exp` plus the provider's clock skew) nor the key
 //! that verified it: a hit is used only while the provider's *current* key set still holds
