@@ -9,15 +9,17 @@
 //!   4096), cycled: every decision misses the cache, parses the token, hashes it and fills
 //!   the cache (the `cold` path besides the signature; a hit fails the run);
 //! - `dpop`: a DPoP-bound token, cached, with its proof (the `dpop` path besides the two
-//!   signatures and the host's replay window).
+//!   signatures and the host's replay window);
+//! - `mcp`: the `mcp` workload of `make bench` (a `tools/call` matched by `match.mcp`, one
+//!   `require.arguments` condition), the token cached.
 //!
 //! Signatures are not verified here (`SignaturesNotChecked` answers every one valid): their
 //! cost is the host's in Envoy and is measured by `verify-bench`. Only this benchmark
 //! uses it; it never decides a real request.
 //!
-//! Prints `{"cached": {"us": N}, "cold": {...}, "dpop": {...}}` (µs per decision, the
-//! median of `DECIDE_BENCH_ROUNDS` rounds, default 5); `DECIDE_BENCH_CASES` (a comma
-//! list) runs only those cases, e.g. one to profile. Under `node --cpu-prof` the module
+//! Prints `{"cached": {"us": N}, "cold": {...}, "dpop": {...}, "mcp": {...}}` (µs per
+//! decision, the median of `DECIDE_BENCH_ROUNDS` rounds, default 5); `DECIDE_BENCH_CASES`
+//! (a comma list) runs only those cases, e.g. one to profile. Under `node --cpu-prof` the module
 //! keeps its function names (`make profile-v8` builds it unstripped), and
 //! `scripts/v8_profile.py` sums a profile per function below `decide_with`.
 
