@@ -246,8 +246,10 @@ fn skip<'de, A: MapAccess<'de>>(
     others: &mut OtherNames,
     name: String,
 ) -> Result<(), A::Error> {
-    others.first_time(name)?;
-    map.next_value::<StrictValue>().map(drop)
+    // The value first, as the `Value` reader does: a broken value is a syntax error even
+    // under a repeated name.
+    map.next_value::<StrictValue>()?;
+    others.first_time(name)
 }
 
 /// What a value that is not an object reads as (checked as strictly as any).
@@ -511,6 +513,8 @@ mod tests {
             r#""other":{"k":1}"#,
             r#""other":2"#,
             r#""more":[{"d":1,"d":1}]"#,
+            r#""other":tru"#,
+            r#""params":{"name":"t","x":1,"x":[}"#,
         ];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = |bound: usize| {
@@ -543,6 +547,7 @@ mod tests {
             "Err(NameNotString)",
             "Err(NameUnacceptable)",
             "Err(ArgumentsNotObject)",
+            "Err(NotUtf8Json)",
         ] {
             assert!(seen.contains(outcome), "{outcome} never occurred: {seen:?}");
         }
