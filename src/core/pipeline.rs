@@ -425,4 +425,50 @@ mod tests {
         );
         assert!(long.starts_with(&audit.path));
     }
+
+    /// A cached token's standing is worked out by its first decision and shared by every
+    /// later one; without a cache each decision works out its own.
+    #[test]
+    fn a_cache_entry_remembers_the_standing() {
+        use crate::core::keys::alg::Alg;
+        use crate::tools::mint::{public_jwks, SigningKey};
+        let rng = ring::rand::SystemRandom::new();
+        let key = SigningKey::generate(Alg::ES256, "k", &rng).unwrap();
+        let jwks = public_jwks(&[&key]).to_string();
+        let config = serde_json::json!({
+            "providers": { "p": { "issuer": "https://i", "audiences": ["a"],
+                                  "local_jwks": { "inline_string": jwks },
+                                  "algorithms": ["ES256"] } },
+            "rules": [{ "id": "r", "match": { "path_prefix": "/" } }]
+        });
+        let policy = Policy::from_json(&config.to_string()).unwrap();
+        let claims = serde_json::json!({ "iss": "https://i", "aud": "a", "sub": "u",
+                                         "iat": 1_900_000_000u64, "exp": 1_900_000_600u64,
+                                         "scope": "s" });
+        let token = key.mint(Alg::ES256, &claims, None, &rng).unwrap();
+        let request = Request {
+            method: "GET".into(),
+            path: "/x".into(),
+            headers: vec![("authorization".into(), format!("Bearer {token}"))],
+            ..Request::default()
+        };
+        let cache = TokenCache::default();
+        let standing = |cache: Option<&TokenCache>| {
+            let ctx = Context {
+                policy: &policy,
+                remote_keys: &NoRemoteKeys,
+                crypto: &crate::core::verification::crypto::RING,
+                cache,
+                replay: &crate::core::dpop::MemoryWindow::new(),
+                shared: None,
+            };
+            let d = decide(ctx, &request, UnixTime::from_secs(1_900_000_000));
+            assert_eq!(d.reason(), Reason::Allowed);
+            d.audit.identity.map(|i| i.standing).unwrap()
+        };
+        let (first, second) = (standing(Some(&cache)), standing(Some(&cache)));
+        assert!(Rc::ptr_eq(&first, &second));
+        assert!(!Rc::ptr_eq(&standing(None), &standing(None)));
+        assert_eq!(first.scopes, ["s"]);
+    }
 }

@@ -11,6 +11,7 @@ use crate::core::token::json::{StrictValue, StrictVisitor};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+use std::marker::PhantomData;
 
 /// What one MCP message says. `method` is `None` for a JSON-RPC response object.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,19 +108,19 @@ pub fn parse(body: &[u8]) -> Result<McpFacts, McpProblem> {
     if nesting_exceeds(body, MAX_MCP_JSON_DEPTH) {
         return Err(McpProblem::TooDeep);
     }
-    let envelope = parse_strict_as::<Envelope>(body).map_err(|e| match e {
+    let message = parse_strict_as::<Read<Message>>(body).map_err(|e| match e {
         JsonProblem::DuplicateMember(_) => McpProblem::DuplicateMember,
         JsonProblem::Syntax(_) => McpProblem::NotUtf8Json,
     })?;
-    let Envelope::Object(object) = envelope else {
+    let Read::Object(message) = message else {
         return Err(McpProblem::NotAnObject);
     };
-    if object.jsonrpc != Some(Value::String("2.0".into())) {
+    if !matches!(&message.jsonrpc, Some(StrictValue(Value::String(v))) if v == "2.0") {
         return Err(McpProblem::NotJsonRpc2);
     }
-    let id = object.id;
-    let method = match object.method {
-        None if object.result_or_error => {
+    let id = message.id.map(|v| v.0);
+    let method = match message.method.map(|v| v.0) {
+        None if message.result_or_error => {
             return Ok(McpFacts {
                 method: None,
                 name: None,
@@ -134,7 +135,7 @@ pub fn parse(body: &[u8]) -> Result<McpFacts, McpProblem> {
     if method.len() > MAX_MCP_METHOD_BYTES || method.chars().any(char::is_control) {
         return Err(McpProblem::MethodTooLong);
     }
-    let (name, arguments) = named(&method, object.params)?;
+    let (name, arguments) = named(&method, message.params)?;
     Ok(McpFacts {
         method: Some(method),
         name,
@@ -146,19 +147,19 @@ pub fn parse(body: &[u8]) -> Result<McpFacts, McpProblem> {
 /// `name` and `arguments` for the methods that carry them.
 type Named = (Option<String>, Option<Map<String, Value>>);
 
-fn named(method: &str, params: Option<Params>) -> Result<Named, McpProblem> {
+fn named(method: &str, params: Option<Read<Params>>) -> Result<Named, McpProblem> {
     let (by_uri, has_arguments) = match method {
         "tools/call" | "prompts/get" => (false, true),
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => (true, false),
         _ => return Ok((None, None)),
     };
     let params = match params {
-        Some(Params::Object(p)) => p,
+        Some(Read::Object(p)) => p,
         None => return Err(McpProblem::NameMissing),
-        Some(Params::Other) => return Err(McpProblem::ParamsNotObject),
+        Some(Read::NotObject) => return Err(McpProblem::ParamsNotObject),
     };
     let name = if by_uri { params.uri } else { params.name };
-    let name = match name {
+    let name = match name.map(|v| v.0) {
         None => return Err(McpProblem::NameMissing),
         Some(Value::String(n)) => n,
         Some(_) => return Err(McpProblem::NameNotString),
@@ -166,7 +167,7 @@ fn named(method: &str, params: Option<Params>) -> Result<Named, McpProblem> {
     if name.is_empty() || name.len() > MAX_MCP_NAME_BYTES || name.chars().any(char::is_control) {
         return Err(McpProblem::NameUnacceptable);
     }
-    let arguments = match params.arguments {
+    let arguments = match params.arguments.map(|v| v.0) {
         Some(Value::Object(a)) if has_arguments => Some(a),
         Some(_) if has_arguments => return Err(McpProblem::ArgumentsNotObject),
         _ => None,
@@ -174,41 +175,86 @@ fn named(method: &str, params: Option<Params>) -> Result<Named, McpProblem> {
     Ok((Some(name), arguments))
 }
 
-/// A message's top level, read member by member in one pass: the members its facts come
-/// from are kept, every other member is read as strictly (no duplicate names at any
-/// depth) and dropped. Reading the body into a `Value` first built a map for the message,
-/// one for `params` and one for `arguments`, each hashing its keys, and then took the
-/// members out again: most of an MCP decision's time.
-// One per message, on the stack: boxing the large variant would only add an allocation.
+/// A JSON value read strictly (no duplicate names at any depth) that keeps, when it is an
+/// object, only the members `M` takes; every other member is read as strictly and
+/// dropped. A message is read this way in one pass: reading the body into a `Value` first
+/// built a map for the message, one for `params` and one for `arguments`, each hashing
+/// its keys, and then took the members out again — most of an MCP decision's time.
+// One per message and one for its `params`, on the stack: boxing the large variant would
+// only add an allocation.
 #[allow(clippy::large_enum_variant)]
-enum Envelope {
-    Object(Members),
+enum Read<M> {
+    Object(M),
     /// Valid JSON that is not an object (a batch, a scalar).
     NotObject,
 }
 
+/// The members of one object a reader keeps.
+trait Members: Default {
+    /// Reads member `name`'s value from `map` if this reader keeps it; `Ok(false)` when it
+    /// does not (the caller reads and drops it).
+    fn take<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<bool, A::Error>;
+}
+
+/// A message's top level.
 #[derive(Default)]
-struct Members {
-    jsonrpc: Option<Value>,
-    id: Option<Value>,
-    method: Option<Value>,
-    params: Option<Params>,
+struct Message {
+    jsonrpc: Option<StrictValue>,
+    id: Option<StrictValue>,
+    method: Option<StrictValue>,
+    params: Option<Read<Params>>,
     /// A `result` or an `error` member: a JSON-RPC response.
     result_or_error: bool,
 }
 
-/// `params`: the members a name and arguments come from, when it is an object.
-#[allow(clippy::large_enum_variant)]
-enum Params {
-    Object(ParamMembers),
-    Other,
+impl Members for Message {
+    fn take<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<bool, A::Error> {
+        match name {
+            "jsonrpc" => keep(map, &mut self.jsonrpc, name)?,
+            "id" => keep(map, &mut self.id, name)?,
+            "method" => keep(map, &mut self.method, name)?,
+            "params" => keep(map, &mut self.params, name)?,
+            "result" | "error" => {
+                self.result_or_error = true;
+                return Ok(false);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
+/// `params`: the members a name and arguments come from.
 #[derive(Default)]
-struct ParamMembers {
-    name: Option<Value>,
-    uri: Option<Value>,
-    arguments: Option<Value>,
+struct Params {
+    name: Option<StrictValue>,
+    uri: Option<StrictValue>,
+    arguments: Option<StrictValue>,
+}
+
+impl Members for Params {
+    fn take<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<bool, A::Error> {
+        match name {
+            "name" => keep(map, &mut self.name, name)?,
+            "uri" => keep(map, &mut self.uri, name)?,
+            "arguments" => keep(map, &mut self.arguments, name)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Keeps a member's value in `slot`, refusing a second one (after reading it, as the
+/// `Value` reader does).
+fn keep<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+    slot: &mut Option<T>,
+    name: &str,
+) -> Result<(), A::Error> {
+    if slot.replace(map.next_value()?).is_some() {
+        return Err(duplicate(name));
+    }
+    Ok(())
 }
 
 /// Member names already read in one object that no field keeps (a set made only when one
@@ -227,128 +273,56 @@ impl OtherNames {
     }
 }
 
-/// Keeps a member's value in `slot`, refusing a second one.
-fn keep<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    slot: &mut Option<Value>,
-    name: &str,
-) -> Result<(), A::Error> {
-    let StrictValue(value) = map.next_value()?;
-    if slot.replace(value).is_some() {
-        return Err(duplicate(name));
-    }
-    Ok(())
-}
-
-/// Reads and drops a member no field keeps.
-fn skip<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    others: &mut OtherNames,
-    name: String,
-) -> Result<(), A::Error> {
-    // The value first, as the `Value` reader does: a broken value is a syntax error even
-    // under a repeated name.
-    map.next_value::<StrictValue>()?;
-    others.first_time(name)
-}
-
-/// What a value that is not an object reads as (checked as strictly as any).
-macro_rules! not_an_object {
-    ($out:expr) => {
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            StrictVisitor.visit_bool::<E>(v).map(|_| $out)
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            StrictVisitor.visit_i64::<E>(v).map(|_| $out)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            StrictVisitor.visit_u64::<E>(v).map(|_| $out)
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            StrictVisitor.visit_f64::<E>(v).map(|_| $out)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            StrictVisitor.visit_str::<E>(v).map(|_| $out)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            StrictVisitor.visit_unit::<E>().map(|_| $out)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            StrictVisitor.visit_seq(seq).map(|_| $out)
-        }
-    };
-}
-
-impl<'de> Deserialize<'de> for Envelope {
+impl<'de, M: Members> Deserialize<'de> for Read<M> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(EnvelopeVisitor)
+        deserializer.deserialize_any(ReadVisitor(PhantomData))
     }
 }
 
-struct EnvelopeVisitor;
+struct ReadVisitor<M>(PhantomData<M>);
 
-impl<'de> Visitor<'de> for EnvelopeVisitor {
-    type Value = Envelope;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON-RPC object")
-    }
-
-    not_an_object!(Envelope::NotObject);
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
-        let mut out = Members::default();
-        let mut others = OtherNames::default();
-        while let Some(name) = map.next_key::<String>()? {
-            match name.as_str() {
-                "jsonrpc" => keep(&mut map, &mut out.jsonrpc, &name)?,
-                "id" => keep(&mut map, &mut out.id, &name)?,
-                "method" => keep(&mut map, &mut out.method, &name)?,
-                "params" => {
-                    if out.params.replace(map.next_value()?).is_some() {
-                        return Err(duplicate(&name));
-                    }
-                }
-                "result" | "error" => {
-                    out.result_or_error = true;
-                    skip(&mut map, &mut others, name)?;
-                }
-                _ => skip(&mut map, &mut others, name)?,
-            }
-        }
-        Ok(Envelope::Object(out))
-    }
-}
-
-impl<'de> Deserialize<'de> for Params {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ParamsVisitor)
-    }
-}
-
-struct ParamsVisitor;
-
-impl<'de> Visitor<'de> for ParamsVisitor {
-    type Value = Params;
+/// A value that is not an object is checked as strictly as any (`StrictVisitor`), then
+/// read as `NotObject`.
+impl<'de, M: Members> Visitor<'de> for ReadVisitor<M> {
+    type Value = Read<M>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("any JSON value")
     }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Read<M>, E> {
+        StrictVisitor.visit_bool::<E>(v).map(|_| Read::NotObject)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Read<M>, E> {
+        StrictVisitor.visit_i64::<E>(v).map(|_| Read::NotObject)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Read<M>, E> {
+        StrictVisitor.visit_u64::<E>(v).map(|_| Read::NotObject)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Read<M>, E> {
+        StrictVisitor.visit_f64::<E>(v).map(|_| Read::NotObject)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Read<M>, E> {
+        StrictVisitor.visit_str::<E>(v).map(|_| Read::NotObject)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Read<M>, E> {
+        StrictVisitor.visit_unit::<E>().map(|_| Read::NotObject)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Read<M>, A::Error> {
+        StrictVisitor.visit_seq(seq).map(|_| Read::NotObject)
+    }
 
-    not_an_object!(Params::Other);
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
-        let mut out = ParamMembers::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read<M>, A::Error> {
+        let mut out = M::default();
         let mut others = OtherNames::default();
         while let Some(name) = map.next_key::<String>()? {
-            match name.as_str() {
-                "name" => keep(&mut map, &mut out.name, &name)?,
-                "uri" => keep(&mut map, &mut out.uri, &name)?,
-                "arguments" => keep(&mut map, &mut out.arguments, &name)?,
-                _ => skip(&mut map, &mut others, name)?,
+            if !out.take(&name, &mut map)? {
+                // The value first, as the `Value` reader does: a broken value is a syntax
+                // error even under a repeated name.
+                map.next_value::<StrictValue>()?;
+                others.first_time(name)?;
             }
         }
-        Ok(Params::Object(out))
+        Ok(Read::Object(out))
     }
 }
 
