@@ -24,10 +24,19 @@ pub(crate) fn decode_standard(text: &str) -> Option<Vec<u8>> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    // Digit by digit: `write!("{b:02x}")` went through the formatting machinery once per
+    // byte, on every cache miss (the audit `token_id`).
+    fn digit(nibble: u8) -> char {
+        char::from(if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' + nibble - 10
+        })
+    }
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(out, "{b:02x}");
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0x0f));
     }
     out
 }
@@ -86,5 +95,13 @@ mod tests {
         assert_eq!(unhex("9F8600"), Some(vec![0x9f, 0x86, 0x00]));
         assert_eq!(unhex("9f8"), None);
         assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn hex_writes_every_byte_as_two_lowercase_digits() {
+        let all: Vec<u8> = (0..=255).collect();
+        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), expected);
+        assert_eq!(unhex(&expected), Some(all));
     }
 }

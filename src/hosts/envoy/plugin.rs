@@ -380,10 +380,7 @@ impl<H: Host> Plugin<H> {
 
     /// This policy's verified-token table in shared data, for one decision.
     fn shared_token_table(&self) -> SharedTokenTable<'_, H> {
-        SharedTokenTable {
-            host: &self.host,
-            prefix: &self.shared_tokens,
-        }
+        SharedTokenTable::new(&self.host, &self.shared_tokens)
     }
 
     /// The signature backend for one decision (it counts what it verifies).

@@ -6,14 +6,16 @@
 //! shared-data key. Shared data cannot be deleted, so a fixed set of keys is what keeps
 //! the table bounded; a new token evicts whatever its slot held (the entry repeats the
 //! whole token hash, so a reader never takes a neighbour's entry for its own). Writes are
-//! compare-and-swap against the version read just before: when another worker wrote the
-//! slot in between, its entry stays and this one is dropped — a lost write costs one
-//! signature verification somewhere, never a wrong answer.
+//! compare-and-swap against the version the miss read (before this worker verified the
+//! signature): when another worker wrote the slot in between, its entry stays and this
+//! one is dropped — a lost write costs one signature verification somewhere, never a
+//! wrong answer.
 
 use super::host::Host;
 use crate::core::limits::SHARED_TOKEN_SLOTS;
 use crate::core::verification::cache::TokenHash;
 use crate::core::verification::shared::{SharedTokens, SharedVerified};
+use std::cell::Cell;
 
 /// The table of one policy, seen from one VM.
 pub(crate) struct SharedTokenTable<'h, H> {
@@ -21,6 +23,9 @@ pub(crate) struct SharedTokenTable<'h, H> {
     /// `actwarden.tokens.v1|<policy id>|`: entries name providers by index, so each
     /// policy (plugin configuration) has its own table.
     pub prefix: &'h str,
+    /// The slot `get` read last and the version it saw there: `put` writes against it
+    /// instead of reading the slot a second time (one host call fewer per miss).
+    last_read: Cell<Option<(u32, Option<u32>)>>,
 }
 
 /// The key prefix for the policy whose plugin configuration is `config`: the same bytes on
@@ -31,25 +36,42 @@ pub(crate) fn prefix_for(config: &[u8]) -> String {
     format!("actwarden.tokens.v1|{id}|")
 }
 
-impl<H: Host> SharedTokenTable<'_, H> {
-    fn slot_key(&self, token: &TokenHash) -> String {
+impl<'h, H: Host> SharedTokenTable<'h, H> {
+    pub(crate) fn new(host: &'h H, prefix: &'h str) -> Self {
+        SharedTokenTable {
+            host,
+            prefix,
+            last_read: Cell::new(None),
+        }
+    }
+
+    fn slot(token: &TokenHash) -> u32 {
         let mut first = [0u8; 4];
         first.copy_from_slice(token.get(..4).unwrap_or(&[0; 4]));
-        let slot = u32::from_le_bytes(first) % SHARED_TOKEN_SLOTS;
+        u32::from_le_bytes(first) % SHARED_TOKEN_SLOTS
+    }
+
+    fn slot_key(&self, slot: u32) -> String {
         format!("{}{slot}", self.prefix)
     }
 }
 
 impl<H: Host> SharedTokens for SharedTokenTable<'_, H> {
     fn get(&self, token: &TokenHash) -> Option<SharedVerified> {
-        let bytes = self.host.shared_data(&self.slot_key(token)).0?;
-        SharedVerified::decode(&bytes, token)
+        let slot = Self::slot(token);
+        let (bytes, cas) = self.host.shared_data(&self.slot_key(slot));
+        self.last_read.set(Some((slot, cas)));
+        SharedVerified::decode(&bytes?, token)
     }
 
     fn put(&self, token: &TokenHash, entry: &SharedVerified) {
-        let key = self.slot_key(token);
-        let (_, cas) = self.host.shared_data(&key);
-        // A CAS mismatch: another worker just filled this slot; its entry stays.
+        let slot = Self::slot(token);
+        let key = self.slot_key(slot);
+        let cas = match self.last_read.take() {
+            Some((read, cas)) if read == slot => cas,
+            _ => self.host.shared_data(&key).1,
+        };
+        // A CAS mismatch: another worker filled this slot since; its entry stays.
         let _written = self.host.set_shared_data(&key, &entry.encode(token), cas);
     }
 }
@@ -71,7 +93,7 @@ mod tests {
     }
 
     fn table<'h>(host: &'h FakeHost, prefix: &'h str) -> SharedTokenTable<'h, FakeHost> {
-        SharedTokenTable { host, prefix }
+        SharedTokenTable::new(host, prefix)
     }
 
     /// Two token hashes that fall in the same slot.
@@ -123,7 +145,7 @@ mod tests {
         let prefix = prefix_for(b"{}");
         let table = table(&host, &prefix);
         let (a, b) = colliding();
-        let key = table.slot_key(&a);
+        let key = table.slot_key(SharedTokenTable::<FakeHost>::slot(&a));
         table.put(&a, &entry(1));
         // This worker reads the slot's version; another worker writes before it does.
         let (_, stale) = host.shared_data(&key);
@@ -136,11 +158,49 @@ mod tests {
     }
 
     #[test]
+    fn a_miss_reads_its_slot_once_and_keeps_what_another_worker_wrote_since() {
+        use crate::hosts::envoy::fake::Call;
+        let host = FakeHost::default();
+        let prefix = prefix_for(b"{}");
+        let (a, b) = colliding();
+        let reads = |host: &FakeHost| {
+            let state = host.state();
+            state
+                .calls
+                .iter()
+                .filter(|c| matches!(c, Call::SharedData(_)))
+                .count()
+        };
+        // An empty slot: read once, written unconditionally.
+        let table1 = table(&host, &prefix);
+        assert_eq!(table1.get(&a), None);
+        table1.put(&a, &entry(1));
+        assert_eq!(reads(&host), 1);
+        assert_eq!(table1.get(&a), Some(entry(1)));
+        // Another token of the same slot misses; while it is verified another worker
+        // writes the slot: that entry stays.
+        let table2 = table(&host, &prefix);
+        assert_eq!(table2.get(&b), None);
+        let key = table2.slot_key(SharedTokenTable::<FakeHost>::slot(&a));
+        host.set_shared(&key, &entry(9).encode(&a));
+        table2.put(&b, &entry(2));
+        assert_eq!(reads(&host), 3, "no second read before the write");
+        assert_eq!(table2.get(&a), Some(entry(9)));
+        assert_eq!(table2.get(&b), None);
+        // Unchanged since the read: the write lands.
+        table2.put(&b, &entry(2));
+        assert_eq!(table2.get(&b), Some(entry(2)));
+    }
+
+    #[test]
     fn damaged_slots_read_as_empty() {
         let host = FakeHost::default();
         let prefix = prefix_for(b"{}");
         let table = table(&host, &prefix);
-        host.set_shared(&table.slot_key(&[1; 32]), b"garbage");
+        host.set_shared(
+            &table.slot_key(SharedTokenTable::<FakeHost>::slot(&[1; 32])),
+            b"garbage",
+        );
         assert_eq!(table.get(&[1; 32]), None);
     }
 }
