@@ -2,7 +2,7 @@
 //! that no host holds decision logic of its own (cedar's pattern), and a request is read
 //! once whatever the host asks for.
 // Safe Rust only (the fuzz targets run without AddressSanitizer on that ground): the
-// one `unsafe` of the crate is the proxy-wasm host binding in `hosts/envoy/host.rs`.
+// one `unsafe` of the crate is the proxy-wasm host binding in `hosts/envoy/abi.rs`.
 #![forbid(unsafe_code)]
 
 pub mod report;

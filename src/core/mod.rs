@@ -12,7 +12,7 @@
 //! `trace` the record of the checks a decision ran (`decide_traced`, for explanations), and
 //! `file` how a host that has files lends them to the configuration.
 // Safe Rust only (the fuzz targets run without AddressSanitizer on that ground): the
-// one `unsafe` of the crate is the proxy-wasm host binding in `hosts/envoy/host.rs`.
+// one `unsafe` of the crate is the proxy-wasm host binding in `hosts/envoy/abi.rs`.
 #![forbid(unsafe_code)]
 
 // The steps, in the order a request meets them (rustfmt keeps this order: one group each).

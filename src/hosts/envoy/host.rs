@@ -3,9 +3,11 @@
 //! host in unit tests. The filter is generic over `H: Host` (static dispatch): in the wasm
 //! build `H` is the zero-sized `ProxyWasmHost` and every call inlines to the hostcall.
 //!
-//! Every host error is a value (`None`, `false`, `Err`): the filter's own code never
-//! panics on one, and decides what a failure means (fail closed).
+//! Every host error is a value (`None`, `false`, `Err`): neither the filter's own code nor
+//! the binding under it (`abi`, not the SDK's panicking `hostcalls`) panics on one, and
+//! the filter decides what a failure means (fail closed).
 
+use super::abi;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 use std::time::Duration;
@@ -28,6 +30,8 @@ pub(crate) struct HostStatus(pub u32);
 impl HostStatus {
     /// The host has no such foreign function (proxy-wasm `NotFound`).
     pub(crate) const NOT_FOUND: HostStatus = HostStatus(1);
+    /// Data the host returned does not follow the ABI's serialisation.
+    pub(crate) const SERIALIZATION_FAILURE: HostStatus = HostStatus(3);
 
     /// proxy-wasm ABI 0.2.1 status names.
     pub(crate) fn name(self) -> &'static str {
@@ -149,77 +153,61 @@ pub(crate) trait Host {
     fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostStatus>;
 }
 
-/// The real host: Envoy (or any proxy-wasm 0.2.1 host) through `proxy_wasm::hostcalls`.
+/// The real host: Envoy (or any proxy-wasm 0.2.1 host) through `abi`.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ProxyWasmHost;
 
 impl Host for ProxyWasmHost {
     fn log(&self, level: LogLevel, message: &str) {
-        let _ = hostcalls::log(level, message);
+        let _ = abi::log(level, message);
     }
 
     fn now_nanos(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
+        abi::now_nanos().unwrap_or(0)
     }
 
-    /// Lossy UTF-8: a token with invalid bytes becomes invalid base64url and is refused as
-    /// malformed.
     fn request_headers(&self) -> Option<Vec<(String, String)>> {
-        let map = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).ok()?;
-        Some(
-            map.into_iter()
-                .map(|(name, value)| {
-                    // Valid UTF-8 (nearly always) is taken as is, without a copy.
-                    let value = String::from_utf8(value)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                    (name, value)
-                })
-                .collect(),
-        )
+        abi::header_map(MapType::HttpRequestHeaders).ok()
     }
 
     fn request_trailer_names(&self) -> Option<Vec<String>> {
-        hostcalls::get_map_bytes(MapType::HttpRequestTrailers)
+        abi::header_map(MapType::HttpRequestTrailers)
             .ok()
             .map(|map| map.into_iter().map(|(name, _)| name).collect())
     }
 
     fn remove_request_header(&self, name: &str) -> bool {
-        hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).is_ok()
+        abi::remove_header(MapType::HttpRequestHeaders, name).is_ok()
     }
 
     fn set_request_header(&self, name: &str, value: &str) -> bool {
-        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_ok()
+        abi::replace_header(MapType::HttpRequestHeaders, name, value).is_ok()
     }
 
     fn remove_request_trailer(&self, name: &str) -> bool {
-        hostcalls::remove_map_value(MapType::HttpRequestTrailers, name).is_ok()
+        abi::remove_header(MapType::HttpRequestTrailers, name).is_ok()
     }
 
     fn property(&self, path: &[&str]) -> Result<Option<String>, HostError> {
-        let bytes = hostcalls::get_property(path.to_vec())
-            .map_err(|status| HostError(format!("property {}: {status:?}", path.join("."))))?;
+        let bytes = abi::property(path)
+            .map_err(|status| HostError(format!("property {}: {status}", path.join("."))))?;
         Ok(bytes
             .and_then(|b| String::from_utf8(b).ok())
             .filter(|s| !s.is_empty()))
     }
 
     fn plugin_configuration(&self) -> Option<Vec<u8>> {
-        hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+        abi::buffer(BufferType::PluginConfiguration, 0, usize::MAX)
             .ok()
             .flatten()
     }
 
     fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        hostcalls::get_shared_data(key).unwrap_or((None, None))
+        abi::shared_data(key).unwrap_or((None, None))
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+        abi::set_shared_data(key, value, cas).is_ok()
     }
 
     fn dispatch_http_call(
@@ -229,31 +217,32 @@ impl Host for ProxyWasmHost {
         timeout: Duration,
     ) -> Result<u32, HostError> {
         // Through the SDK (not the ABI directly): it registers the callout, so that the
-        // response reaches this root context's `on_http_call_response`.
+        // response reaches this root context's `on_http_call_response`. (Envoy answers
+        // `Ok`, `BadArgument` or `InternalFailure` here, each of which the SDK returns.)
         hostcalls::dispatch_http_call(cluster, headers.to_vec(), None, vec![], timeout)
             .map_err(|status| HostError(format!("{status:?}")))
     }
 
     fn http_call_response_status(&self) -> Option<u16> {
-        hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        abi::header_value(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
-            .and_then(|s| s.parse().ok())
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
     }
 
     fn http_call_response_body(&self, size: usize) -> Vec<u8> {
-        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        abi::buffer(BufferType::HttpCallResponseBody, 0, size)
             .ok()
             .flatten()
             .unwrap_or_default()
     }
 
     fn set_effective_context(&self, context_id: u32) -> bool {
-        hostcalls::set_effective_context(context_id).is_ok()
+        abi::set_effective_context(context_id).is_ok()
     }
 
     fn resume_request(&self) {
-        let _ = hostcalls::resume_http_request();
+        let _ = abi::continue_request();
     }
 
     fn send_local_response(
@@ -264,167 +253,52 @@ impl Host for ProxyWasmHost {
         body: &[u8],
         grpc_status: Option<i32>,
     ) -> bool {
-        abi::send_local_response(status, details, headers, body, grpc_status)
+        abi::send_local_response(status, details, headers, body, grpc_status).is_ok()
     }
 
     fn set_tick_period(&self, period: Duration) -> bool {
         // Not `RootContext::set_tick_period`, which unwraps the host's status.
-        hostcalls::set_tick_period(period).is_ok()
+        let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+        abi::set_tick_period_ms(millis).is_ok()
     }
 
     fn define_counter(&self, name: &str) -> Option<u32> {
-        hostcalls::define_metric(MetricType::Counter, name).ok()
+        abi::define_metric(MetricType::Counter, name).ok()
     }
 
     fn request_body(&self, size: usize) -> Option<Vec<u8>> {
-        match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
-            Ok(body) => Some(body.unwrap_or_default()),
-            Err(_) => None,
-        }
+        abi::buffer(BufferType::HttpRequestBody, 0, size)
+            .ok()
+            .map(Option::unwrap_or_default)
     }
 
     fn response_headers(&self) -> Option<Vec<(String, String)>> {
-        let map = hostcalls::get_map_bytes(MapType::HttpResponseHeaders).ok()?;
-        Some(
-            map.into_iter()
-                .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
-                .collect(),
-        )
+        abi::header_map(MapType::HttpResponseHeaders).ok()
     }
 
     fn set_response_header(&self, name: &str, value: &str) -> bool {
-        hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).is_ok()
+        abi::replace_header(MapType::HttpResponseHeaders, name, value).is_ok()
     }
 
     fn remove_response_header(&self, name: &str) -> bool {
-        hostcalls::remove_map_value(MapType::HttpResponseHeaders, name).is_ok()
+        abi::remove_header(MapType::HttpResponseHeaders, name).is_ok()
     }
 
     fn response_body(&self, size: usize) -> Option<Vec<u8>> {
-        match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) {
-            Ok(body) => Some(body.unwrap_or_default()),
-            Err(_) => None,
-        }
+        abi::buffer(BufferType::HttpResponseBody, 0, size)
+            .ok()
+            .map(Option::unwrap_or_default)
     }
 
     fn set_response_body(&self, replaced: usize, body: &[u8]) -> bool {
-        hostcalls::set_buffer(BufferType::HttpResponseBody, 0, replaced, body).is_ok()
+        abi::set_buffer(BufferType::HttpResponseBody, 0, replaced, body).is_ok()
     }
 
     fn increment_counter(&self, id: u32, n: i64) {
-        let _ = hostcalls::increment_metric(id, n);
+        let _ = abi::increment_metric(id, n);
     }
 
     fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostStatus> {
         abi::call_foreign_function(name, arguments)
-    }
-}
-
-mod abi {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        // proxy-wasm ABI 0.2.1 `proxy_send_local_response`. Called directly (not through
-        // the SDK's `send_http_response`) to pass `details` — Envoy's
-        // %RESPONSE_CODE_DETAILS%, so access logs say which actwarden reason answered —
-        // and to get the host status as a value instead of the SDK's panic.
-        fn proxy_send_local_response(
-            status_code: u32,
-            status_code_details_data: *const u8,
-            status_code_details_size: usize,
-            body_data: *const u8,
-            body_size: usize,
-            headers_data: *const u8,
-            headers_size: usize,
-            grpc_status: i32,
-        ) -> u32;
-
-        // proxy-wasm ABI 0.2.1 `proxy_call_foreign_function`, declared with a `u32` status:
-        // the SDK's `call_foreign_function` panics on a status it does not expect, and its
-        // `Status` return type would make an unknown number undefined behaviour.
-        fn proxy_call_foreign_function(
-            function_name_data: *const u8,
-            function_name_size: usize,
-            arguments_data: *const u8,
-            arguments_size: usize,
-            results_data: *mut *mut u8,
-            results_size: *mut usize,
-        ) -> u32;
-    }
-
-    /// The foreign function's result, taken over from the host: the host allocated it
-    /// through this module's `proxy_on_memory_allocate` (the SDK's, a boxed byte slice of
-    /// exactly `size` bytes), so it is freed as a `Vec` of that capacity, as the SDK does.
-    pub(super) fn call_foreign_function(
-        name: &str,
-        arguments: &[u8],
-    ) -> Result<Vec<u8>, super::HostStatus> {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: name and arguments are live slices for the duration of the call; the
-        // out-pointers point to the locals above.
-        let status = unsafe {
-            proxy_call_foreign_function(
-                name.as_ptr(),
-                name.len(),
-                arguments.as_ptr(),
-                arguments.len(),
-                &mut data,
-                &mut size,
-            )
-        };
-        if status != 0 {
-            return Err(super::HostStatus(status));
-        }
-        if data.is_null() {
-            return Ok(Vec::new());
-        }
-        // SAFETY: see above; `data` is non-null and owns `size` initialised bytes.
-        Ok(unsafe { Vec::from_raw_parts(data, size, size) })
-    }
-
-    /// proxy-wasm's header map serialisation: count, then (name length, value length)
-    /// pairs, then each name and value followed by a NUL.
-    fn serialize_headers(headers: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let count = u32::try_from(headers.len()).unwrap_or(0);
-        out.extend_from_slice(&count.to_le_bytes());
-        for (name, value) in headers {
-            let name_len = u32::try_from(name.len()).unwrap_or(0);
-            let value_len = u32::try_from(value.len()).unwrap_or(0);
-            out.extend_from_slice(&name_len.to_le_bytes());
-            out.extend_from_slice(&value_len.to_le_bytes());
-        }
-        for (name, value) in headers {
-            out.extend_from_slice(name.as_bytes());
-            out.push(0);
-            out.extend_from_slice(value);
-            out.push(0);
-        }
-        out
-    }
-
-    pub(super) fn send_local_response(
-        status: u32,
-        details: &str,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
-        grpc_status: Option<i32>,
-    ) -> bool {
-        let serialized = serialize_headers(headers);
-        // SAFETY: every pointer/length pair comes from a live slice that outlives the
-        // call; the host copies the data before returning.
-        let status = unsafe {
-            proxy_send_local_response(
-                status,
-                details.as_ptr(),
-                details.len(),
-                body.as_ptr(),
-                body.len(),
-                serialized.as_ptr(),
-                serialized.len(),
-                grpc_status.unwrap_or(-1),
-            )
-        };
-        status == 0
     }
 }

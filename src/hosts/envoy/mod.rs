@@ -9,7 +9,9 @@
 //! - `filter`: one per request: reads the request, decides, answers or forwards.
 //! - `jwks`: remote JWKS through Envoy shared data, one fetch per interval for all workers.
 //! - `host`: the `Host` trait — every host call the filter makes, a host error as a value —
-//!   and `ProxyWasmHost`, its zero-sized implementation over `proxy_wasm::hostcalls`.
+//!   and `ProxyWasmHost`, its zero-sized implementation over `abi`.
+//! - `abi`: the proxy-wasm ABI calls, every status a value (the SDK's `hostcalls` panic on
+//!   a status they do not expect); the crate's only `unsafe`.
 //!   `Root`, `Plugin`, `Filter` and the JWKS code are generic over `H: Host` (static
 //!   dispatch: the wasm build calls the host directly, as before).
 //! - `replay`: the DPoP replay window (SPEC §10) in shared data, one for all workers.
@@ -28,6 +30,7 @@
 //! (stripping, local replies, gRPC, parking for an unknown `kid`, the waiting cap,
 //! configuration, host failures). host-tests/envoy runs the same paths in a real Envoy.
 
+mod abi;
 #[cfg(test)]
 mod dpop_tests;
 #[cfg(test)]
