@@ -2,7 +2,8 @@
 //! Envoy's `on_configure`, the playground's lint, the CLI's start) and shared by every
 //! request. Every error names the JSON path it is about.
 //!
-//! The steps, in the order a document is read: `raw` (serde, phase one), `identity`,
+//! The steps, in the order a document is read: `raw` (the types of phase one) read by
+//! `shape` (serde, with the JSON path of a shape error), `identity`,
 //! `provider` (keys, algorithms, token types, time settings, token sources), `rule`
 //! (match, providers, require); `error` holds what any of them can refuse.
 
@@ -13,6 +14,7 @@ mod mode;
 mod provider;
 mod raw;
 mod rule;
+mod shape;
 
 pub(crate) use dpop::DPOP_PROOF_HEADER;
 pub use dpop::{DpopConfig, DpopMode};
@@ -421,12 +423,10 @@ fn load_json(text: &str, files: Files<'_>) -> Result<Policy, ConfigError> {
 
 /// Phase one (serde, with the path of a shape error), then phase two.
 fn load_value(value: Value, files: Files<'_>) -> Result<Policy, ConfigError> {
-    let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
+    let raw: RawConfig = shape::read(&value).map_err(|e| {
         err(
-            path,
-            ConfigProblem::Syntax(SyntaxProblem::Shape(e.into_inner().to_string())),
+            e.path(),
+            ConfigProblem::Syntax(SyntaxProblem::Shape(e.message().to_owned())),
         )
     })?;
     build(raw, files)
