@@ -7,6 +7,7 @@ use crate::core::limits::{MAX_IDENTITY_BYTES, MAX_SCOPES};
 use crate::core::reasons::Denial;
 use crate::core::time::UnixTime;
 use crate::core::token::b64;
+use crate::core::token::Object;
 use crate::core::trace::{Recorder, Step};
 use serde_json::{Map, Value};
 
@@ -54,7 +55,9 @@ pub struct Claims {
     pub chain: Vec<Actor>,
     pub may_act: Option<MayAct>,
     pub cnf: Option<Confirmation>,
-    pub raw: Map<String, Value>,
+    /// Every claim as written, in token order (rules and tool-argument conditions read
+    /// claims by name).
+    pub raw: Object,
 }
 
 fn invalid(claim: &str, expected: &'static str) -> Denial {
@@ -64,7 +67,25 @@ fn invalid(claim: &str, expected: &'static str) -> Denial {
     }
 }
 
-fn number(map: &Map<String, Value>, name: &str) -> Result<Option<f64>, Denial> {
+/// A JSON object a claim is looked up in: the claims themselves, or an object inside them
+/// (`act`, `may_act`).
+trait Members {
+    fn get(&self, name: &str) -> Option<&Value>;
+}
+
+impl Members for Object {
+    fn get(&self, name: &str) -> Option<&Value> {
+        Object::get(self, name)
+    }
+}
+
+impl Members for Map<String, Value> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        Map::get(self, name)
+    }
+}
+
+fn number(map: &impl Members, name: &str) -> Result<Option<f64>, Denial> {
     match map.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => n
@@ -75,11 +96,7 @@ fn number(map: &Map<String, Value>, name: &str) -> Result<Option<f64>, Denial> {
     }
 }
 
-fn string<'a>(
-    map: &'a Map<String, Value>,
-    name: &str,
-    at: &str,
-) -> Result<Option<&'a str>, Denial> {
+fn string<'a>(map: &'a impl Members, name: &str, at: &str) -> Result<Option<&'a str>, Denial> {
     match map.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -151,7 +168,7 @@ fn scopes_from(value: &Value, name: &str) -> Result<Vec<String>, Denial> {
 
 /// Reads and type-checks the standard claims and the chain. `iss` was already read (as
 /// untrusted) to pick the provider; here it is the verified value.
-pub(crate) fn read(raw: Map<String, Value>) -> Result<Claims, Denial> {
+pub(crate) fn read(raw: Object) -> Result<Claims, Denial> {
     let iss = string(&raw, "iss", "iss")?
         .ok_or_else(|| invalid("iss", "a string"))?
         .to_owned();
@@ -248,7 +265,7 @@ pub(crate) fn read(raw: Map<String, Value>) -> Result<Claims, Denial> {
 
 /// Walks nested `act` objects iteratively (no recursion: JSON depth is already bounded by
 /// the parser, and this walk adds no stack).
-fn read_chain(raw: &Map<String, Value>) -> Result<Vec<Actor>, Denial> {
+fn read_chain(raw: &Object) -> Result<Vec<Actor>, Denial> {
     let mut chain = Vec::new();
     let mut next = raw.get("act");
     let mut at = String::from("act");

@@ -161,7 +161,7 @@ fn render(step: Step, status: &str, note: Option<&str>) -> Value {
 /// The token's scopes as the core reads them (`scope`, or `scp` as a string or array);
 /// for claims the core refuses, a best-effort reading for display.
 fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
-    if let Ok(read) = crate::core::claims::read(claims.clone()) {
+    if let Ok(read) = crate::core::claims::read(claims.clone().into()) {
         return read.scopes;
     }
     match (claims.get("scope"), claims.get("scp")) {

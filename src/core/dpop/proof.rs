@@ -13,7 +13,7 @@ use crate::core::limits::{
     MAX_DPOP_RSA_BITS,
 };
 use crate::core::token::b64;
-use crate::core::token::json::parse_strict;
+use crate::core::token::json::{parse_strict_object, Object};
 use crate::core::verification::backend::SignatureVerifier;
 use crate::core::verification::cache::TokenCache;
 use serde_json::{Map, Value};
@@ -186,17 +186,11 @@ pub(crate) struct ProofHeader {
 /// The header of one proof: remembered, or parsed (not yet checked).
 enum HeaderPart<'p> {
     Known(Rc<ProofHeader>),
-    Parsed {
-        text: &'p str,
-        object: Map<String, Value>,
-    },
+    Parsed { text: &'p str, object: Object },
 }
 
 /// `typ`, `alg` (against `config` too), the key and its thumbprint, in SPEC order.
-fn read_header(
-    header: &Map<String, Value>,
-    config: &DpopConfig,
-) -> Result<ProofHeader, ProofProblem> {
+fn read_header(header: &Object, config: &DpopConfig) -> Result<ProofHeader, ProofProblem> {
     check_typ(header)?;
     let alg = check_alg(header, config)?;
     let (jwk, key) = proof_key(header, alg)?;
@@ -210,7 +204,7 @@ fn read_header(
 
 struct Parts<'p> {
     header: HeaderPart<'p>,
-    claims: Map<String, Value>,
+    claims: Object,
     signing_input: &'p str,
     signature: Vec<u8>,
 }
@@ -249,18 +243,18 @@ fn split_remembering<'p>(
     })
 }
 
-fn object(part: &str, max: usize) -> Result<Map<String, Value>, ProofProblem> {
+fn object(part: &str, max: usize) -> Result<Object, ProofProblem> {
     if part.len() / 4 * 3 > max {
         return Err(ProofProblem::TooLarge);
     }
     let bytes = b64::decode(part).ok_or(ProofProblem::NotCompactJws)?;
-    match parse_strict(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
+    match parse_strict_object(&bytes) {
+        Ok(Some(object)) => Ok(object),
         _ => Err(ProofProblem::NotCompactJws),
     }
 }
 
-fn check_typ(header: &Map<String, Value>) -> Result<(), ProofProblem> {
+fn check_typ(header: &Object) -> Result<(), ProofProblem> {
     match header.get("typ").and_then(Value::as_str) {
         Some(typ) if typ_is_one_of(typ, &["dpop+jwt".to_owned()]) => Ok(()),
         _ => Err(ProofProblem::WrongType),
@@ -269,7 +263,7 @@ fn check_typ(header: &Map<String, Value>) -> Result<(), ProofProblem> {
 
 /// `none` and HMAC cannot be configured, but are refused here by name as well: the
 /// allowlist is the only way in.
-fn check_alg(header: &Map<String, Value>, config: &DpopConfig) -> Result<Alg, ProofProblem> {
+fn check_alg(header: &Object, config: &DpopConfig) -> Result<Alg, ProofProblem> {
     let name = header.get("alg").and_then(Value::as_str).unwrap_or("none");
     match Alg::classify(name) {
         AlgName::Supported(alg) if !alg.is_hmac() => check_alg_allowed(alg, config),
@@ -288,7 +282,7 @@ fn check_alg_allowed(alg: Alg, config: &DpopConfig) -> Result<Alg, ProofProblem>
 /// The proof's own key: public only, within the RSA budget, of a type that fits `alg`
 /// (no algorithm confusion: an ES256 proof with an RSA `jwk` is refused here).
 fn proof_key(
-    header: &Map<String, Value>,
+    header: &Object,
     alg: Alg,
 ) -> Result<(&Map<String, Value>, keys::VerificationKey), ProofProblem> {
     let Some(Value::Object(jwk)) = header.get("jwk") else {
@@ -328,7 +322,7 @@ fn rsa_modulus_bits(jwk: &Map<String, Value>) -> Option<usize> {
     Some(significant * 8)
 }
 
-fn check_claims(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<Accepted, ProofProblem> {
+fn check_claims(claims: &Object, e: &Expected<'_>) -> Result<Accepted, ProofProblem> {
     if claims.get("htm").and_then(Value::as_str) != Some(e.method) {
         return Err(ProofProblem::HtmMismatch);
     }
@@ -356,7 +350,7 @@ fn check_claims(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<Accepte
 
 /// `iat` within `max_age_s + clock_skew_s` of now, either way (a proof from the future is
 /// as suspect as an old one: it could be kept and used later).
-fn check_iat(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<i64, ProofProblem> {
+fn check_iat(claims: &Object, e: &Expected<'_>) -> Result<i64, ProofProblem> {
     let Some(iat) = claims.get("iat").and_then(Value::as_f64) else {
         return Err(ProofProblem::IatMissing);
     };

@@ -159,7 +159,8 @@ mod tests {
             json!({"iss":"i","sub":"user:alice","exp":1,"acct":"A-1"})
                 .as_object()
                 .unwrap()
-                .clone(),
+                .clone()
+                .into(),
         )
         .unwrap()
     }

@@ -95,6 +95,163 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// A JSON object read strictly, its members in document order: a token's header or its
+/// claims. A token has a dozen members or so, and a name is found by comparing it with
+/// each: a `serde_json::Map` hashed every name with SipHash, on insertion and on every
+/// lookup, a fifth of what a cold token cost besides its signature. Past `SCAN_MEMBERS`
+/// members the object becomes such a map, so that a crafted token with thousands of
+/// members costs what it did (never a quadratic scan).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object(Members);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Members {
+    Few(Vec<(String, Value)>),
+    Many(Map<String, Value>),
+}
+
+/// The most members an `Object` scans (each new member is compared with every earlier
+/// one, so at most 32·31/2 comparisons) before it moves them into a hash map.
+const SCAN_MEMBERS: usize = 32;
+
+impl Object {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        match &self.0 {
+            Members::Few(members) => members.iter().find(|(n, _)| n == name).map(|(_, v)| v),
+            Members::Many(map) => map.get(name),
+        }
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Members::Few(members) => members.len(),
+            Members::Many(map) => map.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The members in document order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let (few, many) = match &self.0 {
+            Members::Few(members) => (Some(members.iter().map(|(n, v)| (n.as_str(), v))), None),
+            Members::Many(map) => (None, Some(map.iter().map(|(n, v)| (n.as_str(), v)))),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+
+    /// Adds a member; `Err` with the name when the object has it already.
+    fn insert_new(&mut self, name: String, value: Value) -> Result<(), String> {
+        match &mut self.0 {
+            Members::Few(members) if members.iter().any(|(n, _)| *n == name) => Err(name),
+            Members::Few(members) if members.len() < SCAN_MEMBERS => {
+                members.push((name, value));
+                Ok(())
+            }
+            Members::Few(members) => {
+                let mut map: Map<String, Value> = std::mem::take(members).into_iter().collect();
+                map.insert(name, value);
+                self.0 = Members::Many(map);
+                Ok(())
+            }
+            Members::Many(map) => match map.entry(name) {
+                Entry::Occupied(dup) => Err(dup.key().clone()),
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+impl From<Map<String, Value>> for Object {
+    /// A map's names are distinct already.
+    fn from(map: Map<String, Value>) -> Self {
+        if map.len() <= SCAN_MEMBERS {
+            Object(Members::Few(map.into_iter().collect()))
+        } else {
+            Object(Members::Many(map))
+        }
+    }
+}
+
+impl From<Object> for Map<String, Value> {
+    fn from(object: Object) -> Self {
+        match object.0 {
+            Members::Few(members) => members.into_iter().collect(),
+            Members::Many(map) => map,
+        }
+    }
+}
+
+impl serde::Serialize for Object {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+/// A document read as strictly as `StrictValue`: the object it is, or `None` for any other
+/// JSON value (read and checked all the same: a repeated name inside an array is refused).
+struct TopObject(Option<Object>);
+
+impl<'de> Deserialize<'de> for TopObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopObjectVisitor)
+    }
+}
+
+struct TopObjectVisitor;
+
+impl<'de> Visitor<'de> for TopObjectVisitor {
+    type Value = TopObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<TopObject, E> {
+        Ok(TopObject(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<TopObject, E> {
+        Ok(TopObject(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<TopObject, E> {
+        Ok(TopObject(None))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<TopObject, E> {
+        StrictVisitor.visit_f64(v).map(|_| TopObject(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<TopObject, E> {
+        Ok(TopObject(None))
+    }
+    fn visit_unit<E>(self) -> Result<TopObject, E> {
+        Ok(TopObject(None))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TopObject, A::Error> {
+        StrictVisitor.visit_seq(seq).map(|_| TopObject(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopObject, A::Error> {
+        let mut out = Object(Members::Few(Vec::with_capacity(OBJECT_CAPACITY * 2)));
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(value) = map.next_value()?;
+            out.insert_new(key, value)
+                .map_err(|name| duplicate(&name))?;
+        }
+        Ok(TopObject(Some(out)))
+    }
+}
+
+/// Parses untrusted JSON that should be an object: `Ok(None)` for any other value.
+pub(crate) fn parse_strict_object(bytes: &[u8]) -> Result<Option<Object>, JsonProblem> {
+    parse_strict_as::<TopObject>(bytes).map(|top| top.0)
+}
+
 /// The error a strict reader returns for a member name seen twice in one object
 /// (`parse_strict_as` turns it into `JsonProblem::DuplicateMember`).
 pub(crate) fn duplicate<E: de::Error>(name: &str) -> E {
@@ -187,6 +344,120 @@ mod tests {
             parse_strict(b"{\"a\":\"\xff\"}"),
             Err(JsonProblem::Syntax(_))
         ));
+    }
+
+    /// Documents of every shape an attacker might send as a token part: objects of 0 to
+    /// 80 members (across `SCAN_MEMBERS`), names repeated near and far, nested objects
+    /// with repeats, arrays, scalars, broken text.
+    fn documents() -> Vec<Vec<u8>> {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut out: Vec<Vec<u8>> = [
+            "1",
+            "\"x\"",
+            "null",
+            "[]",
+            "[{\"a\":1,\"a\":2}]",
+            "{",
+            "{} x",
+            "{\"a\":1,}",
+        ]
+        .iter()
+        .map(|t| t.as_bytes().to_vec())
+        .collect();
+        for _ in 0..3000 {
+            let members = next(81);
+            // Half the objects have distinct names, the others draw from a small set.
+            let names = if next(2) == 0 {
+                u64::MAX
+            } else {
+                1 + next(100)
+            };
+            let mut doc = String::from("{");
+            for i in 0..members {
+                if i > 0 {
+                    doc.push(',');
+                }
+                let value = match next(6) {
+                    0 => "1".to_owned(),
+                    1 => "\"v\"".to_owned(),
+                    2 => "[1,{\"k\":2}]".to_owned(),
+                    3 => format!("{{\"n{}\":1,\"n{}\":2}}", next(20), next(20)),
+                    4 => "null".to_owned(),
+                    _ => "{\"act\":{\"sub\":\"a\"}}".to_owned(),
+                };
+                let name = if names == u64::MAX { i } else { next(names) };
+                doc.push_str(&format!("\"m{name}\":{value}"));
+            }
+            doc.push('}');
+            if next(10) == 0 {
+                doc.truncate(doc.len().saturating_sub(1 + next(3) as usize));
+            }
+            out.push(doc.into_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn an_object_reads_as_the_map_did() {
+        let (mut objects, mut large, mut duplicates) = (0, 0, 0);
+        for doc in documents() {
+            let expected = parse_strict(&doc);
+            let got = parse_strict_object(&doc);
+            match (&expected, &got) {
+                (Ok(Value::Object(map)), Ok(Some(object))) => {
+                    objects += 1;
+                    large += usize::from(map.len() > SCAN_MEMBERS);
+                    let in_order: Vec<(&str, &Value)> =
+                        map.iter().map(|(n, v)| (n.as_str(), v)).collect();
+                    assert_eq!(object.iter().collect::<Vec<_>>(), in_order);
+                    assert_eq!(object.len(), map.len());
+                    for (name, value) in map {
+                        assert_eq!(object.get(name), Some(value));
+                    }
+                    assert_eq!(object.get("absent"), None);
+                    assert_eq!(Map::from(object.clone()), *map);
+                    assert_eq!(
+                        Object::from(map.clone()).iter().collect::<Vec<_>>(),
+                        in_order
+                    );
+                }
+                (Ok(other), Ok(None)) => assert!(!other.is_object()),
+                (Err(e), Err(g)) => {
+                    assert_eq!(e, g, "{}", String::from_utf8_lossy(&doc));
+                    duplicates += usize::from(matches!(e, JsonProblem::DuplicateMember(_)));
+                }
+                _ => panic!("{expected:?} vs {got:?}: {}", String::from_utf8_lossy(&doc)),
+            }
+        }
+        assert!(
+            objects > 300 && large > 50 && duplicates > 500,
+            "{objects} objects ({large} large), {duplicates} repeats"
+        );
+    }
+
+    #[test]
+    fn a_large_object_becomes_a_map_and_still_refuses_a_repeat() {
+        let members: Vec<String> = (0..SCAN_MEMBERS + 8)
+            .map(|i| format!("\"m{i}\":{i}"))
+            .collect();
+        let doc = format!("{{{}}}", members.join(","));
+        let object = parse_strict_object(doc.as_bytes()).unwrap().unwrap();
+        assert!(matches!(object.0, Members::Many(_)));
+        assert_eq!(object.get("m39"), Some(&Value::from(39)));
+        let repeated = format!("{{{},\"m3\":0}}", members.join(","));
+        assert_eq!(
+            parse_strict_object(repeated.as_bytes()),
+            Err(JsonProblem::DuplicateMember("m3".into()))
+        );
+        let few = parse_strict_object(br#"{"b":1,"a":2}"#).unwrap().unwrap();
+        assert!(matches!(few.0, Members::Few(_)));
+        assert_eq!(serde_json::to_string(&few).unwrap(), r#"{"b":1,"a":2}"#);
     }
 
     #[test]

@@ -10,8 +10,9 @@ pub(crate) mod extract;
 pub(crate) mod json;
 
 use crate::core::limits::{MAX_CLAIMS_BYTES, MAX_HEADER_BYTES, MAX_TOKEN_BYTES};
-use crate::core::token::json::{parse_strict, JsonProblem};
-use serde_json::{Map, Value};
+pub(crate) use crate::core::token::json::Object;
+use crate::core::token::json::{parse_strict_object, JsonProblem};
+use serde_json::Value;
 
 /// Which part of a compact JWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +119,7 @@ pub struct Jws<'a> {
 #[derive(Debug, Clone)]
 pub struct UnverifiedToken<'a> {
     pub jws: Jws<'a>,
-    pub claims: Map<String, Value>,
+    pub claims: Object,
 }
 
 /// Splits a compact JWS whose payload is a JSON object (a JWT).
@@ -198,10 +199,10 @@ fn decode_part(text: &str, part: Part, max: usize) -> Result<Vec<u8>, TokenProbl
     Ok(bytes)
 }
 
-fn json_object(bytes: &[u8], part: Part) -> Result<Map<String, Value>, TokenProblem> {
-    match parse_strict(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(TokenProblem::NotAnObject(part)),
+fn json_object(bytes: &[u8], part: Part) -> Result<Object, TokenProblem> {
+    match parse_strict_object(bytes) {
+        Ok(Some(object)) => Ok(object),
+        Ok(None) => Err(TokenProblem::NotAnObject(part)),
         Err(JsonProblem::DuplicateMember(name)) => {
             Err(TokenProblem::DuplicateMember { part, name })
         }
@@ -209,10 +210,7 @@ fn json_object(bytes: &[u8], part: Part) -> Result<Map<String, Value>, TokenProb
     }
 }
 
-fn optional_string(
-    header: &Map<String, Value>,
-    member: &'static str,
-) -> Result<Option<String>, TokenProblem> {
+fn optional_string(header: &Object, member: &'static str) -> Result<Option<String>, TokenProblem> {
     match header.get(member) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),

@@ -459,7 +459,7 @@ mod tests {
                 typ: None,
                 kid: None,
             },
-            claims: crate::core::claims::read(raw).unwrap(),
+            claims: crate::core::claims::read(raw.into()).unwrap(),
             provider: 0,
             alg: Alg::ES256,
             key: [7; 32],

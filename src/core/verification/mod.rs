@@ -279,7 +279,7 @@ fn record_header(audit: &mut AuditFacts, header: &token::Header) {
 }
 
 /// A parsed token's `iss`, if it is a string.
-fn claimed_issuer(raw_claims: &serde_json::Map<String, serde_json::Value>) -> Option<&str> {
+fn claimed_issuer(raw_claims: &crate::core::token::Object) -> Option<&str> {
     match raw_claims.get("iss") {
         Some(serde_json::Value::String(s)) => Some(s.as_str()),
         _ => None,
