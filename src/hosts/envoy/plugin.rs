@@ -208,23 +208,17 @@ impl<H: Host> Plugin<H> {
         let Some(decision) = self.decide(&mut pending, now, host_now_ms) else {
             return self.refuse_unknown_peer();
         };
-        let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
-        if !resumed && room {
-            if let Some(Denial::KidUnknown { provider }) = decision.denial() {
-                if let Some(index) = self.remotes.iter().position(|r| *r.name == **provider) {
-                    if let Some(deadline_ms) = self.may_wait_for_refetch(index, host_now_ms) {
-                        self.waiters.borrow_mut().push(Waiter {
-                            context_id,
-                            provider: index,
-                            request: pending,
-                            deadline_ms,
-                        });
-                        return Action::Pause;
-                    }
-                }
+        if !resumed {
+            if let Some((provider, deadline_ms)) = self.refetch_wait(&decision, host_now_ms) {
+                self.waiters.borrow_mut().push(Waiter {
+                    context_id,
+                    provider,
+                    request: pending,
+                    deadline_ms,
+                });
+                return Action::Pause;
             }
         }
-
         // SPEC §5: inbound identity headers never reach the upstream, allowed or not. An
         // MCP message is decided in its body phase with its headers still held, so this
         // holds for it too.
@@ -232,16 +226,8 @@ impl<H: Host> Plugin<H> {
         for name in &decision.strip_headers {
             stripped &= self.host.remove_request_header(name);
         }
-        if self.policy.audit_log.logs(decision.is_allowed()) {
-            // The clock is read again only for a line that says how long deciding took.
-            let eval_us = self.host.now_nanos().saturating_sub(started) / 1000;
-            // The audit `peer` (SPEC §6): read now if the decision did not need it.
-            if pending.know_peer(&self.host).is_err() {
-                return self.refuse_unknown_peer();
-            }
-            let mut audit = decision.audit_record(&pending.request);
-            audit.eval_us = Some(eval_us);
-            log_audit(&self.host, &audit);
+        if self.log_decision(&mut pending, &decision, started).is_err() {
+            return self.refuse_unknown_peer();
         }
         self.metrics.decision(
             &self.host,
@@ -251,57 +237,11 @@ impl<H: Host> Plugin<H> {
         );
         // SPEC §11: a shadow denial is forwarded; its identity headers are empty.
         match decision.enforced_response() {
-            None => {
-                if !stripped {
-                    // A caller's identity header the upstream would see is not an allow.
-                    self.host.log(
-                        LogLevel::Error,
-                        "actwarden: could not remove an inbound identity header; refusing the request",
-                    );
-                    send_error(&self.host, 500);
-                    return Action::Pause;
-                }
-                for (name, value) in decision.identity_headers() {
-                    if !self.host.set_request_header(name, value) {
-                        // An identity the upstream would not see is not an allow.
-                        self.host.log(
-                            LogLevel::Error,
-                            &format!("actwarden: could not set `{name}`; refusing the request"),
-                        );
-                        send_error(&self.host, 500);
-                        return Action::Pause;
-                    }
-                }
-                if let Some(facts) = decision
-                    .mcp
-                    .as_ref()
-                    .filter(|_| decision.filters_tools_list(&self.policy))
-                {
-                    // Its answer is filtered, so it must come unencoded: the upstream is
-                    // asked for the identity encoding (only now is the method known, and
-                    // the headers are still held).
-                    if !self.host.remove_request_header("accept-encoding") {
-                        self.host.log(
-                            LogLevel::Error,
-                            "actwarden: could not remove `accept-encoding`; refusing the request",
-                        );
-                        send_error(&self.host, 500);
-                        return Action::Pause;
-                    }
-                    self.tools_lists.borrow_mut().push(ToolsListJob {
-                        context_id,
-                        request: pending.request,
-                        now,
-                        facts: facts.clone(),
-                        content_type: String::new(),
-                        had_length: false,
-                    });
-                }
-                if resumed {
-                    self.host.resume_request();
-                }
-                Action::Continue
+            None if !stripped => {
+                // A caller's identity header the upstream would see is not an allow.
+                self.refuse("could not remove an inbound identity header; refusing the request")
             }
+            None => self.forward(context_id, pending, &decision, now, resumed),
             Some(response) => {
                 send_deny(
                     &self.host,
@@ -312,6 +252,89 @@ impl<H: Host> Plugin<H> {
                 Action::Pause
             }
         }
+    }
+
+    /// Whether a request denied for a `kid` its remote provider may yet publish waits for
+    /// the refetch (within the waiting cap): the provider's index and the deadline.
+    fn refetch_wait(&self, decision: &Decision, host_now_ms: u64) -> Option<(usize, u64)> {
+        let room = self.waiters.borrow().len() < crate::core::limits::MAX_WAITING_REQUESTS;
+        let Some(Denial::KidUnknown { provider }) = decision.denial().filter(|_| room) else {
+            return None;
+        };
+        let index = self.remotes.iter().position(|r| *r.name == **provider)?;
+        let deadline_ms = self.may_wait_for_refetch(index, host_now_ms)?;
+        Some((index, deadline_ms))
+    }
+
+    /// Writes the decision's audit line when the policy logs it. `Err`: the line needs the
+    /// mTLS peer and the host could not say.
+    fn log_decision(
+        &self,
+        pending: &mut PendingRequest,
+        decision: &Decision,
+        started: u64,
+    ) -> Result<(), HostError> {
+        if !self.policy.audit_log.logs(decision.is_allowed()) {
+            return Ok(());
+        }
+        // The clock is read again only for a line that says how long deciding took.
+        let eval_us = self.host.now_nanos().saturating_sub(started) / 1000;
+        // The audit `peer` (SPEC §6): read now if the decision did not need it.
+        pending.know_peer(&self.host)?;
+        let mut audit = decision.audit_record(&pending.request);
+        audit.eval_us = Some(eval_us);
+        log_audit(&self.host, &audit);
+        Ok(())
+    }
+
+    /// Lets an allowed (or shadow-denied) request go on with its identity headers; an
+    /// allowed `tools/list` is remembered so that its response can be filtered.
+    fn forward(
+        &self,
+        context_id: u32,
+        pending: PendingRequest,
+        decision: &Decision,
+        now: UnixTime,
+        resumed: bool,
+    ) -> Action {
+        for (name, value) in decision.identity_headers() {
+            if !self.host.set_request_header(name, value) {
+                // An identity the upstream would not see is not an allow.
+                return self.refuse(&format!("could not set `{name}`; refusing the request"));
+            }
+        }
+        if let Some(facts) = decision
+            .mcp
+            .as_ref()
+            .filter(|_| decision.filters_tools_list(&self.policy))
+        {
+            // Its answer is filtered, so it must come unencoded: the upstream is asked
+            // for the identity encoding (only now is the method known, and the headers
+            // are still held).
+            if !self.host.remove_request_header("accept-encoding") {
+                return self.refuse("could not remove `accept-encoding`; refusing the request");
+            }
+            self.tools_lists.borrow_mut().push(ToolsListJob {
+                context_id,
+                request: pending.request,
+                now,
+                facts: facts.clone(),
+                content_type: String::new(),
+                had_length: false,
+            });
+        }
+        if resumed {
+            self.host.resume_request();
+        }
+        Action::Continue
+    }
+
+    /// Answers 500 after saying why at error level: a host call failed where going on
+    /// could let the request through with the wrong identity.
+    fn refuse(&self, why: &str) -> Action {
+        self.host.log(LogLevel::Error, &format!("actwarden: {why}"));
+        send_error(&self.host, 500);
+        Action::Pause
     }
 
     /// Decides `pending`, reading the mTLS peer only when the decision depends on it: up
@@ -370,12 +393,7 @@ impl<H: Host> Plugin<H> {
 
     /// A peer certificate lookup failed: fail closed (SPEC §8), as for any host failure.
     fn refuse_unknown_peer(&self) -> Action {
-        self.host.log(
-            LogLevel::Error,
-            "actwarden: host call failed: could not read the connection's peer certificate",
-        );
-        send_error(&self.host, 500);
-        Action::Pause
+        self.refuse("host call failed: could not read the connection's peer certificate")
     }
 
     /// This policy's verified-token table in shared data, for one decision.
