@@ -260,6 +260,18 @@ fn single(members: &Map<String, Value>) -> Option<(&String, &Value)> {
     }
 }
 
+/// Every numeric `deserialize_*` reads a number as serde_json does: the visitor gets the
+/// number's own type (`u64`, `i64` or `f64`) and converts or refuses it.
+macro_rules! forward_to_number {
+    ($($method:ident)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
+                self.deserialize_u64(visitor)
+            }
+        )*
+    };
+}
+
 impl<'de> de::Deserializer<'de> for At<'de, '_> {
     type Error = ShapeError;
 
@@ -407,48 +419,10 @@ impl<'de> de::Deserializer<'de> for At<'de, '_> {
         bytes byte_buf
     }
 
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
-    }
-
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        self.deserialize_u64(visitor)
+    forward_to_number! {
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u128 deserialize_i8
+        deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128 deserialize_f32
+        deserialize_f64
     }
 }
 
