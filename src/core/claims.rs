@@ -69,23 +69,23 @@ fn invalid(claim: &str, expected: &'static str) -> Denial {
 
 /// A JSON object a claim is looked up in: the claims themselves, or an object inside them
 /// (`act`, `may_act`).
-trait Members {
+trait Lookup {
     fn get(&self, name: &str) -> Option<&Value>;
 }
 
-impl Members for Object {
+impl Lookup for Object {
     fn get(&self, name: &str) -> Option<&Value> {
         Object::get(self, name)
     }
 }
 
-impl Members for Map<String, Value> {
+impl Lookup for Map<String, Value> {
     fn get(&self, name: &str) -> Option<&Value> {
         Map::get(self, name)
     }
 }
 
-fn number(map: &impl Members, name: &str) -> Result<Option<f64>, Denial> {
+fn number(map: &impl Lookup, name: &str) -> Result<Option<f64>, Denial> {
     match map.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => n
@@ -96,7 +96,7 @@ fn number(map: &impl Members, name: &str) -> Result<Option<f64>, Denial> {
     }
 }
 
-fn string<'a>(map: &'a impl Members, name: &str, at: &str) -> Result<Option<&'a str>, Denial> {
+fn string<'a>(map: &'a impl Lookup, name: &str, at: &str) -> Result<Option<&'a str>, Denial> {
     match map.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
