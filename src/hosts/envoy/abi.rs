@@ -1,24 +1,71 @@
-//! The proxy-wasm ABI 0.2.1 calls `ProxyWasmHost` makes, declared here with `u32`
-//! statuses and called directly. This file holds the crate's only `unsafe`.
+//! The proxy-wasm ABI 0.2.1 in both directions, for `ProxyWasmHost` and `exports`: the
+//! host calls, declared here with `u32` statuses and called directly; the ABI's numbers
+//! (`Action`, `LogLevel`, buffer, map and metric kinds); and the two pieces of the module's
+//! own side that need `unsafe` (the memory the host allocates in this VM, the constructors
+//! run at start). This file holds the crate's only `unsafe`.
 //!
-//! Why not the SDK's `proxy_wasm::hostcalls`: each of them `panic!`s on a status it does
-//! not expect (a trap that takes the worker's VM down with every request on it), its
-//! `Status` return type makes a number the enum does not know undefined behaviour, and its
-//! header map reader unwraps every name as UTF-8. Here every status is a value
-//! (`HostStatus`) and the bytes the host returns are read by code that checks every length
-//! (`parse_header_map`).
-//!
-//! The SDK keeps what only it can do: the context dispatch (`proxy_on_*`), the memory the
-//! host allocates in this VM (its `proxy_on_memory_allocate` gives a boxed slice of exactly
-//! the requested size, so a returned buffer is taken over as a `Vec` of that capacity, as
-//! the SDK does), and `dispatch_http_call`, which registers the callout with its
-//! dispatcher.
+//! Why not the SDK (`proxy-wasm` crate): each of its `hostcalls` `panic!`s on a status it
+//! does not expect (a trap that takes the worker's VM down with every request on it), its
+//! `Status` return type makes a number the enum does not know undefined behaviour, its
+//! header map reader unwraps every name as UTF-8, and its dispatcher panics on a context
+//! or call it does not know and exports every callback, each one the host then enters the
+//! VM for on every request (`exports` says which the filter exports). Here every status is
+//! a value (`HostStatus`) and the bytes the host returns are read by code that checks every
+//! length (`parse_header_map`).
 
 use super::host::HostStatus;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
 /// proxy-wasm `StreamType::HttpRequest`, for `proxy_continue_stream`.
 const HTTP_REQUEST_STREAM: u32 = 0;
+
+/// What a stream callback tells the host: go on, or hold the stream here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Action {
+    Continue = 0,
+    Pause = 1,
+}
+
+/// proxy-wasm log levels (Envoy drops lines below its own level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+#[allow(dead_code)] // the ABI's whole scale; the filter logs nothing below `Info`
+pub(crate) enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Critical = 5,
+}
+
+/// The proxy-wasm buffers the filter reads or writes.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub(super) enum BufferType {
+    HttpRequestBody = 0,
+    HttpResponseBody = 1,
+    HttpCallResponseBody = 4,
+    PluginConfiguration = 7,
+}
+
+/// The proxy-wasm header maps the filter reads or writes.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+#[allow(clippy::enum_variant_names)] // the ABI's own names
+pub(super) enum MapType {
+    HttpRequestHeaders = 0,
+    HttpRequestTrailers = 1,
+    HttpResponseHeaders = 2,
+    HttpCallResponseHeaders = 6,
+}
+
+/// The proxy-wasm metric kinds the filter defines.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub(super) enum MetricType {
+    Counter = 0,
+}
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -100,6 +147,18 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_call_foreign_function(
         function_name_data: *const u8,
         function_name_size: usize,
@@ -118,9 +177,9 @@ fn checked(status: u32) -> Result<(), HostStatus> {
     }
 }
 
-/// The bytes a call returned: allocated in this VM by the host through the SDK's
-/// `proxy_on_memory_allocate` (exactly `size` bytes), owned from here on. `None` when the
-/// host returned no buffer.
+/// The bytes a call returned: allocated in this VM by the host through
+/// `proxy_on_memory_allocate` (`allocate`: exactly `size` bytes), owned from here on.
+/// `None` when the host returned no buffer.
 ///
 /// # Safety
 /// `data` is null, or the pointer a host call just returned with `size`.
@@ -317,6 +376,56 @@ pub(super) fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<
     })?;
     // SAFETY: what the call just returned.
     Ok(unsafe { take(data, size) }.unwrap_or_default())
+}
+
+/// Starts an HTTP call to `cluster` (no body, no trailers); its token. The answer comes to
+/// the calling context's `proxy_on_http_call_response` with that token.
+pub(super) fn http_call(
+    cluster: &str,
+    headers: &[(&str, &[u8])],
+    timeout_ms: u32,
+) -> Result<u32, HostStatus> {
+    let serialized = serialize_header_map(headers);
+    let trailers = serialize_header_map(&[]);
+    let mut token = 0u32;
+    // SAFETY: every pointer/length pair comes from a live slice that outlives the call
+    // (an empty body is a null pointer with length 0, as the ABI allows); the host copies
+    // the data before returning; the out-pointer points to the local above.
+    checked(unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            serialized.as_ptr(),
+            serialized.len(),
+            std::ptr::null(),
+            0,
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
+/// `proxy_on_memory_allocate`: `size` bytes the host fills and hands back through a call
+/// (`take` owns them from then on): a boxed slice of exactly that size, so that its
+/// allocation is the one `Vec::from_raw_parts(data, size, size)` takes over.
+pub(super) fn allocate(size: usize) -> *mut u8 {
+    Box::into_raw(Box::<[u8]>::new_uninit_slice(size)).cast::<u8>()
+}
+
+/// Runs the module's static constructors: a WASI reactor's `_initialize` must, before
+/// anything else runs (wasi-libc's own reactor start does the same).
+pub(super) fn call_constructors() {
+    #[cfg(target_os = "wasi")]
+    {
+        extern "C" {
+            fn __wasm_call_ctors();
+        }
+        // SAFETY: called once, from `_initialize`, before any other code of the module.
+        unsafe { __wasm_call_ctors() }
+    }
 }
 
 pub(super) fn send_local_response(

@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+use super::abi::{Action, LogLevel};
 use super::fake::{FakeHost, Race};
 use super::replay::shard_key;
 use super::root::Root;
@@ -15,8 +16,6 @@ use crate::core::dpop::replay::{admit_in_shard, entry_key, shard_layout};
 use crate::core::keys::alg::Alg;
 use crate::core::limits::DPOP_REPLAY_CAS_ATTEMPTS;
 use crate::tools::mint::{public_jwks, ProofClaims, SigningKey};
-use proxy_wasm::traits::{HttpContext, RootContext};
-use proxy_wasm::types::{Action, LogLevel};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 use std::sync::OnceLock;

@@ -2,8 +2,8 @@
 //! properties, shared data and call responses per request context, and records every call
 //! the filter makes, in order, so tests can say what Envoy would have seen.
 
+use super::abi::LogLevel;
 use super::host::{Host, HostError, HostStatus};
-use proxy_wasm::types::LogLevel;
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -142,7 +142,7 @@ impl FakeHost {
         self.state().calls.push(call);
     }
 
-    /// A new request context with these headers, made the effective one (as the SDK does
+    /// A new request context with these headers, made the effective one (as the host does
     /// before calling `on_http_request_headers`).
     pub(crate) fn enter_request(&self, context_id: u32, headers: &[(&str, &str)]) {
         let mut state = self.state();

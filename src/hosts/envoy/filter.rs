@@ -1,11 +1,10 @@
 //! One request: read it from Envoy, hand it to `Plugin::process`.
 
+use super::abi::{Action, LogLevel};
 use super::host::{Host, HostError};
 use super::mcp::{self, McpPhase};
 use super::plugin::{send_error, Outcome, PendingRequest, Plugin};
 use crate::core::request::{Peer, Request};
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, LogLevel};
 use std::rc::Rc;
 
 pub(crate) struct Filter<H: Host> {
@@ -96,10 +95,13 @@ impl<H: Host> Drop for Filter<H> {
     }
 }
 
-impl<H: Host> Context for Filter<H> {}
-
-impl<H: Host> HttpContext for Filter<H> {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+/// The request's callbacks, as `exports` routes them.
+impl<H: Host> Filter<H> {
+    pub(crate) fn on_http_request_headers(
+        &mut self,
+        _num_headers: usize,
+        end_of_stream: bool,
+    ) -> Action {
         let pending = match read_request(&self.plugin.host) {
             Ok(pending) => pending,
             Err(problem) => return self.refuse(&problem),
@@ -124,7 +126,7 @@ impl<H: Host> HttpContext for Filter<H> {
         self.settle(action)
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    pub(crate) fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.check_outcome();
         match self.gate {
             Gate::Open => Action::Continue,
@@ -149,14 +151,22 @@ impl<H: Host> HttpContext for Filter<H> {
         }
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+    pub(crate) fn on_http_response_headers(
+        &mut self,
+        _num_headers: usize,
+        end_of_stream: bool,
+    ) -> Action {
         if self.plugin.tools_lists.borrow().is_empty() && matches!(self.mcp, McpPhase::Idle) {
             return Action::Continue;
         }
         mcp::on_response_headers(&self.plugin, self.context_id, &mut self.mcp, end_of_stream)
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    pub(crate) fn on_http_response_body(
+        &mut self,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
         mcp::on_response_body(&self.plugin, &mut self.mcp, body_size, end_of_stream)
     }
 
@@ -165,7 +175,7 @@ impl<H: Host> HttpContext for Filter<H> {
     /// body. Decisions read headers only, so trailers are stripped, never decided on; a
     /// trailer that cannot be read or removed fails the request closed. Trailers end the
     /// stream: a held MCP message is decided here; a parked request stays held.
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+    pub(crate) fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         self.check_outcome();
         if self.gate == Gate::Answered {
             return Action::Pause;

@@ -7,9 +7,7 @@
 //! the binding under it (`abi`, not the SDK's panicking `hostcalls`) panics on one, and
 //! the filter decides what a failure means (fail closed).
 
-use super::abi;
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
+use super::abi::{self, BufferType, LogLevel, MapType, MetricType};
 use std::time::Duration;
 
 /// A host call that failed (the host's status, for the log line).
@@ -23,7 +21,7 @@ impl std::fmt::Display for HostError {
 }
 
 /// A proxy-wasm status other than `Ok`, as the host returned it (the raw number, so that
-/// a status the SDK's `Status` enum does not know is a value, not undefined behaviour).
+/// a status no enum here knows is a value, not undefined behaviour).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HostStatus(pub u32);
 
@@ -216,11 +214,13 @@ impl Host for ProxyWasmHost {
         headers: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<u32, HostError> {
-        // Through the SDK (not the ABI directly): it registers the callout, so that the
-        // response reaches this root context's `on_http_call_response`. (Envoy answers
-        // `Ok`, `BadArgument` or `InternalFailure` here, each of which the SDK returns.)
-        hostcalls::dispatch_http_call(cluster, headers.to_vec(), None, vec![], timeout)
-            .map_err(|status| HostError(format!("{status:?}")))
+        let headers: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_bytes()))
+            .collect();
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        abi::http_call(cluster, &headers, timeout_ms)
+            .map_err(|status| HostError(status.to_string()))
     }
 
     fn http_call_response_status(&self) -> Option<u16> {
@@ -257,7 +257,6 @@ impl Host for ProxyWasmHost {
     }
 
     fn set_tick_period(&self, period: Duration) -> bool {
-        // Not `RootContext::set_tick_period`, which unwraps the host's status.
         let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
         abi::set_tick_period_ms(millis).is_ok()
     }

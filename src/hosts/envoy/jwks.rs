@@ -5,13 +5,13 @@
 //! context (on ticks, and when a fetch reports); every decision first adopts a newer
 //! document, so a rotation reaches all workers at once.
 
+use super::abi::LogLevel;
 use super::host::Host;
 use super::metrics::Metrics;
 use super::plugin::{Plugin, RemoteProvider};
 use crate::core::keys::remote::{
     check_document, LocalKeys, SharedDocument, SharedJwks, UnknownKid,
 };
-use proxy_wasm::types::LogLevel;
 use std::time::Duration;
 
 /// Tick period of every root context. A request waiting for an unknown-`kid` refetch

@@ -25,10 +25,10 @@
 //! `{"error":"tools_list_unfilterable"}` (`content-encoding`, `mcp-session-id` and `etag`
 //! dropped); it is never passed on unfiltered.
 
+use super::abi::{Action, LogLevel};
 use super::host::Host;
 use super::plugin::{HeldMcp, Outcome, PendingRequest, Plugin, ToolsListJob};
 use crate::core::mcp::{UNFILTERABLE_BODY, UNFILTERABLE_STATUS};
-use proxy_wasm::types::{Action, LogLevel};
 
 /// How long an MCP message's headers may be held with no body callback at all before
 /// the filter concludes that the host withholds the body (no

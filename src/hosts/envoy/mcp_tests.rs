@@ -10,13 +10,12 @@
     clippy::indexing_slicing
 )]
 
+use super::abi::{Action, LogLevel};
 use super::fake::FakeHost;
 use super::filter::Filter;
 use super::root::Root;
 use crate::core::keys::alg::Alg;
 use crate::tools::mint::{public_jwks, SigningKey};
-use proxy_wasm::traits::{HttpContext, RootContext};
-use proxy_wasm::types::{Action, LogLevel};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 use std::sync::OnceLock;

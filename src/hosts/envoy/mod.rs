@@ -10,8 +10,12 @@
 //! - `jwks`: remote JWKS through Envoy shared data, one fetch per interval for all workers.
 //! - `host`: the `Host` trait — every host call the filter makes, a host error as a value —
 //!   and `ProxyWasmHost`, its zero-sized implementation over `abi`.
-//! - `abi`: the proxy-wasm ABI calls, every status a value (the SDK's `hostcalls` panic on
-//!   a status they do not expect); the crate's only `unsafe`.
+//! - `exports`: the callbacks the host calls (`proxy_on_*`), routed to the root or
+//!   request context by id; only those the filter uses are exported, and nothing panics
+//!   on an id it does not know.
+//! - `abi`: the proxy-wasm ABI calls, every status a value, and its numbers; the crate's
+//!   only `unsafe`. The filter does not use the `proxy-wasm` SDK crate: its calls and its
+//!   dispatcher panic on what they do not expect (see `abi`).
 //!   `Root`, `Plugin`, `Filter` and the JWKS code are generic over `H: Host` (static
 //!   dispatch: the wasm build calls the host directly, as before).
 //! - `replay`: the DPoP replay window (SPEC §10) in shared data, one for all workers.
@@ -33,6 +37,7 @@
 mod abi;
 #[cfg(test)]
 mod dpop_tests;
+mod exports;
 #[cfg(test)]
 mod fake;
 mod filter;
@@ -51,19 +56,3 @@ mod signatures;
 mod test_verify;
 #[cfg(test)]
 mod tests;
-
-use host::Host;
-use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
-
-proxy_wasm::main! {{
-    // A panic is a defect: say so at critical before the VM aborts (release builds abort
-    // on panic), so the operator sees it in Envoy's log next to the failing request.
-    std::panic::set_hook(Box::new(|info| {
-        host::ProxyWasmHost.log(LogLevel::Critical, &format!("actwarden: panic: {info}"));
-    }));
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(root::Root::new(context_id, host::ProxyWasmHost))
-    });
-}}

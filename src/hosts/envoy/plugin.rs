@@ -3,6 +3,7 @@
 //! JWKS refetch. `process` is the one path from a request to an answer, used both when a
 //! request arrives and when a waiting request is resumed.
 
+use super::abi::{Action, LogLevel};
 use super::host::{Host, HostError};
 use super::metrics::Metrics;
 use super::shared_tokens::SharedTokenTable;
@@ -18,7 +19,6 @@ use crate::core::reasons::{Denial, Reason};
 use crate::core::request::Request;
 use crate::core::time::UnixTime;
 use crate::core::verification::cache::TokenCache;
-use proxy_wasm::types::{Action, LogLevel};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 

@@ -1,12 +1,11 @@
 //! The root context: one per plugin configuration per worker VM.
 
+use super::abi::LogLevel;
 use super::filter::Filter;
 use super::host::Host;
 use super::jwks::{self, Callout, TICK_MS};
 use super::plugin::Plugin;
 use crate::core::config::Policy;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -32,18 +31,17 @@ impl<H: Host + Clone> Root<H> {
         }
     }
 
-    /// The request context for `context_id`; `None` while unconfigured (Envoy then
-    /// refuses the request). Unit tests use it directly: boxing it as `dyn HttpContext`
-    /// would pull the SDK's default methods, and with them the host imports, into a native
-    /// test binary.
+    /// The request context for `context_id`; `None` while unconfigured (`exports` then
+    /// refuses the request).
     pub(crate) fn filter(&self, context_id: u32) -> Option<Filter<H>> {
         let plugin = self.plugin.as_ref()?;
         Some(Filter::new(context_id, Rc::clone(plugin)))
     }
 }
 
-impl<H: Host + Clone> Context for Root<H> {
-    fn on_http_call_response(
+impl<H: Host + Clone + 'static> Root<H> {
+    /// The answer to one of this root's HTTP calls (a JWKS fetch).
+    pub(crate) fn on_http_call_response(
         &mut self,
         token_id: u32,
         _num_headers: usize,
@@ -60,10 +58,9 @@ impl<H: Host + Clone> Context for Root<H> {
             );
         }
     }
-}
 
-impl<H: Host + Clone + 'static> RootContext for Root<H> {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+    /// Loads the plugin configuration; `false` refuses the plugin (fail closed).
+    pub(crate) fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let host = &self.host;
         let Some(bytes) = host.plugin_configuration() else {
             host.log(
@@ -124,19 +121,11 @@ impl<H: Host + Clone + 'static> RootContext for Root<H> {
         true
     }
 
-    fn on_tick(&mut self) {
+    pub(crate) fn on_tick(&mut self) {
         if let Some(plugin) = &self.plugin {
             jwks::tick(plugin, &mut self.callouts, self.context_id);
             super::mcp::check_held(plugin, plugin.host.now_millis(), self.context_id);
         }
-    }
-
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.filter(context_id)?))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }
 

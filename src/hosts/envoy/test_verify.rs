@@ -6,13 +6,13 @@
 //! one actwarden loads. host-tests/envoy/tests/verify_backend.rs compares every answer
 //! with ring's.
 
+use super::abi::Action;
 use super::host::Host;
 use super::plugin::Plugin;
 use crate::core::keys::alg::Alg;
 use crate::core::keys::{parse_jwks, KeySource};
 use crate::core::request::Request;
 use crate::core::token::b64;
-use proxy_wasm::types::Action;
 use serde_json::{json, Value};
 
 const PATH: &str = "/__actwarden/test/verify";

@@ -16,8 +16,7 @@ use crate::core::keys::remote::{SharedDocument, SharedJwks};
 use crate::core::limits::MAX_WAITING_REQUESTS;
 use crate::tools::mint::{delegate, public_jwks, SigningKey};
 // Called statically on concrete types: see `Root::filter`.
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, LogLevel};
+use super::abi::{Action, LogLevel};
 use ring::rand::SystemRandom;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -100,7 +99,7 @@ fn configured(config: &Value) -> (FakeHost, Root<FakeHost>) {
     (fake, root)
 }
 
-/// Runs `on_http_request_headers` for a new request context, as the SDK would.
+/// Runs `on_http_request_headers` for a new request context, as `exports` would.
 fn request(
     fake: &FakeHost,
     root: &Root<FakeHost>,
@@ -898,4 +897,94 @@ fn a_decided_request_passes_its_body_and_trailers_on() {
     let mut filter = root.filter(3).unwrap();
     assert_eq!(filter.on_http_request_headers(2, false), Action::Pause);
     assert_eq!(filter.on_http_request_body(10, true), Action::Pause);
+}
+
+/// The exports' routing (`exports::Contexts`), as Envoy drives it: roots by id, a request
+/// context per stream under its root, each callback to its own filter, deleted contexts
+/// forgotten.
+#[test]
+fn contexts_route_every_callback_to_its_own_request_and_forget_deleted_ones() {
+    use super::exports::Contexts;
+    let fake = FakeHost::default();
+    {
+        let mut state = fake.state();
+        state.now_ms = NOW_S * 1000;
+        state.plugin_configuration = Some(config().to_string().into_bytes());
+    }
+    let mut contexts = Contexts::new(fake.clone());
+    contexts.on_context_create(ROOT, 0);
+    assert!(contexts.on_configure(ROOT, 0));
+
+    let token = bearer(&local_token());
+    let mut allowed = get("/api/x");
+    allowed.push(("authorization", &token));
+    fake.enter_request(2, &allowed);
+    contexts.on_context_create(2, ROOT);
+    fake.enter_request(3, &get("/api/x"));
+    contexts.on_context_create(3, ROOT);
+    assert_eq!(contexts.request_count(), 2);
+
+    // Interleaved, as a worker's streams are: each answer is its own request's.
+    fake.enter(3);
+    assert_eq!(contexts.on_request_headers(3, 3, true), Action::Pause);
+    fake.enter(2);
+    assert_eq!(contexts.on_request_headers(2, 4, true), Action::Continue);
+    assert_eq!(fake.header(2, "x-agent-subject").as_deref(), Some("alice"));
+    assert_eq!(fake.header(3, "x-agent-subject"), None);
+    let replies = fake.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!((replies[0].context, replies[0].status), (3, 401));
+    // A decided request's body and response go on; a refused one's body never does.
+    assert_eq!(contexts.on_request_body(2, 10, true), Action::Continue);
+    assert_eq!(contexts.on_response_headers(2, 2, false), Action::Continue);
+    assert_eq!(contexts.on_request_body(3, 10, true), Action::Pause);
+
+    contexts.on_delete(2);
+    contexts.on_delete(3);
+    assert_eq!(contexts.request_count(), 0);
+    assert_eq!(contexts.root_count(), 1);
+    contexts.on_delete(ROOT);
+    assert_eq!(contexts.root_count(), 0);
+}
+
+/// A request under a root that has no configuration (its `on_configure` failed) or under
+/// no known root is refused at its headers with a 500, and never let through after; a
+/// callback for an id never created is a no-op, not a panic.
+#[test]
+fn contexts_refuse_a_request_no_configured_root_can_decide() {
+    use super::exports::Contexts;
+    let fake = FakeHost::default();
+    fake.state().plugin_configuration = Some(br#"{"providers": 7}"#.to_vec());
+    let mut contexts = Contexts::new(fake.clone());
+    contexts.on_context_create(ROOT, 0);
+    assert!(!contexts.on_configure(ROOT, 0));
+
+    for (id, parent) in [(4, ROOT), (5, 99)] {
+        fake.enter_request(id, &get("/api/x"));
+        contexts.on_context_create(id, parent);
+        assert_eq!(contexts.on_request_headers(id, 3, false), Action::Pause);
+        assert_eq!(contexts.on_request_body(id, 10, false), Action::Pause);
+        assert_eq!(contexts.on_request_trailers(id, 1), Action::Pause);
+        // The refusal's own response goes out.
+        assert_eq!(contexts.on_response_headers(id, 2, false), Action::Continue);
+        assert_eq!(contexts.on_response_body(id, 10, true), Action::Continue);
+    }
+    let replies = fake.replies();
+    assert_eq!(
+        replies
+            .iter()
+            .map(|r| (r.context, r.status, r.details.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (4, 500, "actwarden_internal_error"),
+            (5, 500, "actwarden_internal_error")
+        ]
+    );
+    assert_eq!(contexts.request_count(), 0);
+
+    assert!(!contexts.on_configure(42, 0));
+    contexts.on_tick(42);
+    contexts.on_http_call_response(42, 1, 0, 0, 0);
+    contexts.on_delete(42);
+    assert_eq!(contexts.root_count(), 1);
 }

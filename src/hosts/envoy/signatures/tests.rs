@@ -260,9 +260,8 @@ mod through_the_plugin {
     use super::super::super::root::Root;
     use super::super::Backend;
     use crate::core::keys::alg::Alg;
+    use crate::hosts::envoy::abi::LogLevel;
     use crate::tools::mint::{public_jwks, SigningKey};
-    use proxy_wasm::traits::{HttpContext, RootContext};
-    use proxy_wasm::types::LogLevel;
     use ring::rand::SystemRandom;
     use serde_json::json;
 
