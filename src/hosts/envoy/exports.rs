@@ -50,6 +50,8 @@ impl<H: Host + Clone + 'static> Contexts<H> {
     /// `parent_id` 0: a new root context; otherwise a request under that root.
     pub(crate) fn on_context_create(&mut self, context_id: u32, parent_id: u32) {
         if parent_id == 0 {
+            // An id the host reuses names a new root: the old one is gone.
+            self.roots.retain(|(id, _)| *id != context_id);
             self.roots
                 .push((context_id, Root::new(context_id, self.host.clone())));
             return;

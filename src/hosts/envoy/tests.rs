@@ -983,6 +983,8 @@ fn contexts_refuse_a_request_no_configured_root_can_decide() {
     assert_eq!(contexts.request_count(), 0);
 
     assert!(!contexts.on_configure(42, 0));
+    contexts.on_context_create(ROOT, 0);
+    assert_eq!(contexts.root_count(), 1);
     contexts.on_tick(42);
     contexts.on_http_call_response(42, 1, 0, 0, 0);
     contexts.on_delete(42);
