@@ -339,7 +339,8 @@ pub fn check_mcp(d: &Decision, policy: &Policy, request: &Request) {
     if let Some(args) = &facts.arguments {
         let line = audit.to_json_line();
         let mut secrets = Vec::new();
-        collect_secrets(&Value::Object(args.clone()), &mut secrets);
+        args.iter()
+            .for_each(|(_, v)| collect_secrets(v, &mut secrets));
         for s in secrets {
             if !said_elsewhere(request, &facts, &s) {
                 assert!(!line.contains(&s), "argument value {s} in the audit line");

@@ -255,7 +255,7 @@ fn evaluate<'p>(
 /// What `require.arguments` is checked against.
 #[derive(Clone, Copy)]
 enum Arguments<'a> {
-    Check(Option<&'a serde_json::Map<String, serde_json::Value>>),
+    Check(Option<&'a crate::core::token::json::Object>),
     /// `tools/list` filtering: "every check except `require.arguments`" (SPEC §9).
     Skip,
 }

@@ -364,6 +364,20 @@ impl Envoy {
         self.log.lock().audits.clone()
     }
 
+    /// The audit records read so far once `complete` says they are (or `timeout` passed):
+    /// Envoy writes its log on its own schedule, so records of requests already answered
+    /// can still be on their way.
+    pub fn wait_audits(
+        &self,
+        timeout: Duration,
+        complete: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        self.wait_until(timeout, |inner| {
+            complete(&inner.audits).then(|| inner.audits.clone())
+        })
+        .unwrap_or_else(|| self.audits())
+    }
+
     /// Waits for the audit record whose `request_id` is `request_id`.
     pub fn wait_audit(&self, request_id: &str, timeout: Duration) -> Result<Value> {
         let found = self.wait_until(timeout, |inner| {

@@ -273,8 +273,7 @@ fn run(json_response: bool) {
         assert_eq!(r.get("content-type"), Some("application/json"), "{answer}");
     }
 
-    let audits = envoy.audits();
-    let refused = |reason: &str| {
+    let refused = |audits: &[Value], reason: &str| {
         audits.iter().any(|a| {
             a["mcp_method"] == "tools/call"
                 && a["mcp_name"] == "create_payment"
@@ -282,15 +281,22 @@ fn run(json_response: bool) {
                 && a["status"] == 403
         })
     };
-    assert!(refused("argument_denied"), "{audits:?}");
-    assert!(refused("scope_insufficient"), "{audits:?}");
-    // Each caller's tools/list was allowed (and then filtered).
-    let lists = audits
-        .iter()
-        .filter(|a| a["mcp_method"] == "tools/list" && a["reason"] == "allowed")
-        .count();
-    // Each caller's, and the two answered 502 (allowed, then unfilterable).
-    assert_eq!(lists, 4, "{audits:?}");
+    // Each caller's tools/list was allowed (and then filtered), and the two answered 502
+    // (allowed, then unfilterable).
+    let lists = |audits: &[Value]| {
+        audits
+            .iter()
+            .filter(|a| a["mcp_method"] == "tools/list" && a["reason"] == "allowed")
+            .count()
+    };
+    let audits = envoy.wait_audits(Duration::from_secs(10), |audits| {
+        refused(audits, "argument_denied")
+            && refused(audits, "scope_insufficient")
+            && lists(audits) >= 4
+    });
+    assert!(refused(&audits, "argument_denied"), "{audits:?}");
+    assert!(refused(&audits, "scope_insufficient"), "{audits:?}");
+    assert_eq!(lists(&audits), 4, "{audits:?}");
     assert!(
         !audits.iter().any(|a| a.to_string().contains("5000")),
         "argument values never logged"

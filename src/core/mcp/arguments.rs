@@ -8,7 +8,8 @@
 use super::config::{ArgumentCondition, ArgumentTest};
 use crate::core::claims::Claims;
 use crate::core::reasons::Denial;
-use serde_json::{Map, Number, Value};
+use crate::core::token::json::Object;
+use serde_json::{Number, Value};
 use std::cmp::Ordering;
 
 /// A parsed RFC 6901 pointer: its reference tokens, unescaped.
@@ -29,7 +30,7 @@ impl Pointer {
     }
 
     /// The value this pointer names inside `arguments` (the document root).
-    fn resolve<'v>(&self, arguments: &'v Map<String, Value>) -> Option<&'v Value> {
+    fn resolve<'v>(&self, arguments: &'v Object) -> Option<&'v Value> {
         let mut tokens = self.0.iter();
         let mut current = match tokens.next() {
             None => return None, // "" names the object itself, which no test accepts
@@ -75,10 +76,10 @@ fn array_index(token: &str) -> Option<usize> {
 /// Every condition, in order; the first that fails is the denial.
 pub(crate) fn check(
     conditions: &[ArgumentCondition],
-    arguments: Option<&Map<String, Value>>,
+    arguments: Option<&Object>,
     claims: &Claims,
 ) -> Result<(), Denial> {
-    let empty = Map::new();
+    let empty = Object::default();
     let arguments = arguments.unwrap_or(&empty);
     for c in conditions {
         if !passes(c, arguments, claims) {
@@ -91,7 +92,7 @@ pub(crate) fn check(
     Ok(())
 }
 
-fn passes(c: &ArgumentCondition, arguments: &Map<String, Value>, claims: &Claims) -> bool {
+fn passes(c: &ArgumentCondition, arguments: &Object, claims: &Claims) -> bool {
     let value = c.tokens.resolve(arguments);
     match (&c.test, value) {
         (ArgumentTest::Absent, v) => v.is_none(),
@@ -166,7 +167,8 @@ mod tests {
     }
 
     fn ok(c: ArgumentCondition, args: Value) -> bool {
-        check(&[c], args.as_object(), &claims()).is_ok()
+        let args = args.as_object().map(|a| Object::from(a.clone()));
+        check(&[c], args.as_ref(), &claims()).is_ok()
     }
 
     #[test]
@@ -175,7 +177,10 @@ mod tests {
         assert!(Pointer::parse("/a~2").is_none());
         let p = Pointer::parse("/a~1b/~0c/1").unwrap();
         let args = json!({"a/b": {"~c": [0, 42]}});
-        assert_eq!(p.resolve(args.as_object().unwrap()), Some(&json!(42)));
+        assert_eq!(
+            p.resolve(&Object::from(args.as_object().unwrap().clone())),
+            Some(&json!(42))
+        );
         assert_eq!(array_index("01"), None);
         assert_eq!(array_index("-"), None);
     }

@@ -7,9 +7,9 @@ use crate::core::limits::{MAX_MCP_JSON_DEPTH, MAX_MCP_METHOD_BYTES, MAX_MCP_NAME
 use crate::core::reasons::Denial;
 use crate::core::request::Request;
 use crate::core::token::json::{duplicate, parse_strict_as, JsonProblem};
-use crate::core::token::json::{StrictValue, StrictVisitor};
+use crate::core::token::json::{Object, StrictValue, StrictVisitor, TopObject};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashSet;
 use std::marker::PhantomData;
 
@@ -21,7 +21,7 @@ pub struct McpFacts {
     /// `resources/subscribe`, `resources/unsubscribe`).
     pub name: Option<String>,
     /// `params.arguments` of `tools/call` and `prompts/get`: never logged.
-    pub arguments: Option<Map<String, Value>>,
+    pub arguments: Option<Object>,
     /// The JSON-RPC `id` (a `tools/list` response is matched to its request by it).
     pub id: Option<Value>,
 }
@@ -145,7 +145,7 @@ pub fn parse(body: &[u8]) -> Result<McpFacts, McpProblem> {
 }
 
 /// `name` and `arguments` for the methods that carry them.
-type Named = (Option<String>, Option<Map<String, Value>>);
+type Named = (Option<String>, Option<Object>);
 
 fn named(method: &str, params: Option<Read<Params>>) -> Result<Named, McpProblem> {
     let (by_uri, has_arguments) = match method {
@@ -168,8 +168,8 @@ fn named(method: &str, params: Option<Read<Params>>) -> Result<Named, McpProblem
         return Err(McpProblem::NameUnacceptable);
     }
     let arguments = match params.arguments.map(|v| v.0) {
-        Some(Value::Object(a)) if has_arguments => Some(a),
-        Some(_) if has_arguments => return Err(McpProblem::ArgumentsNotObject),
+        Some(Some(a)) if has_arguments => Some(a),
+        Some(None) if has_arguments => return Err(McpProblem::ArgumentsNotObject),
         _ => None,
     };
     Ok((Some(name), arguments))
@@ -224,12 +224,14 @@ impl Members for Message {
     }
 }
 
-/// `params`: the members a name and arguments come from.
+/// `params`: the members a name and arguments come from. `arguments` is read into an
+/// `Object` (its members found by comparison, as a token's claims are), not a map that
+/// hashes every name.
 #[derive(Default)]
 struct Params {
     name: Option<StrictValue>,
     uri: Option<StrictValue>,
-    arguments: Option<StrictValue>,
+    arguments: Option<TopObject>,
 }
 
 impl Members for Params {
@@ -440,7 +442,7 @@ mod tests {
             return Err(McpProblem::NameUnacceptable);
         }
         let arguments = match params.remove("arguments") {
-            Some(Value::Object(a)) if has_arguments => Some(a),
+            Some(Value::Object(a)) if has_arguments => Some(a.into()),
             Some(_) if has_arguments => return Err(McpProblem::ArgumentsNotObject),
             _ => None,
         };
@@ -549,7 +551,7 @@ mod tests {
         let f = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"create_payment","arguments":{"amount":5}}}"#).unwrap();
         assert_eq!(f.method.as_deref(), Some("tools/call"));
         assert_eq!(f.name.as_deref(), Some("create_payment"));
-        assert_eq!(f.arguments.unwrap()["amount"], 5);
+        assert_eq!(f.arguments.unwrap().get("amount"), Some(&5.into()));
         assert_eq!(f.id, Some(Value::from(7)));
     }
 

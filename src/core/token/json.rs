@@ -171,6 +171,25 @@ impl Object {
     }
 }
 
+impl Default for Object {
+    /// No members.
+    fn default() -> Self {
+        Object(Members::Few(Vec::new()))
+    }
+}
+
+impl PartialEq for Object {
+    /// The same members, in any order (as `serde_json::Map` compares), whether each object
+    /// holds them scanned or hashed: names are distinct within an object, so equal counts
+    /// and every member found in the other make the same set.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(name, value)| other.get(name) == Some(value))
+    }
+}
+
 impl From<Map<String, Value>> for Object {
     /// A map's names are distinct already.
     fn from(map: Map<String, Value>) -> Self {
@@ -182,9 +201,10 @@ impl From<Map<String, Value>> for Object {
     }
 }
 
-/// A document read as strictly as `StrictValue`: the object it is, or `None` for any other
-/// JSON value (read and checked all the same: a repeated name inside an array is refused).
-struct TopObject(Option<Object>);
+/// A document (or a member's value) read as strictly as `StrictValue`: the object it is,
+/// or `None` for any other JSON value (read and checked all the same: a repeated name
+/// inside an array is refused).
+pub(crate) struct TopObject(pub(crate) Option<Object>);
 
 impl<'de> Deserialize<'de> for TopObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -449,5 +469,29 @@ mod tests {
     fn ordinary_documents_parse() {
         let v = parse_strict(br#"{"a":[1,2.5,true,null,"x"],"b":{"c":{}}}"#);
         assert!(matches!(v, Ok(Value::Object(_))));
+    }
+
+    /// Equal members make equal objects whatever their order and whether an object scans
+    /// or hashes them (`McpFacts` compares `arguments` this way); a missing, extra or
+    /// different member does not.
+    #[test]
+    fn objects_are_equal_by_their_members_alone() {
+        let few = |text: &str| parse_strict_object(text.as_bytes()).unwrap().unwrap();
+        assert_eq!(few(r#"{"a":1,"b":[2]}"#), few(r#"{"b":[2],"a":1}"#));
+        assert_ne!(few(r#"{"a":1,"b":[2]}"#), few(r#"{"a":1,"b":[3]}"#));
+        assert_ne!(few(r#"{"a":1}"#), few(r#"{"a":1,"b":2}"#));
+        assert_ne!(few(r#"{"a":1,"b":2}"#), few(r#"{"a":1}"#));
+        assert_eq!(Object::default(), few("{}"));
+        let members: Vec<String> = (0..40).map(|i| format!("\"m{i}\":{i}")).collect();
+        let many = few(&format!("{{{}}}", members.join(",")));
+        let reversed: Vec<String> = members.iter().rev().cloned().collect();
+        let from_map: Object =
+            serde_json::from_str::<Map<String, Value>>(&format!("{{{}}}", reversed.join(",")))
+                .unwrap()
+                .into();
+        assert_eq!(many, from_map);
+        let fewer = few(&format!("{{{}}}", members[..32].join(",")));
+        assert_ne!(many, fewer);
+        assert_ne!(fewer, many);
     }
 }
