@@ -57,13 +57,15 @@ impl<H: Host + Clone + 'static> Contexts<H> {
             return;
         }
         // A root that is not configured makes no filter: the request is refused at its
-        // headers (`on_request_headers`).
-        if let Some(filter) = self
+        // headers (`on_request_headers`). A filter left under a reused id is not this
+        // request's.
+        match self
             .root(parent_id)
             .and_then(|root| root.filter(context_id))
         {
-            self.requests.insert(context_id, filter);
-        }
+            Some(filter) => self.requests.insert(context_id, filter),
+            None => self.requests.remove(&context_id),
+        };
     }
 
     pub(crate) fn on_configure(&mut self, root_id: u32, size: usize) -> bool {

@@ -990,3 +990,98 @@ fn contexts_refuse_a_request_no_configured_root_can_decide() {
     contexts.on_delete(42);
     assert_eq!(contexts.root_count(), 1);
 }
+
+/// The exports against a host that sends anything in any order: ids created twice or
+/// never, callbacks after a delete, roots deleted under live requests, requests under
+/// unconfigured or unknown roots. Nothing panics, and a request the filter cannot decide
+/// never goes on: every request-side callback of a request with no filter holds it, and
+/// its headers are answered 500.
+#[test]
+fn contexts_survive_any_order_of_callbacks_and_never_pass_an_undecided_request() {
+    use super::exports::Contexts;
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    // How often a request with a filter was decided: the sequences reach that state.
+    let mut decided = 0;
+    let mut next = |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    for _ in 0..1000 {
+        let fake = FakeHost::default();
+        {
+            let mut state = fake.state();
+            state.now_ms = NOW_S * 1000;
+            state.plugin_configuration = Some(config().to_string().into_bytes());
+        }
+        let mut contexts = Contexts::new(fake.clone());
+        // What the sequence has made so far: live requests that have a filter.
+        let mut filtered: Vec<u32> = Vec::new();
+        let mut configured_roots: Vec<u32> = Vec::new();
+        for _ in 0..60 {
+            let id = 1 + u32::try_from(next(4)).unwrap();
+            match next(10) {
+                0 => {
+                    let parent = u32::try_from(next(3)).unwrap();
+                    contexts.on_context_create(id, parent);
+                    if parent == 0 {
+                        configured_roots.retain(|r| *r != id);
+                    } else {
+                        filtered.retain(|r| *r != id);
+                        if configured_roots.contains(&parent) {
+                            filtered.push(id);
+                        }
+                    }
+                }
+                1 => {
+                    if contexts.on_configure(id, 0) {
+                        configured_roots.push(id);
+                    }
+                }
+                2 => {
+                    fake.enter_request(id, &get("/api/x"));
+                    let replies = fake.replies().len();
+                    let action = contexts.on_request_headers(id, 3, false);
+                    if filtered.contains(&id) {
+                        decided += 1;
+                    } else {
+                        assert_eq!(action, Action::Pause);
+                        let sent = fake.replies();
+                        assert_eq!(sent.len(), replies + 1);
+                        assert_eq!(sent.last().unwrap().status, 500);
+                    }
+                }
+                3 => {
+                    let action = contexts.on_request_body(id, 4, next(2) == 0);
+                    assert!(filtered.contains(&id) || action == Action::Pause);
+                }
+                4 => {
+                    let action = contexts.on_request_trailers(id, 1);
+                    assert!(filtered.contains(&id) || action == Action::Pause);
+                }
+                5 => {
+                    contexts.on_response_headers(id, 2, false);
+                }
+                6 => {
+                    contexts.on_response_body(id, 4, true);
+                }
+                7 => {
+                    // A request's id deletes the request; any other, the root.
+                    contexts.on_delete(id);
+                    if filtered.contains(&id) {
+                        filtered.retain(|r| *r != id);
+                    } else {
+                        configured_roots.retain(|r| *r != id);
+                    }
+                }
+                8 => contexts.on_tick(id),
+                _ => contexts.on_http_call_response(id, 1, 0, 0, 0),
+            }
+        }
+    }
+    assert!(
+        decided > 20,
+        "only {decided} requests with a filter decided"
+    );
+}
