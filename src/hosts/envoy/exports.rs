@@ -31,13 +31,6 @@ pub(crate) struct Contexts<H: Host> {
     requests: HashMap<u32, Filter<H>, foldhash::fast::FixedState>,
 }
 
-/// Which side of the stream a callback is on: what it answers when it cannot be routed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Request,
-    Response,
-}
-
 impl<H: Host + Clone + 'static> Contexts<H> {
     pub(crate) fn new(host: H) -> Contexts<H> {
         Contexts {
@@ -99,31 +92,34 @@ impl<H: Host + Clone + 'static> Contexts<H> {
         }
     }
 
+    // A request with no filter was refused at its headers: what follows them is held
+    // (`Pause`), and the refusal's own response goes out (`Continue`).
+
     pub(crate) fn on_request_body(&mut self, id: u32, size: usize, end: bool) -> Action {
         match self.requests.get_mut(&id) {
             Some(filter) => filter.on_http_request_body(size, end),
-            None => unknown(Side::Request),
+            None => Action::Pause,
         }
     }
 
     pub(crate) fn on_request_trailers(&mut self, id: u32, trailers: usize) -> Action {
         match self.requests.get_mut(&id) {
             Some(filter) => filter.on_http_request_trailers(trailers),
-            None => unknown(Side::Request),
+            None => Action::Pause,
         }
     }
 
     pub(crate) fn on_response_headers(&mut self, id: u32, headers: usize, end: bool) -> Action {
         match self.requests.get_mut(&id) {
             Some(filter) => filter.on_http_response_headers(headers, end),
-            None => unknown(Side::Response),
+            None => Action::Continue,
         }
     }
 
     pub(crate) fn on_response_body(&mut self, id: u32, size: usize, end: bool) -> Action {
         match self.requests.get_mut(&id) {
             Some(filter) => filter.on_http_response_body(size, end),
-            None => unknown(Side::Response),
+            None => Action::Continue,
         }
     }
 
@@ -157,16 +153,6 @@ impl<H: Host + Clone + 'static> Contexts<H> {
             .iter_mut()
             .find(|(root_id, _)| *root_id == id)
             .map(|(_, root)| root)
-    }
-}
-
-/// What a body, trailers or response callback of a request with no filter answers: the
-/// request itself was refused at its headers, so its body waits there and the refusal's
-/// own response goes out.
-fn unknown(side: Side) -> Action {
-    match side {
-        Side::Request => Action::Pause,
-        Side::Response => Action::Continue,
     }
 }
 

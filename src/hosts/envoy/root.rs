@@ -21,7 +21,7 @@ pub(crate) struct Root<H> {
     callouts: Vec<Callout>,
 }
 
-impl<H: Host + Clone> Root<H> {
+impl<H: Host + Clone + 'static> Root<H> {
     pub(crate) fn new(context_id: u32, host: H) -> Root<H> {
         Root {
             context_id,
@@ -37,9 +37,7 @@ impl<H: Host + Clone> Root<H> {
         let plugin = self.plugin.as_ref()?;
         Some(Filter::new(context_id, Rc::clone(plugin)))
     }
-}
 
-impl<H: Host + Clone + 'static> Root<H> {
     /// The answer to one of this root's HTTP calls (a JWKS fetch).
     pub(crate) fn on_http_call_response(
         &mut self,
